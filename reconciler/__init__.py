@@ -1,0 +1,1 @@
+"""reconciler: GitOps for a self-hosted LLM server."""

@@ -1,0 +1,328 @@
+"""Read and validate a desired state; every problem comes back with file:line:column.
+
+`load_desired` is the one loader used by `validate`, `plan`, `apply`, `serve` and the
+pre-receive hook, so what passes one passes all.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, get_args
+
+from pydantic import BaseModel, ValidationError
+
+from reconciler.desired.refs import DEFAULT_HOST, canonical
+from reconciler.desired.schema import DesiredState, OllamaSpec, OpenWebUISpec, ServerSpec
+from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source
+from reconciler.desired.yamlpos import Document, Path, YamlProblem, load_yaml
+from reconciler.errors import InvalidDesiredState, Problem
+
+SERVER_FILE, OLLAMA_FILE, OPENWEBUI_FILE = "server.yaml", "ollama.yaml", "openwebui.yaml"
+_SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
+    "server": (SERVER_FILE, ServerSpec, True),
+    "ollama": (OLLAMA_FILE, OllamaSpec, True),
+    "openwebui": (OPENWEBUI_FILE, OpenWebUISpec, False),
+}
+_SCHEMA_HINT = "see desired_state/SCHEMA.md for every field and its default"
+
+
+@dataclass
+class _Parsed:
+    file: str
+    doc: Document
+    model: BaseModel
+
+    def problem(self, path: Path, message: str, hint: str = "") -> Problem:
+        pos = self.doc.position_of(path)
+        return Problem(self.file, pos.line, pos.column, format_path(path), message, hint)
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_desired(source: Source) -> DesiredState:
+    """Parse, validate and cross-check every file; raise InvalidDesiredState listing all."""
+    problems: list[Problem] = []
+    parsed: dict[str, _Parsed] = {}
+    for section, (file, model, required) in _SECTIONS.items():
+        result = _parse_file(source, file, model, required, problems)
+        if result is not None:
+            parsed[section] = result
+    if problems:
+        raise InvalidDesiredState(problems)
+    knowledge = _knowledge_files(source, parsed, problems)
+    problems.extend(_cross_checks(parsed, knowledge))
+    if problems:
+        raise InvalidDesiredState(problems)
+    webui = parsed.get("openwebui")
+    return DesiredState(
+        server=parsed["server"].model,
+        ollama=parsed["ollama"].model,
+        openwebui=webui.model if webui else None,
+        knowledge_files=knowledge,
+        revision=source.revision,
+    )
+
+
+def _parse_file(
+    source: Source, file: str, model: type[BaseModel], required: bool, problems: list[Problem]
+) -> _Parsed | None:
+    raw = source.read(file)
+    if raw is None:
+        if required:
+            problems.append(Problem(file, 1, 1, "", "file is missing", f"create {file}; {_SCHEMA_HINT}"))
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problems.append(Problem(file, line, 1, "", "file is not UTF-8 text", "save it as UTF-8"))
+        return None
+    try:
+        doc = load_yaml(text)
+    except YamlProblem as exc:
+        problems.append(Problem(file, exc.position.line, exc.position.column, "", exc.message, exc.hint))
+        return None
+    if doc.data is None:
+        doc.data = {}
+    if not isinstance(doc.data, dict):
+        problems.append(Problem(file, 1, 1, "", "the file must be a mapping of fields", _SCHEMA_HINT))
+        return None
+    try:
+        return _Parsed(file, doc, model.model_validate(doc.data))
+    except ValidationError as exc:
+        problems.extend(_validation_problems(file, doc, model, exc))
+        return None
+
+
+def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
+    """Keep the parts of a pydantic `loc` that exist in the data (drops union tags)."""
+    path: list[str | int] = []
+    node = data
+    for index, part in enumerate(loc):
+        last = index == len(loc) - 1
+        if isinstance(node, dict) and isinstance(part, str) and (part in node or last):
+            path.append(part)
+            node = node.get(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+    return tuple(path)
+
+
+def _validation_problems(
+    file: str, doc: Document, model: type[BaseModel], exc: ValidationError
+) -> list[Problem]:
+    merged: dict[Path, list[str]] = {}
+    hints: dict[Path, str] = {}
+    for error in exc.errors(include_url=False):
+        path = _data_path(doc.data, tuple(error["loc"]))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = f"unknown field {path[-1]!r}"
+            hints[path] = _field_hint(model, path)
+        elif error["type"] == "missing":
+            message = f"required field {path[-1]!r} is missing"
+        messages = merged.setdefault(path, [])
+        if message not in messages:
+            messages.append(message)
+    problems = []
+    for path, messages in merged.items():
+        pos = doc.position_of(path)
+        hint = hints.get(path, _SCHEMA_HINT)
+        problems.append(Problem(file, pos.line, pos.column, format_path(path), "; or ".join(messages), hint))
+    return problems
+
+
+def _field_hint(model: type[BaseModel], path: Path) -> str:
+    """'did you mean ...' from the fields of the model that holds the unknown key."""
+    current: Any = model
+    for part in path[:-1]:
+        if isinstance(part, int):
+            continue
+        field = current.model_fields.get(part) if _is_model(current) else None
+        if field is None:
+            return _SCHEMA_HINT
+        current = _model_in(field.annotation)
+    if not _is_model(current):
+        return _SCHEMA_HINT
+    names = sorted(f.alias or n for n, f in current.model_fields.items())
+    close = difflib.get_close_matches(str(path[-1]), names, n=1)
+    prefix = f"did you mean {close[0]!r}? " if close else ""
+    return f"{prefix}valid fields here: {', '.join(names)}"
+
+
+def _is_model(obj: Any) -> bool:
+    return isinstance(obj, type) and issubclass(obj, BaseModel)
+
+
+def _model_in(annotation: Any) -> Any:
+    if _is_model(annotation):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _knowledge_files(
+    source: Source, parsed: dict[str, _Parsed], problems: list[Problem]
+) -> dict[str, dict[str, str]]:
+    webui = parsed.get("openwebui")
+    if webui is None:
+        return {}
+    spec: OpenWebUISpec = webui.model  # type: ignore[assignment]
+    result: dict[str, dict[str, str]] = {}
+    for index, base in enumerate(spec.knowledge):
+        prefix = f"knowledge/{base.name}"
+        files: dict[str, str] = {}
+        for path in source.files_under(prefix):
+            data = source.read(path) or b""
+            if len(data) > MAX_KNOWLEDGE_FILE:
+                problems.append(
+                    webui.problem(
+                        ("knowledge", index, "name"),
+                        f"{path} is larger than 64 MiB",
+                        "split it or leave it out of the knowledge base",
+                    )
+                )
+            files[path.removeprefix(prefix + "/")] = hashlib.sha256(data).hexdigest()
+        if not files:
+            problems.append(
+                webui.problem(
+                    ("knowledge", index, "name"),
+                    f"the folder {prefix}/ has no documents",
+                    f"add documents under {prefix}/ or remove this knowledge base",
+                )
+            )
+        result[base.name] = files
+    return result
+
+
+def _cross_checks(parsed: dict[str, _Parsed], knowledge: dict[str, dict[str, str]]) -> list[Problem]:
+    ollama = parsed["ollama"]
+    problems = _model_checks(ollama)
+    webui = parsed.get("openwebui")
+    if webui is not None:
+        problems += _webui_checks(webui, ollama.model)  # type: ignore[arg-type]
+    return problems
+
+
+def _model_checks(ollama: _Parsed) -> list[Problem]:
+    spec: OllamaSpec = ollama.model  # type: ignore[assignment]
+    problems: list[Problem] = []
+    seen: dict[str, int] = {}
+    for section in ("models", "derived"):
+        for index, entry in enumerate(getattr(spec, section)):
+            key = canonical(entry.name)
+            if key in seen:
+                first = ollama.doc.position_of(_first_path(spec, key)).line
+                problems.append(
+                    ollama.problem(
+                        (section, index, "name"),
+                        f"model {entry.name!r} is listed twice (first on line {first})",
+                        "keep one entry",
+                    )
+                )
+            seen.setdefault(key, index)
+    local = {canonical(m.name) for m in spec.models}
+    for index, derived in enumerate(spec.derived):
+        if canonical(derived.from_) not in local:
+            problems.append(
+                ollama.problem(
+                    ("derived", index, "from"),
+                    f"base model {derived.from_!r} is not listed under models",
+                    "add it to models so it is pulled first",
+                )
+            )
+    limit = spec.container.env.OLLAMA_MAX_LOADED_MODELS
+    pinned = [m.name for m in spec.all_models() if m.keep_loaded]
+    if limit and len(pinned) > limit:
+        problems.append(
+            ollama.problem(
+                ("container", "env", "OLLAMA_MAX_LOADED_MODELS"),
+                f"{len(pinned)} models are pinned (keep_loaded) but at most {limit} may be "
+                f"loaded: {', '.join(pinned)}",
+                "raise the limit or unpin a model",
+            )
+        )
+    hosts = [r.host for r in spec.registries]
+    for index, host in enumerate(hosts):
+        if host in hosts[:index] or host == DEFAULT_HOST:
+            problems.append(
+                ollama.problem(
+                    ("registries", index, "host"),
+                    f"registry {host!r} is declared twice or is the default",
+                    "keep one entry",
+                )
+            )
+    return problems
+
+
+def _first_path(spec: OllamaSpec, key: str) -> Path:
+    for section in ("models", "derived"):
+        for index, entry in enumerate(getattr(spec, section)):
+            if canonical(entry.name) == key:
+                return (section, index, "name")
+    return ()
+
+
+def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
+    spec: OpenWebUISpec = webui.model  # type: ignore[assignment]
+    problems: list[Problem] = []
+    local = {canonical(m.name) for m in ollama.all_models()}
+    clouds = {c.name for c in spec.cloud}
+    bases = {k.name for k in spec.knowledge}
+
+    def check_model(path: Path, name: str) -> None:
+        head, _, rest = name.partition("/")
+        if head in clouds and rest:
+            return
+        try:
+            known = canonical(name) in local
+        except ValueError:
+            known = False
+        if not known:
+            problems.append(
+                webui.problem(
+                    path,
+                    f"model {name!r} is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
+                    "add it to ollama.yaml models, or name a cloud endpoint",
+                )
+            )
+
+    for index, name in enumerate(spec.default_models):
+        check_model(("default_models", index), name)
+    if spec.task_model:
+        check_model(("task_model",), spec.task_model)
+    for index, preset in enumerate(spec.presets):
+        check_model(("presets", index, "base"), preset.base)
+        for k_index, base in enumerate(preset.knowledge):
+            if base not in bases:
+                problems.append(
+                    webui.problem(
+                        ("presets", index, "knowledge", k_index),
+                        f"knowledge base {base!r} is not declared",
+                        "add it under `knowledge`",
+                    )
+                )
+    if spec.rag.embedding_engine == "ollama" and spec.knowledge:
+        check_model(("rag", "embedding_model"), spec.rag.embedding_model)
+    for field, items in (
+        ("presets", [p.id for p in spec.presets]),
+        ("knowledge", [k.name for k in spec.knowledge]),
+        ("cloud", [c.name for c in spec.cloud]),
+    ):
+        for index, item in enumerate(items):
+            if item in items[:index]:
+                key = "id" if field == "presets" else "name"
+                problems.append(webui.problem((field, index, key), f"{item!r} is declared twice", "keep one"))
+    return problems

@@ -1,0 +1,504 @@
+"""The desired state: what the owner keeps in git, as frozen pydantic models.
+
+Three files at the root of the desired-state repo, one per concern:
+`server.yaml` (budgets, LAN), `ollama.yaml` (the Ollama container and models),
+`openwebui.yaml` (OpenWebUI). Every field has a description and a default that
+the generated docs (`desired_state/SCHEMA.md`) and JSON Schemas are made from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from reconciler.desired.refs import InvalidReference, parse_ref
+from reconciler.units import ByteSize
+
+_ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_DOCKER_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+def _model_ref(value: str) -> str:
+    try:
+        parse_ref(value)
+    except InvalidReference as exc:
+        raise ValueError(f"{value!r} is not a valid Ollama model reference: {exc}") from None
+    return value
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float | str):
+        text = str(value)
+        if any(ord(ch) < 32 for ch in text):
+            raise ValueError("environment values cannot contain control characters or newlines")
+        return text
+    raise ValueError("environment values must be strings, numbers or booleans")
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            f"{value!r} must be lower-case letters, digits, '-' or '_' (at most 63, starting "
+            "with a letter or digit)"
+        )
+    return value
+
+
+def _ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP address") from None
+    return value
+
+
+def _image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise ValueError(f"{value!r} is not a Docker image reference (e.g. ollama/ollama:0.6.8)")
+    return value
+
+
+def _docker_name(value: str) -> str:
+    if not _DOCKER_NAME.match(value):
+        raise ValueError(f"{value!r} is not a valid Docker name (letters, digits, '_', '.', '-')")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_model_ref)]
+EnvValue = Annotated[str, AfterValidator(_env_value)]
+Slug = Annotated[str, AfterValidator(_slug)]
+IPAddress = Annotated[str, AfterValidator(_ip)]
+Image = Annotated[str, AfterValidator(_image)]
+DockerName = Annotated[str, AfterValidator(_docker_name)]
+
+
+# ───────────────────────────── server.yaml ─────────────────────────────
+
+
+class DiskBudget(Frozen):
+    models: ByteSize = Field(
+        description="Most bytes all models may take on disk (shared blobs counted once), "
+        "rollback cache included."
+    )
+    min_free: ByteSize = Field(
+        default=10 * 2**30,
+        description="Free space to keep on the filesystem that holds the models volume.",
+    )
+
+
+class VramBudget(Frozen):
+    per_gpu: ByteSize | None = Field(
+        default=None,
+        description="VRAM the pinned (keep_loaded) models may use on each GPU. "
+        "Leave unset to use the GPU's total minus `headroom`.",
+    )
+    headroom: ByteSize = Field(
+        default=512 * 2**20,
+        description="VRAM left free on each GPU for the desktop, other processes and "
+        "on-demand models when `per_gpu` is unset.",
+    )
+    assume_gpu_total: ByteSize | None = Field(
+        default=None,
+        description="GPU memory to plan with when no GPU can be observed (e.g. planning on a "
+        "laptop). Unset: the VRAM check needs a GPU or `per_gpu`.",
+    )
+
+
+class Budgets(Frozen):
+    disk: DiskBudget = Field(description="Disk budget for models.")
+    vram: VramBudget = Field(default_factory=VramBudget, description="VRAM budget per GPU.")
+
+
+class ServerSpec(Frozen):
+    """`server.yaml`: the machine's budgets and network."""
+
+    budgets: Budgets = Field(description="Disk and VRAM budgets the plan must respect.")
+    lan_addresses: list[IPAddress] = Field(
+        default_factory=list,
+        description="The server's LAN addresses. Services are published on loopback plus "
+        "these; never on 0.0.0.0 unless it is listed here explicitly.",
+    )
+
+    @field_validator("lan_addresses")
+    @classmethod
+    def _no_duplicates(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("an address is listed twice")
+        return value
+
+
+# ───────────────────────────── ollama.yaml ─────────────────────────────
+
+KvCacheType = Literal["f16", "q8_0", "q4_0"]
+
+
+class OllamaEnv(Frozen):
+    """Ollama server settings, passed to the container as environment variables."""
+
+    OLLAMA_KEEP_ALIVE: str | int | None = Field(
+        default=None,
+        description="How long an idle model stays loaded (Go duration like 5m, or seconds; "
+        "negative = forever). Ollama's default: 5m. Pinned models ignore it.",
+    )
+    OLLAMA_MAX_LOADED_MODELS: int | None = Field(
+        default=None, ge=0, le=64, description="Models loaded at once (0/unset = 3 per GPU)."
+    )
+    OLLAMA_NUM_PARALLEL: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Parallel requests per model; the KV cache is sized num_ctx × this. Ollama's default: 1.",
+    )
+    OLLAMA_FLASH_ATTENTION: bool | None = Field(
+        default=None, description="Flash attention; needed for a quantized KV cache."
+    )
+    OLLAMA_KV_CACHE_TYPE: KvCacheType | None = Field(
+        default=None,
+        description="KV cache element type: f16 (default), q8_0 (half), q4_0 (quarter). "
+        "Only effective with flash attention.",
+    )
+    OLLAMA_CONTEXT_LENGTH: int | None = Field(
+        default=None, ge=256, le=2**21, description="Default num_ctx (Ollama: 4096 on 8 GB)."
+    )
+    OLLAMA_GPU_OVERHEAD: ByteSize | None = Field(
+        default=None, description="VRAM Ollama reserves per GPU, in bytes."
+    )
+    OLLAMA_NOPRUNE: bool | None = Field(
+        default=None,
+        description="Keep unreferenced blobs and partial downloads across restarts. The "
+        "reconciler sets it to true unless you say otherwise, so interrupted pulls resume.",
+    )
+    OLLAMA_ORIGINS: str | None = Field(default=None, description="Extra CORS origins.")
+    extra: dict[str, EnvValue] = Field(
+        default_factory=dict,
+        description="Any other environment variables for the container (names in "
+        "UPPER_CASE). OLLAMA_HOST and OLLAMA_MODELS are managed by the reconciler.",
+    )
+
+    @field_validator("OLLAMA_KEEP_ALIVE")
+    @classmethod
+    def _keep_alive(cls, value: str | int | None) -> str | int | None:
+        if isinstance(value, str) and not _DURATION.match(value):
+            raise ValueError(
+                f"{value!r} is not a Go duration: write e.g. 5m, 24h, -1m or a number of seconds"
+            )
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _extra_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
+            if name in {"OLLAMA_HOST", "OLLAMA_MODELS"}:
+                raise ValueError(f"{name} is managed by the reconciler; remove it")
+            if name in OllamaEnv.model_fields:
+                raise ValueError(f"{name} has its own field; set it there instead of in extra")
+        return value
+
+    def as_environment(self) -> dict[str, str]:
+        env: dict[str, str] = {"OLLAMA_NOPRUNE": "1"}
+        for name in type(self).model_fields:
+            if name == "extra":
+                continue
+            value = getattr(self, name)
+            if value is not None:
+                env[name] = _env_value(value)
+        env.update(self.extra)
+        return env
+
+
+class Publish(Frozen):
+    port: int = Field(default=11434, ge=1, le=65535, description="Host port for Ollama's API.")
+    addresses: list[IPAddress] | None = Field(
+        default=None,
+        description="Host addresses to bind. Unset: 127.0.0.1 plus server.yaml's "
+        "lan_addresses. 0.0.0.0 only when written here explicitly.",
+    )
+
+
+class OllamaContainer(Frozen):
+    name: DockerName = Field(default="ollama", description="Container name.")
+    image: Image = Field(default="ollama/ollama:0.6.8", description="Ollama image; pin a tag or a digest.")
+    gpus: Literal["all", "none"] | list[str] = Field(
+        default="all",
+        description="GPU passthrough: all (like --gpus all), none, or a list of device indexes/UUIDs.",
+    )
+    volume: DockerName = Field(
+        default="ollama", description="Named volume mounted at /root/.ollama (the models)."
+    )
+    network: DockerName = Field(
+        default="llm",
+        description="Docker network shared with OpenWebUI; Ollama is reachable there as "
+        "`ollama` whatever container is recreated.",
+    )
+    publish: Publish = Field(default_factory=Publish, description="Published API port.")
+    env: OllamaEnv = Field(default_factory=OllamaEnv, description="Server settings.")
+    restart: Literal["no", "always", "unless-stopped", "on-failure"] = Field(
+        default="unless-stopped", description="Docker restart policy."
+    )
+
+    @field_validator("gpus")
+    @classmethod
+    def _gpu_ids(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list selects no GPU: write `none` instead")
+            for item in value:
+                if not re.match(r"^(\d{1,2}|GPU-[0-9a-fA-F-]{8,64})$", str(item)):
+                    raise ValueError(f"{item!r} is not a GPU index or a GPU-UUID")
+        return value
+
+
+class Registry(Frozen):
+    host: str = Field(description="Registry host as written in model references, e.g. registry.lan:5000.")
+    insecure: bool = Field(default=False, description="Plain HTTP (Ollama's --insecure).")
+    url: str | None = Field(
+        default=None,
+        description="How the reconciler itself reaches the registry for manifest look-ups "
+        "when that differs from inside the container (e.g. http://127.0.0.1:5000).",
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[A-Za-z0-9.:\[\]-]+/?$", value):
+            raise ValueError(f"{value!r} must be http(s)://host[:port]")
+        return value
+
+
+class ModelSpec(Frozen):
+    name: ModelName = Field(
+        description="Ollama reference: model[:tag], namespace/model[:tag] or "
+        "host/namespace/model[:tag]; the tag names the quantization "
+        "(llama3:8b-instruct-q4_K_M)."
+    )
+    keep_loaded: bool = Field(
+        default=False, description="Pin in VRAM (loaded with keep_alive -1 and re-warmed)."
+    )
+    num_ctx: int | None = Field(
+        default=None,
+        ge=256,
+        le=2**21,
+        description="Context length the model is loaded with; sizes its KV cache. Unset: "
+        "OLLAMA_CONTEXT_LENGTH or 4096.",
+    )
+
+
+Scalar = str | int | float | bool
+
+
+class DerivedModel(Frozen):
+    name: ModelName = Field(description="Name of the model to create (like `ollama create`).")
+    from_: ModelName = Field(alias="from", description="Base model, listed under `models`.")
+    system: str | None = Field(default=None, description="System prompt.")
+    template: str | None = Field(default=None, description="Prompt template override.")
+    parameters: dict[str, Scalar | list[str]] = Field(
+        default_factory=dict,
+        description="Modelfile parameters: temperature, top_p, top_k, num_ctx, stop, seed, "
+        "repeat_penalty, num_predict, min_p.",
+    )
+    keep_loaded: bool = Field(default=False, description="Pin the derived model in VRAM.")
+
+    @field_validator("parameters")
+    @classmethod
+    def _known_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
+        known = {
+            "temperature", "top_p", "top_k", "min_p", "num_ctx", "stop", "seed",
+            "repeat_penalty", "repeat_last_n", "num_predict", "mirostat", "num_gpu",
+        }  # fmt: skip
+        for name in value:
+            if name not in known:
+                raise ValueError(f"unknown parameter {name!r}; known: {', '.join(sorted(known))}")
+        return value
+
+
+class RemovalPolicy(Frozen):
+    undesired: Literal["cache", "remove"] = Field(
+        default="cache",
+        description="Models the reconciler pulled that are no longer desired: `cache` keeps "
+        "them for a fast rollback while the disk budget allows, evicting the least recently "
+        "used first; `remove` deletes them at once.",
+    )
+    adopt_unmanaged: bool = Field(
+        default=False,
+        description="Treat models the reconciler did not pull (pulled by hand) as its own, so "
+        "they can be cached/removed. Off: they are never touched.",
+    )
+
+
+class OllamaSpec(Frozen):
+    """`ollama.yaml`: the Ollama container and the models it should hold."""
+
+    container: OllamaContainer = Field(default_factory=OllamaContainer)
+    registries: list[Registry] = Field(
+        default_factory=list, description="Registries other than registry.ollama.ai."
+    )
+    models: list[ModelSpec] = Field(default_factory=list, description="Models to have.")
+    derived: list[DerivedModel] = Field(
+        default_factory=list, description="Models built from a base (system prompt, params)."
+    )
+    removal: RemovalPolicy = Field(default_factory=RemovalPolicy)
+
+    def all_models(self) -> list[ModelSpec | DerivedModel]:
+        """Pulled and derived models, in the order they are declared."""
+        return [*self.models, *self.derived]
+
+
+# ─────────────────────────── openwebui.yaml ────────────────────────────
+
+
+class SecretRef(Frozen):
+    """A secret by reference: its value never enters git."""
+
+    env: str | None = Field(default=None, description="Environment variable of `serve`.")
+    file: str | None = Field(default=None, description="Absolute path of a file on the server.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` or `file`")
+        if self.env is not None and not _ENV_NAME.match(self.env):
+            raise ValueError(f"{self.env!r} is not an environment variable name")
+        if self.file is not None and not self.file.startswith("/"):
+            raise ValueError("`file` must be an absolute path on the server")
+        return self
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+
+class CloudEndpoint(Frozen):
+    name: Slug = Field(description="Short name, used in presets as `<name>/<model>`.")
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
+    api_key: SecretRef = Field(description="The key, by reference: {env: NAME} or {file: PATH}.")
+    models: list[str] = Field(default_factory=list, description="Models offered (optional).")
+
+    @field_validator("base_url")
+    @classmethod
+    def _https(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
+            raise ValueError(f"{value!r} is not an http(s) URL")
+        return value
+
+
+class Voice(Frozen):
+    enabled: bool = Field(default=True, description="Voice chat (speech in and out).")
+    stt_engine: Literal["", "openai", "web", "deepgram", "azure"] = Field(
+        default="",
+        description="Speech-to-text: '' = local Whisper on the server, web = the browser.",
+    )
+    stt_model: str = Field(default="base", description="Whisper model for local STT.")
+    tts_engine: Literal["", "openai", "elevenlabs", "azure", "transformers"] = Field(
+        default="", description="Text-to-speech: '' = the browser's voices."
+    )
+    tts_voice: str = Field(default="alloy", description="Voice name for the TTS engine.")
+
+
+class Rag(Frozen):
+    embedding_engine: Literal["", "ollama", "openai"] = Field(
+        default="ollama", description="'' = sentence-transformers inside OpenWebUI."
+    )
+    embedding_model: str = Field(default="nomic-embed-text", description="Embedding model.")
+    chunk_size: int = Field(default=1000, ge=100, le=100_000, description="Characters per chunk.")
+    chunk_overlap: int = Field(default=100, ge=0, le=10_000, description="Overlap of chunks.")
+    top_k: int = Field(default=5, ge=1, le=100, description="Chunks retrieved per query.")
+
+    @model_validator(mode="after")
+    def _overlap(self) -> Rag:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+class Knowledge(Frozen):
+    name: Slug = Field(description="Knowledge base name; its documents are in knowledge/<name>/.")
+    description: str = Field(default="", description="Shown in OpenWebUI.")
+
+
+class Preset(Frozen):
+    id: Slug = Field(description="Stable id of the preset model in OpenWebUI.")
+    name: str = Field(description="Display name.")
+    base: str = Field(
+        description="Base model: a local model/derived name, or `<cloud>/<model>` of a cloud endpoint."
+    )
+    system: str = Field(default="", description="System prompt.")
+    knowledge: list[Slug] = Field(
+        default_factory=list, description="Knowledge bases attached (shared across presets)."
+    )
+    params: dict[str, Scalar] = Field(default_factory=dict, description="temperature, ...")
+
+
+class Exposure(Frozen):
+    mode: Literal["proxy", "published"] = Field(
+        default="published",
+        description="`proxy`: behind kamal-proxy (ports 80/443); `published`: the container "
+        "port published on `addresses`:`port` with no proxy.",
+    )
+    port: int = Field(default=3000, ge=1, le=65535, description="Host port when published.")
+    addresses: list[IPAddress] | None = Field(
+        default=None, description="Bind addresses; unset: 127.0.0.1 + lan_addresses."
+    )
+    host: str | None = Field(default=None, description="Host name for the proxy.")
+
+
+class OpenWebUISpec(Frozen):
+    """`openwebui.yaml`: OpenWebUI, deployed by Kamal and configured from git."""
+
+    image: Image = Field(
+        default="ghcr.io/open-webui/open-webui:v0.6.5", description="OpenWebUI image to wrap."
+    )
+    exposure: Exposure = Field(default_factory=Exposure)
+    auth: bool = Field(default=False, description="Require login (WEBUI_AUTH). false = LAN MVP, no login.")
+    default_models: list[str] = Field(default_factory=list, description="Picker defaults.")
+    task_model: str | None = Field(default=None, description="Model for titles/tags tasks.")
+    voice: Voice = Field(default_factory=Voice)
+    rag: Rag = Field(default_factory=Rag)
+    knowledge: list[Knowledge] = Field(default_factory=list)
+    presets: list[Preset] = Field(default_factory=list)
+    cloud: list[CloudEndpoint] = Field(default_factory=list)
+    env: dict[str, EnvValue] = Field(
+        default_factory=dict, description="Any other OpenWebUI environment settings."
+    )
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
+            lowered = name.lower()
+            if any(word in lowered for word in ("key", "secret", "password", "token")):
+                raise ValueError(
+                    f"{name} looks like a secret: secrets never go in git; use a cloud "
+                    "endpoint's api_key reference"
+                )
+        return value
+
+
+class DesiredState(Frozen):
+    """Everything one commit of the desired-state repo asks for."""
+
+    server: ServerSpec
+    ollama: OllamaSpec
+    openwebui: OpenWebUISpec | None = None
+    knowledge_files: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="knowledge/<name>/<path> → sha256 of the file, read from the commit.",
+    )
+    revision: str | None = Field(default=None, description="Commit the state was read from.")

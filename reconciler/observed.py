@@ -1,0 +1,132 @@
+"""What the observers saw: frozen models the planner takes. No I/O here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Obs(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Blob(Obs):
+    digest: str
+    size: int = Field(ge=0)
+    media_type: str = ""
+
+    @property
+    def is_weights(self) -> bool:
+        return self.media_type.endswith((".model", ".projector", ".adapter"))
+
+
+class Architecture(Obs):
+    """From `/api/show` model_info (or the GGUF header): what sizes the KV cache."""
+
+    family: str
+    block_count: int = Field(ge=0)
+    head_count: int = Field(ge=0)
+    head_count_kv: int = Field(ge=0)
+    embedding_length: int = Field(ge=0)
+    context_length: int = Field(default=0, ge=0)
+    key_length: int | None = None
+    value_length: int | None = None
+
+
+class ContainerObs(Obs):
+    name: str
+    id: str = ""
+    running: bool
+    status: str = ""
+    health: str | None = None
+    image: str = ""
+    spec_hash: str | None = None  # the label we set when creating it
+
+
+class ModelObs(Obs):
+    name: str  # canonical reference (host/namespace/model:tag, lower case)
+    digest: str = ""
+    blobs: tuple[Blob, ...] = ()
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+    modified_at: datetime | None = None
+    architecture: Architecture | None = None
+    system: str | None = None
+    parameters: dict[str, str] = Field(default_factory=dict)
+    base_digest: str | None = None  # digest of the model (GGUF) layer
+
+    @property
+    def size(self) -> int:
+        return sum(b.size for b in self.blobs)
+
+
+class LoadedObs(Obs):
+    name: str  # canonical
+    size: int
+    size_vram: int
+    expires_at: datetime | None = None
+    context_length: int | None = None
+    pinned: bool = False  # expires so far away that it was loaded with keep_alive < 0
+
+
+class GpuObs(Obs):
+    index: int
+    name: str = ""
+    uuid: str = ""
+    total: int
+    used: int
+    free: int
+    processes: tuple[tuple[int, int], ...] = ()  # (pid, bytes used)
+
+
+class DiskObs(Obs):
+    path: str = ""
+    total: int
+    free: int
+
+
+class RemoteManifest(Obs):
+    """A model's layers as the registry lists them, looked up before pulling."""
+
+    name: str  # canonical
+    blobs: tuple[Blob, ...]
+    architecture: Architecture | None = None
+
+    @property
+    def size(self) -> int:
+        return sum(b.size for b in self.blobs)
+
+
+class InventoryEntry(Obs):
+    """The reconciler's own record of a model it pulled (kept under the state dir)."""
+
+    name: str  # canonical
+    pulled_at: datetime | None = None
+    last_used: datetime | None = None  # last time it was desired or seen loaded
+    spec_hash: str | None = None  # derived models: hash of the spec it was created from
+    digest: str | None = None  # derived models: manifest digest right after creation
+
+
+class DeployedObs(Obs):
+    """What the Kamal executor and the OpenWebUI settings executor last applied."""
+
+    openwebui_spec_hash: str | None = None
+    openwebui_settings_hash: str | None = None
+    running_versions: tuple[str, ...] = ()
+
+
+class Observed(Obs):
+    container: ContainerObs | None = None
+    ollama_reachable: bool = True
+    ollama_version: str | None = None
+    models: tuple[ModelObs, ...] = ()
+    loaded: tuple[LoadedObs, ...] = ()
+    gpus: tuple[GpuObs, ...] = ()
+    gpu_error: str | None = None  # why NVML saw no GPU, when it saw none
+    disk: DiskObs | None = None
+    remote: tuple[RemoteManifest, ...] = ()
+    remote_errors: dict[str, str] = Field(default_factory=dict)  # canonical name → why unknown
+    inventory: tuple[InventoryEntry, ...] = ()
+    deployed: DeployedObs = Field(default_factory=DeployedObs)

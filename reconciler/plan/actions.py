@@ -1,0 +1,183 @@
+"""What a plan is made of. Every action carries the reason the user sees."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.units import format_bytes
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ContainerSpec(_Frozen):
+    """The Ollama container exactly as it should be created."""
+
+    name: str
+    image: str
+    env: dict[str, str]
+    gpus: Literal["all", "none"] | tuple[str, ...]
+    volume: str
+    network: str
+    network_alias: str = "ollama"
+    port: int
+    bind_addresses: tuple[str, ...]
+    restart: str
+
+
+class _Action(_Frozen):
+    reason: str
+
+    @property
+    def mutating(self) -> bool:
+        return True
+
+
+class EnsureContainer(_Action):
+    kind: Literal["container"] = "container"
+    op: Literal["create", "recreate", "start"]
+    spec: ContainerSpec
+    spec_hash: str
+
+    def title(self) -> str:
+        return f"{self.op} container {self.spec.name} ({self.spec.image})"
+
+
+class PullModel(_Action):
+    kind: Literal["pull"] = "pull"
+    model: str  # as the user wrote it
+    canonical: str
+    download_bytes: int
+    insecure: bool = False
+
+    def title(self) -> str:
+        return f"pull {self.model} ({format_bytes(self.download_bytes)} to download)"
+
+
+class CreateDerived(_Action):
+    kind: Literal["create"] = "create"
+    model: str
+    canonical: str
+    from_model: str
+    system: str | None = None
+    template: str | None = None
+    parameters: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
+    spec_hash: str
+
+    def title(self) -> str:
+        return f"create {self.model} from {self.from_model}"
+
+
+class RemoveModel(_Action):
+    kind: Literal["remove"] = "remove"
+    model: str  # canonical
+    frees_bytes: int
+    eviction: bool = False  # True: evicted from the rollback cache for space
+
+    def title(self) -> str:
+        verb = "evict" if self.eviction else "remove"
+        return f"{verb} {self.model} (frees {format_bytes(self.frees_bytes)})"
+
+
+class LoadModel(_Action):
+    kind: Literal["load"] = "load"
+    model: str
+    canonical: str
+    num_ctx: int
+    vram_estimate: int
+
+    def title(self) -> str:
+        return f"load {self.model} pinned, num_ctx {self.num_ctx} (~{format_bytes(self.vram_estimate)} VRAM)"
+
+
+class UnloadModel(_Action):
+    kind: Literal["unload"] = "unload"
+    model: str  # canonical
+
+    def title(self) -> str:
+        return f"unload {self.model}"
+
+
+class KamalDeploy(_Action):
+    kind: Literal["kamal_deploy"] = "kamal_deploy"
+    spec_hash: str
+    first: bool = False
+
+    def title(self) -> str:
+        verb = "kamal setup" if self.first else "kamal deploy"
+        return f"{verb} OpenWebUI version {self.spec_hash}"
+
+
+class ApplyWebUISettings(_Action):
+    kind: Literal["openwebui_settings"] = "openwebui_settings"
+    settings_hash: str
+
+    def title(self) -> str:
+        return f"apply OpenWebUI settings {self.settings_hash} (knowledge, presets)"
+
+
+Action = Annotated[
+    EnsureContainer
+    | PullModel
+    | CreateDerived
+    | RemoveModel
+    | LoadModel
+    | UnloadModel
+    | KamalDeploy
+    | ApplyWebUISettings,
+    Field(discriminator="kind"),
+]
+
+
+class Violation(_Frozen):
+    """One broken budget, with the numbers and the entries responsible."""
+
+    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count"]
+    message: str
+    needed: int = 0
+    limit: int = 0
+    entries: tuple[tuple[str, int], ...] = ()  # (model, bytes), largest first
+
+
+class VramEstimate(_Frozen):
+    model: str
+    weights: int
+    kv_cache: int
+    graph: int
+    overhead: int
+    architecture_known: bool
+
+    @property
+    def total(self) -> int:
+        return self.weights + self.kv_cache + self.graph + self.overhead
+
+
+class Budget(_Frozen):
+    disk_models_after: int = 0
+    disk_models_limit: int = 0
+    disk_free_after: int | None = None
+    disk_min_free: int = 0
+    download_bytes: int = 0
+    vram_pinned: int = 0
+    vram_limit: int | None = None
+    vram_estimates: tuple[VramEstimate, ...] = ()
+    cached_models: tuple[str, ...] = ()  # kept on disk for rollback, not desired
+
+
+class Plan(_Frozen):
+    revision: str | None = None
+    actions: tuple[Action, ...] = ()
+    violations: tuple[Violation, ...] = ()
+    notes: tuple[str, ...] = ()
+    budget: Budget = Field(default_factory=Budget)
+
+    @property
+    def refused(self) -> bool:
+        return bool(self.violations)
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions and not self.violations

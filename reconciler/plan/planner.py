@@ -1,0 +1,390 @@
+"""plan(desired, observed) → Plan. Pure: no I/O, no clock, no randomness.
+
+The order of actions is the order they are safe to run in: the container first
+(everything else talks to it), then unloads and removals (free VRAM and disk), pulls,
+derived models, warm loads, and OpenWebUI last.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from reconciler.desired.refs import canonical, parse_ref
+from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
+from reconciler.observed import Blob, InventoryEntry, ModelObs, Observed
+from reconciler.plan import vram
+from reconciler.plan.actions import (
+    Action,
+    ApplyWebUISettings,
+    Budget,
+    CreateDerived,
+    EnsureContainer,
+    KamalDeploy,
+    LoadModel,
+    Plan,
+    PullModel,
+    RemoveModel,
+    UnloadModel,
+    Violation,
+    VramEstimate,
+)
+from reconciler.plan.container import container_spec
+from reconciler.plan.disk_budget import DiskPlan, plan_disk
+from reconciler.plan.hashing import spec_hash
+from reconciler.plan.webui import deploy_hash, settings_hash
+from reconciler.units import format_bytes
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class _Ctx:
+    desired: DesiredState
+    observed: Observed
+    since: str  # "desired since abc1234"
+
+    @property
+    def present(self) -> dict[str, ModelObs]:
+        return {m.name: m for m in self.observed.models}
+
+    @property
+    def inventory(self) -> dict[str, InventoryEntry]:
+        return {e.name: e for e in self.observed.inventory}
+
+
+def plan(desired: DesiredState, observed: Observed) -> Plan:
+    rev = desired.revision
+    ctx = _Ctx(desired, observed, f"desired since {rev[:7]}" if rev else "desired")
+    container = _container_action(ctx)
+    notes: list[str] = []
+    if not observed.ollama_reachable and container is None:
+        notes.append("Ollama's API does not answer: models are planned once it does")
+    if not observed.ollama_reachable:
+        actions: list[Action] = [container] if container else []
+        return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
+    violations: list[Violation] = []
+    model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
+    if violations:
+        return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
+    actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
+    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
+
+
+def _container_action(ctx: _Ctx) -> EnsureContainer | None:
+    spec = container_spec(ctx.desired)
+    wanted = spec_hash(spec)
+    seen = ctx.observed.container
+    if seen is None:
+        return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
+    if seen.spec_hash != wanted:
+        why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
+        return EnsureContainer(
+            op="recreate",
+            spec=spec,
+            spec_hash=wanted,
+            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
+        )
+    if not seen.running:
+        return EnsureContainer(
+            op="start",
+            spec=spec,
+            spec_hash=wanted,
+            reason=f"container is {seen.status or 'stopped'}",
+        )
+    if seen.health == "unhealthy":
+        return EnsureContainer(op="recreate", spec=spec, spec_hash=wanted, reason="container is unhealthy")
+    return None
+
+
+def _derived_hash(d: DerivedModel, base: ModelObs | None) -> str:
+    return spec_hash(
+        {"spec": d.model_dump(mode="json", by_alias=True), "base": base.digest if base else None}
+    )
+
+
+def _model_actions(
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[str]
+) -> tuple[list[Action], Budget]:
+    desired, observed = ctx.desired, ctx.observed
+    present, inventory = ctx.present, ctx.inventory
+    wanted = {canonical(m.name): m for m in desired.ollama.models}
+    derived = {canonical(d.name): d for d in desired.ollama.derived}
+    remote = {r.name: r for r in observed.remote}
+    insecure = {r.host.lower() for r in desired.ollama.registries if r.insecure}
+
+    to_pull: dict[str, tuple[Blob, ...]] = {}
+    for name, spec in wanted.items():
+        if name in present:
+            continue
+        if name in remote:
+            to_pull[name] = remote[name].blobs
+        else:
+            why = observed.remote_errors.get(name, "not looked up")
+            violations.append(
+                Violation(
+                    budget="download_size",
+                    message=f"download size of {spec.name} is unknown ({why}); cannot check the disk budget",
+                )
+            )
+
+    removal = desired.ollama.removal
+    managed = set(inventory) | (set(present) if removal.adopt_unmanaged else set())
+    undesired = [n for n in present if n not in wanted and n not in derived]
+    removable = [n for n in undesired if n in managed]
+    lru = sorted(removable, key=lambda n: (inventory[n].last_used or _EPOCH) if n in inventory else _EPOCH)
+    remove_now, cache = (lru, []) if removal.undesired == "remove" else ([], lru)
+    stale = [n for n in derived if n in present and not _derived_ok(ctx, n, derived[n])]
+
+    disk_budget = desired.server.budgets.disk
+    disk = plan_disk(
+        {n: m.blobs for n, m in present.items()},
+        to_pull,
+        remove_now,
+        cache,
+        budget=disk_budget.models,
+        free=observed.disk.free if observed.disk else None,
+        min_free=disk_budget.min_free,
+    )
+    if observed.disk is None:
+        notes.append("free disk space was not observed: only the models budget is checked")
+    _disk_violations(ctx, disk, undesired, managed, violations, notes)
+    estimates, vram_limit = _vram_check(ctx, to_pull, violations, notes)
+    budget = Budget(
+        disk_models_after=disk.models_after,
+        disk_models_limit=disk_budget.models,
+        disk_free_after=disk.free_after,
+        disk_min_free=disk_budget.min_free,
+        download_bytes=disk.download,
+        vram_pinned=sum(e.total for e in estimates),
+        vram_limit=vram_limit,
+        vram_estimates=tuple(estimates),
+        cached_models=tuple(disk.cached),
+    )
+    if violations:
+        return [], budget
+
+    removed = {name for name, _, _ in disk.removed}
+    actions: list[Action] = []
+    actions += _unload_actions(ctx, removed, restarting)
+    for name, frees, evicted in disk.removed:
+        reason = (
+            "evicted from the rollback cache (least recently used) to make room"
+            if evicted
+            else "no longer desired; removal policy is `remove`"
+        )
+        actions.append(RemoveModel(model=name, frees_bytes=frees, eviction=evicted, reason=reason))
+    for name in sorted(to_pull, key=lambda n: not wanted[n].keep_loaded):
+        spec = wanted[name]
+        actions.append(
+            PullModel(
+                model=spec.name,
+                canonical=name,
+                download_bytes=disk.downloads[name],
+                insecure=parse_ref(spec.name).host.lower() in insecure,
+                reason=f"{ctx.since}, not present",
+            )
+        )
+    for name, d in derived.items():
+        if name not in present or name in stale:
+            base = present.get(canonical(d.from_))
+            why = "not present" if name not in present else "its spec or base changed"
+            actions.append(
+                CreateDerived(
+                    model=d.name,
+                    canonical=name,
+                    from_model=d.from_,
+                    system=d.system,
+                    template=d.template,
+                    parameters=dict(d.parameters),
+                    spec_hash=_derived_hash(d, base),
+                    reason=f"{ctx.since}, {why}",
+                )
+            )
+    actions += _load_actions(ctx, estimates, restarting)
+    return actions, budget
+
+
+def _derived_ok(ctx: _Ctx, name: str, d: DerivedModel) -> bool:
+    entry = ctx.inventory.get(name)
+    model = ctx.present[name]
+    base = ctx.present.get(canonical(d.from_))
+    return entry is not None and entry.digest == model.digest and entry.spec_hash == _derived_hash(d, base)
+
+
+def _disk_violations(
+    ctx: _Ctx,
+    disk: DiskPlan,
+    undesired: list[str],
+    managed: set[str],
+    violations: list[Violation],
+    notes: list[str],
+) -> None:
+    """A plan that downloads nothing cannot break a budget; over budget already is a note."""
+    budget = ctx.desired.server.budgets.disk
+    over_models = disk.models_after > budget.models
+    low_free = disk.free_after is not None and disk.free_after < budget.min_free
+    if not (over_models or low_free):
+        return
+    unmanaged = [n for n in undesired if n not in managed]
+    tail = ""
+    if unmanaged:
+        tail = (
+            f"; models the reconciler does not manage take space too: {', '.join(unmanaged)}"
+            " (remove them by hand or set removal.adopt_unmanaged)"
+        )
+    messages: list[tuple[str, int, int, str]] = []
+    if over_models:
+        text = f"models need {format_bytes(disk.models_after)} on disk, budget {format_bytes(budget.models)}"
+        messages.append(("disk", disk.models_after, budget.models, text + tail))
+    if low_free and disk.free_after is not None:
+        left = format_bytes(max(disk.free_after, 0))
+        minimum = format_bytes(budget.min_free)
+        text = f"pulling {format_bytes(disk.download)} would leave {left} free, minimum {minimum}"
+        messages.append(("free_space", budget.min_free - disk.free_after, budget.min_free, text + tail))
+    if disk.download == 0:
+        notes.extend(f"over budget already (nothing to pull): {m[3]}" for m in messages)
+        return
+    pulls = tuple(sorted(disk.downloads.items(), key=lambda e: -e[1]))
+    for kind, needed, limit, text in messages:
+        violations.append(Violation(budget=kind, needed=needed, limit=limit, entries=pulls, message=text))
+
+
+def _pinned(ctx: _Ctx) -> list[ModelSpec | DerivedModel]:
+    return [m for m in ctx.desired.ollama.all_models() if m.keep_loaded]
+
+
+def _num_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
+    if isinstance(m, ModelSpec) and m.num_ctx:
+        return m.num_ctx
+    if isinstance(m, DerivedModel) and isinstance(m.parameters.get("num_ctx"), int):
+        return int(m.parameters["num_ctx"])  # type: ignore[arg-type]
+    return ctx.desired.ollama.container.env.OLLAMA_CONTEXT_LENGTH or vram.DEFAULT_NUM_CTX
+
+
+def _vram_check(
+    ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], violations: list[Violation], notes: list[str]
+) -> tuple[list[VramEstimate], int | None]:
+    env = ctx.desired.ollama.container.env
+    remote = {r.name: r for r in ctx.observed.remote}
+    estimates: list[VramEstimate] = []
+    for m in _pinned(ctx):
+        source = canonical(m.from_ if isinstance(m, DerivedModel) else m.name)
+        seen = ctx.present.get(source)
+        blobs = seen.blobs if seen else to_pull.get(source, ())
+        arch = seen.architecture if seen else (remote[source].architecture if source in remote else None)
+        estimates.append(
+            vram.estimate(
+                m.name,
+                blobs,
+                arch,
+                num_ctx=_num_ctx(ctx, m),
+                num_parallel=env.OLLAMA_NUM_PARALLEL or 1,
+                kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
+                flash_attention=bool(env.OLLAMA_FLASH_ATTENTION),
+                gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
+            )
+        )
+    for e in estimates:
+        if not e.architecture_known:
+            notes.append(
+                f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled"
+            )
+    limit = _vram_limit(ctx)
+    if limit is None:
+        if estimates:
+            notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
+        return estimates, None
+    total = sum(e.total for e in estimates)
+    if total > limit:
+        entries = tuple(sorted(((e.model, e.total) for e in estimates), key=lambda x: -x[1]))
+        listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
+        violations.append(
+            Violation(
+                budget="vram",
+                needed=total,
+                limit=limit,
+                entries=entries,
+                message=f"pinned models need {format_bytes(total)} of VRAM, "
+                f"budget {format_bytes(limit)}: {listing}",
+            )
+        )
+    return estimates, limit
+
+
+def _vram_limit(ctx: _Ctx) -> int | None:
+    budget = ctx.desired.server.budgets.vram
+    gpus = ctx.observed.gpus
+    count = max(len(gpus), 1)
+    if budget.per_gpu is not None:
+        return budget.per_gpu * count
+    if gpus:
+        return sum(max(g.total - budget.headroom, 0) for g in gpus)
+    if budget.assume_gpu_total is not None:
+        return max(budget.assume_gpu_total - budget.headroom, 0)
+    return None
+
+
+def _unload_actions(ctx: _Ctx, removed: set[str], restarting: bool) -> list[Action]:
+    if restarting:
+        return []
+    pinned = {canonical(m.name) for m in _pinned(ctx)}
+    actions: list[Action] = []
+    for loaded in ctx.observed.loaded:
+        if loaded.name in removed:
+            actions.append(UnloadModel(model=loaded.name, reason="it is about to be removed"))
+        elif loaded.pinned and loaded.name not in pinned:
+            actions.append(
+                UnloadModel(model=loaded.name, reason="pinned by an earlier commit, no longer keep_loaded")
+            )
+    return actions
+
+
+def _load_actions(ctx: _Ctx, estimates: list[VramEstimate], restarting: bool) -> list[Action]:
+    loaded = {} if restarting else {m.name: m for m in ctx.observed.loaded}
+    by_model = {e.model: e for e in estimates}
+    actions: list[Action] = []
+    for m in _pinned(ctx):
+        name = canonical(m.name)
+        num_ctx = _num_ctx(ctx, m)
+        seen = loaded.get(name)
+        if seen is None:
+            why = "the container is being (re)started" if restarting else "pinned but not loaded"
+        elif not seen.pinned:
+            why = "loaded but not pinned (it would expire)"
+        elif seen.context_length is not None and seen.context_length != num_ctx:
+            why = f"loaded with num_ctx {seen.context_length}, want {num_ctx}"
+        else:
+            continue
+        actions.append(
+            LoadModel(
+                model=m.name,
+                canonical=name,
+                num_ctx=num_ctx,
+                vram_estimate=by_model[m.name].total,
+                reason=f"{ctx.since}, {why}",
+            )
+        )
+    return actions
+
+
+def _webui_actions(ctx: _Ctx) -> list[Action]:
+    wanted_deploy, wanted_settings = deploy_hash(ctx.desired), settings_hash(ctx.desired)
+    deployed = ctx.observed.deployed
+    actions: list[Action] = []
+    if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
+        first = deployed.openwebui_spec_hash is None
+        why = (
+            "OpenWebUI was never deployed"
+            if first
+            else f"OpenWebUI's spec changed ({deployed.openwebui_spec_hash} → {wanted_deploy})"
+        )
+        actions.append(KamalDeploy(spec_hash=wanted_deploy, first=first, reason=f"{ctx.since}, {why}"))
+    if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
+        actions.append(
+            ApplyWebUISettings(
+                settings_hash=wanted_settings,
+                reason=f"{ctx.since}, knowledge/presets/models changed",
+            )
+        )
+    return actions

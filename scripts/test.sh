@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Every check CI runs: lint, types, layer contracts, docs freshness, unit and e2e tests.
+# Installs what it needs (idempotently), including Docker for the e2e tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+./scripts/system-deps.sh
+export PATH="$PWD/.venv/bin:$PATH"
+echo "== ruff"; ruff check . && ruff format --check .
+echo "== mypy (strict)"; mypy
+echo "== import contracts"; lint-imports
+echo "== generated schema and docs are current"; python -m reconciler.desired.docs --check
+echo "== pytest"
+pytest -q -p randomly "$@"
