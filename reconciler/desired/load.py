@@ -122,6 +122,7 @@ def _validation_problems(
 ) -> list[Problem]:
     merged: dict[Path, list[str]] = {}
     hints: dict[Path, str] = {}
+    on_value: set[Path] = set()
     for error in exc.errors(include_url=False):
         path = _data_path(doc.data, tuple(error["loc"]))
         message = str(error["msg"]).removeprefix("Value error, ")
@@ -130,12 +131,14 @@ def _validation_problems(
             hints[path] = _field_hint(model, path)
         elif error["type"] == "missing":
             message = f"required field {path[-1]!r} is missing"
+        else:
+            on_value.add(path)
         messages = merged.setdefault(path, [])
         if message not in messages:
             messages.append(message)
     problems = []
     for path, messages in merged.items():
-        pos = doc.position_of(path)
+        pos = doc.position_of(path, value=path in on_value)
         hint = hints.get(path, _SCHEMA_HINT)
         problems.append(Problem(file, pos.line, pos.column, format_path(path), "; or ".join(messages), hint))
     return problems

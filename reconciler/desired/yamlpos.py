@@ -39,16 +39,17 @@ class Document:
     values: dict[Path, Position] = field(default_factory=dict)
     keys: dict[Path, Position] = field(default_factory=dict)
 
-    def position_of(self, path: Path) -> Position:
-        """Where `path` was written, or the nearest enclosing thing that was."""
+    def position_of(self, path: Path, *, value: bool = False) -> Position:
+        """Where `path` was written (its value when `value`, else its key), or the nearest
+        enclosing key that was."""
+        if value and path in self.values:
+            return self.values[path]
         for end in range(len(path), -1, -1):
             prefix = path[:end]
-            if end == len(path) and prefix in self.keys:
+            if prefix in self.keys:
                 return self.keys[prefix]
             if prefix in self.values:
                 return self.values[prefix]
-            if prefix in self.keys:
-                return self.keys[prefix]
         return Position(1, 1)
 
 

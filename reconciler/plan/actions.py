@@ -66,6 +66,7 @@ class CreateDerived(_Action):
     template: str | None = None
     parameters: dict[str, str | int | float | bool | list[str]] = Field(default_factory=dict)
     spec_hash: str
+    layer_bytes: int = 0
 
     def title(self) -> str:
         return f"create {self.model} from {self.from_model}"

@@ -97,10 +97,15 @@ def _container_action(ctx: _Ctx) -> EnsureContainer | None:
     return None
 
 
-def _derived_hash(d: DerivedModel, base: ModelObs | None) -> str:
-    return spec_hash(
-        {"spec": d.model_dump(mode="json", by_alias=True), "base": base.digest if base else None}
-    )
+def _derived_hash(d: DerivedModel) -> str:
+    return spec_hash(d.model_dump(mode="json", by_alias=True))
+
+
+def derived_layer(d: DerivedModel) -> Blob:
+    """The layers `ollama create` adds (system prompt, parameters, template), as one blob
+    whose size is what they take on disk, give or take JSON framing."""
+    size = len((d.system or "").encode()) + len((d.template or "").encode()) + len(str(d.parameters)) + 64
+    return Blob(digest=f"derived:{_derived_hash(d)}", size=size)
 
 
 def _model_actions(
@@ -135,11 +140,17 @@ def _model_actions(
     lru = sorted(removable, key=lambda n: (inventory[n].last_used or _EPOCH) if n in inventory else _EPOCH)
     remove_now, cache = (lru, []) if removal.undesired == "remove" else ([], lru)
     stale = [n for n in derived if n in present and not _derived_ok(ctx, n, derived[n])]
+    to_create = {n: d for n, d in derived.items() if n not in present or n in stale}
+    new_blobs = dict(to_pull)
+    for name, d in to_create.items():
+        base = canonical(d.from_)
+        base_blobs = present[base].blobs if base in present else to_pull.get(base, ())
+        new_blobs[name] = (*base_blobs, derived_layer(d))
 
     disk_budget = desired.server.budgets.disk
     disk = plan_disk(
         {n: m.blobs for n, m in present.items()},
-        to_pull,
+        new_blobs,
         remove_now,
         cache,
         budget=disk_budget.models,
@@ -185,22 +196,21 @@ def _model_actions(
                 reason=f"{ctx.since}, not present",
             )
         )
-    for name, d in derived.items():
-        if name not in present or name in stale:
-            base = present.get(canonical(d.from_))
-            why = "not present" if name not in present else "its spec or base changed"
-            actions.append(
-                CreateDerived(
-                    model=d.name,
-                    canonical=name,
-                    from_model=d.from_,
-                    system=d.system,
-                    template=d.template,
-                    parameters=dict(d.parameters),
-                    spec_hash=_derived_hash(d, base),
-                    reason=f"{ctx.since}, {why}",
-                )
+    for name, d in to_create.items():
+        why = "not present" if name not in present else "its spec changed"
+        actions.append(
+            CreateDerived(
+                model=d.name,
+                canonical=name,
+                from_model=d.from_,
+                system=d.system,
+                template=d.template,
+                parameters=dict(d.parameters),
+                spec_hash=_derived_hash(d),
+                layer_bytes=derived_layer(d).size,
+                reason=f"{ctx.since}, {why}",
             )
+        )
     actions += _load_actions(ctx, estimates, restarting)
     return actions, budget
 
@@ -208,8 +218,7 @@ def _model_actions(
 def _derived_ok(ctx: _Ctx, name: str, d: DerivedModel) -> bool:
     entry = ctx.inventory.get(name)
     model = ctx.present[name]
-    base = ctx.present.get(canonical(d.from_))
-    return entry is not None and entry.digest == model.digest and entry.spec_hash == _derived_hash(d, base)
+    return entry is not None and entry.digest == model.digest and entry.spec_hash == _derived_hash(d)
 
 
 def _disk_violations(

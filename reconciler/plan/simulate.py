@@ -1,0 +1,118 @@
+"""The expected effect of a plan on what we observe (pure).
+
+Used by the property tests (plan → simulate → plan again must be empty) and to
+show the end state of a dry run. It models what each executor promises.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from reconciler.desired.refs import canonical
+from reconciler.observed import (
+    Blob,
+    ContainerObs,
+    DeployedObs,
+    DiskObs,
+    InventoryEntry,
+    LoadedObs,
+    ModelObs,
+    Observed,
+)
+from reconciler.plan.actions import (
+    ApplyWebUISettings,
+    CreateDerived,
+    EnsureContainer,
+    KamalDeploy,
+    LoadModel,
+    Plan,
+    PullModel,
+    RemoveModel,
+    UnloadModel,
+)
+from reconciler.plan.disk_budget import BlobLedger
+
+FOREVER = datetime(2318, 1, 1)
+
+
+def simulate(plan: Plan, observed: Observed) -> Observed:
+    models = {m.name: m for m in observed.models}
+    loaded = {m.name: m for m in observed.loaded}
+    inventory = {e.name: e for e in observed.inventory}
+    remote = {r.name: r for r in observed.remote}
+    container, deployed = observed.container, observed.deployed
+    reachable = observed.ollama_reachable
+    for action in plan.actions:
+        if isinstance(action, EnsureContainer):
+            container = ContainerObs(
+                name=action.spec.name,
+                running=True,
+                status="running",
+                image=action.spec.image,
+                spec_hash=action.spec_hash,
+            )
+            reachable = True
+            if action.op != "start":
+                loaded.clear()
+        elif isinstance(action, PullModel):
+            manifest = remote[action.canonical]
+            models[action.canonical] = ModelObs(
+                name=action.canonical,
+                digest=f"pulled-{action.canonical}",
+                blobs=manifest.blobs,
+                architecture=manifest.architecture,
+            )
+            inventory[action.canonical] = InventoryEntry(name=action.canonical)
+        elif isinstance(action, CreateDerived):
+            digest = f"created-{action.spec_hash}"
+            base = models.get(canonical(action.from_model))
+            blobs = (base.blobs if base else ()) + (
+                Blob(digest=f"derived:{action.spec_hash}", size=action.layer_bytes),
+            )
+            models[action.canonical] = ModelObs(name=action.canonical, digest=digest, blobs=blobs)
+            inventory[action.canonical] = InventoryEntry(
+                name=action.canonical, spec_hash=action.spec_hash, digest=digest
+            )
+        elif isinstance(action, RemoveModel):
+            models.pop(action.model, None)
+            inventory.pop(action.model, None)
+            loaded.pop(action.model, None)
+        elif isinstance(action, LoadModel):
+            size = action.vram_estimate
+            loaded[action.canonical] = LoadedObs(
+                name=action.canonical,
+                size=size,
+                size_vram=size,
+                expires_at=FOREVER,
+                context_length=action.num_ctx,
+                pinned=True,
+            )
+        elif isinstance(action, UnloadModel):
+            loaded.pop(action.model, None)
+        elif isinstance(action, KamalDeploy):
+            deployed = deployed.model_copy(update={"openwebui_spec_hash": action.spec_hash})
+        elif isinstance(action, ApplyWebUISettings):
+            deployed = deployed.model_copy(update={"openwebui_settings_hash": action.settings_hash})
+    return observed.model_copy(
+        update={
+            "container": container,
+            "ollama_reachable": reachable,
+            "models": tuple(models.values()),
+            "loaded": tuple(loaded.values()),
+            "inventory": tuple(inventory.values()),
+            "deployed": DeployedObs.model_validate(deployed.model_dump()),
+            "disk": _disk_after(observed, tuple(models.values())),
+        }
+    )
+
+
+def _disk_after(observed: Observed, models: tuple[ModelObs, ...]) -> DiskObs | None:
+    if observed.disk is None:
+        return None
+    before, after = BlobLedger(), BlobLedger()
+    for m in observed.models:
+        before.add(m.blobs)
+    for m in models:
+        after.add(m.blobs)
+    free = observed.disk.free - (after.total() - before.total())
+    return observed.disk.model_copy(update={"free": free})
