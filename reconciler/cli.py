@@ -8,6 +8,7 @@ Exit codes: 0 ok (and, for `plan`, nothing to change) · 1 `plan` has changes ·
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -16,12 +17,26 @@ from rich.console import Console
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import DirSource, GitCommitSource, Source
-from reconciler.errors import EXIT_CHANGES, EXIT_OK, EXIT_REFUSED, InvalidDesiredState, ReconcilerError
+from reconciler.errors import (
+    EXIT_CHANGES,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_RUNTIME,
+    InvalidDesiredState,
+    ObservationFailed,
+    ReconcilerError,
+)
 from reconciler.observed import Observed
 from reconciler.plan.planner import plan as make_plan
+from reconciler.report.console import human, json_lines, structured
+from reconciler.report.events import EventBus
 from reconciler.report.render import dumps, plan_to_json, print_plan
+from reconciler.runtime import Runtime, default_state_dir
+from reconciler.state.store import StateStore
 
 _REPO_HELP = "Desired-state repo: a directory, or a git repo (bare or not) read at --rev."
+_STATE_HELP = "State directory (default $RECONCILER_STATE_DIR or /var/lib/reconciler)."
+_URL_HELP = "Ollama API URL (default: the container's first published address)."
 
 
 def _source(path: Path, rev: str | None) -> Source:
@@ -80,11 +95,20 @@ def validate(path: Path, rev: str | None, as_json: bool) -> None:
     help="Plan against a recorded observation (JSON) instead of observing this server.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plan(repo: Path, rev: str | None, observed: Path | None, as_json: bool) -> None:
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+def plan(
+    repo: Path,
+    rev: str | None,
+    observed: Path | None,
+    as_json: bool,
+    state_dir: Path | None,
+    ollama_url: str | None,
+) -> None:
     """Show what apply would change, and why. Exit 0: nothing; 1: changes; 3: refused."""
     try:
         desired = _load(repo, rev)
-        seen = _observe(desired, observed)
+        seen = _observe(desired, observed, state_dir, ollama_url)
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
@@ -98,12 +122,64 @@ def plan(repo: Path, rev: str | None, observed: Path | None, as_json: bool) -> N
     sys.exit(EXIT_CHANGES if result.actions else EXIT_OK)
 
 
-def _observe(desired: DesiredState, recorded: Path | None) -> Observed:
+def _runtime(state_dir: Path | None, ollama_url: str | None) -> Runtime:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise ObservationFailed(f"cannot reach the Docker engine ({exc}); is dockerd running?") from None
+    return Runtime(docker=client, state=StateStore(state_dir or default_state_dir()), ollama_url=ollama_url)
+
+
+def _observe(
+    desired: DesiredState, recorded: Path | None, state_dir: Path | None, url: str | None
+) -> Observed:
     if recorded is not None:
         return Observed.model_validate_json(recorded.read_text())
-    from reconciler.observe.server import observe_server
+    from reconciler.observe.server import observe_server, with_memory
 
-    return observe_server(desired)
+    runtime = _runtime(state_dir, url)
+    memory = runtime.state.load()
+    at = datetime.now(UTC)
+    return with_memory(observe_server(desired, runtime, memory, at), memory, at)
+
+
+@main.command()
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), default=".", help=_REPO_HELP)
+@click.option("--rev", help="Apply this commit of a git repo.")
+@click.option("--dry-run", is_flag=True, help="Observe and plan, change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Events as JSON lines on stdout.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+def apply(
+    repo: Path, rev: str | None, dry_run: bool, as_json: bool, state_dir: Path | None, ollama_url: str | None
+) -> None:
+    """Converge the server once: load → observe → plan → execute → report.
+
+    Exit 0: converged (or, with --dry-run, nothing to do); 1: --dry-run found changes;
+    2: invalid; 3: refused; 4: an action failed.
+    """
+    from reconciler.reconcile import reconcile
+
+    try:
+        desired = _load(repo, rev)
+        runtime = _runtime(state_dir, ollama_url)
+    except ReconcilerError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        bus = EventBus(json_lines())
+    elif sys.stdout.isatty():
+        bus = EventBus(human(Console()))
+    else:
+        bus = EventBus(structured(sys.stdout))
+    report = reconcile(desired, runtime, bus, dry_run=dry_run)
+    if report.result == "converged" and report.actions_run == 0 and not as_json:
+        click.echo("no changes: the server already matches the desired state (0 mutating calls)")
+    codes = {"converged": EXIT_OK, "planned": EXIT_CHANGES, "refused": EXIT_REFUSED, "failed": EXIT_RUNTIME}
+    sys.exit(codes[report.result])
 
 
 if __name__ == "__main__":

@@ -117,6 +117,14 @@ class DeployedObs(Obs):
     running_versions: tuple[str, ...] = ()
 
 
+class EvictionObs(Obs):
+    """A pinned model found unloaded after the reconciler warmed it, within the last hour."""
+
+    model: str  # canonical
+    count: int
+    suspects: tuple[str, ...] = ()  # models that were loaded instead
+
+
 class Observed(Obs):
     container: ContainerObs | None = None
     ollama_reachable: bool = True
@@ -130,3 +138,4 @@ class Observed(Obs):
     remote_errors: dict[str, str] = Field(default_factory=dict)  # canonical name → why unknown
     inventory: tuple[InventoryEntry, ...] = ()
     deployed: DeployedObs = Field(default_factory=DeployedObs)
+    evictions: tuple[EvictionObs, ...] = ()

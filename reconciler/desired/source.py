@@ -44,7 +44,7 @@ class GitCommitSource:
 
         repo = git.Repo(repo_path)
         self._commit = repo.commit(commit)
-        self.revision = self._commit.hexsha
+        self.revision: str | None = self._commit.hexsha
 
     def read(self, path: str) -> bytes | None:
         try:

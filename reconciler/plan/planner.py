@@ -36,6 +36,7 @@ from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EVICTION_LIMIT = 3  # evictions of one pinned model within an hour before we stop re-warming it
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    actions += _load_actions(ctx, estimates, restarting)
+    actions += _load_actions(ctx, estimates, restarting, notes)
     return actions, budget
 
 
@@ -349,16 +350,30 @@ def _unload_actions(ctx: _Ctx, removed: set[str], restarting: bool) -> list[Acti
     return actions
 
 
-def _load_actions(ctx: _Ctx, estimates: list[VramEstimate], restarting: bool) -> list[Action]:
+def _load_actions(
+    ctx: _Ctx, estimates: list[VramEstimate], restarting: bool, notes: list[str]
+) -> list[Action]:
     loaded = {} if restarting else {m.name: m for m in ctx.observed.loaded}
+    evictions = {e.model: e for e in ctx.observed.evictions}
     by_model = {e.model: e for e in estimates}
     actions: list[Action] = []
     for m in _pinned(ctx):
         name = canonical(m.name)
         num_ctx = _num_ctx(ctx, m)
         seen = loaded.get(name)
+        evicted = evictions.get(name)
+        if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
+            by = ", ".join(evicted.suspects) or "an unknown model"
+            notes.append(
+                f"{m.name} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
+                "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
+                "fewer models so they fit beside what people use"
+            )
+            continue
         if seen is None:
             why = "the container is being (re)started" if restarting else "pinned but not loaded"
+            if evicted and not restarting:
+                why += f" (evicted; {', '.join(evicted.suspects) or 'another model'} was loaded instead)"
         elif not seen.pinned:
             why = "loaded but not pinned (it would expire)"
         elif seen.context_length is not None and seen.context_length != num_ctx:

@@ -272,3 +272,20 @@ def test_ollama_unreachable_with_a_healthy_container_plans_no_model_actions() ->
     state = desired([PHI])
     p = plan(state, observed(state, ollama_reachable=False))
     assert p.empty is True and any("does not answer" in n for n in p.notes)
+
+
+def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictions() -> None:
+    from reconciler.observed import EvictionObs
+
+    state = desired([PHI, {"name": LLAMA3, "keep_loaded": True}])
+    models = [model(PHI, ("p", GiB)), model(LLAMA3, ("l", 4 * GiB))]
+    once = observed(
+        state, models=models, evictions=(EvictionObs(model=canonical(LLAMA3), count=1, suspects=(PHI,)),)
+    )
+    (load,) = plan(state, once).actions
+    assert isinstance(load, LoadModel) and f"{PHI} was loaded instead" in load.reason
+    thrash = observed(
+        state, models=models, evictions=(EvictionObs(model=canonical(LLAMA3), count=3, suspects=(PHI,)),)
+    )
+    p = plan(state, thrash)
+    assert p.actions == () and any("evicted 3 times" in n and PHI in n for n in p.notes)

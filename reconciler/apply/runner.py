@@ -1,0 +1,164 @@
+"""Run a plan's actions in order; report each; remember what was done.
+
+The runner decides nothing: it carries out the actions it is handed. A failed action
+blocks only the actions that depend on it (the same model; anything after a failed
+container action), never unrelated ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import ollama
+
+from reconciler.apply import models as model_ops
+from reconciler.apply.container import ensure_container
+from reconciler.desired.refs import canonical
+from reconciler.errors import ReconcilerError
+from reconciler.observed import InventoryEntry
+from reconciler.plan.actions import (
+    Action,
+    ApplyWebUISettings,
+    CreateDerived,
+    EnsureContainer,
+    KamalDeploy,
+    LoadModel,
+    Plan,
+    PullModel,
+    RemoveModel,
+    UnloadModel,
+)
+from reconciler.report.events import EventBus
+from reconciler.runtime import Runtime
+from reconciler.state.store import Memory
+
+
+class ExecutorUnavailable(ReconcilerError):
+    """An action this installation cannot carry out (yet)."""
+
+
+@dataclass
+class Outcome:
+    done: list[str] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (title, error)
+    blocked: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.blocked
+
+
+def _subject(action: Action) -> set[str]:
+    """Model names an action touches or depends on (canonical)."""
+    if isinstance(action, PullModel | LoadModel):
+        return {action.canonical}
+    if isinstance(action, CreateDerived):
+        return {action.canonical, canonical(action.from_model)}
+    if isinstance(action, RemoveModel | UnloadModel):
+        return {action.model}
+    return set()
+
+
+class Runner:
+    def __init__(
+        self, runtime: Runtime, base_url: str, events: EventBus, now: Callable[[], datetime]
+    ) -> None:
+        self.runtime = runtime
+        self.events = events
+        self.now = now
+        self.api = ollama.Client(host=base_url, timeout=runtime.api_timeout)
+        self.puller = ollama.Client(host=base_url, timeout=runtime.pull_timeout)
+        self.container_id = ""
+
+    def run(self, plan: Plan) -> Outcome:
+        outcome = Outcome()
+        broken: set[str] = set()
+        for index, action in enumerate(plan.actions, 1):
+            title = action.title()
+            if _subject(action) & broken or "*" in broken:
+                outcome.blocked.append(title)
+                self.events.emit(
+                    "action.blocked", action=title, reason="an earlier action it depends on failed"
+                )
+                continue
+            self.events.emit(
+                "action.start", action=title, reason=action.reason, step=index, of=len(plan.actions)
+            )
+            try:
+                self._run(action)
+            except ReconcilerError as exc:
+                outcome.failed.append((title, str(exc)))
+                self.events.emit("action.failed", action=title, error=str(exc))
+                broken |= (
+                    _subject(action) or {"*"} if isinstance(action, EnsureContainer) else _subject(action)
+                )
+                continue
+            outcome.done.append(title)
+            self.events.emit("action.done", action=title)
+        return outcome
+
+    def _run(self, action: Action) -> None:
+        if isinstance(action, EnsureContainer):
+            seen = ensure_container(
+                self.runtime.docker,
+                action,
+                ready_timeout=self.runtime.ready_timeout,
+                on_event=lambda name, data: self.events.emit(f"container.{name}", **data),
+            )
+            self.container_id = seen.id
+        elif isinstance(action, PullModel):
+            model_ops.pull(self.puller, action, self.events)
+            self._remember(
+                lambda m: _inventory_add(
+                    m, InventoryEntry(name=action.canonical, pulled_at=self.now(), last_used=self.now())
+                )
+            )
+        elif isinstance(action, RemoveModel):
+            model_ops.remove(self.api, action)
+            self._remember(lambda m: _forget(m, action.model))
+        elif isinstance(action, CreateDerived):
+            digest = model_ops.create(self.api, action)
+            entry = InventoryEntry(
+                name=action.canonical,
+                pulled_at=self.now(),
+                last_used=self.now(),
+                spec_hash=action.spec_hash,
+                digest=digest,
+            )
+            self._remember(lambda m: _inventory_add(m, entry))
+        elif isinstance(action, LoadModel):
+            model_ops.load(self.api, action)
+            self._remember(
+                lambda m: m.model_copy(update={"warmed": {**m.warmed, action.canonical: self.container_id}})
+            )
+        elif isinstance(action, UnloadModel):
+            model_ops.unload(self.api, action)
+            self._remember(
+                lambda m: m.model_copy(
+                    update={"warmed": {k: v for k, v in m.warmed.items() if k != action.model}}
+                )
+            )
+        elif isinstance(action, KamalDeploy | ApplyWebUISettings):
+            raise ExecutorUnavailable(
+                f"{action.title()}: the OpenWebUI executors are not installed in this version; "
+                "OpenWebUI is left as it is"
+            )
+
+    def _remember(self, change: Callable[[Memory], Memory]) -> None:
+        self.runtime.state.update(change)
+
+
+def _inventory_add(memory: Memory, entry: InventoryEntry) -> Memory:
+    kept = tuple(e for e in memory.inventory if e.name != entry.name)
+    return memory.model_copy(update={"inventory": (*kept, entry)})
+
+
+def _forget(memory: Memory, name: str) -> Memory:
+    return memory.model_copy(
+        update={
+            "inventory": tuple(e for e in memory.inventory if e.name != name),
+            "warmed": {k: v for k, v in memory.warmed.items() if k != name},
+        }
+    )

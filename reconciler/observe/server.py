@@ -1,0 +1,74 @@
+"""One observation of the whole server: Docker, Ollama, GPU, disk, registry, memory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from reconciler.desired.refs import canonical, parse_ref
+from reconciler.desired.schema import DerivedModel, DesiredState
+from reconciler.observe.disk import observe_disk, read_manifests
+from reconciler.observe.docker import observe_container, volume_mountpoint
+from reconciler.observe.gpu import observe_gpus
+from reconciler.observe.ollama import OllamaView, observe_ollama
+from reconciler.observe.registry import lookup_all
+from reconciler.observed import EvictionObs, Observed, RemoteManifest
+from reconciler.runtime import Runtime
+from reconciler.state.store import Memory, recent
+
+
+def _architecture_wanted(desired: DesiredState) -> set[str]:
+    wanted = set()
+    for m in desired.ollama.all_models():
+        if m.keep_loaded:
+            wanted.add(canonical(m.from_ if isinstance(m, DerivedModel) else m.name))
+    return wanted
+
+
+def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: datetime) -> Observed:
+    spec = desired.ollama.container
+    container = observe_container(runtime.docker, spec.name)
+    mount = volume_mountpoint(runtime.docker, spec.volume)
+    models_dir = Path(mount) / "models" if mount else None
+    blobs = read_manifests(models_dir) if models_dir and models_dir.is_dir() else {}
+    disk_path = mount or str(runtime.docker.info().get("DockerRootDir", "/"))
+    gpus, gpu_error = observe_gpus()
+    view = OllamaView(reachable=False)
+    if container is not None and container.running:
+        view = observe_ollama(
+            runtime.ollama_base(desired),
+            blobs=blobs,
+            want_architecture=_architecture_wanted(desired),
+            timeout=runtime.api_timeout,
+        )
+    present = {m.name for m in view.models}
+    missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
+    remote: tuple[RemoteManifest, ...] = ()
+    remote_errors: dict[str, str] = {}
+    if view.reachable and missing:
+        remote, remote_errors = lookup_all(missing, desired.ollama.registries, runtime.registry_timeout)
+    observed = Observed(
+        container=container,
+        ollama_reachable=view.reachable,
+        ollama_version=view.version,
+        models=view.models,
+        loaded=view.loaded,
+        gpus=gpus,
+        gpu_error=gpu_error,
+        disk=observe_disk(disk_path),
+        remote=remote,
+        remote_errors=remote_errors,
+    )
+    return with_memory(observed, memory, at)
+
+
+def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
+    """The parts of an observation that come from the reconciler's own memory."""
+    evictions = tuple(
+        EvictionObs(model=name, count=len(found), suspects=found[-1].suspects)
+        for name, history in memory.evictions.items()
+        if (found := recent(history, at))
+    )
+    return observed.model_copy(
+        update={"inventory": memory.inventory, "deployed": memory.deployed, "evictions": evictions}
+    )

@@ -1,0 +1,45 @@
+"""Reconcile events: one stream, many readers (terminal, JSONL log, push output, tests).
+
+An event is a flat dict: `event` (dotted name), `ts` (ISO time), and key-values.
+Secrets never reach here: actions and specs carry references, not values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+Event = dict[str, Any]
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    def __init__(self, *subscribers: Subscriber, **context: Any) -> None:
+        self._subscribers = list(subscribers)
+        self._context = context
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def bind(self, **context: Any) -> EventBus:
+        bus = EventBus(*self._subscribers, **{**self._context, **context})
+        return bus
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record: Event = {"event": event, "ts": datetime.now(UTC).isoformat(), **self._context, **fields}
+        for subscriber in self._subscribers:
+            subscriber(record)
+
+
+class Recorder:
+    """Keeps every event; used by tests and by `apply --json` summaries."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    def __call__(self, event: Event) -> None:
+        self.events.append(event)
+
+    def named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e["event"] == name]

@@ -1,0 +1,1 @@
+"""What the reconciler remembers between runs, under its state directory."""
