@@ -182,5 +182,152 @@ def apply(
     sys.exit(codes[report.result])
 
 
+# ─────────────────────────── the GitOps loop ───────────────────────────
+
+_SEED = Path(__file__).resolve().parents[1] / "desired_state"
+
+
+def _state_dir(value: Path | None) -> Path:
+    return value or default_state_dir()
+
+
+@main.command()
+@click.argument("repo", type=click.Path(path_type=Path), default="/srv/desired-state.git")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option(
+    "--seed",
+    type=click.Path(path_type=Path, exists=True),
+    default=_SEED,
+    show_default=True,
+    help="Desired state to seed a new repo with.",
+)
+@click.option("--branch", default="main", show_default=True)
+def init(repo: Path, state_dir: Path | None, seed: Path, branch: str) -> None:
+    """Create (or adopt) the bare desired-state repo and install its git hooks."""
+    from reconciler.gitops import init_repo
+
+    created = init_repo(repo, seed=seed, state_dir=_state_dir(state_dir), branch=branch)
+    verb = "created and seeded" if created else "adopted"
+    click.echo(f"{verb} {repo}; hooks installed. Push to it: git remote add server <host>:{repo}")
+
+
+@main.command()
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), required=True, help="The bare repo.")
+@click.option("--branch", default="main", show_default=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+@click.option("--resync", default=300.0, show_default=True, help="Seconds between periodic resyncs.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Metrics bind address.")
+def serve(
+    repo: Path,
+    branch: str,
+    state_dir: Path | None,
+    ollama_url: str | None,
+    resync: float,
+    metrics_port: int | None,
+    metrics_addr: str,
+) -> None:
+    """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP."""
+    from reconciler.loop.serve import ServeConfig, Server
+    from reconciler.report.eventlog import EventLog, log_path
+
+    try:
+        runtime = _runtime(state_dir, ollama_url)
+        bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr))
+        server = Server(
+            ServeConfig(
+                repo=repo.resolve(),
+                branch=branch,
+                resync_seconds=resync,
+                metrics_port=metrics_port,
+                metrics_addr=metrics_addr,
+            ),
+            runtime,
+            bus,
+        )
+        server.run()
+    except ReconcilerError as exc:
+        _fail(exc, False)
+
+
+@main.command()
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(state_dir: Path | None, as_json: bool) -> None:
+    """Desired vs applied commit, conditions, models, budgets, last error."""
+    from reconciler.loop.lock import serve_running
+    from reconciler.report.status import load_status
+    from reconciler.report.text import print_status
+
+    root = _state_dir(state_dir)
+    current = load_status(root)
+    pid = serve_running(root)
+    if as_json:
+        click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))
+    else:
+        print_status(current, pid, Console())
+
+
+@main.command()
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following new events.")
+@click.option("--json", "as_json", is_flag=True, help="Raw JSON lines.")
+@click.option("-n", "--lines", default=50, show_default=True, help="Events to show from the end first.")
+def logs(state_dir: Path | None, follow_: bool, as_json: bool, lines: int) -> None:
+    """Show (and follow) the structured event log."""
+    from collections import deque
+
+    from reconciler.report.eventlog import follow, log_path
+
+    path = log_path(_state_dir(state_dir))
+    writer = json_lines() if as_json else structured(sys.stdout)
+    for event in deque(follow(path, forever=False), maxlen=lines):
+        writer(event)
+    if follow_:
+        try:
+            for event in follow(path, from_offset=None):
+                writer(event)
+        except KeyboardInterrupt:
+            return
+
+
+@main.command()
+@click.argument("commit", required=False)
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), required=True, help="The bare repo.")
+@click.option("--branch", default="main", show_default=True)
+def rollback(commit: str | None, repo: Path, branch: str) -> None:
+    """Revert COMMIT (default: the latest) with a new commit and push it (history stays true)."""
+    from reconciler.gitops import rollback as do_rollback
+
+    try:
+        sha = do_rollback(repo, commit, branch)
+    except ReconcilerError as exc:
+        _fail(exc, False)
+        return
+    click.echo(f"pushed revert commit {sha[:12]}")
+
+
+@main.command(hidden=True)
+@click.argument("which", type=click.Choice(["pre-receive", "post-receive"]))
+@click.option("--repo", type=click.Path(path_type=Path), required=True)
+@click.option("--state-dir", type=click.Path(path_type=Path), required=True)
+@click.option("--branch", default="main")
+@click.option(
+    "--timeout",
+    type=float,
+    envvar="RECONCILER_PUSH_TIMEOUT",
+    default=300.0,
+    help="Most seconds the post-receive hook follows the reconcile.",
+)
+def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float) -> None:
+    """Git hooks installed by `init` (not for direct use)."""
+    from reconciler.gitops import post_receive, pre_receive
+
+    if which == "pre-receive":
+        sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr))
+    sys.exit(post_receive(repo, state_dir, branch, sys.stdin, sys.stdout, timeout))
+
+
 if __name__ == "__main__":
     main()

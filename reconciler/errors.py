@@ -49,3 +49,55 @@ class PlanRefused(ReconcilerError):
 
 class ObservationFailed(ReconcilerError):
     exit_code = EXIT_RUNTIME
+
+
+class ContainerNotReady(ReconcilerError):
+    """The Ollama container was (re)started but its API did not answer in time."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, name: str, url: str, timeout: float, logs: str) -> None:
+        self.name = name
+        self.logs = logs
+        tail = "\n".join(f"    {line}" for line in logs.splitlines()) or "    (no output)"
+        super().__init__(
+            f"container {name} did not answer on {url} within {timeout:g} s. Check its logs "
+            f"(`docker logs {name}`), the port binding and, with GPUs, the NVIDIA container "
+            f"runtime (`docker info | grep -i nvidia`); the next run retries.\n"
+            f"last log lines:\n{tail}"
+        )
+
+
+class ImageUnavailable(ReconcilerError):
+    """The container image is neither present locally nor pullable."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, image: str, reason: str) -> None:
+        self.image = image
+        super().__init__(
+            f"image {image} is not on this machine and could not be pulled ({reason}). "
+            f"Pull or load it by hand (`docker pull {image}` / `docker load`), or pin an image "
+            "that is present in ollama.yaml container.image."
+        )
+
+
+class ContainerFailed(ReconcilerError):
+    """The engine refused to create or start the container (bad port, missing GPU runtime…)."""
+
+    exit_code = EXIT_RUNTIME
+
+
+class KamalFailed(ReconcilerError):
+    """A kamal command failed. Carries Kamal's own last error lines."""
+
+    exit_code = EXIT_RUNTIME
+
+    def __init__(self, command: str, returncode: int | None, lines: list[str], hint: str = "") -> None:
+        self.command = command
+        self.returncode = returncode
+        self.lines = lines
+        tail = "\n".join(f"    {line}" for line in lines) or "    (no output)"
+        status = f"exited {returncode}" if returncode is not None else "failed"
+        extra = f" {hint}" if hint else ""
+        super().__init__(f"`{command}` {status}.{extra}\nKamal said:\n{tail}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from reconciler.apply.runner import Outcome, Runner
+from reconciler.apply.runner import Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observe.server import observe_server, with_memory
@@ -24,7 +24,7 @@ from reconciler.report.render import plan_to_json
 from reconciler.runtime import Runtime
 from reconciler.state.store import Eviction, Memory
 
-Result = Literal["converged", "refused", "failed", "planned"]
+Result = Literal["converged", "refused", "failed", "planned", "preempted"]
 MAX_PASSES = 4
 
 
@@ -53,6 +53,7 @@ def reconcile(
     *,
     dry_run: bool = False,
     now: Callable[[], datetime] = _utcnow,
+    hooks: RunHooks | None = None,
 ) -> ReconcileReport:
     events = events.bind(revision=(desired.revision or "working-tree")[:12])
     report = ReconcileReport(result="converged", revision=desired.revision)
@@ -74,8 +75,12 @@ def reconcile(
         if dry_run:
             report.result = "planned"
             break
-        outcome = Runner(runtime, runtime.ollama_base(desired), events, now).run(plan)
+        container_id = observed.container.id if observed.container else ""
+        outcome = Runner(runtime, runtime.ollama_base(desired), events, now, hooks, container_id).run(plan)
         report.outcomes.append(outcome)
+        if outcome.preempted:
+            report.result = "preempted"
+            break
         if not outcome.ok:
             report.result = "failed"
             break

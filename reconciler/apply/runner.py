@@ -35,6 +35,15 @@ from reconciler.runtime import Runtime
 from reconciler.state.store import Memory
 
 
+@dataclass
+class RunHooks:
+    """How `serve` follows a run: journal each action, preempt between actions."""
+
+    before: Callable[[Action], None] = lambda _: None
+    after: Callable[[Action], None] = lambda _: None
+    should_stop: Callable[[], bool] = lambda: False
+
+
 class ExecutorUnavailable(ReconcilerError):
     """An action this installation cannot carry out (yet)."""
 
@@ -44,10 +53,11 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (title, error)
     blocked: list[str] = field(default_factory=list)
+    preempted: bool = False
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.blocked
+        return not self.failed and not self.blocked and not self.preempted
 
 
 def _subject(action: Action) -> set[str]:
@@ -63,20 +73,31 @@ def _subject(action: Action) -> set[str]:
 
 class Runner:
     def __init__(
-        self, runtime: Runtime, base_url: str, events: EventBus, now: Callable[[], datetime]
+        self,
+        runtime: Runtime,
+        base_url: str,
+        events: EventBus,
+        now: Callable[[], datetime],
+        hooks: RunHooks | None = None,
+        container_id: str = "",
     ) -> None:
         self.runtime = runtime
+        self.hooks = hooks or RunHooks()
         self.events = events
         self.now = now
         self.api = ollama.Client(host=base_url, timeout=runtime.api_timeout)
         self.puller = ollama.Client(host=base_url, timeout=runtime.pull_timeout)
-        self.container_id = ""
+        self.container_id = container_id  # where pinned models are warmed (eviction tracking)
 
     def run(self, plan: Plan) -> Outcome:
         outcome = Outcome()
         broken: set[str] = set()
         for index, action in enumerate(plan.actions, 1):
             title = action.title()
+            if self.hooks.should_stop():
+                outcome.preempted = True
+                self.events.emit("reconcile.preempted", before=title)
+                break
             if _subject(action) & broken or "*" in broken:
                 outcome.blocked.append(title)
                 self.events.emit(
@@ -86,15 +107,18 @@ class Runner:
             self.events.emit(
                 "action.start", action=title, reason=action.reason, step=index, of=len(plan.actions)
             )
+            self.hooks.before(action)
             try:
                 self._run(action)
             except ReconcilerError as exc:
+                self.hooks.after(action)
                 outcome.failed.append((title, str(exc)))
                 self.events.emit("action.failed", action=title, error=str(exc))
                 broken |= (
                     _subject(action) or {"*"} if isinstance(action, EnsureContainer) else _subject(action)
                 )
                 continue
+            self.hooks.after(action)
             outcome.done.append(title)
             self.events.emit("action.done", action=title)
         return outcome

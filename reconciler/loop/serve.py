@@ -1,0 +1,216 @@
+"""`reconciler serve`: decides when to run the same reconcile that `apply` runs once."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+
+from reconciler.apply.runner import RunHooks
+from reconciler.desired.load import load_desired
+from reconciler.desired.refs import canonical
+from reconciler.desired.schema import DesiredState
+from reconciler.desired.source import GitCommitSource
+from reconciler.errors import InvalidDesiredState, ReconcilerError
+from reconciler.loop.journal import Journal
+from reconciler.loop.lock import ServeLock
+from reconciler.loop.queue import Backoff, TriggerQueue
+from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
+from reconciler.reconcile import ReconcileReport, reconcile
+from reconciler.report import status as status_mod
+from reconciler.report.events import Event, EventBus
+from reconciler.report.metrics import Metrics
+from reconciler.runtime import Runtime
+
+
+@dataclass
+class ServeConfig:
+    repo: Path
+    branch: str = "main"
+    resync_seconds: float = 300.0
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    container_name: str = "ollama"
+
+
+def branch_head(repo: Path, branch: str) -> str | None:
+    import git
+
+    try:
+        return str(git.Repo(repo).commit(f"refs/heads/{branch}").hexsha)
+    except (git.BadName, ValueError, git.GitCommandError):
+        return None
+
+
+class Server:
+    def __init__(self, config: ServeConfig, runtime: Runtime, events: EventBus) -> None:
+        self.config, self.runtime, self.events = config, runtime, events
+        self.state_dir = runtime.state.root
+        self.queue = TriggerQueue()
+        self.stop = threading.Event()
+        self.journal = Journal(self.state_dir)
+        self.backoff = Backoff()
+        self.metrics = Metrics()
+        self.status = status_mod.load_status(self.state_dir)
+        self._last_progress = 0.0
+        events.subscribe(self._on_event)
+
+    def run(self) -> None:
+        lock = ServeLock(self.state_dir)
+        lock.acquire()
+        try:
+            self._start_sources()
+            self.queue.put("startup")
+            while not self.stop.is_set():
+                reasons = self.queue.get(timeout=1.0)
+                if reasons:
+                    self.reconcile_once(reasons)
+        finally:
+            self.queue.close()
+            lock.release()
+            self.events.emit("serve.stopped")
+
+    def _start_sources(self) -> None:
+        crashed = self.journal.recover()
+        if crashed is not None:
+            self.events.emit(
+                "serve.recovered",
+                action=crashed.action,
+                kind=crashed.kind,
+                revision=(crashed.revision or "")[:12],
+                started_at=crashed.started_at.isoformat(),
+            )
+        watch_refs(self.config.repo, self.config.branch, self.queue)
+        watch_docker(self.runtime.docker, self.config.container_name, self.queue, self.stop)
+        resync_timer(self.queue, self.config.resync_seconds, self.stop)
+        if self.config.metrics_port is not None:
+            self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGHUP, lambda *_: self.queue.put("sighup"))
+            signal.signal(signal.SIGTERM, self._terminate)
+            signal.signal(signal.SIGINT, self._terminate)
+        self.events.emit("serve.started", repo=str(self.config.repo), branch=self.config.branch)
+
+    def _terminate(self, signum: int, frame: FrameType | None) -> None:
+        self.stop.set()
+        self.queue.close()
+
+    def reconcile_once(self, reasons: set[str]) -> ReconcileReport | None:
+        head = branch_head(self.config.repo, self.config.branch)
+        self.events.emit("trigger", reasons=sorted(reasons), head=(head or "")[:12])
+        if head is None:
+            self._save_status("invalid", head, None, None, [f"branch {self.config.branch} has no commit yet"])
+            return None
+        try:
+            desired = load_desired(GitCommitSource(self.config.repo, head))
+        except InvalidDesiredState as exc:
+            self.events.emit(
+                "reconcile.rejected", revision=head[:12], problems=[str(p) for p in exc.problems]
+            )
+            self._save_status("invalid", head, None, None, [str(p) for p in exc.problems])
+            return None
+        hooks = RunHooks(
+            before=lambda a: self.journal.begin(head, a.title(), a.kind),
+            after=lambda a: self.journal.end(),
+            should_stop=lambda: self._newer_commit(head),
+        )
+        started = time.monotonic()
+        try:
+            report = reconcile(desired, self.runtime, self.events, hooks=hooks)
+        except ReconcilerError as exc:  # observation failed (e.g. Docker down): retry later
+            self.events.emit(
+                "reconcile.done", revision=head[:12], result="failed", actions=0, notes=[str(exc)]
+            )
+            self._retry(head, desired, None, [str(exc)])
+            return None
+        self.metrics.observe(
+            report.result,
+            time.monotonic() - started,
+            report.last_observed,
+            time.time() if report.result == "converged" else None,
+        )
+        if report.result == "failed":
+            errors = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
+            self._retry(head, desired, report, errors or list(report.notes))
+        else:
+            self.backoff.reset()
+            if report.result == "preempted":
+                self.queue.put("preempted")
+            errors = [v.message for p in report.plans for v in p.violations]
+            self._save_status(report.result, head, desired, report, errors)
+        return report
+
+    def _newer_commit(self, head: str) -> bool:
+        return "push" in self.queue.pending() and branch_head(self.config.repo, self.config.branch) != head
+
+    def _retry(
+        self, head: str, desired: DesiredState, report: ReconcileReport | None, errors: list[str]
+    ) -> None:
+        delay = self.backoff.next_delay()
+        self.queue.put_later("retry", delay)
+        self.events.emit("retry.scheduled", revision=head[:12], seconds=round(delay, 1))
+        self._save_status("failed", head, desired, report, errors, retry_in=delay)
+
+    def _save_status(
+        self,
+        result: str,
+        head: str | None,
+        desired: DesiredState | None,
+        report: ReconcileReport | None,
+        errors: list[str],
+        retry_in: float | None = None,
+    ) -> None:
+        memory = self.runtime.state.load()
+        pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
+        observed = report.last_observed if report else None
+        self.status = status_mod.build(
+            self.status,
+            head=head,
+            result=result,
+            desired_pinned=pinned,
+            observed=observed,
+            plan=report.plans[-1] if report and report.plans else None,
+            errors=errors,
+            notes=list(report.notes) if report else [],
+            applied=memory.last_applied,
+            ollama_version=observed.ollama_version if observed else None,
+            retry_in=retry_in,
+        )
+        status_mod.save_status(self.state_dir, self.status)
+
+    def _on_event(self, event: Event) -> None:
+        """Keep status.json live while pulling (throttled) and while reconciling."""
+        name = event["event"]
+        if name == "reconcile.start":
+            self._mark_reconciling()
+        elif name == "pull.progress" and time.monotonic() - self._last_progress > 1.0:
+            self._last_progress = time.monotonic()
+            rows = [
+                r.model_copy(update={"pulling_percent": event.get("percent")})
+                if r.name == canonical(str(event.get("model")))
+                else r
+                for r in self.status.models
+            ]
+            self.status = self.status.model_copy(update={"models": rows, "updated_at": datetime.now(UTC)})
+            status_mod.save_status(self.state_dir, self.status)
+
+    def _mark_reconciling(self) -> None:
+        at = datetime.now(UTC)
+        conditions = [
+            c.model_copy(update={"status": True, "reason": "Reconciling", "last_transition": at})
+            if c.type == "Reconciling" and not c.status
+            else c
+            for c in self.status.conditions
+        ]
+        if not any(c.type == "Reconciling" for c in conditions):
+            conditions.append(
+                status_mod.Condition(
+                    type="Reconciling", status=True, reason="Reconciling", last_transition=at
+                )
+            )
+        self.status = self.status.model_copy(update={"conditions": conditions, "updated_at": at})
+        status_mod.save_status(self.state_dir, self.status)

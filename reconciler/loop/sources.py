@@ -1,0 +1,80 @@
+"""What makes `serve` reconcile: a push, a Docker event, a resync tick, SIGHUP.
+
+Each source only puts a reason on the queue; the serve loop decides what to do.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import docker
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+
+from reconciler.loop.queue import TriggerQueue
+
+
+class _RefHandler(FileSystemEventHandler):
+    def __init__(self, queue: TriggerQueue, branch: str) -> None:
+        self.queue = queue
+        self.names = {f"refs/heads/{branch}", "packed-refs"}
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = raw.decode() if isinstance(raw, bytes) else str(raw)
+            if any(path.endswith(name) for name in self.names):
+                self.queue.put("push")
+                return
+
+
+def watch_refs(repo: Path, branch: str, queue: TriggerQueue) -> Any:
+    """inotify (via watchdog) on the bare repo: a push is seen within milliseconds.
+
+    Git updates a ref by writing `refs/heads/<branch>.lock` and renaming it, so the
+    rename's destination is what we match."""
+    observer = Observer()
+    observer.schedule(_RefHandler(queue, branch), str(repo), recursive=True)
+    observer.daemon = True
+    observer.start()
+    return observer
+
+
+_HEAL_ON = {"die", "destroy", "stop", "kill", "oom", "health_status: unhealthy"}
+
+
+def watch_docker(
+    client: docker.DockerClient, container: str, queue: TriggerQueue, stop: threading.Event
+) -> None:
+    """Docker events for the Ollama container → an immediate reconcile (self-heal)."""
+
+    def loop() -> None:
+        delay = 1.0
+        while not stop.is_set():
+            try:
+                stream = client.events(decode=True, filters={"type": "container", "container": container})
+                delay = 1.0
+                for event in stream:
+                    if stop.is_set():
+                        break
+                    if str(event.get("status") or event.get("Action")) in _HEAL_ON:
+                        queue.put(f"docker:{event.get('status') or event.get('Action')}")
+            except (docker.errors.DockerException, OSError, ValueError):
+                queue.put("docker:reconnect")
+            stop.wait(delay)
+            delay = min(delay * 2, 30.0)
+
+    threading.Thread(target=loop, name="docker-events", daemon=True).start()
+
+
+def resync_timer(queue: TriggerQueue, every: float, stop: threading.Event, jitter: float = 0.1) -> None:
+    """Periodic resync for drift nobody announced (a model deleted by hand)."""
+    rng = random.Random()  # noqa: S311 - jitter, not security
+
+    def loop() -> None:
+        while not stop.wait(every * rng.uniform(1 - jitter, 1 + jitter)):
+            queue.put("resync")
+
+    threading.Thread(target=loop, name="resync", daemon=True).start()

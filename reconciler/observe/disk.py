@@ -1,0 +1,132 @@
+"""The models store on disk: free space, the manifests Ollama wrote, partial downloads.
+
+Layout (Ollama `manifest/paths.go`, `types/model/name.go` `Filepath`; reference §2):
+`<models>/manifests/<host>/<namespace>/<model>/<tag>` holds a Docker v2 manifest JSON,
+`<models>/blobs/sha256-<hex>` the blobs, `blobs/sha256-<hex>-partial[-N]` unfinished pulls.
+Read-only: nothing here writes, and symlinks are never followed out of the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from pathlib import Path
+
+from reconciler.desired.refs import InvalidReference, parse_ref
+from reconciler.errors import ObservationFailed
+from reconciler.observed import Blob, DiskObs
+
+_MAX_MANIFEST = 1 * 2**20
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def observe_disk(path: str) -> DiskObs:
+    """Size and free space of the filesystem holding `path` (free: what a non-root writer gets)."""
+    try:
+        st = os.statvfs(path)
+    except OSError as exc:
+        raise ObservationFailed(f"cannot read the free space of {path}: {exc.strerror or exc}") from exc
+    return DiskObs(path=path, total=st.f_blocks * st.f_frsize, free=st.f_bavail * st.f_frsize)
+
+
+def _blob(entry: object) -> Blob | None:
+    if not isinstance(entry, dict):
+        return None
+    digest, size, media = entry.get("digest"), entry.get("size"), entry.get("mediaType", "")
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        return None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0 or not isinstance(media, str):
+        return None
+    return Blob(digest=digest, size=size, media_type=media)
+
+
+def parse_manifest_file(data: bytes) -> tuple[Blob, ...] | None:
+    """The config blob then the layers of a Docker v2 manifest, or None when it is not one.
+
+    Shape: Ollama `manifest/manifest.go` `Manifest{Config Layer; Layers []Layer}`.
+    """
+    try:
+        doc = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("layers"), list):
+        return None
+    blobs = [_blob(e) for e in [doc.get("config"), *doc["layers"]]]
+    if any(b is None for b in blobs):
+        return None
+    return tuple(b for b in blobs if b is not None)
+
+
+def _read_regular(path: Path) -> bytes | None:
+    """A regular file's bytes, refusing symlinks and oversized files."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_MANIFEST:
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(_MAX_MANIFEST + 1)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _subdirs(path: Path) -> list[Path]:
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        return []
+    return sorted(Path(e.path) for e in entries if e.is_dir(follow_symlinks=False))
+
+
+def read_manifests(models_dir: Path) -> dict[str, tuple[Blob, ...]]:
+    """Canonical name (`host/ns/model:tag`, lower case) → blobs, for every valid manifest."""
+    found: dict[str, tuple[Blob, ...]] = {}
+    for host in _subdirs(models_dir / "manifests"):
+        for namespace in _subdirs(host):
+            for model in _subdirs(namespace):
+                try:
+                    tags = sorted(os.scandir(model), key=lambda e: e.name)
+                except OSError:
+                    continue
+                for tag in tags:
+                    if not tag.is_file(follow_symlinks=False):
+                        continue
+                    try:
+                        ref = parse_ref(f"{host.name}/{namespace.name}/{model.name}:{tag.name}")
+                    except InvalidReference:
+                        continue
+                    data = _read_regular(Path(tag.path))
+                    blobs = parse_manifest_file(data) if data is not None else None
+                    if blobs is not None:
+                        found[ref.canonical] = blobs
+    return found
+
+
+def partial_bytes(models_dir: Path) -> int:
+    """Disk held by unfinished downloads (`blobs/*-partial*`).
+
+    Counts allocated blocks, not the apparent size: Ollama truncates the `-partial` file to
+    the blob's full size up front (server/download.go), so it is sparse until filled.
+    """
+    total = 0
+    try:
+        entries = list(os.scandir(models_dir / "blobs"))
+    except OSError:
+        return 0
+    for entry in entries:
+        if "-partial" not in entry.name:
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            total += info.st_blocks * 512
+    return total

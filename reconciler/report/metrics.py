@@ -1,0 +1,51 @@
+"""Prometheus metrics of `serve`, on loopback unless told otherwise."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from reconciler.observed import Observed
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.duration = Histogram(
+            "reconciler_reconcile_duration_seconds",
+            "Time of one reconcile",
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800),
+        )
+        self.results = Counter(
+            "reconciler_reconciles_total", "Reconciles by result", ["result"], registry=self.registry
+        )
+        self.last_success = Gauge(
+            "reconciler_last_success_timestamp_seconds",
+            "When the server last converged",
+            registry=self.registry,
+        )
+        self.model_disk = Gauge(
+            "reconciler_model_disk_bytes", "Bytes of a model on disk", ["model"], registry=self.registry
+        )
+        self.model_vram = Gauge(
+            "reconciler_model_vram_bytes", "VRAM of a loaded model", ["model"], registry=self.registry
+        )
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> None:
+        start_http_server(port, addr=addr, registry=self.registry)
+
+    def observe(
+        self, result: str, seconds: float, observed: Observed | None, converged_at: float | None
+    ) -> None:
+        self.results.labels(result=result).inc()
+        self.duration.observe(seconds)
+        if converged_at is not None:
+            self.last_success.set(converged_at)
+        if observed is None:
+            return
+        self.model_disk.clear()
+        self.model_vram.clear()
+        for m in observed.models:
+            self.model_disk.labels(model=m.name).set(m.size)
+        for run in observed.loaded:
+            self.model_vram.labels(model=run.name).set(run.size_vram)

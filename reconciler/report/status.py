@@ -1,0 +1,213 @@
+"""`reconciler status`: conditions in the controller-runtime style, per-model state, budgets.
+
+Written by `serve` (and `apply`) at the end of every reconcile, errors included, and
+while pulls progress. The applied revision advances only on success.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.observed import Observed
+from reconciler.plan.actions import Plan
+from reconciler.state.store import read_model, write_atomic
+
+ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
+
+
+class Condition(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    type: ConditionType
+    status: bool
+    reason: str
+    message: str = ""
+    last_transition: datetime
+
+
+class ModelStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    desired: bool
+    present: bool
+    size: int = 0
+    pulling_percent: float | None = None
+    loaded: bool = False
+    vram: int | None = None
+    pinned: bool = False
+    cached: bool = False  # kept for rollback, not desired
+
+
+class Status(BaseModel):
+    desired_revision: str | None = None
+    last_attempted_revision: str | None = None
+    last_applied_revision: str | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    models: list[ModelStatus] = Field(default_factory=list)
+    disk: dict[str, int | None] = Field(default_factory=dict)
+    vram: dict[str, int | None] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+    last_error: str | None = None
+    ollama_version: str | None = None
+    updated_at: datetime | None = None
+
+    def condition(self, kind: ConditionType) -> Condition | None:
+        return next((c for c in self.conditions if c.type == kind), None)
+
+
+def status_path(state_dir: Path) -> Path:
+    return state_dir / "status.json"
+
+
+def load_status(state_dir: Path) -> Status:
+    return read_model(status_path(state_dir), Status, lambda _: None) or Status()
+
+
+def save_status(state_dir: Path, status: Status) -> None:
+    write_atomic(status_path(state_dir), status.model_dump_json(indent=1))
+
+
+def set_conditions(
+    previous: list[Condition], wanted: dict[ConditionType, tuple[bool, str, str]], at: datetime
+) -> list[Condition]:
+    """New conditions; lastTransitionTime moves only when a status flips."""
+    before = {c.type: c for c in previous}
+    result = []
+    for kind, (status, reason, message) in wanted.items():
+        old = before.get(kind)
+        since = old.last_transition if old is not None and old.status == status else at
+        result.append(
+            Condition(type=kind, status=status, reason=reason, message=message, last_transition=since)
+        )
+    return result
+
+
+def model_rows(
+    observed: Observed | None, plan: Plan | None, desired_names: dict[str, bool]
+) -> list[ModelStatus]:
+    """desired_names: canonical name → pinned."""
+    if observed is None:
+        return []
+    present = {m.name: m for m in observed.models}
+    loaded = {m.name: m for m in observed.loaded}
+    cached = set(plan.budget.cached_models) if plan else set()
+    names = list(desired_names) + [n for n in present if n not in desired_names]
+    rows = []
+    for name in names:
+        seen, run = present.get(name), loaded.get(name)
+        rows.append(
+            ModelStatus(
+                name=name,
+                desired=name in desired_names,
+                present=seen is not None,
+                size=seen.size if seen else 0,
+                loaded=run is not None,
+                vram=run.size_vram if run else None,
+                pinned=desired_names.get(name, False),
+                cached=name in cached,
+            )
+        )
+    return rows
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build(
+    previous: Status,
+    *,
+    head: str | None,
+    result: str,
+    desired_pinned: dict[str, bool],
+    observed: Observed | None,
+    plan: Plan | None,
+    errors: list[str],
+    notes: list[str],
+    applied: str | None,
+    ollama_version: str | None,
+    retry_in: float | None = None,
+    at: datetime | None = None,
+) -> Status:
+    """The status after a reconcile (or a rejected commit)."""
+    at = at or now()
+    degraded_notes = [n for n in notes if "evicted" in n or "over budget" in n or "not installed" in n]
+    wanted: dict[ConditionType, tuple[bool, str, str]]
+    if result == "converged":
+        degraded = bool(degraded_notes)
+        wanted = {
+            "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),
+            "Reconciling": (False, "Idle", ""),
+            "Stalled": (False, "Converged", ""),
+            "Degraded": (degraded, "Warnings" if degraded else "Healthy", "; ".join(degraded_notes)),
+        }
+    elif result in ("refused", "invalid"):
+        reason = "BudgetExceeded" if result == "refused" else "InvalidDesiredState"
+        wanted = {
+            "Ready": (False, reason, "; ".join(errors)),
+            "Reconciling": (False, "WaitingForNewCommit", "push a fixed commit or free resources"),
+            "Stalled": (True, reason, "; ".join(errors)),
+            "Degraded": (
+                bool(degraded_notes),
+                "Warnings" if degraded_notes else "Healthy",
+                "; ".join(degraded_notes),
+            ),
+        }
+    elif result == "preempted":
+        wanted = {
+            "Ready": (False, "NewerCommit", "a newer commit arrived; reconciling it"),
+            "Reconciling": (True, "NewerCommit", ""),
+            "Stalled": (False, "Progressing", ""),
+            "Degraded": (False, "Healthy", ""),
+        }
+    else:
+        retry = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
+        wanted = {
+            "Ready": (False, "ActionFailed", "; ".join(errors)),
+            "Reconciling": (
+                retry_in is not None,
+                "RetryScheduled" if retry_in else "Failed",
+                retry.lstrip("; "),
+            ),
+            "Stalled": (False, "Retrying", ""),
+            "Degraded": (True, "ActionFailed", "; ".join(errors) + retry),
+        }
+    return Status(
+        desired_revision=head,
+        last_attempted_revision=head,
+        last_applied_revision=applied,
+        conditions=set_conditions(previous.conditions, wanted, at),
+        models=model_rows(observed, plan, desired_pinned),
+        disk=_disk(observed, plan),
+        vram=_vram(observed, plan),
+        notes=notes,
+        last_error="; ".join(errors) or None,
+        ollama_version=ollama_version,
+        updated_at=at,
+    )
+
+
+def _disk(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]:
+    budget = plan.budget if plan else None
+    return {
+        "models_bytes": budget.disk_models_after if budget else None,
+        "models_budget": budget.disk_models_limit if budget else None,
+        "free": observed.disk.free if observed and observed.disk else None,
+        "min_free": budget.disk_min_free if budget else None,
+    }
+
+
+def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]:
+    gpus = observed.gpus if observed else ()
+    return {
+        "pinned_estimate": plan.budget.vram_pinned if plan else None,
+        "budget": plan.budget.vram_limit if plan else None,
+        "gpu_total": sum(g.total for g in gpus) if gpus else None,
+        "gpu_used": sum(g.used for g in gpus) if gpus else None,
+        "loaded_vram": sum(m.size_vram for m in observed.loaded) if observed else None,
+    }

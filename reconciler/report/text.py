@@ -1,0 +1,57 @@
+"""`reconciler status` for people."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from reconciler.report.status import Status
+from reconciler.units import format_bytes
+
+
+def _b(value: int | None) -> str:
+    return "—" if value is None else format_bytes(value)
+
+
+def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
+    running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
+    console.print(f"[bold]reconciler[/] — {running}")
+    console.print(f"desired commit:      {(status.desired_revision or '—')[:12]}")
+    console.print(f"last applied commit: {(status.last_applied_revision or '—')[:12]}")
+    if status.updated_at:
+        console.print(f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
+    for c in status.conditions:
+        mark = "[green]True[/]" if c.status else "False"
+        text = f"  {c.type:<12} {mark:<5} {c.reason}"
+        console.print(
+            text + (f": {c.message}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})"
+        )
+    if status.models:
+        table = Table("model", "state", "size", "VRAM")
+        for m in status.models:
+            state = []
+            if m.pulling_percent is not None and not m.present:
+                state.append(f"pulling {m.pulling_percent:.0f}%")
+            state.append("present" if m.present else "missing")
+            if m.loaded:
+                state.append("loaded")
+            if m.pinned:
+                state.append("pinned")
+            if m.cached:
+                state.append("cached for rollback")
+            elif not m.desired:
+                state.append("not managed")
+            table.add_row(m.name, ", ".join(state), _b(m.size or None), _b(m.vram))
+        console.print(table)
+    d, v = status.disk, status.vram
+    console.print(
+        f"disk: models {_b(d.get('models_bytes'))} of {_b(d.get('models_budget'))}, free {_b(d.get('free'))}"
+    )
+    console.print(
+        f"vram: pinned ~{_b(v.get('pinned_estimate'))} of {_b(v.get('budget'))}, "
+        f"in use {_b(v.get('gpu_used'))}"
+    )
+    for note in status.notes:
+        console.print(f"[yellow]note[/]: {note}")
+    if status.last_error:
+        console.print(f"[red]last error[/]: {status.last_error}")

@@ -1,0 +1,115 @@
+"""A desired-state repo and a reconciler runtime wired to the harness: the real Docker
+engine, the real registry on loopback, and the Ollama-compatible server in the container
+the reconciler itself creates."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import yaml
+from docker.models.networks import Network
+
+from reconciler.desired.load import load_desired
+from reconciler.desired.source import DirSource
+from reconciler.reconcile import ReconcileReport, reconcile
+from reconciler.report.events import EventBus, Recorder
+from reconciler.runtime import Runtime
+from reconciler.state.store import StateStore
+from tests.harness.registry import Registry, free_port
+
+MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat)|DELETE /api/delete)')
+KiB = 1024
+
+
+class Stack:
+    def __init__(self, root: Path, client: docker.DockerClient, registry: Registry, network: Network,
+                 image: str) -> None:  # fmt: skip
+        suffix = uuid.uuid4().hex[:8]
+        self.repo = root / "desired"
+        self.repo.mkdir()
+        self.client, self.registry = client, registry
+        self.name, self.volume = f"rcl-e2e-ollama-{suffix}", f"rcl-e2e-models-{suffix}"
+        self.port = free_port()
+        self.server: dict[str, Any] = {"budgets": {"disk": {"models": "1GiB", "min_free": "1GiB"},
+                                                   "vram": {"per_gpu": "2GiB"}}}  # fmt: skip
+        self.ollama: dict[str, Any] = {
+            "container": {
+                "name": self.name, "image": image, "gpus": "none", "volume": self.volume,
+                "network": network.name, "publish": {"port": self.port, "addresses": ["127.0.0.1"]},
+                "env": {"OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_CONTEXT_LENGTH": 256, "extra": {
+                    "FAKE_OLLAMA_OVERHEAD": str(256 * KiB), "FAKE_OLLAMA_GPU_VRAM": str(2048 * KiB)}},
+            },
+            "registries": [{"host": registry.host, "insecure": True, "url": registry.url}],
+            "models": [],
+        }  # fmt: skip
+        self.state = StateStore(root / "state")
+        self.recorder = Recorder()
+        self.runtime = Runtime(docker=client, state=self.state, ready_timeout=30, registry_timeout=10)
+        self.write()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write(self) -> None:
+        (self.repo / "server.yaml").write_text(yaml.safe_dump(self.server))
+        (self.repo / "ollama.yaml").write_text(yaml.safe_dump(self.ollama))
+
+    def set_models(self, *models: dict[str, Any] | str) -> None:
+        self.ollama["models"] = [{"name": m} if isinstance(m, str) else m for m in models]
+        self.write()
+
+    def apply(self, dry_run: bool = False) -> ReconcileReport:
+        self.recorder.events.clear()
+        desired = load_desired(DirSource(self.repo, revision=f"test{uuid.uuid4().hex[:8]}"))
+        return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run)
+
+    # -- observing the seams ------------------------------------------------------------------
+    def container(self) -> Any:
+        return self.client.containers.get(self.name)
+
+    def mutating_ollama_calls(self) -> list[str]:
+        try:
+            logs = self.container().logs().decode(errors="replace")
+        except docker.errors.NotFound:
+            return []
+        return [m.group(1) for m in MUTATING.finditer(logs)]
+
+    def docker_events(self, since: datetime) -> list[str]:
+        until = datetime.now(UTC)
+        stream = self.client.events(since=since, until=until, decode=True,
+                                    filters={"type": "container", "container": self.name})  # fmt: skip
+        return [str(e.get("status") or e.get("Action")) for e in stream]
+
+    def tags(self) -> set[str]:
+        import httpx
+
+        return {m["name"] for m in httpx.get(f"{self.url}/api/tags", timeout=10).json()["models"]}
+
+    def loaded(self) -> dict[str, dict[str, Any]]:
+        import httpx
+
+        return {m["name"]: m for m in httpx.get(f"{self.url}/api/ps", timeout=10).json()["models"]}
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self.container().remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            self.client.volumes.get(self.volume).remove(force=True)
+
+
+def wait_until(predicate: Any, timeout: float = 20.0, every: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    raise AssertionError("condition not met in time")
