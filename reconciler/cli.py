@@ -178,7 +178,8 @@ def apply(
     report = reconcile(desired, runtime, bus, dry_run=dry_run)
     if report.result == "converged" and report.actions_run == 0 and not as_json:
         click.echo("no changes: the server already matches the desired state (0 mutating calls)")
-    codes = {"converged": EXIT_OK, "planned": EXIT_CHANGES, "refused": EXIT_REFUSED, "failed": EXIT_RUNTIME}
+    codes = {"converged": EXIT_OK, "degraded": EXIT_OK, "planned": EXIT_CHANGES, "refused": EXIT_REFUSED,
+             "failed": EXIT_RUNTIME, "preempted": EXIT_RUNTIME}  # fmt: skip
     sys.exit(codes[report.result])
 
 
@@ -327,6 +328,15 @@ def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float) -
     if which == "pre-receive":
         sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr))
     sys.exit(post_receive(repo, state_dir, branch, sys.stdin, sys.stdout, timeout))
+
+
+def _register_kamal_hook_command() -> None:
+    from reconciler.kamal.hooks import ensure_ollama
+
+    main.add_command(ensure_ollama)
+
+
+_register_kamal_hook_command()
 
 
 if __name__ == "__main__":

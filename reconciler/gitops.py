@@ -175,7 +175,7 @@ def push_line(event: dict[str, Any]) -> str | None:
     if name == "reconcile.done":
         result = event.get("result")
         notes = "; ".join(map(str, event.get("notes", []) or []))
-        mark = "✔" if result == "converged" else "✘"
+        mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
         tail = f" — {notes}" if notes else ""
         revision = str(event.get("revision"))[:12]
         return f"reconciler: {mark} {result} {revision} ({event.get('actions')} action(s)){tail}"

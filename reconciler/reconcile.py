@@ -24,7 +24,8 @@ from reconciler.report.render import plan_to_json
 from reconciler.runtime import Runtime
 from reconciler.state.store import Eviction, Memory
 
-Result = Literal["converged", "refused", "failed", "planned", "preempted"]
+# degraded: everything this installation can do is done; some planned actions it cannot do.
+Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]
 MAX_PASSES = 4
 
 
@@ -76,7 +77,8 @@ def reconcile(
             report.result = "planned"
             break
         container_id = observed.container.id if observed.container else ""
-        outcome = Runner(runtime, runtime.ollama_base(desired), events, now, hooks, container_id).run(plan)
+        runner = Runner(runtime, runtime.ollama_base(desired), events, now, hooks, container_id, desired)
+        outcome = runner.run(plan)
         report.outcomes.append(outcome)
         if outcome.preempted:
             report.result = "preempted"
@@ -84,6 +86,11 @@ def reconcile(
         if not outcome.ok:
             report.result = "failed"
             break
+        if outcome.unsupported:
+            report.notes += tuple(f"not implemented: {why}" for _, why in outcome.unsupported)
+            if not outcome.done:
+                report.result = "degraded"
+                break
     else:
         report.result = "failed"
         report.notes += ("the plan was not empty after several passes; see the events",)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
+import httpx
+import ollama
 
-from reconciler.apply.container import ready_url
 from reconciler.desired.schema import DesiredState
-from reconciler.plan.container import container_spec
+from reconciler.http import http_client, ollama_client
+from reconciler.kamal.render import Timing
+from reconciler.plan.container import container_spec, ready_url
 from reconciler.state.store import StateStore
 
 
@@ -22,6 +25,28 @@ class Runtime:
     pull_timeout: float = 120.0  # per read while streaming a pull
     registry_timeout: float = 20.0
     ready_timeout: float = 60.0
+    kamal_timing: Timing | None = None  # Kamal's readiness/deploy timeouts (tests shorten them)
+    _clients: dict[tuple[str, float], ollama.Client] = field(default_factory=dict, repr=False)
+    _registry_http: httpx.Client | None = field(default=None, repr=False)
+    _http: httpx.Client | None = field(default=None, repr=False)
+
+    def ollama(self, url: str, *, pulling: bool = False) -> ollama.Client:
+        """A long-lived client per (URL, timeout); pulls get the long read timeout."""
+        timeout = self.pull_timeout if pulling else self.api_timeout
+        key = (url, timeout)
+        if key not in self._clients:
+            self._clients[key] = ollama_client(url, timeout)
+        return self._clients[key]
+
+    def http(self) -> httpx.Client:
+        if self._http is None:
+            self._http = http_client(self.api_timeout)
+        return self._http
+
+    def registry_http(self) -> httpx.Client:
+        if self._registry_http is None:
+            self._registry_http = http_client(self.registry_timeout, follow_redirects=False)
+        return self._registry_http
 
     def ollama_base(self, desired: DesiredState) -> str:
         if self.ollama_url:

@@ -10,7 +10,6 @@ HEALTHCHECK; reference §7).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +24,7 @@ from reconciler.labels import MANAGED, SPEC_HASH
 from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
+from reconciler.plan.container import ready_url
 
 MODELS_MOUNT = "/root/.ollama"
 API_PORT = "11434/tcp"
@@ -63,16 +63,6 @@ def create_kwargs(spec: ContainerSpec, spec_hash: str) -> dict[str, Any]:
     if spec.restart != "no":
         kwargs["restart_policy"] = {"Name": spec.restart}
     return kwargs
-
-
-def ready_url(spec: ContainerSpec) -> str:
-    """The API address to probe: the first bound address (a wildcard reads as loopback)."""
-    address = spec.bind_addresses[0] if spec.bind_addresses else "127.0.0.1"
-    ip = ipaddress.ip_address(address)
-    if ip.is_unspecified:
-        ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
-    host = f"[{ip}]" if ip.version == 6 else str(ip)
-    return f"http://{host}:{spec.port}/api/version"
 
 
 def _emit(on_event: Event | None, event: str, **data: Any) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-
-import ollama
+from typing import Any
 
 from reconciler.apply import models as model_ops
 from reconciler.apply.container import ensure_container
 from reconciler.desired.refs import canonical
+from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
+from reconciler.kamal import executor as kamal
+from reconciler.kamal.hooks import link_networks
 from reconciler.observed import InventoryEntry
 from reconciler.plan.actions import (
     Action,
@@ -53,6 +55,7 @@ class Outcome:
     done: list[str] = field(default_factory=list)
     failed: list[tuple[str, str]] = field(default_factory=list)  # (title, error)
     blocked: list[str] = field(default_factory=list)
+    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (title, why)
     preempted: bool = False
 
     @property
@@ -80,13 +83,15 @@ class Runner:
         now: Callable[[], datetime],
         hooks: RunHooks | None = None,
         container_id: str = "",
+        desired: DesiredState | None = None,
     ) -> None:
         self.runtime = runtime
+        self.desired = desired
         self.hooks = hooks or RunHooks()
         self.events = events
         self.now = now
-        self.api = ollama.Client(host=base_url, timeout=runtime.api_timeout)
-        self.puller = ollama.Client(host=base_url, timeout=runtime.pull_timeout)
+        self.api = runtime.ollama(base_url)
+        self.puller = runtime.ollama(base_url, pulling=True)
         self.container_id = container_id  # where pinned models are warmed (eviction tracking)
 
     def run(self, plan: Plan) -> Outcome:
@@ -110,6 +115,11 @@ class Runner:
             self.hooks.before(action)
             try:
                 self._run(action)
+            except ExecutorUnavailable as exc:
+                self.hooks.after(action)
+                outcome.unsupported.append((title, str(exc)))
+                self.events.emit("action.unsupported", action=title, reason=str(exc))
+                continue
             except ReconcilerError as exc:
                 self.hooks.after(action)
                 outcome.failed.append((title, str(exc)))
@@ -132,6 +142,10 @@ class Runner:
                 on_event=lambda name, data: self.events.emit(f"container.{name}", **data),
             )
             self.container_id = seen.id
+            if self.desired is not None and self.desired.openwebui is not None:
+                linked = link_networks(self.runtime.docker, self.desired)  # OpenWebUI reaches `ollama`
+                if linked:
+                    self.events.emit("container.networks_linked", networks=linked)
         elif isinstance(action, PullModel):
             model_ops.pull(self.puller, action, self.events)
             self._remember(
@@ -164,11 +178,38 @@ class Runner:
                     update={"warmed": {k: v for k, v in m.warmed.items() if k != action.model}}
                 )
             )
-        elif isinstance(action, KamalDeploy | ApplyWebUISettings):
+        elif isinstance(action, KamalDeploy):
+            self._kamal(action)
+        elif isinstance(action, ApplyWebUISettings):
             raise ExecutorUnavailable(
-                f"{action.title()}: the OpenWebUI executors are not installed in this version; "
-                "OpenWebUI is left as it is"
+                f"{action.title()}: converging knowledge bases and presets through OpenWebUI's API "
+                "is not implemented yet; they are left as they are"
             )
+
+    def _kamal(self, action: KamalDeploy) -> None:
+        """Deploy OpenWebUI's new version, or roll back to it when its container is still on
+        the server (a `git revert` of an OpenWebUI change takes seconds, not a deploy)."""
+        if self.desired is None:
+            raise ExecutorUnavailable("a Kamal deploy needs the desired state")
+        workdir = self.runtime.state.root / "kamal"
+
+        def emit(name: str, data: dict[str, Any]) -> None:
+            self.events.emit(name, **data)
+
+        service = self.desired.openwebui.kamal.service if self.desired.openwebui else "openwebui"
+        common: dict[str, Any] = {
+            "workdir": workdir,
+            "events_emit": emit,
+            "docker_client": self.runtime.docker,
+            "timing": self.runtime.kamal_timing,
+        }
+        rolled_back = False
+        if not action.first and action.spec_hash in kamal.available_versions(self.runtime.docker, service):
+            rolled_back = kamal.rollback(self.desired, action.spec_hash, **common)
+        if not rolled_back:
+            kamal.deploy(self.desired, action.spec_hash, first=action.first, **common)
+        deployed = {"openwebui_spec_hash": action.spec_hash}
+        self._remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=deployed)}))
 
     def _remember(self, change: Callable[[Memory], Memory]) -> None:
         self.runtime.state.update(change)

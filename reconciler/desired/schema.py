@@ -457,6 +457,106 @@ class Exposure(Frozen):
     host: str | None = Field(default=None, description="Host name for the proxy.")
 
 
+_HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$")
+_REGISTRY_SERVER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,5})?$")
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]{1,4095}$")
+_REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+
+
+def _host(value: str) -> str:
+    if not _HOST.match(value) or ".." in value:
+        raise ValueError(f"{value!r} is not a host name or IP address (no spaces, shell characters or ports)")
+    return value
+
+
+class KamalRegistry(Frozen):
+    server: str = Field(
+        default="127.0.0.1:5000",
+        description="Registry the wrapped OpenWebUI image is pushed to and pulled from, host[:port]. "
+        "Write 127.0.0.1:PORT, not localhost:PORT (Kamal treats `localhost` as its own "
+        "SSH-forwarded local registry, which cannot work when the server deploys to itself).",
+    )
+    username: str = Field(default="reconciler", description="Registry user name.")
+    password: SecretRef | None = Field(
+        default=None,
+        description="Registry password by reference ({env: NAME} or {file: PATH}). Unset: a "
+        "placeholder is used (a registry without authentication, e.g. on loopback).",
+    )
+
+    @field_validator("server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        if not _REGISTRY_SERVER.match(value) or ".." in value:
+            raise ValueError(f"{value!r} is not a registry host[:port]")
+        return value
+
+    @field_validator("username")
+    @classmethod
+    def _username(cls, value: str) -> str:
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", value):
+            raise ValueError(f"{value!r} is not a registry user name (letters, digits, '.', '_', '@', '-')")
+        return value
+
+
+class KamalSpec(Frozen):
+    """How Kamal deploys OpenWebUI: where, as whom, through which registry."""
+
+    service: Slug = Field(
+        default="openwebui",
+        description="Kamal service name: container names (`<service>-web-<version>`) and the "
+        "image's `service` label.",
+    )
+    servers: list[Annotated[str, AfterValidator(_host)]] = Field(
+        default_factory=lambda: ["127.0.0.1"],
+        description="Hosts OpenWebUI runs on (role `web`). Default: the server itself over SSH on loopback.",
+        min_length=1,
+    )
+    ssh_user: str = Field(default="root", description="SSH user Kamal logs in as (needs Docker access).")
+    ssh_port: int = Field(default=22, ge=1, le=65535, description="SSH port of the servers.")
+    ssh_keys: list[str] = Field(
+        default_factory=list,
+        description="Private key files for SSH, absolute paths on the machine that runs kamal. "
+        "Empty: the SSH agent and ~/.ssh defaults.",
+    )
+    registry: KamalRegistry = Field(default_factory=KamalRegistry)
+    image: str = Field(
+        default="openwebui-local",
+        description="Repository name of the wrapped OpenWebUI image in that registry.",
+    )
+    webui_secret_key: SecretRef | None = Field(
+        default=None,
+        description="OpenWebUI's WEBUI_SECRET_KEY (signs sessions) by reference. Unset: a random "
+        "key is generated once and kept in the Kamal project directory on the deploying machine.",
+    )
+    data_volume: DockerName = Field(
+        default="open-webui",
+        description="Named volume mounted at /app/backend/data: OpenWebUI's SQLite database, "
+        "uploads and vector store survive every deploy.",
+    )
+
+    @field_validator("ssh_user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value):
+            raise ValueError(f"{value!r} is not a Unix user name")
+        return value
+
+    @field_validator("ssh_keys")
+    @classmethod
+    def _keys(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not _SAFE_PATH.match(path) or "/../" in path or path.endswith("/.."):
+                raise ValueError(f"{path!r} must be an absolute path of letters, digits and . _ / @ + - only")
+        return value
+
+    @field_validator("image")
+    @classmethod
+    def _repository(cls, value: str) -> str:
+        if not _REPOSITORY.match(value) or len(value) > 255:
+            raise ValueError(f"{value!r} is not a repository name (lower-case, e.g. openwebui-local)")
+        return value
+
+
 class OpenWebUISpec(Frozen):
     """`openwebui.yaml`: OpenWebUI, deployed by Kamal and configured from git."""
 
@@ -474,6 +574,9 @@ class OpenWebUISpec(Frozen):
     cloud: list[CloudEndpoint] = Field(default_factory=list)
     env: dict[str, EnvValue] = Field(
         default_factory=dict, description="Any other OpenWebUI environment settings."
+    )
+    kamal: KamalSpec = Field(
+        default_factory=KamalSpec, description="How Kamal deploys OpenWebUI (servers, SSH, registry)."
     )
 
     @field_validator("env")

@@ -31,6 +31,12 @@ class TriggerQueue:
             self._reasons.discard(reason)
             self._cond.notify_all()
 
+    def drain(self) -> set[str]:
+        """Take whatever is pending without waiting."""
+        with self._cond:
+            reasons, self._reasons = self._reasons, set()
+            return reasons
+
     def pending(self) -> set[str]:
         with self._cond:
             return set(self._reasons)

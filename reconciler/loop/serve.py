@@ -34,7 +34,9 @@ class ServeConfig:
     resync_seconds: float = 300.0
     metrics_port: int | None = None
     metrics_addr: str = "127.0.0.1"
-    container_name: str = "ollama"
+    # Leading edge + trailing edge: the first trigger reconciles at once; triggers within
+    # this many seconds of the last start coalesce into one reconcile at the window's end.
+    min_interval: float = 1.0
 
 
 def branch_head(repo: Path, branch: str) -> str | None:
@@ -57,6 +59,8 @@ class Server:
         self.metrics = Metrics()
         self.status = status_mod.load_status(self.state_dir)
         self._last_progress = 0.0
+        self._last_start = -1e9
+        self.container_name: str | None = None  # of the newest desired state, for Docker events
         events.subscribe(self._on_event)
 
     def run(self) -> None:
@@ -67,8 +71,13 @@ class Server:
             self.queue.put("startup")
             while not self.stop.is_set():
                 reasons = self.queue.get(timeout=1.0)
-                if reasons:
-                    self.reconcile_once(reasons)
+                if not reasons:
+                    continue
+                wait = self._last_start + self.config.min_interval - time.monotonic()
+                if wait > 0 and not self.stop.wait(wait):
+                    reasons |= self.queue.drain()
+                self._last_start = time.monotonic()
+                self.reconcile_once(reasons)
         finally:
             self.queue.close()
             lock.release()
@@ -85,7 +94,7 @@ class Server:
                 started_at=crashed.started_at.isoformat(),
             )
         watch_refs(self.config.repo, self.config.branch, self.queue)
-        watch_docker(self.runtime.docker, self.config.container_name, self.queue, self.stop)
+        watch_docker(self.runtime.docker, self.queue, self.stop, lambda: self.container_name)
         resync_timer(self.queue, self.config.resync_seconds, self.stop)
         if self.config.metrics_port is not None:
             self.metrics.serve(self.config.metrics_port, self.config.metrics_addr)
@@ -113,6 +122,7 @@ class Server:
             )
             self._save_status("invalid", head, None, None, [str(p) for p in exc.problems])
             return None
+        self.container_name = desired.ollama.container.name
         hooks = RunHooks(
             before=lambda a: self.journal.begin(head, a.title(), a.kind),
             after=lambda a: self.journal.end(),

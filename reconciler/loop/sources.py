@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,10 @@ import docker
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from reconciler.labels import MANAGED
 from reconciler.loop.queue import TriggerQueue
+
+_WRITES = {"created", "modified", "moved", "deleted", "closed"}
 
 
 class _RefHandler(FileSystemEventHandler):
@@ -23,6 +27,9 @@ class _RefHandler(FileSystemEventHandler):
         self.names = {f"refs/heads/{branch}", "packed-refs"}
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        # Reading a ref (git does, and so do we) fires open/close events: only writes count.
+        if event.event_type not in _WRITES:
+            return
         for raw in (event.src_path, getattr(event, "dest_path", "")):
             path = raw.decode() if isinstance(raw, bytes) else str(raw)
             if any(path.endswith(name) for name in self.names):
@@ -46,20 +53,22 @@ _HEAL_ON = {"die", "destroy", "stop", "kill", "oom", "health_status: unhealthy"}
 
 
 def watch_docker(
-    client: docker.DockerClient, container: str, queue: TriggerQueue, stop: threading.Event
+    client: docker.DockerClient, queue: TriggerQueue, stop: threading.Event, watched: Callable[[], str | None]
 ) -> None:
-    """Docker events for the Ollama container → an immediate reconcile (self-heal)."""
+    """Docker events of the managed Ollama container (`watched()` names it, as the newest
+    desired state says) → an immediate reconcile (self-heal)."""
 
     def loop() -> None:
         delay = 1.0
         while not stop.is_set():
             try:
-                stream = client.events(decode=True, filters={"type": "container", "container": container})
+                stream = client.events(decode=True, filters={"type": "container", "label": f"{MANAGED}=1"})
                 delay = 1.0
                 for event in stream:
                     if stop.is_set():
                         break
-                    if str(event.get("status") or event.get("Action")) in _HEAL_ON:
+                    name = (event.get("Actor") or {}).get("Attributes", {}).get("name")
+                    if name == watched() and str(event.get("status") or event.get("Action")) in _HEAL_ON:
                         queue.put(f"docker:{event.get('status') or event.get('Action')}")
             except (docker.errors.DockerException, OSError, ValueError):
                 queue.put("docker:reconnect")

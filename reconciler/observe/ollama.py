@@ -112,16 +112,16 @@ def parse_loaded(running: Iterable[Any], at: datetime) -> tuple[LoadedObs, ...]:
 
 
 def observe_ollama(
+    client: ollama.Client,
+    http: httpx.Client,
     url: str,
     *,
     blobs: Mapping[str, tuple[Blob, ...]],
     want_architecture: set[str],
-    timeout: float = 10.0,
 ) -> OllamaView:
     """Everything the planner needs from Ollama's API; unreachable is an observation."""
-    client = ollama.Client(host=url, timeout=timeout)
     try:
-        version = httpx.get(f"{url}/api/version", timeout=timeout).json().get("version")
+        version = http.get(f"{url}/api/version").json().get("version")  # the client has no call for it
         listed = client.list().models
         running = client.ps().models
         architectures = {}

@@ -20,6 +20,7 @@ import httpx
 from reconciler.desired.refs import ModelRef
 from reconciler.desired.schema import Registry
 from reconciler.errors import ObservationFailed
+from reconciler.http import http_client
 from reconciler.observe.disk import parse_manifest_file
 from reconciler.observe.gguf import DEFAULT_LIMIT, parse_architecture
 from reconciler.observed import Architecture, Blob, RemoteManifest
@@ -206,7 +207,7 @@ def lookup_all(
     if not todo:
         return (), {}
     own = client is None
-    http = client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False)
+    http = client or http_client(timeout, follow_redirects=False)
     deadline = time.monotonic() + timeout
     pool = ThreadPoolExecutor(max_workers=min(_WORKERS, len(todo)), thread_name_prefix="registry")
     futures: dict[str, Future[RemoteManifest]] = {

@@ -35,18 +35,22 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
     gpus, gpu_error = observe_gpus()
     view = OllamaView(reachable=False)
     if container is not None and container.running:
+        url = runtime.ollama_base(desired)
         view = observe_ollama(
-            runtime.ollama_base(desired),
+            runtime.ollama(url),
+            runtime.http(),
+            url,
             blobs=blobs,
             want_architecture=_architecture_wanted(desired),
-            timeout=runtime.api_timeout,
         )
     present = {m.name for m in view.models}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
     remote: tuple[RemoteManifest, ...] = ()
     remote_errors: dict[str, str] = {}
     if view.reachable and missing:
-        remote, remote_errors = lookup_all(missing, desired.ollama.registries, runtime.registry_timeout)
+        remote, remote_errors = lookup_all(
+            missing, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
+        )
     observed = Observed(
         container=container,
         ollama_reachable=view.reachable,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from reconciler.desired.schema import DesiredState
 from reconciler.plan.actions import ContainerSpec
 
@@ -31,3 +33,13 @@ def container_spec(desired: DesiredState) -> ContainerSpec:
         bind_addresses=bind_addresses(c.publish.addresses, desired.server.lan_addresses),
         restart=c.restart,
     )
+
+
+def ready_url(spec: ContainerSpec) -> str:
+    """The API address to probe: the first bound address (a wildcard reads as loopback)."""
+    address = spec.bind_addresses[0] if spec.bind_addresses else "127.0.0.1"
+    ip = ipaddress.ip_address(address)
+    if ip.is_unspecified:
+        ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
+    host = f"[{ip}]" if ip.version == 6 else str(ip)
+    return f"http://{host}:{spec.port}/api/version"

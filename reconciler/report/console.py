@@ -61,7 +61,7 @@ def human(console: Console) -> Any:
                 highlight=False,
             )
         elif name == "reconcile.done":
-            style = "green" if event["result"] == "converged" else "red"
+            style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
             console.print(f"[{style}]{event['result']}[/] ({event['actions']} action(s))")
             for note in event.get("notes", []):
                 console.print(f"  [yellow]note[/]: {note}")

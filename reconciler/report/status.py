@@ -136,9 +136,9 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    degraded_notes = [n for n in notes if "evicted" in n or "over budget" in n or "not installed" in n]
+    degraded_notes = [n for n in notes if "evicted" in n or "over budget" in n or "not implemented" in n]
     wanted: dict[ConditionType, tuple[bool, str, str]]
-    if result == "converged":
+    if result in ("converged", "degraded"):
         degraded = bool(degraded_notes)
         wanted = {
             "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),

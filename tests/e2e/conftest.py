@@ -9,6 +9,7 @@ import docker
 import pytest
 from docker.models.networks import Network
 
+from tests.e2e.gitops import GitOps
 from tests.e2e.stack import Stack
 from tests.harness.registry import Registry
 
@@ -21,3 +22,12 @@ def stack(tmp_path: Path, docker_client: docker.DockerClient, registry: Registry
         yield s
     finally:
         s.cleanup()
+
+
+@pytest.fixture
+def gitops(stack: Stack, tmp_path: Path) -> Iterator[GitOps]:
+    ops = GitOps(stack, tmp_path / "gitops")
+    try:
+        yield ops
+    finally:
+        ops.stop_serve()

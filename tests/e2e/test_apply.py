@@ -44,6 +44,7 @@ def test_from_empty_server_to_converged_then_a_noop_with_zero_mutating_calls(sta
     assert {"rate_bps", "eta_s", "percent"} <= set(progress[-1])
 
     calls_before = stack.mutating_ollama_calls()
+    time.sleep(1.1)  # docker events have one-second resolution: keep the first apply's out
     since = datetime.now(UTC)
     again = stack.apply()
     assert again.result == "converged" and again.actions_run == 0

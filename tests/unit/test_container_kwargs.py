@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from reconciler.apply.container import create_kwargs, ready_url
+from reconciler.apply.container import create_kwargs
 from reconciler.labels import MANAGED, SPEC_HASH
 from reconciler.plan.actions import ContainerSpec
+from reconciler.plan.container import ready_url
 
 
 def spec(**changes: object) -> ContainerSpec:

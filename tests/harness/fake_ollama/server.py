@@ -255,6 +255,9 @@ def format_parameters(params: dict[str, Any]) -> str:
 # HTTP handler
 # ----------------------------------------------------------------------------------------------
 class Handler(BaseHTTPRequestHandler):
+    # Keep-alive responses would otherwise wait on delayed ACKs (Nagle): ~40 ms a request,
+    # which real Ollama (Go's net/http sets TCP_NODELAY) does not have.
+    disable_nagle_algorithm = True
     protocol_version = "HTTP/1.1"
     server_version = "fake-ollama"
     sys_version = ""

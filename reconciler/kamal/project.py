@@ -1,0 +1,141 @@
+"""Write the rendered Kamal project to disk and resolve secret references (I/O).
+
+Layout of the project directory (0700, on the machine that runs kamal):
+
+    config/deploy.yml           rendered, no secret values
+    .kamal/secrets              0600, NAME='value' lines (single quotes: Kamal's dotenv parser
+                                takes them literally, no $VAR or $(command) expansion)
+    .kamal/hooks/<hook>         copied from hooks/kamal/, executable
+    .kamal/reconciler.env       which Python runs the hooks (this reconciler's)
+    .kamal/reconciler-desired.json   the desired state the project was rendered from, for the
+                                hooks when kamal is run by hand (no secret values in it)
+    Dockerfile                  the wrapper image (FROM <openwebui.image> + service label)
+    webui_secret_key            0600, generated once when no reference is given
+"""
+
+from __future__ import annotations
+
+import os
+import secrets as _random
+import shlex
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from reconciler.desired.schema import DesiredState, SecretRef
+from reconciler.errors import ReconcilerError
+from reconciler.kamal.render import HOOKS, RenderedProject, SecretNeed
+
+HOOKS_SOURCE = Path(__file__).resolve().parents[2] / "hooks" / "kamal"
+DESIRED_SNAPSHOT = ".kamal/reconciler-desired.json"
+GENERATED_KEY = "webui_secret_key"
+PLACEHOLDER = "unused"
+
+
+class SecretUnavailable(ReconcilerError):
+    """A secret reference could not be resolved. The message names the reference, never a value."""
+
+
+def resolve_secret(ref: SecretRef, environ: Mapping[str, str] | None = None) -> str:
+    """The value behind `ref`: an environment variable of this process, or a file on this
+    machine (trailing newline stripped)."""
+    env = os.environ if environ is None else environ
+    if ref.env is not None:
+        value = env.get(ref.env)
+        if value is None or value == "":
+            raise SecretUnavailable(
+                f"secret {ref.describe()} is not set: export {ref.env} in the reconciler's environment"
+            )
+        return value
+    assert ref.file is not None
+    try:
+        value = Path(ref.file).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SecretUnavailable(f"secret {ref.describe()} cannot be read: {exc.strerror}") from None
+    if not value:
+        raise SecretUnavailable(f"secret {ref.describe()} is empty")
+    return value
+
+
+def _check_value(need: SecretNeed, value: str) -> str:
+    if "'" in value or "\n" in value or "\r" in value or "\0" in value:
+        where = ", ".join(r.describe() for r in need.refs) or need.name
+        raise SecretUnavailable(
+            f"secret {need.name} ({where}) contains a quote, a newline or a NUL, which Kamal's "
+            "secrets file cannot carry literally"
+        )
+    return value
+
+
+def _generated_key(workdir: Path) -> str:
+    path = workdir / GENERATED_KEY
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    key = _random.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(key + "\n")
+    return key
+
+
+def secret_values(
+    needs: tuple[SecretNeed, ...], workdir: Path, environ: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for need in needs:
+        if need.refs:
+            value = ";".join(resolve_secret(ref, environ) for ref in need.refs)
+        elif need.fallback == "generate":
+            value = _generated_key(workdir)
+        elif need.fallback == "placeholder":
+            value = PLACEHOLDER
+        else:
+            raise SecretUnavailable(f"secret {need.name} has no reference")
+        values[need.name] = _check_value(need, value)
+    return values
+
+
+def _write(path: Path, text: str, mode: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def write_project(
+    project: RenderedProject,
+    desired: DesiredState,
+    workdir: Path,
+    *,
+    environ: Mapping[str, str] | None = None,
+    hooks_source: Path = HOOKS_SOURCE,
+) -> dict[str, str]:
+    """Write the project into `workdir`; return the secret values (for the registry push).
+
+    Secrets are resolved first, so a missing one fails before anything is written."""
+    workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(workdir, 0o700)
+    values = secret_values(project.secrets, workdir, environ)
+    _write(workdir / "config" / "deploy.yml", project.deploy_yml, 0o644)
+    _write(workdir / "Dockerfile", project.dockerfile, 0o644)
+    _write(workdir / ".kamal" / "secrets", "".join(f"{k}='{v}'\n" for k, v in values.items()), 0o600)
+    _write(workdir / DESIRED_SNAPSHOT, desired.model_dump_json(by_alias=True, indent=1), 0o600)
+    _write(
+        workdir / ".kamal" / "reconciler.env",
+        f'if [ -z "${{RECONCILER_PYTHON:-}}" ]; then RECONCILER_PYTHON={shlex.quote(sys.executable)}; fi\n',
+        0o600,
+    )
+    hooks_dir = workdir / ".kamal" / "hooks"
+    hooks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name in HOOKS:
+        source = hooks_source / name
+        if not source.is_file():
+            raise ReconcilerError(f"Kamal hook {source} is missing from this installation")
+        target = hooks_dir / name
+        shutil.copyfile(source, target)
+        os.chmod(target, 0o755)  # noqa: S103 (Kamal runs hooks as executables)
+    return values

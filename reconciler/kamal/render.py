@@ -1,0 +1,232 @@
+"""The Kamal project for OpenWebUI, rendered from the desired state (pure: no I/O).
+
+`render(desired, version)` gives `config/deploy.yml`, the wrapper Dockerfile (`FROM` the
+OpenWebUI image + the `service` label Kamal insists on) and the secrets Kamal needs, by NAME
+with the references their values come from. Secret values never pass through here.
+
+How OpenWebUI reaches Ollama: Kamal runs every app container on its own Docker network
+`kamal` (`--network kamal` is hard-wired in Kamal 2.11's `docker run`), and Docker 20.10
+refuses a second `--network` at create time. So the Ollama container is attached to `kamal`
+with the alias `ollama`, and OpenWebUI's containers are attached to Ollama's own network,
+where Ollama always has that alias (see `reconciler.kamal.hooks.link_networks`, run by the
+Kamal hooks). `OLLAMA_BASE_URL=http://ollama:11434` therefore resolves whichever of the two
+containers was recreated last.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from reconciler.desired.schema import DesiredState, OpenWebUISpec, SecretRef
+from reconciler.plan.container import bind_addresses
+
+APP_PORT = 8080
+DATA_MOUNT = "/app/backend/data"
+OLLAMA_ALIAS = "ollama"  # ContainerSpec.network_alias
+OLLAMA_INNER_PORT = 11434
+KAMAL_NETWORK = "kamal"
+ROLE = "web"
+REGISTRY_SECRET = "KAMAL_REGISTRY_PASSWORD"  # noqa: S105 (a name, not a value)
+WEBUI_SECRET = "WEBUI_SECRET_KEY"  # noqa: S105
+OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
+VERSION_LABEL = "reconciler.kamal-version"  # on the wrapper image, so on every app container
+HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
+
+
+@dataclass(frozen=True)
+class SecretNeed:
+    """One secret Kamal needs: its NAME, where its value comes from, never the value.
+
+    The value is the references' values joined by `;` (OpenWebUI's list syntax). With no
+    reference, `fallback` says what to use instead: `generate` (a random key kept in the
+    project directory, stable across deploys) or `placeholder` (a registry without auth)."""
+
+    name: str
+    refs: tuple[SecretRef, ...] = ()
+    fallback: Literal["generate", "placeholder", "none"] = "none"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long Kamal waits for a new container; tests make these small."""
+
+    readiness_delay: int = 3
+    deploy_timeout: int = 180
+    drain_timeout: int = 10
+    retain_containers: int = 3
+
+
+@dataclass(frozen=True)
+class RenderedProject:
+    service: str
+    version: str
+    image: str  # <registry>/<repository>, no tag
+    deploy_yml: str
+    dockerfile: str
+    secrets: tuple[SecretNeed, ...]
+    config: dict[str, Any] = field(repr=False, default_factory=dict)
+
+    @property
+    def image_ref(self) -> str:
+        return f"{self.image}:{self.version}"
+
+    @property
+    def secret_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.secrets)
+
+
+def _webui(desired: DesiredState) -> OpenWebUISpec:
+    if desired.openwebui is None:
+        raise ValueError("the desired state has no openwebui.yaml: nothing for Kamal to deploy")
+    return desired.openwebui
+
+
+def ollama_base_url() -> str:
+    return f"http://{OLLAMA_ALIAS}:{OLLAMA_INNER_PORT}"
+
+
+def clear_env(desired: DesiredState) -> dict[str, str]:
+    """OpenWebUI's non-secret settings. `ENABLE_PERSISTENT_CONFIG=False` makes them win over
+    what an earlier boot stored in the database, on every start."""
+    w = _webui(desired)
+    env: dict[str, str] = {
+        "OLLAMA_BASE_URL": ollama_base_url(),
+        "WEBUI_AUTH": "True" if w.auth else "False",
+        "ENABLE_PERSISTENT_CONFIG": "False",
+        "ENABLE_OPENAI_API": "True" if w.cloud else "False",
+        "RAG_EMBEDDING_ENGINE": w.rag.embedding_engine,
+        "RAG_EMBEDDING_MODEL": w.rag.embedding_model,
+        "CHUNK_SIZE": str(w.rag.chunk_size),
+        "CHUNK_OVERLAP": str(w.rag.chunk_overlap),
+        "RAG_TOP_K": str(w.rag.top_k),
+    }
+    if w.default_models:
+        env["DEFAULT_MODELS"] = ",".join(w.default_models)
+    if w.task_model:
+        env["TASK_MODEL"] = w.task_model
+    if w.voice.enabled:
+        env["AUDIO_STT_ENGINE"] = w.voice.stt_engine
+        env["WHISPER_MODEL"] = w.voice.stt_model
+        env["AUDIO_TTS_ENGINE"] = w.voice.tts_engine
+        env["AUDIO_TTS_VOICE"] = w.voice.tts_voice
+    else:
+        env["USER_PERMISSIONS_CHAT_STT"] = "False"
+        env["USER_PERMISSIONS_CHAT_TTS"] = "False"
+        env["USER_PERMISSIONS_CHAT_CALL"] = "False"
+    if w.cloud:
+        env["OPENAI_API_BASE_URLS"] = ";".join(c.base_url for c in w.cloud)
+    env.update(w.env)  # the owner's explicit settings win (secrets are refused by the schema)
+    return dict(sorted(env.items()))
+
+
+def secret_needs(desired: DesiredState) -> tuple[SecretNeed, ...]:
+    w = _webui(desired)
+    k = w.kamal
+    needs = [
+        SecretNeed(
+            REGISTRY_SECRET,
+            (k.registry.password,) if k.registry.password else (),
+            "none" if k.registry.password else "placeholder",
+        ),
+        SecretNeed(
+            WEBUI_SECRET,
+            (k.webui_secret_key,) if k.webui_secret_key else (),
+            "none" if k.webui_secret_key else "generate",
+        ),
+    ]
+    if w.cloud:
+        needs.append(SecretNeed(OPENAI_KEYS_SECRET, tuple(c.api_key for c in w.cloud)))
+    return tuple(needs)
+
+
+def _publish_host(address: str) -> str:
+    ip = ipaddress.ip_address(address)
+    return f"[{ip}]" if ip.version == 6 else str(ip)
+
+
+def publish_args(desired: DesiredState) -> list[str]:
+    """`<addr>:<port>:8080` for every bind address: 127.0.0.1 + LAN unless listed explicitly;
+    never a wildcard unless the owner wrote one."""
+    exposure = _webui(desired).exposure
+    addresses = bind_addresses(exposure.addresses, desired.server.lan_addresses)
+    return [f"{_publish_host(a)}:{exposure.port}:{APP_PORT}" for a in addresses]
+
+
+def deploy_config(desired: DesiredState, version: str, timing: Timing | None = None) -> dict[str, Any]:
+    w = _webui(desired)
+    k = w.kamal
+    timing = timing or Timing()
+    role: dict[str, Any] = {"hosts": list(k.servers)}
+    config: dict[str, Any] = {
+        "service": k.service,
+        "image": k.image,
+        "servers": {ROLE: role},
+        "registry": {
+            "server": k.registry.server,
+            "username": k.registry.username,
+            "password": [REGISTRY_SECRET],
+        },
+        "ssh": {"user": k.ssh_user, "port": k.ssh_port},
+        "builder": {"arch": "amd64"},
+        "env": {
+            "clear": clear_env(desired),
+            "secret": [s.name for s in secret_needs(desired) if s.name != REGISTRY_SECRET],
+        },
+        "volumes": [f"{k.data_volume}:{DATA_MOUNT}"],
+        "readiness_delay": timing.readiness_delay,
+        "deploy_timeout": timing.deploy_timeout,
+        "drain_timeout": timing.drain_timeout,
+        "retain_containers": timing.retain_containers,
+        "hooks_output": "verbose",  # what the hooks did shows in kamal's output (and our events)
+    }
+    if k.ssh_keys:
+        config["ssh"]["keys"] = list(k.ssh_keys)
+        config["ssh"]["keys_only"] = True
+    if w.exposure.mode == "proxy":
+        proxy: dict[str, Any] = {
+            "app_port": APP_PORT,
+            "healthcheck": {"path": "/health", "interval": 1, "timeout": 5},
+            "ssl": False,
+            "run": {
+                "bind_ips": [
+                    str(a) for a in bind_addresses(w.exposure.addresses, desired.server.lan_addresses)
+                ]
+            },
+        }
+        if w.exposure.host:
+            proxy["host"] = w.exposure.host
+        config["proxy"] = proxy
+    else:
+        role["proxy"] = False
+        role["options"] = {"publish": publish_args(desired)}
+    return config
+
+
+def dockerfile(desired: DesiredState, version: str) -> str:
+    w = _webui(desired)
+    return f'FROM {w.image}\nLABEL service="{w.kamal.service}"\nLABEL {VERSION_LABEL}="{version}"\n'
+
+
+def render(desired: DesiredState, version: str, timing: Timing | None = None) -> RenderedProject:
+    """Everything the project directory holds except secret values and the hook scripts."""
+    if not version or not all(ch.isalnum() or ch in "._-" for ch in version):
+        raise ValueError(f"{version!r} is not a Kamal version (letters, digits, '.', '_', '-')")
+    w = _webui(desired)
+    config = deploy_config(desired, version, timing)
+    text = (
+        "# Rendered by the reconciler from the desired state; edits here are overwritten.\n"
+        + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    )
+    return RenderedProject(
+        service=w.kamal.service,
+        version=version,
+        image=f"{w.kamal.registry.server}/{w.kamal.image}",
+        deploy_yml=text,
+        dockerfile=dockerfile(desired, version),
+        secrets=secret_needs(desired),
+        config=config,
+    )

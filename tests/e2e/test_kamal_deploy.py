@@ -1,0 +1,227 @@
+"""The Kamal executor with the REAL kamal 2.11, deploying to this machine over SSH.
+
+One module-scoped deployment is walked through its life: `kamal setup`, an env change (new
+version, data volume kept), a hand-typed `kamal deploy` that brings a stopped Ollama back
+through the hooks, a broken image that fails while the old version keeps serving, and a
+rollback. Ollama is the harness's fake (`gpus: none`), OpenWebUI a stand-in image."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+import pytest
+
+from reconciler.desired.schema import DesiredState
+from reconciler.errors import KamalFailed
+from reconciler.kamal import executor
+from reconciler.kamal.hooks import HookFailed, SshConfig, ensure_ollama_on_hosts
+from reconciler.kamal.render import KAMAL_NETWORK, Timing
+from reconciler.plan.webui import deploy_hash
+from tests.e2e.kamal_support import cleanup, make_desired
+from tests.harness.kamal_fixtures import Sshd
+from tests.harness.registry import Registry
+
+pytestmark = pytest.mark.e2e
+
+TIMING = Timing(readiness_delay=1, deploy_timeout=12, drain_timeout=2)
+
+
+class Deployment:
+    def __init__(self, client: docker.DockerClient, desired: DesiredState, workdir: Path) -> None:
+        self.client = client
+        self.desired = desired
+        self.workdir = workdir
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    @property
+    def url(self) -> str:
+        assert self.desired.openwebui is not None
+        return f"http://127.0.0.1:{self.desired.openwebui.exposure.port}"
+
+    @property
+    def service(self) -> str:
+        assert self.desired.openwebui is not None
+        return self.desired.openwebui.kamal.service
+
+    def emit(self, event: str, data: dict[str, Any]) -> None:
+        self.events.append((event, data))
+
+    def deploy(self, desired: DesiredState, *, first: bool = False) -> str:
+        version = deploy_hash(desired)
+        assert version is not None
+        executor.deploy(
+            desired,
+            version,
+            workdir=self.workdir,
+            first=first,
+            events_emit=self.emit,
+            docker_client=self.client,
+            timing=TIMING,
+            lock_retries=1,
+            lock_wait_s=1,
+        )
+        self.desired = desired
+        return version
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=5)
+
+
+def _with_webui(desired: DesiredState, **update: Any) -> DesiredState:
+    assert desired.openwebui is not None
+    return desired.model_copy(update={"openwebui": desired.openwebui.model_copy(update=update)})
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    docker_client: docker.DockerClient,
+    sshd: Sshd,
+    registry: Registry,
+    openwebui_standin: tuple[str, str],
+    fake_ollama_image: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Deployment]:
+    desired = make_desired(
+        sshd=sshd, registry=registry, standin=openwebui_standin[0], ollama_image=fake_ollama_image
+    )
+    dep = Deployment(docker_client, desired, tmp_path_factory.mktemp("kamal") / "project")
+    try:
+        yield dep
+    finally:
+        cleanup(docker_client, dep.desired)
+
+
+def _step_1_setup_serves_health_and_reaches_ollama(deployment: Deployment) -> None:
+    version = deployment.deploy(deployment.desired, first=True)
+    assert deployment.get("/health").json() == {"status": True}
+    # OpenWebUI reaches the Ollama container the hooks created, by name, over Docker networks.
+    assert "version" in deployment.get("/ollama").json()
+    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    outputs = [d["line"] for e, d in deployment.events if e == "kamal.output"]
+    assert any("docker-setup" in line for line in outputs) and any("post-deploy" in line for line in outputs)
+    ollama = deployment.client.containers.get(deployment.desired.ollama.container.name)
+    assert KAMAL_NETWORK in ollama.attrs["NetworkSettings"]["Networks"]
+
+
+def _step_2_env_change_deploys_new_version_and_keeps_data(deployment: Deployment) -> None:
+    put = httpx.put(deployment.url + "/data/notes.txt", content=b"kept across deploys", timeout=5)
+    assert put.status_code == 201
+    old = executor.running_versions(deployment.client, deployment.service)
+    changed = _with_webui(deployment.desired, task_model="phi3:mini")
+    version = deployment.deploy(changed)
+    assert version not in old
+    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    assert deployment.get("/env").json()["TASK_MODEL"] == "phi3:mini"
+    assert deployment.get("/data/notes.txt").content == b"kept across deploys"
+    assert "version" in deployment.get("/ollama").json()
+
+
+def _step_3_hand_typed_deploy_brings_ollama_back(deployment: Deployment) -> None:
+    name = deployment.desired.ollama.container.name
+    deployment.client.containers.get(name).stop(timeout=2)
+    version = deploy_hash(deployment.desired)
+    # What an operator types in the project directory (no reconciler environment).
+    done = subprocess.run(
+        [executor.kamal_binary(), "deploy", "--skip-push", f"--version={version}"],
+        cwd=deployment.workdir,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert deployment.client.containers.get(name).status == "running"
+    assert "start container" in done.stdout
+    assert deployment.get("/health").status_code == 200
+    assert "version" in deployment.get("/ollama").json()
+
+
+def _step_4_broken_image_fails_and_old_version_keeps_serving(
+    deployment: Deployment, openwebui_standin: tuple[str, str]
+) -> None:
+    good = executor.running_versions(deployment.client, deployment.service)
+    broken = _with_webui(deployment.desired, image=openwebui_standin[1])
+    with pytest.raises(KamalFailed) as info:
+        deployment.deploy(broken)
+    text = str(info.value)
+    assert "ERROR" in text and ("unhealthy" in text or "not ready" in text), text
+    # Published mode stopped the old version to free its port; the executor started it again.
+    assert any(e == "kamal.restored_previous" and d["healthy"] for e, d in deployment.events)
+    assert executor.running_versions(deployment.client, deployment.service) == good
+    assert deployment.get("/health").json() == {"status": True}
+
+
+def _step_5_rollback_to_previous_version(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
+    current = executor.running_versions(deployment.client, deployment.service)
+    previous = _with_webui(deployment.desired, task_model=None)  # the state of test 2's first version
+    version = deploy_hash(previous)
+    assert version is not None and version not in current
+    assert version in executor.available_versions(deployment.client, deployment.service)
+    assert executor.rollback(
+        previous,
+        version,
+        workdir=deployment.workdir,
+        events_emit=deployment.emit,
+        docker_client=deployment.client,
+        timing=TIMING,
+    )
+    deployment.desired = previous
+    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    assert "TASK_MODEL" not in deployment.get("/env").json()
+    assert not executor.rollback(
+        previous,
+        "never-deployed",
+        workdir=deployment.workdir,
+        events_emit=deployment.emit,
+        docker_client=deployment.client,
+    )
+
+
+def test_kamal_lifecycle(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
+    """One deployment through its life, in order (pytest-randomly must not shuffle these)."""
+    _step_1_setup_serves_health_and_reaches_ollama(deployment)
+    _step_2_env_change_deploys_new_version_and_keeps_data(deployment)
+    _step_3_hand_typed_deploy_brings_ollama_back(deployment)
+    _step_4_broken_image_fails_and_old_version_keeps_serving(deployment, openwebui_standin)
+    _step_5_rollback_to_previous_version(deployment, openwebui_standin)
+
+
+def test_ensure_ollama_over_ssh(
+    docker_client: docker.DockerClient,
+    sshd: Sshd,
+    registry: Registry,
+    openwebui_standin: tuple[str, str],
+    fake_ollama_image: str,
+) -> None:
+    """The hook's remote path: the host is 127.0.0.1 but forced remote, so the command runs
+    through ssh to the test sshd and back into this machine's Docker."""
+    desired = make_desired(
+        sshd=sshd, registry=registry, standin=openwebui_standin[0], ollama_image=fake_ollama_image
+    )
+    name = desired.ollama.container.name
+    ssh = SshConfig(
+        user=sshd.user,
+        port=sshd.port,
+        keys=(str(sshd.key),),
+        options=sshd.ssh_options(),
+        remote_command=(sys.executable, "-m", "reconciler.kamal.hooks"),
+    )
+    try:
+        results = ensure_ollama_on_hosts(desired, ["127.0.0.1"], ssh, force_remote=True)
+        assert [r.remote for r in results] == [True]
+        assert any("create container" in line for line in results[0].did), results
+        docker_client.containers.get(name).stop(timeout=2)
+        again = ensure_ollama_on_hosts(desired, ["127.0.0.1"], ssh, force_remote=True)
+        assert any("start container" in line for line in again[0].did), again
+        assert docker_client.containers.get(name).status == "running"
+        ssh_bad = SshConfig(**{**ssh.__dict__, "port": 1})
+        with pytest.raises(HookFailed, match=r"127\.0\.0\.1: ssh|127\.0\.0\.1: remote"):
+            ensure_ollama_on_hosts(desired, ["127.0.0.1"], ssh_bad, force_remote=True)
+    finally:
+        cleanup(docker_client, desired)
