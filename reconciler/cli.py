@@ -7,16 +7,15 @@ Exit codes: 0 ok (and, for `plan`, nothing to change) · 1 `plan` has changes ·
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
 
-from reconciler.desired.load import load_desired
-from reconciler.desired.schema import DesiredState
-from reconciler.desired.source import DirSource, GitCommitSource, Source
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -26,13 +25,14 @@ from reconciler.errors import (
     ObservationFailed,
     ReconcilerError,
 )
-from reconciler.observed import Observed
-from reconciler.plan.planner import plan as make_plan
-from reconciler.report.console import human, json_lines, structured
-from reconciler.report.events import EventBus
-from reconciler.report.render import dumps, plan_to_json, print_plan
-from reconciler.runtime import Runtime, default_state_dir
-from reconciler.state.store import StateStore
+
+# Commands import what they use when they run: the git hooks start this CLI on every
+# push, and the Docker SDK, the ollama client and the pydantic models cost ~0.8 s to import.
+if TYPE_CHECKING:
+    from reconciler.desired.schema import DesiredState
+    from reconciler.desired.source import Source
+    from reconciler.observed import Observed
+    from reconciler.runtime import Runtime
 
 _REPO_HELP = "Desired-state repo: a directory, or a git repo (bare or not) read at --rev."
 _STATE_HELP = "State directory (default $RECONCILER_STATE_DIR or /var/lib/reconciler)."
@@ -40,13 +40,25 @@ _URL_HELP = "Ollama API URL (default: the container's first published address)."
 
 
 def _source(path: Path, rev: str | None) -> Source:
+    from reconciler.desired.source import DirSource, GitCommitSource
+
     if rev is not None or ((path / "HEAD").is_file() and (path / "objects").is_dir()):
         return GitCommitSource(path, rev or "HEAD")
     return DirSource(path)
 
 
 def _load(path: Path, rev: str | None) -> DesiredState:
+    from reconciler.desired.load import load_desired
+
     return load_desired(_source(path, rev))
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, indent=2, default=str)
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("RECONCILER_STATE_DIR", "/var/lib/reconciler"))
 
 
 def _fail(exc: ReconcilerError, as_json: bool) -> None:
@@ -58,7 +70,21 @@ def _fail(exc: ReconcilerError, as_json: bool) -> None:
     sys.exit(exc.exit_code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Adds `ensure-ollama` (the Kamal hooks' command) without importing it up front."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), "ensure-ollama"])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name == "ensure-ollama":
+            from reconciler.kamal.hooks import ensure_ollama
+
+            return ensure_ollama
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="reconciler")
 def main() -> None:
     """GitOps for a self-hosted LLM server: Ollama, its models and OpenWebUI, from a git repo.
@@ -112,6 +138,11 @@ def plan(
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
+    from rich.console import Console
+
+    from reconciler.plan.planner import plan as make_plan
+    from reconciler.report.render import plan_to_json, print_plan
+
     result = make_plan(desired, seen)
     if as_json:
         click.echo(dumps(plan_to_json(result)))
@@ -125,6 +156,9 @@ def plan(
 def _runtime(state_dir: Path | None, ollama_url: str | None) -> Runtime:
     import docker
 
+    from reconciler.runtime import Runtime
+    from reconciler.state.store import StateStore
+
     try:
         client = docker.from_env(timeout=30)
         client.ping()
@@ -136,6 +170,8 @@ def _runtime(state_dir: Path | None, ollama_url: str | None) -> Runtime:
 def _observe(
     desired: DesiredState, recorded: Path | None, state_dir: Path | None, url: str | None
 ) -> Observed:
+    from reconciler.observed import Observed
+
     if recorded is not None:
         return Observed.model_validate_json(recorded.read_text())
     from reconciler.observe.server import observe_server, with_memory
@@ -161,7 +197,11 @@ def apply(
     Exit 0: converged (or, with --dry-run, nothing to do); 1: --dry-run found changes;
     2: invalid; 3: refused; 4: an action failed.
     """
+    from rich.console import Console
+
     from reconciler.reconcile import reconcile
+    from reconciler.report.console import human, json_lines, structured
+    from reconciler.report.events import EventBus
 
     try:
         desired = _load(repo, rev)
@@ -231,7 +271,9 @@ def serve(
 ) -> None:
     """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP."""
     from reconciler.loop.serve import ServeConfig, Server
+    from reconciler.report.console import structured
     from reconciler.report.eventlog import EventLog, log_path
+    from reconciler.report.events import EventBus
 
     try:
         runtime = _runtime(state_dir, ollama_url)
@@ -257,6 +299,8 @@ def serve(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(state_dir: Path | None, as_json: bool) -> None:
     """Desired vs applied commit, conditions, models, budgets, last error."""
+    from rich.console import Console
+
     from reconciler.loop.lock import serve_running
     from reconciler.report.status import load_status
     from reconciler.report.text import print_status
@@ -279,6 +323,7 @@ def logs(state_dir: Path | None, follow_: bool, as_json: bool, lines: int) -> No
     """Show (and follow) the structured event log."""
     from collections import deque
 
+    from reconciler.report.console import json_lines, structured
     from reconciler.report.eventlog import follow, log_path
 
     path = log_path(_state_dir(state_dir))
@@ -328,15 +373,6 @@ def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float) -
     if which == "pre-receive":
         sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr))
     sys.exit(post_receive(repo, state_dir, branch, sys.stdin, sys.stdout, timeout))
-
-
-def _register_kamal_hook_command() -> None:
-    from reconciler.kamal.hooks import ensure_ollama
-
-    main.add_command(ensure_ollama)
-
-
-_register_kamal_hook_command()
 
 
 if __name__ == "__main__":

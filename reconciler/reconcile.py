@@ -72,6 +72,10 @@ def reconcile(
             report.result = "refused"
             break
         if not plan.actions:
+            if not observed.ollama_reachable and observed.container is not None:
+                # Nothing could be planned for the models: that is not convergence.
+                report.result = "failed"
+                report.notes += ("Ollama's API does not answer; the models were not checked",)
             break
         if dry_run:
             report.result = "planned"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import docker
 import httpx
@@ -52,9 +51,3 @@ class Runtime:
         if self.ollama_url:
             return self.ollama_url.rstrip("/")
         return ready_url(container_spec(desired)).removesuffix("/api/version")
-
-
-def default_state_dir() -> Path:
-    import os
-
-    return Path(os.environ.get("RECONCILER_STATE_DIR", "/var/lib/reconciler"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+import httpx
 import ollama
 
 from reconciler.errors import ReconcilerError
@@ -56,7 +57,9 @@ class PullProgress:
 
 
 def _fail(action: str, model: str, exc: Exception) -> ModelActionFailed:
-    detail = exc.error if isinstance(exc, ollama.ResponseError) else str(exc)
+    detail = exc.error if isinstance(exc, ollama.ResponseError) else str(exc) or type(exc).__name__
+    if isinstance(exc, httpx.TimeoutException):
+        detail = f"Ollama did not answer in time ({type(exc).__name__})"
     return ModelActionFailed(f"{action} {model} failed: {detail}")
 
 
@@ -71,7 +74,7 @@ def pull(client: ollama.Client, action: PullModel, events: EventBus) -> None:
             if update.status != status or now - last_emit >= PROGRESS_EVERY:
                 status, last_emit = update.status or "", now
                 events.emit("pull.progress", model=action.model, status=status, **progress.figures())
-    except (ollama.ResponseError, ConnectionError, OSError) as exc:
+    except (ollama.ResponseError, ConnectionError, OSError, httpx.HTTPError) as exc:
         raise _fail("pull", action.model, exc) from None
     if status != "success":
         raise ModelActionFailed(f"pull {action.model} ended without success (last status {status!r})")
@@ -84,6 +87,8 @@ def remove(client: ollama.Client, action: RemoveModel) -> None:
     except ollama.ResponseError as exc:
         if exc.status_code != 404:  # already gone is done
             raise _fail("remove", action.model, exc) from None
+    except (ConnectionError, httpx.HTTPError) as exc:
+        raise _fail("remove", action.model, exc) from None
 
 
 def create(client: ollama.Client, action: CreateDerived) -> str:
@@ -98,7 +103,7 @@ def create(client: ollama.Client, action: CreateDerived) -> str:
             stream=False,
         )
         listed = {m.model: m.digest for m in client.list().models}
-    except (ollama.ResponseError, ConnectionError) as exc:
+    except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
         raise _fail("create", action.model, exc) from None
     for name, digest in listed.items():
         if name == action.model or name == f"{action.model}:latest":
@@ -109,7 +114,7 @@ def create(client: ollama.Client, action: CreateDerived) -> str:
 def load(client: ollama.Client, action: LoadModel) -> None:
     try:
         client.generate(model=action.model, keep_alive=-1, options={"num_ctx": action.num_ctx})
-    except (ollama.ResponseError, ConnectionError) as exc:
+    except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
         raise _fail("load", action.model, exc) from None
 
 
@@ -119,3 +124,5 @@ def unload(client: ollama.Client, action: UnloadModel) -> None:
     except ollama.ResponseError as exc:
         if exc.status_code != 404:
             raise _fail("unload", action.model, exc) from None
+    except (ConnectionError, httpx.HTTPError) as exc:
+        raise _fail("unload", action.model, exc) from None

@@ -137,6 +137,11 @@ class Server:
             )
             self._retry(head, desired, None, [str(exc)])
             return None
+        except Exception as exc:  # an unforeseen error must not end an unattended loop
+            why = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
+            self.events.emit("reconcile.done", revision=head[:12], result="failed", actions=0, notes=[why])
+            self._retry(head, desired, None, [why])
+            return None
         self.metrics.observe(
             report.result,
             time.monotonic() - started,

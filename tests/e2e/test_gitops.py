@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import docker.errors
 import httpx
@@ -197,3 +198,44 @@ def test_logs_and_status_read_the_state_dir(gitops: GitOps) -> None:
     human = subprocess.run([*cli, "status", *state], capture_output=True, text=True, timeout=60, check=True)
     assert "Ready" in human.stdout and "serve running" in human.stdout
     assert canonical("x") not in human.stdout
+
+
+def test_a_newer_commit_preempts_between_actions_and_the_pull_in_flight_is_not_restarted(
+    gitops: GitOps,
+) -> None:
+    slow = gitops.stack.registry.push_model("gitops-pre-slow", "t", size_bytes=2048 * KiB, seed="ps")
+    small = gitops.stack.registry.push_model("gitops-pre-small", "t", size_bytes=64 * KiB, seed="pm")
+    gitops.stack.ollama["container"]["env"]["extra"]["FAKE_OLLAMA_PULL_RATE"] = str(1024 * KiB)
+    gitops.start_serve()
+    gitops.wait_event(lambda e: e["event"] == "reconcile.done")
+    first = gitops.commit("two models", _models(gitops, slow.name, small.name))
+    gitops.push(timeout=0)
+    gitops.wait_event(lambda e: e["event"] == "pull.progress" and e["model"] == slow.name and e.get("total"))
+    second = gitops.commit("only the slow one", _models(gitops, slow.name))
+    gitops.push(timeout=0)
+    done = gitops.wait_event(
+        lambda e: e["event"] == "reconcile.done" and e["revision"] == second[:12], timeout=60
+    )
+    assert done["result"] == "converged"
+    results = {e["revision"]: e["result"] for e in gitops.events() if e["event"] == "reconcile.done"}
+    assert results[first[:12]] == "preempted"
+    assert gitops.stack.tags() == {slow.name}
+    events = httpx.get(f"{gitops.stack.url}/__fake/events", timeout=10).json()["events"]
+    downloads = [e for e in events if e["type"] == "download" and e["digest"] == slow.model_layer.digest]
+    assert [d["range_start"] for d in downloads] == [0], "the pull in flight was restarted"
+    assert not [e for e in events if e["type"] == "pull_start" and "pre-small" in str(e.get("model"))]
+
+
+def test_metrics_are_served_on_loopback(gitops: GitOps) -> None:
+    from tests.harness.registry import free_port
+
+    port = free_port()
+    gitops.start_serve("--metrics-port", str(port))
+    gitops.wait_event(lambda e: e["event"] == "reconcile.done")
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    assert 'reconciler_reconciles_total{result="converged"}' in text
+    assert "reconciler_reconcile_duration_seconds_bucket" in text
+    assert "reconciler_last_success_timestamp_seconds" in text
+    listening = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    local = [line.split()[1] for line in listening if line.split()[3] == "0A"]  # 0A = LISTEN
+    assert f"0100007F:{port:04X}" in local and f"00000000:{port:04X}" not in local
