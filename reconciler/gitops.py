@@ -87,7 +87,8 @@ def pre_receive(repo: Path, branch: str, stdin: TextIO, out: TextIO) -> int:
             out.write(f"reconciler: deleting {branch} is not allowed\n")
             return 1
         try:
-            state = load_desired(GitCommitSource(repo, new))
+            with GitCommitSource(repo, new) as source:
+                state = load_desired(source)
         except InvalidDesiredState as exc:
             out.write(f"reconciler: rejected {new[:12]}: {exc}\n")
             out.write("reconciler: fix the files above and push again; nothing was changed\n")

@@ -40,7 +40,7 @@ def say(text: str) -> None:
 
 
 def run(*args: str) -> None:
-    print("$ reconciler " + " ".join(args[2:] if args[0] == sys.executable else args), flush=True)
+    print("$ reconciler " + " ".join(args[3:] if args[0] == sys.executable else args), flush=True)
     subprocess.run(list(args), check=False)
 
 

@@ -42,9 +42,19 @@ class GitCommitSource:
     def __init__(self, repo_path: Path, commit: str) -> None:
         import git  # local import: only `serve` and the hooks read commits
 
-        repo = git.Repo(repo_path)
-        self._commit = repo.commit(commit)
+        self._repo = git.Repo(repo_path)
+        self._commit = self._repo.commit(commit)
         self.revision: str | None = self._commit.hexsha
+
+    def close(self) -> None:
+        """Stop git's persistent cat-file processes (a long-running `serve` reads many commits)."""
+        self._repo.close()
+
+    def __enter__(self) -> GitCommitSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def read(self, path: str) -> bytes | None:
         try:

@@ -43,7 +43,8 @@ def branch_head(repo: Path, branch: str) -> str | None:
     import git
 
     try:
-        return str(git.Repo(repo).commit(f"refs/heads/{branch}").hexsha)
+        with git.Repo(repo) as handle:
+            return str(handle.commit(f"refs/heads/{branch}").hexsha)
     except (git.BadName, ValueError, git.GitCommandError):
         return None
 
@@ -115,7 +116,8 @@ class Server:
             self._save_status("invalid", head, None, None, [f"branch {self.config.branch} has no commit yet"])
             return None
         try:
-            desired = load_desired(GitCommitSource(self.config.repo, head))
+            with GitCommitSource(self.config.repo, head) as source:
+                desired = load_desired(source)
         except InvalidDesiredState as exc:
             self.events.emit(
                 "reconcile.rejected", revision=head[:12], problems=[str(p) for p in exc.problems]

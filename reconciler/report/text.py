@@ -5,12 +5,20 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from reconciler.desired.refs import InvalidReference, parse_ref
 from reconciler.report.status import Status
 from reconciler.units import format_bytes
 
 
 def _b(value: int | None) -> str:
     return "—" if value is None else format_bytes(value)
+
+
+def _short(name: str) -> str:
+    try:
+        return parse_ref(name).short
+    except InvalidReference:
+        return name
 
 
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
@@ -28,6 +36,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         )
     if status.models:
         table = Table("model", "state", "size", "VRAM")
+        table.columns[0].overflow = "fold"
         for m in status.models:
             state = []
             if m.pulling_percent is not None and not m.present:
@@ -41,7 +50,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
                 state.append("cached for rollback")
             elif not m.desired:
                 state.append("not managed")
-            table.add_row(m.name, ", ".join(state), _b(m.size or None), _b(m.vram))
+            table.add_row(_short(m.name), ", ".join(state), _b(m.size or None), _b(m.vram))
         console.print(table)
     d, v = status.disk, status.vram
     console.print(
