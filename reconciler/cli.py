@@ -199,6 +199,7 @@ def apply(
     """
     from rich.console import Console
 
+    from reconciler.desired.source import knowledge_reader
     from reconciler.reconcile import reconcile
     from reconciler.report.console import human, json_lines, structured
     from reconciler.report.events import EventBus
@@ -209,6 +210,7 @@ def apply(
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
+    runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
     if as_json:
         bus = EventBus(json_lines())
     elif sys.stdout.isatty():

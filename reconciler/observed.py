@@ -117,6 +117,17 @@ class DeployedObs(Obs):
     running_versions: tuple[str, ...] = ()
 
 
+class WebUIObs(Obs):
+    """OpenWebUI as its REST API shows it (only observed once it was deployed)."""
+
+    reachable: bool
+    version: str | None = None
+    error: str | None = None
+    knowledge: tuple[tuple[str, int], ...] = ()  # (name, file count)
+    presets: tuple[str, ...] = ()
+    drift: tuple[str, ...] = ()  # what a settings converge would change now
+
+
 class EvictionObs(Obs):
     """A pinned model found unloaded after the reconciler warmed it, within the last hour."""
 
@@ -139,3 +150,4 @@ class Observed(Obs):
     inventory: tuple[InventoryEntry, ...] = ()
     deployed: DeployedObs = Field(default_factory=DeployedObs)
     evictions: tuple[EvictionObs, ...] = ()
+    webui: WebUIObs | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import docker
@@ -25,6 +26,11 @@ class Runtime:
     registry_timeout: float = 20.0
     ready_timeout: float = 60.0
     kamal_timing: Timing | None = None  # Kamal's readiness/deploy timeouts (tests shorten them)
+    # OpenWebUI's settings executor: the bytes of knowledge/<name>/<path> of the desired commit
+    # (the DesiredState holds only their hashes), and where OpenWebUI answers (default: from
+    # the exposure: http://127.0.0.1:<port>).
+    read_knowledge: Callable[[str, str], bytes | None] | None = None
+    openwebui_url: str | None = None
     _clients: dict[tuple[str, float], ollama.Client] = field(default_factory=dict, repr=False)
     _registry_http: httpx.Client | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.harness.plugin", "tests.harness.kamal_fixtures"]
+pytest_plugins = ["tests.harness.plugin", "tests.harness.kamal_fixtures", "tests.harness.openwebui"]

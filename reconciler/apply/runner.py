@@ -20,6 +20,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.kamal import executor as kamal
 from reconciler.kamal.hooks import link_networks
 from reconciler.observed import InventoryEntry
+from reconciler.openwebui import converge as settings
 from reconciler.plan.actions import (
     Action,
     ApplyWebUISettings,
@@ -181,10 +182,7 @@ class Runner:
         elif isinstance(action, KamalDeploy):
             self._kamal(action)
         elif isinstance(action, ApplyWebUISettings):
-            raise ExecutorUnavailable(
-                f"{action.title()}: converging knowledge bases and presets through OpenWebUI's API "
-                "is not implemented yet; they are left as they are"
-            )
+            self._webui_settings(action)
 
     def _kamal(self, action: KamalDeploy) -> None:
         """Deploy OpenWebUI's new version, or roll back to it when its container is still on
@@ -209,6 +207,23 @@ class Runner:
         if not rolled_back:
             kamal.deploy(self.desired, action.spec_hash, first=action.first, **common)
         deployed = {"openwebui_spec_hash": action.spec_hash}
+        self._remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=deployed)}))
+
+    def _webui_settings(self, action: ApplyWebUISettings) -> None:
+        """Converge knowledge bases, presets and model visibility through OpenWebUI's API."""
+        if self.desired is None or self.runtime.read_knowledge is None:
+            raise ExecutorUnavailable(
+                f"{action.title()}: needs the desired state and its knowledge files; left as they are"
+            )
+        settings.apply_settings(
+            self.desired,
+            self.runtime.read_knowledge,
+            self.runtime.state.root,
+            url=self.runtime.openwebui_url,
+            timeout=self.runtime.api_timeout,
+            emit=lambda name, data: self.events.emit(name, **data),
+        )
+        deployed = {"openwebui_settings_hash": action.settings_hash}
         self._remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=deployed)}))
 
     def _remember(self, change: Callable[[Memory], Memory]) -> None:

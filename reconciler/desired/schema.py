@@ -444,6 +444,36 @@ class Preset(Frozen):
     params: dict[str, Scalar] = Field(default_factory=dict, description="temperature, ...")
 
 
+_DNS_NAME = re.compile(
+    r"^(?=.{1,253}$)(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*$"
+)
+
+
+class Tls(Frozen):
+    """LAN TLS: a local certificate authority and a server certificate made by the reconciler."""
+
+    enabled: bool = Field(
+        default=False,
+        description="Serve OpenWebUI over HTTPS through kamal-proxy with a certificate from a "
+        "local CA (browsers give a page the microphone only over HTTPS or on localhost).",
+    )
+    names: list[str] = Field(
+        default_factory=list,
+        description="DNS names the certificate is for (e.g. gpu-box.lan); the server's "
+        "lan_addresses and 127.0.0.1 are always included as IP addresses.",
+    )
+
+    @field_validator("names")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _DNS_NAME.match(name):
+                raise ValueError(f"{name!r} is not a DNS name (letters, digits, '-', dots)")
+        if len(set(value)) != len(value):
+            raise ValueError("names must be unique")
+        return value
+
+
 class Exposure(Frozen):
     mode: Literal["proxy", "published"] = Field(
         default="published",
@@ -455,6 +485,15 @@ class Exposure(Frozen):
         default=None, description="Bind addresses; unset: 127.0.0.1 + lan_addresses."
     )
     host: str | None = Field(default=None, description="Host name for the proxy.")
+    tls: Tls = Field(default_factory=Tls, description="LAN HTTPS with a local CA (mode `proxy` only).")
+
+    @model_validator(mode="after")
+    def _tls_needs_proxy(self) -> Exposure:
+        if self.tls.enabled and self.mode != "proxy":
+            raise ValueError("tls.enabled needs mode: proxy (kamal-proxy terminates TLS)")
+        if self.tls.enabled and self.host and self.host not in self.tls.names:
+            raise ValueError(f"add the proxy host {self.host!r} to tls.names")
+        return self
 
 
 _HOST = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$|^\[?[0-9A-Fa-f:.]+\]?$")
@@ -565,6 +604,12 @@ class OpenWebUISpec(Frozen):
     )
     exposure: Exposure = Field(default_factory=Exposure)
     auth: bool = Field(default=False, description="Require login (WEBUI_AUTH). false = LAN MVP, no login.")
+    admin_token: SecretRef | None = Field(
+        default=None,
+        description="An admin's API key by reference, for converging knowledge and presets through "
+        "OpenWebUI's API when `auth` is true. Unused without login (the reconciler signs in as the "
+        "built-in admin).",
+    )
     default_models: list[str] = Field(default_factory=list, description="Picker defaults.")
     task_model: str | None = Field(default=None, description="Model for titles/tags tasks.")
     voice: Voice = Field(default_factory=Voice)
@@ -578,6 +623,15 @@ class OpenWebUISpec(Frozen):
     kamal: KamalSpec = Field(
         default_factory=KamalSpec, description="How Kamal deploys OpenWebUI (servers, SSH, registry)."
     )
+
+    @model_validator(mode="after")
+    def _token_with_auth(self) -> OpenWebUISpec:
+        if self.auth and (self.knowledge or self.presets) and self.admin_token is None:
+            raise ValueError(
+                "with auth: true the reconciler needs an admin API key to manage knowledge and "
+                "presets: set admin_token: {env: NAME} or {file: PATH}"
+            )
+        return self
 
     @field_validator("env")
     @classmethod

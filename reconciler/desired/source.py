@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -76,3 +77,19 @@ class GitCommitSource:
             if getattr(item, "type", None) == "blob" and getattr(item, "mode", 0) != 0o120000:
                 paths.append(str(getattr(item, "path", "")))
         return sorted(paths)
+
+
+def knowledge_reader(open_source: Callable[[], Source]) -> Callable[[str, str], bytes | None]:
+    """Bytes of `knowledge/<name>/<path>` of the desired commit, for OpenWebUI's executor (the
+    desired state holds only their hashes). Each read opens and closes the source."""
+
+    def read(name: str, path: str) -> bytes | None:
+        source = open_source()
+        try:
+            return source.read(f"knowledge/{name}/{path}")
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    return read

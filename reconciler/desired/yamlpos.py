@@ -77,7 +77,12 @@ def load_yaml(text: str) -> Document:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise YamlProblem(Position(line, 1), "file contains a NUL byte")
-    loader = _NoAliasLoader(text)
+    try:
+        loader = _NoAliasLoader(text)  # the reader refuses control characters here
+    except yaml.reader.ReaderError as exc:
+        line = text[: max(exc.position, 0)].count("\n") + 1
+        why = f"invalid YAML: {exc.reason} (character #x{exc.character:04x})"
+        raise YamlProblem(Position(line, 1), why) from None
     try:
         node = loader.get_single_node()
         doc = Document(data={})

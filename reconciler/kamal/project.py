@@ -16,6 +16,7 @@ Layout of the project directory (0700, on the machine that runs kamal):
 from __future__ import annotations
 
 import os
+import re
 import secrets as _random
 import shlex
 import shutil
@@ -79,11 +80,36 @@ def _generated_key(workdir: Path) -> str:
     return key
 
 
+def _pem_line(name: str, value: str) -> str:
+    """A PEM in Kamal's dotenv secrets file: double quotes, newlines as `\\n` (dotenv expands
+    them); PEM text has no quote, `$` or backslash, so nothing else needs escaping."""
+    if not re.fullmatch(r"[A-Za-z0-9+/=\- \n]+", value):
+        raise SecretUnavailable(f"secret {name} is not plain PEM text")
+    return f'{name}="{value.replace(chr(10), chr(92) + "n")}"\n'
+
+
+def _tls_values(desired: DesiredState, workdir: Path) -> dict[str, str]:
+    """The LAN certificate (made or renewed now) and its key, from the state directory."""
+    from reconciler.openwebui.tls import ensure_tls, tls_hosts
+
+    names, addresses = tls_hosts(desired)
+    chain, key = ensure_tls(workdir.parent / "tls", names, addresses).server_pem()
+    return {"tls_certificate": chain, "tls_private_key": key}
+
+
 def secret_values(
-    needs: tuple[SecretNeed, ...], workdir: Path, environ: Mapping[str, str] | None = None
+    needs: tuple[SecretNeed, ...],
+    workdir: Path,
+    environ: Mapping[str, str] | None = None,
+    tls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     values: dict[str, str] = {}
     for need in needs:
+        if need.fallback in ("tls_certificate", "tls_private_key"):
+            if tls is None:
+                raise SecretUnavailable(f"secret {need.name}: the LAN TLS certificate was not made")
+            values[need.name] = tls[need.fallback]
+            continue
         if need.refs:
             value = ";".join(resolve_secret(ref, environ) for ref in need.refs)
         elif need.fallback == "generate":
@@ -119,10 +145,17 @@ def write_project(
     Secrets are resolved first, so a missing one fails before anything is written."""
     workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(workdir, 0o700)
-    values = secret_values(project.secrets, workdir, environ)
+    wants_tls = any(n.fallback in ("tls_certificate", "tls_private_key") for n in project.secrets)
+    tls = _tls_values(desired, workdir) if wants_tls else None
+    values = secret_values(project.secrets, workdir, environ, tls)
+    multiline = {n.name for n in project.secrets if n.fallback in ("tls_certificate", "tls_private_key")}
     _write(workdir / "config" / "deploy.yml", project.deploy_yml, 0o644)
     _write(workdir / "Dockerfile", project.dockerfile, 0o644)
-    _write(workdir / ".kamal" / "secrets", "".join(f"{k}='{v}'\n" for k, v in values.items()), 0o600)
+    _write(
+        workdir / ".kamal" / "secrets",
+        "".join(_pem_line(k, v) if k in multiline else f"{k}='{v}'\n" for k, v in values.items()),
+        0o600,
+    )
     _write(workdir / DESIRED_SNAPSHOT, desired.model_dump_json(by_alias=True, indent=1), 0o600)
     _write(
         workdir / ".kamal" / "reconciler.env",

@@ -33,6 +33,8 @@ ROLE = "web"
 REGISTRY_SECRET = "KAMAL_REGISTRY_PASSWORD"  # noqa: S105 (a name, not a value)
 WEBUI_SECRET = "WEBUI_SECRET_KEY"  # noqa: S105
 OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
+TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
+TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
 VERSION_LABEL = "reconciler.kamal-version"  # on the wrapper image, so on every app container
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
 
@@ -43,11 +45,13 @@ class SecretNeed:
 
     The value is the references' values joined by `;` (OpenWebUI's list syntax). With no
     reference, `fallback` says what to use instead: `generate` (a random key kept in the
-    project directory, stable across deploys) or `placeholder` (a registry without auth)."""
+    project directory, stable across deploys), `placeholder` (a registry without auth) or
+    `tls_certificate` / `tls_private_key` (the LAN certificate the reconciler keeps under its
+    state directory, see `reconciler.openwebui.tls`)."""
 
     name: str
     refs: tuple[SecretRef, ...] = ()
-    fallback: Literal["generate", "placeholder", "none"] = "none"
+    fallback: Literal["generate", "placeholder", "none", "tls_certificate", "tls_private_key"] = "none"
 
 
 @dataclass(frozen=True)
@@ -89,21 +93,34 @@ def ollama_base_url() -> str:
     return f"http://{OLLAMA_ALIAS}:{OLLAMA_INNER_PORT}"
 
 
-def clear_env(desired: DesiredState) -> dict[str, str]:
-    """OpenWebUI's non-secret settings. `ENABLE_PERSISTENT_CONFIG=False` makes them win over
-    what an earlier boot stored in the database, on every start."""
+def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str, str]:
+    """OpenWebUI's non-secret settings (names from open-webui 0.12's config.py/env.py).
+    `ENABLE_PERSISTENT_CONFIG=False` makes them win over what an earlier boot (or a click in the
+    admin UI) stored in the database, on every start: git is the truth. `ollama_url` overrides
+    the managed container's address (tests run OpenWebUI outside Docker)."""
     w = _webui(desired)
     env: dict[str, str] = {
-        "OLLAMA_BASE_URL": ollama_base_url(),
+        "OLLAMA_BASE_URL": ollama_url or ollama_base_url(),
+        "ENABLE_OLLAMA_API": "True",
         "WEBUI_AUTH": "True" if w.auth else "False",
         "ENABLE_PERSISTENT_CONFIG": "False",
         "ENABLE_OPENAI_API": "True" if w.cloud else "False",
+        "OFFLINE_MODE": "True",  # no Hugging Face downloads, no update checks: a LAN box
+        "HF_HUB_OFFLINE": "1",
+        "ENABLE_VERSION_UPDATE_CHECK": "False",
         "RAG_EMBEDDING_ENGINE": w.rag.embedding_engine,
         "RAG_EMBEDDING_MODEL": w.rag.embedding_model,
         "CHUNK_SIZE": str(w.rag.chunk_size),
         "CHUNK_OVERLAP": str(w.rag.chunk_overlap),
         "RAG_TOP_K": str(w.rag.top_k),
+        "SCARF_NO_ANALYTICS": "true",
+        "DO_NOT_TRACK": "true",
+        "ANONYMIZED_TELEMETRY": "false",
     }
+    if w.rag.embedding_engine == "ollama":
+        env["RAG_OLLAMA_BASE_URL"] = env["OLLAMA_BASE_URL"]
+    if not w.auth:
+        env["ENABLE_SIGNUP"] = "False"  # nobody creates accounts: they would lock the no-login mode
     if w.default_models:
         env["DEFAULT_MODELS"] = ",".join(w.default_models)
     if w.task_model:
@@ -140,7 +157,15 @@ def secret_needs(desired: DesiredState) -> tuple[SecretNeed, ...]:
     ]
     if w.cloud:
         needs.append(SecretNeed(OPENAI_KEYS_SECRET, tuple(c.api_key for c in w.cloud)))
+    if tls_enabled(desired):
+        needs.append(SecretNeed(TLS_CERT_SECRET, (), "tls_certificate"))
+        needs.append(SecretNeed(TLS_KEY_SECRET, (), "tls_private_key"))
     return tuple(needs)
+
+
+def tls_enabled(desired: DesiredState) -> bool:
+    w = desired.openwebui
+    return w is not None and w.exposure.mode == "proxy" and w.exposure.tls.enabled
 
 
 def _publish_host(address: str) -> str:
@@ -174,7 +199,11 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         "builder": {"arch": "amd64"},
         "env": {
             "clear": clear_env(desired),
-            "secret": [s.name for s in secret_needs(desired) if s.name != REGISTRY_SECRET],
+            "secret": [
+                s.name
+                for s in secret_needs(desired)
+                if s.name not in (REGISTRY_SECRET, TLS_CERT_SECRET, TLS_KEY_SECRET)
+            ],
         },
         "volumes": [f"{k.data_volume}:{DATA_MOUNT}"],
         "readiness_delay": timing.readiness_delay,
@@ -190,7 +219,11 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         proxy: dict[str, Any] = {
             "app_port": APP_PORT,
             "healthcheck": {"path": "/health", "interval": 1, "timeout": 5},
-            "ssl": False,
+            "ssl": (
+                {"certificate_pem": TLS_CERT_SECRET, "private_key_pem": TLS_KEY_SECRET}
+                if tls_enabled(desired)
+                else False
+            ),
             "run": {
                 "bind_ips": [
                     str(a) for a in bind_addresses(w.exposure.addresses, desired.server.lan_addresses)

@@ -14,7 +14,7 @@ from reconciler.apply.runner import RunHooks
 from reconciler.desired.load import load_desired
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
-from reconciler.desired.source import GitCommitSource
+from reconciler.desired.source import GitCommitSource, knowledge_reader
 from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.journal import Journal
 from reconciler.loop.lock import ServeLock
@@ -125,6 +125,7 @@ class Server:
             self._save_status("invalid", head, None, None, [str(p) for p in exc.problems])
             return None
         self.container_name = desired.ollama.container.name
+        self.runtime.read_knowledge = knowledge_reader(lambda: GitCommitSource(self.config.repo, head))
         hooks = RunHooks(
             before=lambda a: self.journal.begin(head, a.title(), a.kind),
             after=lambda a: self.journal.end(),
@@ -196,6 +197,7 @@ class Server:
             applied=memory.last_applied,
             ollama_version=observed.ollama_version if observed else None,
             retry_in=retry_in,
+            settings_hash=memory.deployed.openwebui_settings_hash,
         )
         status_mod.save_status(self.state_dir, self.status)
 

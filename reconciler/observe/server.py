@@ -12,7 +12,7 @@ from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
-from reconciler.observed import EvictionObs, Observed, RemoteManifest
+from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
 from reconciler.runtime import Runtime
 from reconciler.state.store import Memory, recent
 
@@ -51,6 +51,9 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         remote, remote_errors = lookup_all(
             missing, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
         )
+    webui = None
+    if desired.openwebui is not None and memory.deployed.openwebui_settings_hash is not None:
+        webui = observe_webui_state(desired, runtime)
     observed = Observed(
         container=container,
         ollama_reachable=view.reachable,
@@ -59,11 +62,34 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         loaded=view.loaded,
         gpus=gpus,
         gpu_error=gpu_error,
+        webui=webui,
         disk=observe_disk(disk_path),
         remote=remote,
         remote_errors=remote_errors,
     )
     return with_memory(observed, memory, at)
+
+
+def observe_webui_state(desired: DesiredState, runtime: Runtime) -> WebUIObs:
+    """OpenWebUI's health, version, knowledge, presets, and any drift from the desired state."""
+    from reconciler.errors import ReconcilerError
+    from reconciler.openwebui.converge import observe_drift
+
+    try:
+        view, drift = observe_drift(
+            desired, runtime.state.root, url=runtime.openwebui_url, timeout=runtime.api_timeout
+        )
+    except ReconcilerError as exc:
+        return WebUIObs(reachable=False, error=str(exc)[:300])
+    presets = tuple(sorted(r.id for r in view.rows.values() if r.base_model_id and r.managed))
+    return WebUIObs(
+        reachable=view.reachable,
+        version=view.version,
+        error=view.error,
+        knowledge=tuple((k.name, k.file_count) for k in view.knowledge),
+        presets=presets,
+        drift=tuple(str(op) for op in drift),
+    )
 
 
 def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:

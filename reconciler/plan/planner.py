@@ -404,11 +404,12 @@ def _webui_actions(ctx: _Ctx) -> list[Action]:
             else f"OpenWebUI's spec changed ({deployed.openwebui_spec_hash} → {wanted_deploy})"
         )
         actions.append(KamalDeploy(spec_hash=wanted_deploy, first=first, reason=f"{ctx.since}, {why}"))
+    drift = ctx.observed.webui.drift if ctx.observed.webui else ()
     if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
-        actions.append(
-            ApplyWebUISettings(
-                settings_hash=wanted_settings,
-                reason=f"{ctx.since}, knowledge/presets/models changed",
-            )
-        )
+        reason = f"{ctx.since}, knowledge/presets/models changed"
+        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
+    elif wanted_settings is not None and drift:
+        shown = "; ".join(drift[:3]) + (f" (+{len(drift) - 3} more)" if len(drift) > 3 else "")
+        reason = f"{ctx.since}, changed in OpenWebUI by hand: {shown}"
+        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
     return actions

@@ -42,6 +42,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
     remote = {r.name: r for r in observed.remote}
     container, deployed = observed.container, observed.deployed
     reachable = observed.ollama_reachable
+    webui = observed.webui
     for action in plan.actions:
         if isinstance(action, EnsureContainer):
             container = ContainerObs(
@@ -93,6 +94,8 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             deployed = deployed.model_copy(update={"openwebui_spec_hash": action.spec_hash})
         elif isinstance(action, ApplyWebUISettings):
             deployed = deployed.model_copy(update={"openwebui_settings_hash": action.settings_hash})
+            if webui is not None:
+                webui = webui.model_copy(update={"drift": ()})
     return observed.model_copy(
         update={
             "container": container,
@@ -101,6 +104,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             "loaded": tuple(loaded.values()),
             "inventory": tuple(inventory.values()),
             "deployed": DeployedObs.model_validate(deployed.model_dump()),
+            "webui": webui,
             "disk": _disk_after(observed, tuple(models.values())),
         }
     )

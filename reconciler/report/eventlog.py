@@ -56,7 +56,9 @@ def _parse(line: bytes) -> dict[str, Any] | None:
         value = json.loads(line)
     except ValueError:
         return None  # a torn or corrupted line is skipped, never fatal
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(value.get("event"), str):
+        return None  # not an event (a stray or hand-edited line): skipped like a torn one
+    return value
 
 
 def follow(

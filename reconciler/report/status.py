@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -54,6 +54,7 @@ class Status(BaseModel):
     notes: list[str] = Field(default_factory=list)
     last_error: str | None = None
     ollama_version: str | None = None
+    openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
     updated_at: datetime | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
@@ -133,6 +134,7 @@ def build(
     ollama_version: str | None,
     retry_in: float | None = None,
     at: datetime | None = None,
+    settings_hash: str | None = None,
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
@@ -188,8 +190,24 @@ def build(
         notes=notes,
         last_error="; ".join(errors) or None,
         ollama_version=ollama_version,
+        openwebui=_webui(observed, settings_hash),
         updated_at=at,
     )
+
+
+def _webui(observed: Observed | None, settings_hash: str | None) -> dict[str, Any] | None:
+    webui = observed.webui if observed else None
+    if webui is None:
+        return None
+    return {
+        "healthy": webui.reachable,
+        "version": webui.version,
+        "error": webui.error,
+        "applied_settings_hash": settings_hash,
+        "knowledge": {name: files for name, files in webui.knowledge},
+        "presets": list(webui.presets),
+        "drift": list(webui.drift),
+    }
 
 
 def _disk(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]:

@@ -60,6 +60,16 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         f"vram: pinned ~{_b(v.get('pinned_estimate'))} of {_b(v.get('budget'))}, "
         f"in use {_b(v.get('gpu_used'))}"
     )
+    webui = status.openwebui
+    if webui is not None:
+        health = "healthy" if webui.get("healthy") else f"NOT answering ({webui.get('error')})"
+        console.print(
+            f"openwebui: {health}, version {webui.get('version') or '?'}, "
+            f"settings {str(webui.get('applied_settings_hash') or '—')[:12]}"
+        )
+        bases = ", ".join(f"{n} ({c} files)" for n, c in (webui.get("knowledge") or {}).items())
+        console.print(f"  knowledge: {bases or '—'}")
+        console.print(f"  presets: {', '.join(webui.get('presets') or []) or '—'}")
     for note in status.notes:
         console.print(f"[yellow]note[/]: {note}")
     if status.last_error:

@@ -289,3 +289,19 @@ def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictio
     )
     p = plan(state, thrash)
     assert p.actions == () and any("evicted 3 times" in n and PHI in n for n in p.notes)
+
+
+def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
+    from reconciler.observed import DeployedObs, WebUIObs
+    from reconciler.plan.webui import deploy_hash, settings_hash
+
+    state = desired([PHI], openwebui={"default_models": [PHI]})
+    deployed = DeployedObs(
+        openwebui_spec_hash=deploy_hash(state), openwebui_settings_hash=settings_hash(state)
+    )
+    calm = observed(state, models=[model(PHI, ("p", GiB))], deployed=deployed, webui=WebUIObs(reachable=True))
+    assert plan(state, calm).empty
+    edited = calm.model_copy(update={"webui": WebUIObs(reachable=True, drift=("model_update phi3-fast",))})
+    (action,) = plan(state, edited).actions
+    assert action.kind == "openwebui_settings" and "changed in OpenWebUI by hand" in action.reason
+    assert plan(state, simulate(plan(state, edited), edited)).empty

@@ -577,6 +577,33 @@ class Handler(BaseHTTPRequestHandler):
     def h_chat(self) -> None:
         self._chatlike(chat=True)
 
+    def h_embed(self) -> None:
+        """POST /api/embed {model, input: str | [str]} → {model, embeddings: [[float]]} (ref: Ollama's
+        batch embed API). Vectors are deterministic bag-of-words hashes, unit length, so texts that
+        share words are near each other: enough for a RAG retrieval round trip."""
+        req = self._json_body()
+        if req is None:
+            return
+        model = str(req.get("model") or "")
+        if self._lookup(model) is None:
+            self.send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
+            return
+        raw = req.get("input")
+        texts = [raw] if isinstance(raw, str) else [str(t) for t in (raw or [])]
+        dims = 64
+        vectors = []
+        for text in texts:
+            vec = [0.0] * dims
+            for word in text.lower().split():
+                h = hashlib.sha256(word.encode()).digest()
+                vec[h[0] % dims] += 1.0 if h[1] % 2 else -1.0
+            norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+            vectors.append([v / norm for v in vec])
+        STATE.event("embed", model=model, inputs=len(texts))
+        self.send_json(
+            200, {"model": model, "embeddings": vectors, "total_duration": 1000, "load_duration": 0}
+        )
+
     # -- streamed operations (pull / create) ------------------------------------------------------
     def _streamer(self, stream: bool) -> Streamer:
         return Streamer(self, stream)
@@ -896,6 +923,7 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/api/ps"): Handler.h_ps,
     ("POST", "/api/generate"): Handler.h_generate,
     ("POST", "/api/chat"): Handler.h_chat,
+    ("POST", "/api/embed"): Handler.h_embed,
     ("POST", "/api/pull"): Handler.h_pull,
     ("POST", "/api/create"): Handler.h_create,
     ("GET", "/__fake/events"): Handler.h_events,

@@ -1,0 +1,1 @@
+"""OpenWebUI: its REST API client, the settings reader and executor, LAN TLS."""

@@ -1,0 +1,343 @@
+"""A small typed client for OpenWebUI's REST API (paths and payloads of open-webui 0.12).
+
+Every call has a timeout; every failure is an `OpenWebUIError` carrying OpenWebUI's own
+message (`detail`). Mutating calls go through `_write`, which counts them: the e2e tests
+assert that a second converge makes none. The token is kept in memory only and never
+appears in an error, a repr or a log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from reconciler.errors import ReconcilerError
+from reconciler.http import http_client
+
+
+class OpenWebUIError(ReconcilerError):
+    """OpenWebUI answered with an error, or did not answer."""
+
+    def __init__(self, what: str, message: str, status: int | None = None) -> None:
+        self.what = what
+        self.status = status
+        self.message = message
+        code = f" ({status})" if status is not None else ""
+        super().__init__(f"OpenWebUI {what} failed{code}: {message}")
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("message") or body.get("error")
+        if detail:
+            return str(detail)[:500]
+    return str(body)[:300]
+
+
+class OpenWebUIClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        token: str | None = None,
+        timeout: float = 15.0,
+        upload_timeout: float = 120.0,
+        http: httpx.Client | None = None,
+        on_write: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._token = token
+        self.timeout = timeout
+        self.upload_timeout = upload_timeout
+        self._http = http or http_client(timeout)
+        self.writes: list[tuple[str, str]] = []  # (method, path) of every mutating call
+        self._on_write = on_write
+
+    def __repr__(self) -> str:
+        return f"OpenWebUIClient({self.base_url!r}, token={'set' if self._token else 'unset'})"
+
+    # ── plumbing ──────────────────────────────────────────────────────────────
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._token:
+            headers["Authorization"] = f"Bearer {self._token}"
+        return headers
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        files: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> Any:
+        try:
+            response = self._http.request(
+                method,
+                self.base_url + path,
+                json=json,
+                params=params,
+                files=files,
+                data=data,
+                headers=self._headers(),
+                timeout=timeout or self.timeout,
+            )
+        except httpx.HTTPError as exc:
+            raise OpenWebUIError(what, f"{type(exc).__name__}: {exc} ({self.base_url})") from None
+        if response.status_code not in ok:
+            raise OpenWebUIError(what, _detail(response), response.status_code)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise OpenWebUIError(what, f"not JSON: {response.text[:200]!r}", response.status_code) from None
+
+    def _write(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
+        self.writes.append((method, path))
+        if self._on_write is not None:
+            self._on_write(method, path)
+        return self._request(method, path, what, **kwargs)
+
+    # ── health, version, auth ─────────────────────────────────────────────────
+
+    def health(self) -> bool:
+        try:
+            body = self._request("GET", "/health", "health check")
+        except OpenWebUIError:
+            return False
+        return isinstance(body, dict) and body.get("status") is True
+
+    def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                self._request("GET", "/ready", "readiness", timeout=min(self.timeout, 5.0))
+                return
+            except OpenWebUIError as exc:
+                last = exc.message
+            if time.monotonic() > deadline:
+                raise OpenWebUIError("readiness", f"not ready within {timeout:g} s: {last}")
+            time.sleep(interval)
+
+    def config(self) -> dict[str, Any]:
+        body = self._request("GET", "/api/config", "config")
+        return body if isinstance(body, dict) else {}
+
+    def version(self) -> str | None:
+        version = self.config().get("version")
+        return str(version) if version else None
+
+    def auth_enabled(self) -> bool:
+        features = self.config().get("features") or {}
+        return bool(features.get("auth", True))
+
+    def signin_without_auth(self) -> None:
+        """With WEBUI_AUTH=False, an empty sign-in gives the built-in admin's token."""
+        body = self._request(
+            "POST", "/api/v1/auths/signin", "sign-in (no-login mode)", json={"email": "", "password": ""}
+        )
+        token = body.get("token") if isinstance(body, dict) else None
+        if not token:
+            raise OpenWebUIError("sign-in (no-login mode)", "no token in the answer")
+        self._token = str(token)
+
+    def use_token(self, token: str) -> None:
+        self._token = token
+
+    # ── models ────────────────────────────────────────────────────────────────
+
+    def models(self) -> list[dict[str, Any]]:
+        """What the chat model picker offers (base models from Ollama/OpenAI and presets)."""
+        body = self._request("GET", "/api/models", "model list")
+        data = body.get("data", []) if isinstance(body, dict) else body
+        return [m for m in data or [] if isinstance(m, dict)]
+
+    def workspace_models(self) -> list[dict[str, Any]]:
+        """The rows of OpenWebUI's `model` table: presets and per-base-model overrides."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._request("GET", "/api/v1/models/list", "workspace model list", params={"page": page})
+            if isinstance(body, list):
+                return [m for m in body if isinstance(m, dict)]
+            items = [m for m in (body or {}).get("items", []) if isinstance(m, dict)]
+            found.extend(items)
+            total = int((body or {}).get("total", len(found)))
+            if not items or len(found) >= total:
+                return found
+            page += 1
+
+    def base_model_rows(self) -> list[dict[str, Any]]:
+        """Rows that override a base model (same id, no base_model_id): hidden/renamed models."""
+        body = self._request("GET", "/api/v1/models/base", "base model rows")
+        return [m for m in body or [] if isinstance(m, dict)] if isinstance(body, list) else []
+
+    def model(self, model_id: str) -> dict[str, Any] | None:
+        try:
+            body = self._request("GET", "/api/v1/models/model", "model lookup", params={"id": model_id})
+        except OpenWebUIError as exc:
+            if exc.status in (401, 404):
+                return None
+            raise
+        return body if isinstance(body, dict) else None
+
+    def create_model(self, form: dict[str, Any]) -> dict[str, Any]:
+        body = self._write("POST", "/api/v1/models/create", f"create model {form['id']}", json=form)
+        return body if isinstance(body, dict) else {}
+
+    def update_model(self, form: dict[str, Any]) -> dict[str, Any]:
+        body = self._write("POST", "/api/v1/models/model/update", f"update model {form['id']}", json=form)
+        return body if isinstance(body, dict) else {}
+
+    def delete_model(self, model_id: str) -> None:
+        self._write("POST", "/api/v1/models/model/delete", f"delete model {model_id}", json={"id": model_id})
+
+    # ── knowledge ─────────────────────────────────────────────────────────────
+
+    def knowledge_bases(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._request("GET", "/api/v1/knowledge/", "knowledge list", params={"page": page})
+            if isinstance(body, list):
+                return [k for k in body if isinstance(k, dict)]
+            items = [k for k in (body or {}).get("items", []) if isinstance(k, dict)]
+            found.extend(items)
+            total = int((body or {}).get("total", len(found)))
+            if not items or len(found) >= total:
+                return found
+            page += 1
+
+    def knowledge_files(self, knowledge_id: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._request(
+                "GET", f"/api/v1/knowledge/{knowledge_id}/files", "knowledge files", params={"page": page}
+            )
+            if isinstance(body, list):
+                return [f for f in body if isinstance(f, dict)]
+            items = [f for f in (body or {}).get("items", []) if isinstance(f, dict)]
+            found.extend(items)
+            total = int((body or {}).get("total", len(found)))
+            if not items or len(found) >= total:
+                return found
+            page += 1
+
+    def create_knowledge(self, name: str, description: str) -> dict[str, Any]:
+        body = self._write(
+            "POST",
+            "/api/v1/knowledge/create",
+            f"create knowledge base {name}",
+            json={"name": name, "description": description, "access_grants": []},
+        )
+        if not isinstance(body, dict) or "id" not in body:
+            raise OpenWebUIError(f"create knowledge base {name}", "no id in the answer")
+        return body
+
+    def update_knowledge(self, knowledge_id: str, name: str, description: str) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/knowledge/{knowledge_id}/update",
+            f"update knowledge base {name}",
+            json={"name": name, "description": description},
+        )
+
+    def delete_knowledge(self, knowledge_id: str) -> None:
+        self._write("DELETE", f"/api/v1/knowledge/{knowledge_id}/delete", "delete knowledge base")
+
+    def upload_file(
+        self,
+        filename: str,
+        data: bytes,
+        content_type: str = "text/plain",
+        metadata: dict[str, Any] | None = None,
+    ) -> str:
+        """Upload and process (extract, chunk, embed) a file; return its id once processed.
+        `metadata` lands in the file's `meta.data`."""
+        body = self._write(
+            "POST",
+            "/api/v1/files/",
+            f"upload {filename}",
+            params={"process": "true", "process_in_background": "false"},
+            files={"file": (filename, data, content_type)},
+            data={"metadata": json.dumps(metadata)} if metadata else None,
+            timeout=self.upload_timeout,
+        )
+        file_id = body.get("id") if isinstance(body, dict) else None
+        if not file_id:
+            raise OpenWebUIError(f"upload {filename}", "no file id in the answer")
+        self._wait_processed(str(file_id), filename)
+        return str(file_id)
+
+    def _wait_processed(self, file_id: str, filename: str) -> None:
+        deadline = time.monotonic() + self.upload_timeout
+        while True:
+            body = self._request(
+                "GET", f"/api/v1/files/{file_id}/process/status", f"processing status of {filename}"
+            )
+            state = body.get("status") if isinstance(body, dict) else None
+            if state == "completed":
+                return
+            if state == "failed":
+                error = body.get("error") if isinstance(body, dict) else None
+                raise OpenWebUIError(f"process {filename}", str(error or "processing failed"))
+            if time.monotonic() > deadline:
+                raise OpenWebUIError(f"process {filename}", f"still {state} after {self.upload_timeout:g} s")
+            time.sleep(0.2)
+
+    def add_file(self, knowledge_id: str, file_id: str) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/knowledge/{knowledge_id}/file/add",
+            "add file to knowledge base",
+            json={"file_id": file_id},
+            timeout=self.upload_timeout,
+        )
+
+    def remove_file(self, knowledge_id: str, file_id: str) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/knowledge/{knowledge_id}/file/remove",
+            "remove file from knowledge base",
+            json={"file_id": file_id},
+        )
+
+    def delete_file(self, file_id: str) -> None:
+        self._write("DELETE", f"/api/v1/files/{file_id}", "delete file", ok=(200, 404))
+
+
+def connect(
+    base_url: str,
+    *,
+    auth: bool,
+    token: str | None = None,
+    timeout: float = 15.0,
+    http: httpx.Client | None = None,
+) -> OpenWebUIClient:
+    """A signed-in client: without login (WEBUI_AUTH=False) as the built-in admin, otherwise with
+    the admin API key `token` (resolved from the desired state's `admin_token` reference)."""
+    client = OpenWebUIClient(base_url, timeout=timeout, http=http)
+    if auth:
+        if not token:
+            raise OpenWebUIError("sign-in", "login is on and no admin_token is configured")
+        client.use_token(token)
+    else:
+        client.signin_without_auth()
+    return client

@@ -1,0 +1,245 @@
+"""The settings executor against the real OpenWebUI from PyPI (0.12.4), offline on loopback.
+
+OpenWebUI runs with the environment the reconciler renders for Kamal (`clear_env`), pointed at
+the fake Ollama running on the host (it answers /api/tags for the model list and /api/embed
+for RAG). The first run builds the venv (~2 min); afterwards the module takes well under 3 min.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+
+import httpx
+import pytest
+
+from reconciler.desired.load import load_desired
+from reconciler.desired.refs import canonical
+from reconciler.desired.schema import DesiredState
+from reconciler.desired.source import DirSource
+from reconciler.kamal.render import clear_env
+from reconciler.observe.server import observe_webui_state
+from reconciler.observed import DeployedObs, Observed
+from reconciler.openwebui.client import OpenWebUIClient, connect
+from reconciler.openwebui.converge import ConvergeResult, converge, load_ledger
+from reconciler.openwebui.observe import observe_webui
+from reconciler.plan.planner import plan
+from reconciler.plan.webui import deploy_hash, settings_hash
+from reconciler.state.store import StateStore
+from tests.harness.openwebui import HostOllama, OpenWebUIServer, openwebui_process
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+UNDESIRED = "old-model:1b"  # on disk for rollback, not desired: must be hidden
+
+
+def _desired(root: Path) -> DesiredState:
+    return load_desired(DirSource(root))
+
+
+@pytest.fixture(scope="module")
+def repo() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="rcl-owui-repo-") as tmp:
+        target = Path(tmp) / "desired"
+        shutil.copytree(ROOT / "desired_state", target)
+        yield target
+
+
+@pytest.fixture(scope="module")
+def server(
+    openwebui_venv: Path, openwebui_workdir: Path, host_ollama: HostOllama, repo: Path
+) -> Iterator[OpenWebUIServer]:
+    desired = _desired(repo)
+    host_ollama.seed(*(m.name for m in desired.ollama.all_models()), UNDESIRED)
+    env = clear_env(desired, ollama_url=host_ollama.url)
+    with openwebui_process(openwebui_venv, openwebui_workdir, env) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def state_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="rcl-owui-state-") as tmp:
+        yield Path(tmp)
+
+
+def _reader(root: Path):  # type: ignore[no-untyped-def]
+    def read(name: str, path: str) -> bytes | None:
+        target = root / "knowledge" / name / path
+        return target.read_bytes() if target.is_file() else None
+
+    return read
+
+
+def _converge(server: OpenWebUIServer, root: Path, state: Path) -> tuple[ConvergeResult, OpenWebUIClient]:
+    client = connect(server.url, auth=False, timeout=30)
+    return converge(_desired(root), client, _reader(root), state), client
+
+
+def test_api_answers_without_login(server: OpenWebUIServer) -> None:
+    config = httpx.get(f"{server.url}/api/config", timeout=10).json()
+    assert config["features"]["auth"] is False
+    assert config["version"] == "0.12.4"
+    client = connect(server.url, auth=False)
+    assert client.health()
+    assert client.knowledge_bases() is not None  # an admin endpoint, answered with the token
+
+
+def test_converge_knowledge_presets_and_visibility(
+    server: OpenWebUIServer, repo: Path, state_dir: Path
+) -> None:
+    desired = _desired(repo)
+    assert desired.openwebui is not None
+    started = time.monotonic()
+    first, client = _converge(server, repo, state_dir)
+    assert first.writes > 0
+    view = observe_webui(client)
+
+    # the picker shows exactly the desired chat models (+ presets); the rest is hidden
+    visible_base = {
+        canonical(m.id) for m in view.offered if m.owned_by == "ollama" and not m.preset and not m.hidden
+    }
+    wanted = {canonical(m.name) for m in desired.ollama.all_models()} - {canonical("nomic-embed-text")}
+    assert visible_base == wanted
+    assert any(m.id == UNDESIRED and m.hidden for m in view.offered)
+
+    # the knowledge folder is a base with its files
+    ledger = load_ledger(state_dir)
+    kb_id = ledger.knowledge["work"].id
+    kb = view.knowledge_by_id()[kb_id]
+    files = {f.path: f for f in kb.files or ()}
+    assert set(files) == set(desired.knowledge_files["work"])
+    assert {p: f.sha256 for p, f in files.items()} == desired.knowledge_files["work"]
+
+    # presets: base model, prompt, knowledge
+    for preset in desired.openwebui.presets:
+        row = view.rows[preset.id]
+        assert row.base_model_id == preset.base
+        assert row.params.get("system") == preset.system
+        assert [k["id"] for k in row.meta["knowledge"]] == [kb_id]
+        assert row.managed
+    offered_presets = {m.id for m in view.offered if m.preset}
+    assert {p.id for p in desired.openwebui.presets} <= offered_presets
+
+    # a second converge makes no API writes
+    second, _ = _converge(server, repo, state_dir)
+    assert second.writes == 0, [str(op) for op in second.ops]
+
+    # a preset and a knowledge base changed by hand are put back
+    row = view.rows["phi3-fast"]
+    client.update_model(
+        {
+            "id": row.id,
+            "base_model_id": row.base_model_id,
+            "name": "Renamed by hand",
+            "meta": row.meta,
+            "params": {**row.params, "system": "edited in the UI"},
+            "is_active": True,
+        }
+    )
+    client.update_knowledge(kb_id, "work", "edited in the UI")
+    hand_kb = client.create_knowledge("family", "made by hand")  # never touched
+    # the reconcile's observation sees the drift and the planner plans a settings apply
+    runtime = SimpleNamespace(state=StateStore(state_dir), openwebui_url=server.url, api_timeout=30.0)
+    seen = observe_webui_state(desired, runtime)  # type: ignore[arg-type]
+    assert seen.reachable and len(seen.drift) == 2, seen.drift
+    deployed = DeployedObs(
+        openwebui_spec_hash=deploy_hash(desired), openwebui_settings_hash=settings_hash(desired)
+    )
+    actions = [
+        a
+        for a in plan(desired, Observed(ollama_reachable=False, webui=seen, deployed=deployed)).actions
+        if a.kind == "openwebui_settings"
+    ]
+    assert len(actions) == 1 and "changed in OpenWebUI by hand" in actions[0].reason
+    third, _ = _converge(server, repo, state_dir)
+    assert {op.kind for op in third.ops} == {"model_update", "kb_update"}
+    assert observe_webui_state(desired, runtime).drift == ()  # type: ignore[arg-type]
+    after = observe_webui(client)
+    assert after.rows["phi3-fast"].params["system"] == "Answer briefly."
+    assert after.rows["phi3-fast"].name == "Phi3 mini (fast)"
+    assert after.knowledge_by_id()[kb_id].description == desired.openwebui.knowledge[0].description
+
+    # editing a file replaces it (new file id, new hash); adding one adds it
+    doc = repo / "knowledge" / "work" / "conventions.md"
+    doc.write_text(doc.read_text() + "\nNew rule: every reply cites its source.\n")
+    (repo / "knowledge" / "work" / "extra.md").write_text("# Extra\nThe secret word is heliotrope.\n")
+    old_id = ledger.knowledge["work"].files["conventions.md"].file_id
+    fourth, _ = _converge(server, repo, state_dir)
+    kinds = sorted(op.kind for op in fourth.ops)
+    assert kinds == ["file_add", "file_add", "file_remove"], kinds
+    ledger = load_ledger(state_dir)
+    new = ledger.knowledge["work"].files["conventions.md"]
+    assert new.file_id != old_id
+    kb_files = {f["id"]: f for f in client.knowledge_files(kb_id)}
+    assert old_id not in kb_files and new.file_id in kb_files
+    assert len(kb_files) == len(_desired(repo).knowledge_files["work"])
+
+    # removing the folder (and its entry) removes the base, and detaches it from the presets
+    shutil.rmtree(repo / "knowledge" / "work")
+    text = (repo / "openwebui.yaml").read_text()
+    text = text.replace("knowledge: [work]", "knowledge: []")
+    text = text.replace(
+        "knowledge:\n  - name: work\n    description: Work notes and documents shared by every preset\n",
+        "knowledge: []\n",
+    )
+    (repo / "openwebui.yaml").write_text(text)
+    fifth, _ = _converge(server, repo, state_dir)
+    assert "kb_delete" in {op.kind for op in fifth.ops}
+    ids = {k["id"] for k in client.knowledge_bases()}
+    assert kb_id not in ids
+    assert hand_kb["id"] in ids  # what a person made stays
+    assert load_ledger(state_dir).knowledge == {}
+    sixth, _ = _converge(server, repo, state_dir)
+    assert sixth.writes == 0, [str(op) for op in sixth.ops]
+
+    # restore the seed's full setup for the browser check
+    shutil.rmtree(repo)
+    shutil.copytree(ROOT / "desired_state", repo)
+    _converge(server, repo, state_dir)
+    assert time.monotonic() - started < 150
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True, timeout=600)
+        found = shutil.which("chromium")
+    assert found, "Debian chromium is not installed"
+    return found
+
+
+def test_browser_loads_without_login(
+    server: OpenWebUIServer, repo: Path, state_dir: Path, tmp_path: Path
+) -> None:
+    _converge(server, repo, state_dir)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "openwebui.png"
+    shot.unlink(missing_ok=True)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,800",
+        "--virtual-time-budget=15000",
+    ]
+    dom = subprocess.run(
+        [_chromium(), *flags, "--dump-dom", server.url + "/"], capture_output=True, text=True, timeout=120
+    )
+    subprocess.run(
+        [_chromium(), *flags, f"--screenshot={shot}", server.url + "/"], capture_output=True, timeout=120
+    )
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    page = dom.stdout
+    assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
