@@ -600,7 +600,7 @@ class OpenWebUISpec(Frozen):
     """`openwebui.yaml`: OpenWebUI, deployed by Kamal and configured from git."""
 
     image: Image = Field(
-        default="ghcr.io/open-webui/open-webui:v0.6.5", description="OpenWebUI image to wrap."
+        default="ghcr.io/open-webui/open-webui:v0.12.4", description="OpenWebUI image to wrap."
     )
     exposure: Exposure = Field(default_factory=Exposure)
     auth: bool = Field(default=False, description="Require login (WEBUI_AUTH). false = LAN MVP, no login.")

@@ -107,7 +107,7 @@ def test_config_core_fields() -> None:
 def test_dockerfile_wraps_image_with_service_label() -> None:
     project = render(seed(), "abc123")
     assert project.dockerfile.splitlines() == [
-        "FROM ghcr.io/open-webui/open-webui:v0.6.5",
+        "FROM ghcr.io/open-webui/open-webui:v0.12.4",
         'LABEL service="openwebui"',
         f'LABEL {VERSION_LABEL}="abc123"',
     ]

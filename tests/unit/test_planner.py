@@ -225,14 +225,14 @@ def test_stopped_container_is_started() -> None:
 
 
 def test_openwebui_only_change_plans_only_a_kamal_deploy() -> None:
-    webui = {"image": "ghcr.io/open-webui/open-webui:v0.6.5", "auth": False}
+    webui = {"image": "ghcr.io/open-webui/open-webui:v0.12.4", "auth": False}
     before = desired([PHI], openwebui=webui)
     seen = simulate(
         plan(before, observed(before, models=[model(PHI, ("p", GiB))])),
         observed(before, models=[model(PHI, ("p", GiB))]),
     )
     assert plan(before, seen).empty
-    after = desired([PHI], openwebui={**webui, "image": "ghcr.io/open-webui/open-webui:v0.6.6"})
+    after = desired([PHI], openwebui={**webui, "image": "ghcr.io/open-webui/open-webui:v0.12.5"})
     (action,) = plan(after, seen).actions
     assert isinstance(action, KamalDeploy) and not action.first
 
