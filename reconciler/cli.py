@@ -245,11 +245,18 @@ def _state_dir(value: Path | None) -> Path:
     help="Desired state to seed a new repo with.",
 )
 @click.option("--branch", default="main", show_default=True)
-def init(repo: Path, state_dir: Path | None, seed: Path, branch: str) -> None:
+@click.option(
+    "--allowed-signers",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Only commits signed by a key in this SSH allowed_signers file are accepted and applied.",
+)
+def init(repo: Path, state_dir: Path | None, seed: Path, branch: str, allowed_signers: Path | None) -> None:
     """Create (or adopt) the bare desired-state repo and install its git hooks."""
     from reconciler.gitops import init_repo
 
-    created = init_repo(repo, seed=seed, state_dir=_state_dir(state_dir), branch=branch)
+    created = init_repo(
+        repo, seed=seed, state_dir=_state_dir(state_dir), branch=branch, allowed_signers=allowed_signers
+    )
     verb = "created and seeded" if created else "adopted"
     click.echo(f"{verb} {repo}; hooks installed. Push to it: git remote add server <host>:{repo}")
 

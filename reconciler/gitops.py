@@ -17,6 +17,7 @@ from reconciler.desired.source import GitCommitSource
 from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
+from reconciler.signing import CONFIG_KEY, unverified
 from reconciler.units import format_bytes
 
 ZERO = "0" * 40
@@ -36,7 +37,9 @@ def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
     return result.stdout.strip()
 
 
-def init_repo(repo: Path, *, seed: Path, state_dir: Path, branch: str = "main") -> bool:
+def init_repo(
+    repo: Path, *, seed: Path, state_dir: Path, branch: str = "main", allowed_signers: Path | None = None
+) -> bool:
     """Create (or adopt) the bare repo, seed it when new, install the hooks. Returns True
     when it was created."""
     created = not (repo / "HEAD").exists()
@@ -47,6 +50,8 @@ def init_repo(repo: Path, *, seed: Path, state_dir: Path, branch: str = "main") 
     os.chmod(repo, 0o700)
     git("config", "receive.denyNonFastForwards", "true", cwd=repo)
     git("config", "receive.denyDeletes", "true", cwd=repo)
+    if allowed_signers is not None:
+        git("config", CONFIG_KEY, str(allowed_signers.resolve()), cwd=repo)
     install_hooks(repo, state_dir, branch)
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(state_dir, 0o700)
@@ -82,9 +87,15 @@ def _updates(stdin: TextIO, branch: str) -> Iterable[tuple[str, str]]:
 
 def pre_receive(repo: Path, branch: str, stdin: TextIO, out: TextIO) -> int:
     """Validate the pushed commit with the same loader as `validate`; reject if invalid."""
-    for _old, new in _updates(stdin, branch):
+    for old, new in _updates(stdin, branch):
         if new == ZERO:
             out.write(f"reconciler: deleting {branch} is not allowed\n")
+            return 1
+        unsigned = unverified(repo, old, new)
+        if unsigned:
+            listed = ", ".join(sha[:12] for sha in unsigned)
+            out.write(f"reconciler: rejected: not signed by an allowed key ({CONFIG_KEY}): {listed}\n")
+            out.write("reconciler: sign your commits (git config gpg.format ssh; commit -S) and push again\n")
             return 1
         try:
             with GitCommitSource(repo, new) as source:

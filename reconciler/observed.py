@@ -151,3 +151,4 @@ class Observed(Obs):
     deployed: DeployedObs = Field(default_factory=DeployedObs)
     evictions: tuple[EvictionObs, ...] = ()
     webui: WebUIObs | None = None
+    tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now

@@ -202,7 +202,8 @@ class Runner:
             "timing": self.runtime.kamal_timing,
         }
         rolled_back = False
-        if not action.first and action.spec_hash in kamal.available_versions(self.runtime.docker, service):
+        rollback_possible = not action.first and not action.renew_tls
+        if rollback_possible and action.spec_hash in kamal.available_versions(self.runtime.docker, service):
             rolled_back = kamal.rollback(self.desired, action.spec_hash, **common)
         if not rolled_back:
             kamal.deploy(self.desired, action.spec_hash, first=action.first, **common)

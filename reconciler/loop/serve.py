@@ -25,6 +25,7 @@ from reconciler.report import status as status_mod
 from reconciler.report.events import Event, EventBus
 from reconciler.report.metrics import Metrics
 from reconciler.runtime import Runtime
+from reconciler.signing import head_problem
 
 
 @dataclass
@@ -114,6 +115,11 @@ class Server:
         self.events.emit("trigger", reasons=sorted(reasons), head=(head or "")[:12])
         if head is None:
             self._save_status("invalid", head, None, None, [f"branch {self.config.branch} has no commit yet"])
+            return None
+        unsigned = head_problem(self.config.repo, head)
+        if unsigned is not None:
+            self.events.emit("reconcile.rejected", revision=head[:12], problems=[unsigned])
+            self._save_status("invalid", head, None, None, [unsigned])
             return None
         try:
             with GitCommitSource(self.config.repo, head) as source:

@@ -54,6 +54,11 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
     webui = None
     if desired.openwebui is not None and memory.deployed.openwebui_settings_hash is not None:
         webui = observe_webui_state(desired, runtime)
+    tls_due = None
+    if desired.openwebui is not None and desired.openwebui.exposure.tls.enabled:
+        from reconciler.openwebui.tls import renewal_due
+
+        tls_due = renewal_due(runtime.state.root / "tls", at)
     observed = Observed(
         container=container,
         ollama_reachable=view.reachable,
@@ -63,6 +68,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         gpus=gpus,
         gpu_error=gpu_error,
         webui=webui,
+        tls_renewal_due=tls_due,
         disk=observe_disk(disk_path),
         remote=remote,
         remote_errors=remote_errors,

@@ -270,3 +270,16 @@ def trust_instructions(ca_path: Path, url: str | None = None) -> str:
         "it in Keychain Access, set 'Always Trust'; Windows: certutil -addstore Root ca.crt; Linux: "
         f"copy to /usr/local/share/ca-certificates/ and run update-ca-certificates{where}"
     )
+
+
+def renewal_due(directory: Path, now: datetime, renew_before: timedelta = RENEW_BEFORE) -> str | None:
+    """Why the server certificate under `directory` must be renewed now (None: it need not).
+    Read by the observer, so the pure planner can plan the deploy that renews it."""
+    try:
+        cert = x509.load_pem_x509_certificate((directory / "server.crt").read_bytes())
+    except (OSError, ValueError):
+        return None  # never made yet: the first deploy makes it
+    left = cert.not_valid_after_utc - now
+    if left < renew_before:
+        return f"expires {cert.not_valid_after_utc:%Y-%m-%d} (in {max(left.days, 0)} days)"
+    return None

@@ -106,6 +106,7 @@ class KamalDeploy(_Action):
     kind: Literal["kamal_deploy"] = "kamal_deploy"
     spec_hash: str
     first: bool = False
+    renew_tls: bool = False  # same version, new certificate: a deploy, never a rollback
 
     def title(self) -> str:
         verb = "kamal setup" if self.first else "kamal deploy"

@@ -404,6 +404,9 @@ def _webui_actions(ctx: _Ctx) -> list[Action]:
             else f"OpenWebUI's spec changed ({deployed.openwebui_spec_hash} → {wanted_deploy})"
         )
         actions.append(KamalDeploy(spec_hash=wanted_deploy, first=first, reason=f"{ctx.since}, {why}"))
+    elif wanted_deploy is not None and ctx.observed.tls_renewal_due:
+        reason = f"OpenWebUI's LAN TLS certificate {ctx.observed.tls_renewal_due}: renewing it"
+        actions.append(KamalDeploy(spec_hash=wanted_deploy, renew_tls=True, reason=reason))
     drift = ctx.observed.webui.drift if ctx.observed.webui else ()
     if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
         reason = f"{ctx.since}, knowledge/presets/models changed"

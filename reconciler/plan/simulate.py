@@ -43,6 +43,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
     container, deployed = observed.container, observed.deployed
     reachable = observed.ollama_reachable
     webui = observed.webui
+    tls_due = observed.tls_renewal_due
     for action in plan.actions:
         if isinstance(action, EnsureContainer):
             container = ContainerObs(
@@ -92,6 +93,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             loaded.pop(action.model, None)
         elif isinstance(action, KamalDeploy):
             deployed = deployed.model_copy(update={"openwebui_spec_hash": action.spec_hash})
+            tls_due = None
         elif isinstance(action, ApplyWebUISettings):
             deployed = deployed.model_copy(update={"openwebui_settings_hash": action.settings_hash})
             if webui is not None:
@@ -105,6 +107,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             "inventory": tuple(inventory.values()),
             "deployed": DeployedObs.model_validate(deployed.model_dump()),
             "webui": webui,
+            "tls_renewal_due": tls_due,
             "disk": _disk_after(observed, tuple(models.values())),
         }
     )

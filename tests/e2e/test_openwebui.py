@@ -31,6 +31,7 @@ from reconciler.openwebui.observe import observe_webui
 from reconciler.plan.planner import plan
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.state.store import StateStore
+from tests.harness.dockerd import apt_install
 from tests.harness.openwebui import HostOllama, OpenWebUIServer, openwebui_process
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +210,7 @@ def test_converge_knowledge_presets_and_visibility(
 def _chromium() -> str:
     found = shutil.which("chromium") or shutil.which("chromium-browser")
     if found is None:
-        subprocess.run(["apt-get", "install", "-y", "chromium"], check=True, capture_output=True, timeout=600)
+        apt_install("chromium")
         found = shutil.which("chromium")
     assert found, "Debian chromium is not installed"
     return found
@@ -243,3 +244,8 @@ def test_browser_loads_without_login(
     assert shot.is_file() and shot.stat().st_size > 10_000
     page = dom.stdout
     assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
+    (ARTIFACTS / "openwebui.html").write_text(page)
+    # the chat page offers the desired default model (the selector shows it behind the pop-up)
+    desired = _desired(repo)
+    assert desired.openwebui is not None
+    assert desired.openwebui.default_models[0] in page, "the default model is not on the page"

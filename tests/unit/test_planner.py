@@ -305,3 +305,23 @@ def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
     (action,) = plan(state, edited).actions
     assert action.kind == "openwebui_settings" and "changed in OpenWebUI by hand" in action.reason
     assert plan(state, simulate(plan(state, edited), edited)).empty
+
+
+def test_a_lan_certificate_near_expiry_is_renewed_by_a_deploy_never_a_rollback() -> None:
+    from reconciler.observed import DeployedObs
+    from reconciler.plan.webui import deploy_hash, settings_hash
+
+    state = desired([PHI], openwebui={"default_models": [PHI]})
+    deployed = DeployedObs(
+        openwebui_spec_hash=deploy_hash(state), openwebui_settings_hash=settings_hash(state)
+    )
+    seen = observed(
+        state,
+        models=[model(PHI, ("p", GiB))],
+        deployed=deployed,
+        tls_renewal_due="expires 2026-12-01 (in 6 days)",
+    )
+    (action,) = plan(state, seen).actions
+    assert isinstance(action, KamalDeploy) and action.renew_tls and not action.first
+    assert "expires 2026-12-01" in action.reason
+    assert plan(state, simulate(plan(state, seen), seen)).empty

@@ -54,3 +54,16 @@ def test_no_key_material_in_messages(tmp_path: Path) -> None:
     key = (tmp_path / "server.key").read_text()
     assert "PRIVATE KEY" not in text and key.splitlines()[1] not in text
     assert str(state.ca_path) in text
+
+
+def test_the_observer_says_when_the_certificate_is_due(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.openwebui.tls import SERVER_DAYS, ensure_tls, renewal_due
+
+    issued = datetime(2026, 1, 1, tzinfo=UTC)
+    assert renewal_due(tmp_path / "tls", issued) is None  # nothing made yet: the deploy makes it
+    ensure_tls(tmp_path / "tls", ["gpu-box.lan"], ["192.168.1.50"], now=issued)
+    assert renewal_due(tmp_path / "tls", issued + timedelta(days=10)) is None
+    due = renewal_due(tmp_path / "tls", issued + timedelta(days=SERVER_DAYS - 10))
+    assert (due is not None and "in 9 days" in due) or "in 10 days" in str(due)
