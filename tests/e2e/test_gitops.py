@@ -32,10 +32,10 @@ def test_valid_push_converges_and_the_pusher_sees_progress_and_the_result(gitops
     push = gitops.push()
     out = push.stderr
     assert push.returncode == 0, out
-    assert f"remote: reconciler: {sha[:12]} is valid" in out
-    assert f"remote: plan: pull {model.name}" in out
-    assert "remote: [" in out and "pulling" in out
-    assert f"remote: reconciler: ✔ converged {sha[:12]}" in out
+    assert f"remote: reconciler: {sha[:12]} is valid" in out, out
+    assert f"remote: plan: pull {model.name}" in out, out
+    assert "remote: [" in out and "pulling" in out, out
+    assert f"remote: reconciler: ✔ converged {sha[:12]}" in out, out
     assert model.name in gitops.stack.tags()
     status = gitops.status()
     assert status["last_applied_revision"] == sha and status["serve_pid"]

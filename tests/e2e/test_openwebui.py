@@ -98,8 +98,7 @@ def test_converge_knowledge_presets_and_visibility(
     desired = _desired(repo)
     assert desired.openwebui is not None
     started = time.monotonic()
-    first, client = _converge(server, repo, state_dir)
-    assert first.writes > 0
+    _, client = _converge(server, repo, state_dir)  # other tests of the module may have run first
     view = observe_webui(client)
 
     # the picker shows exactly the desired chat models (+ presets); the rest is hidden
