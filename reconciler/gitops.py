@@ -24,6 +24,7 @@ ZERO = "0" * 40
 PROJECT = Path(__file__).resolve().parents[1]
 HOOK_TEMPLATES = PROJECT / "hooks" / "git"
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
+FOLLOW_ATTEMPTS = 3  # a transient failure is retried by serve: show the retries, up to this many
 
 
 class GitFailed(ReconcilerError):
@@ -125,6 +126,7 @@ def post_receive(repo: Path, state_dir: Path, branch: str, stdin: TextIO, out: T
     out.flush()
     path = log_path(state_dir)
     deadline = time.monotonic() + timeout
+    attempts = 0
     for event in follow(
         path, from_offset=max(end_offset(path) - TAIL_BACK, 0), stop=lambda: time.monotonic() > deadline
     ):
@@ -140,7 +142,16 @@ def post_receive(repo: Path, state_dir: Path, branch: str, stdin: TextIO, out: T
         if line:
             out.write(line + "\n")
             out.flush()
-        if event["event"] in ("reconcile.done", "reconcile.rejected"):
+        if event["event"] == "retry.scheduled":
+            out.write(f"reconciler: retrying in {event.get('seconds')} s\n")
+            out.flush()
+        failed = event["event"] == "reconcile.done" and event.get("result") in ("failed", "preempted")
+        if failed:
+            attempts += 1
+        if event["event"] == "reconcile.rejected" or (event["event"] == "reconcile.done" and not failed):
+            return 0
+        if failed and attempts >= FOLLOW_ATTEMPTS:
+            out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
             return 0
     out.write(f"reconciler: still reconciling after {timeout:.0f} s; follow it with `reconciler logs -f`\n")
     return 0
