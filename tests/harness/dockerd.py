@@ -132,3 +132,16 @@ def stop_dockerd(timeout: float = 20.0) -> bool:
 def dockerd_log_path() -> Path | None:
     """Log file of the dockerd this process started, if any."""
     return _log_path
+
+
+def started_here() -> bool:
+    """True when the engine is the one this process started (so it may restart it)."""
+    return _started is not None
+
+
+def restart_dockerd() -> None:
+    """Stop the engine this process started and start it again (containers without a restart
+    policy stay stopped, as after any engine restart)."""
+    if not stop_dockerd():
+        raise RuntimeError("this process did not start dockerd; it will not restart it")
+    ensure_dockerd()

@@ -139,6 +139,11 @@ class Registry:
         logs = self.container.logs(tail=30).decode(errors="replace")
         raise RuntimeError(f"registry on {self.url} not ready: {last}\n{logs}")
 
+    def restart(self) -> None:
+        """Start the registry container again (e.g. after an engine restart) and wait for it."""
+        self.container.start()
+        self._wait_ready()
+
     def stop(self) -> None:
         self.http.close()
         with contextlib.suppress(docker.errors.NotFound):

@@ -1,0 +1,56 @@
+"""The Docker engine restarted in the middle of a reconcile (mid-pull): the interrupted
+reconcile fails cleanly, and the next one converges with the pull resumed and nothing lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.e2e.stack import Stack
+from tests.faults.support import full_downloads, volume_containers
+from tests.harness.dockerd import restart_dockerd, started_here
+from tests.harness.registry import Registry
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+KiB = 1024
+
+
+def test_dockerd_restarted_mid_pull(stack: Stack, registry: Registry, survived: dict[str, Any]) -> None:
+    if not started_here():
+        pytest.skip("the Docker engine was not started by this test session: not ours to restart")
+    model = stack.registry.push_model("fault-dockerd", "t", size_bytes=2048 * KiB, seed="dockerd")
+    stack.ollama["container"]["env"]["extra"]["FAKE_OLLAMA_PULL_RATE"] = str(512 * KiB)
+    stack.set_models(model.name)
+    cmd = [
+        sys.executable,
+        "-m",
+        "reconciler.cli",
+        "apply",
+        "--json",
+        "--repo",
+        str(stack.repo),
+        "--state-dir",
+        str(stack.state.root),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "pull.progress" and event.get("percent", 0) >= 30:
+            break
+    restart_dockerd()
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=120) == 4, rest[-2000:]  # the interrupted reconcile failed, it did not hang
+    assert '"action.failed"' in rest
+    registry.restart()  # no restart policy: it stays stopped after an engine restart, like any such container
+    survived["faults"] = 1
+
+    report = stack.apply()
+    assert report.result == "converged", report.notes
+    assert model.name in stack.tags()
+    assert len(volume_containers(stack)) == 1  # no orphaned container on the models volume
+    assert full_downloads(stack, [model.model_layer.digest])[model.model_layer.digest] <= 1  # resumed
