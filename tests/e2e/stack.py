@@ -5,7 +5,10 @@ the reconciler itself creates."""
 from __future__ import annotations
 
 import contextlib
+import json
 import re
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
@@ -30,26 +33,38 @@ KiB = 1024
 
 
 class Stack:
-    def __init__(self, root: Path, client: docker.DockerClient, registry: Registry, network: Network,
-                 image: str) -> None:  # fmt: skip
+    def __init__(
+        self, root: Path, client: docker.DockerClient, registry: Registry, network: Network, image: str
+    ) -> None:
         suffix = uuid.uuid4().hex[:8]
         self.repo = root / "desired"
         self.repo.mkdir()
         self.client, self.registry = client, registry
         self.name, self.volume = f"rcl-e2e-ollama-{suffix}", f"rcl-e2e-models-{suffix}"
         self.port = free_port()
-        self.server: dict[str, Any] = {"budgets": {"disk": {"models": "1GiB", "min_free": "1GiB"},
-                                                   "vram": {"per_gpu": "2GiB"}}}  # fmt: skip
+        self.server: dict[str, Any] = {
+            "budgets": {"disk": {"models": "1GiB", "min_free": "1GiB"}, "vram": {"per_gpu": "2GiB"}}
+        }
         self.ollama: dict[str, Any] = {
             "container": {
-                "name": self.name, "image": image, "gpus": "none", "volume": self.volume,
-                "network": network.name, "publish": {"port": self.port, "addresses": ["127.0.0.1"]},
-                "env": {"OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_CONTEXT_LENGTH": 256, "extra": {
-                    "FAKE_OLLAMA_OVERHEAD": str(256 * KiB), "FAKE_OLLAMA_GPU_VRAM": str(2048 * KiB)}},
+                "name": self.name,
+                "image": image,
+                "gpus": "none",
+                "volume": self.volume,
+                "network": network.name,
+                "publish": {"port": self.port, "addresses": ["127.0.0.1"]},
+                "env": {
+                    "OLLAMA_KEEP_ALIVE": "5m",
+                    "OLLAMA_CONTEXT_LENGTH": 256,
+                    "extra": {
+                        "FAKE_OLLAMA_OVERHEAD": str(256 * KiB),
+                        "FAKE_OLLAMA_GPU_VRAM": str(2048 * KiB),
+                    },
+                },
             },
             "registries": [{"host": registry.host, "insecure": True, "url": registry.url}],
             "models": [],
-        }  # fmt: skip
+        }
         self.state = StateStore(root / "state")
         self.recorder = Recorder()
         self.runtime = Runtime(docker=client, state=self.state, ready_timeout=30, registry_timeout=10)
@@ -85,8 +100,9 @@ class Stack:
 
     def docker_events(self, since: datetime) -> list[str]:
         until = datetime.now(UTC)
-        stream = self.client.events(since=since, until=until, decode=True,
-                                    filters={"type": "container", "container": self.name})  # fmt: skip
+        stream = self.client.events(
+            since=since, until=until, decode=True, filters={"type": "container", "container": self.name}
+        )
         return [str(e.get("status") or e.get("Action")) for e in stream]
 
     def tags(self) -> set[str]:
@@ -104,6 +120,28 @@ class Stack:
             self.container().remove(force=True)
         with contextlib.suppress(docker.errors.NotFound):
             self.client.volumes.get(self.volume).remove(force=True)
+
+
+def apply_until_pulling(stack: Stack, percent: float) -> subprocess.Popen[str]:
+    """Start `reconciler apply --json` as a process and return once a pull is `percent` done."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "reconciler.cli",
+        "apply",
+        "--json",
+        "--repo",
+        str(stack.repo),
+        "--state-dir",
+        str(stack.state.root),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "pull.progress" and event.get("percent", 0) >= percent:
+            return proc
+    raise AssertionError(f"apply ended (exit {proc.wait()}) before a pull reached {percent} %")
 
 
 def wait_until(predicate: Any, timeout: float = 20.0, every: float = 0.1) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from reconciler.desired.refs import canonical
 from reconciler.labels import SPEC_HASH
-from tests.e2e.stack import Stack, wait_until
+from tests.e2e.stack import Stack, apply_until_pulling, wait_until
 
 pytestmark = pytest.mark.e2e
 KiB = 1024
@@ -130,14 +130,7 @@ def test_a_pull_killed_halfway_resumes_without_downloading_again(stack: Stack) -
     stack.set_models(model.name)
     stack.ollama["container"]["env"]["extra"]["FAKE_OLLAMA_PULL_RATE"] = str(512 * KiB)
     stack.write()
-    cmd = [sys.executable, "-m", "reconciler.cli", "apply", "--json", "--repo", str(stack.repo),
-           "--state-dir", str(stack.state.root)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "pull.progress" and event.get("percent", 0) >= 40:
-            break
+    proc = apply_until_pulling(stack, 40)
     proc.kill()
     proc.wait(timeout=10)
     wait_until(lambda: any(n.endswith("-partial") for n in _blob_files(stack)))
@@ -148,7 +141,11 @@ def test_a_pull_killed_halfway_resumes_without_downloading_again(stack: Stack) -
     downloads = [
         e for e in _fake_events(stack) if e["type"] == "download" and e["digest"] == model.model_layer.digest
     ]
-    assert [d["range_start"] for d in downloads] == [0, partial], "the second pull started over"
+    starts = [d["range_start"] for d in downloads]
+    # The partial may still grow a little after we read its size (the server notices the client
+    # hung up at its next write), so the resume starts at or after what we saw, never at 0.
+    assert len(starts) == 2 and starts[0] == 0, starts
+    assert partial <= starts[1] < model.model_layer.size, "the second pull started over"
 
 
 def _fake_events(stack: Stack) -> list[dict[str, object]]:
@@ -158,8 +155,6 @@ def _fake_events(stack: Stack) -> list[dict[str, object]]:
 
 
 def _blob_files(stack: Stack) -> dict[str, int]:
-    import json
-
     script = (
         "import os,json;d='/root/.ollama/models/blobs';"
         "print(json.dumps({n: os.path.getsize(os.path.join(d,n)) for n in os.listdir(d)} "

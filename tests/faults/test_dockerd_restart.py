@@ -43,6 +43,7 @@ def test_dockerd_restarted_mid_pull(stack: Stack, registry: Registry, survived: 
         if event["event"] == "pull.progress" and event.get("percent", 0) >= 30:
             break
     restart_dockerd()
+    assert proc.stdout is not None
     rest = proc.stdout.read()
     assert proc.wait(timeout=120) == 4, rest[-2000:]  # the interrupted reconcile failed, it did not hang
     assert '"action.failed"' in rest

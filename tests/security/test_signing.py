@@ -22,6 +22,17 @@ def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip()
 
 
+def push_main(work: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["git", "push", "origin", "HEAD:main"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "RECONCILER_PUSH_TIMEOUT": "0"},
+    )
+
+
 def test_only_signed_commits_are_accepted_and_applied(tmp_path: Path) -> None:
     key = tmp_path / "owner_ed25519"
     run("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "owner", "-f", str(key), cwd=tmp_path)
@@ -40,28 +51,14 @@ def test_only_signed_commits_are_accepted_and_applied(tmp_path: Path) -> None:
     run("git", "add", "-A", cwd=work)
     run("git", *ident, "commit", "-qm", "unsigned", cwd=work)
     unsigned = run("git", "rev-parse", "HEAD", cwd=work)
-    push = subprocess.run(
-        ["git", "push", "origin", "HEAD:main"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "RECONCILER_PUSH_TIMEOUT": "0"},
-    )
+    push = push_main(work)
     assert push.returncode != 0 and "not signed by an allowed key" in push.stderr
     assert run("git", "rev-parse", "main", cwd=bare) == seed
 
     run("git", *ident, *signing, "commit", "-q", "--amend", "-S", "--no-edit", cwd=work)
     signed = run("git", "rev-parse", "HEAD", cwd=work)
     assert signed != unsigned
-    push = subprocess.run(
-        ["git", "push", "origin", "HEAD:main"],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "RECONCILER_PUSH_TIMEOUT": "0"},
-    )
+    push = push_main(work)
     assert push.returncode == 0, push.stderr
     assert head_problem(bare, signed) is None
 
