@@ -17,6 +17,7 @@ from typing import Any
 
 import docker
 import docker.errors
+import httpx
 import yaml
 from docker.models.networks import Network
 
@@ -26,6 +27,7 @@ from reconciler.reconcile import ReconcileReport, reconcile
 from reconciler.report.events import EventBus, Recorder
 from reconciler.runtime import Runtime
 from reconciler.state.store import StateStore
+from tests.harness.plugin import blob_files
 from tests.harness.registry import Registry, free_port
 
 MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat)|DELETE /api/delete)')
@@ -106,14 +108,20 @@ class Stack:
         return [str(e.get("status") or e.get("Action")) for e in stream]
 
     def tags(self) -> set[str]:
-        import httpx
-
         return {m["name"] for m in httpx.get(f"{self.url}/api/tags", timeout=10).json()["models"]}
 
     def loaded(self) -> dict[str, dict[str, Any]]:
-        import httpx
-
         return {m["name"]: m for m in httpx.get(f"{self.url}/api/ps", timeout=10).json()["models"]}
+
+    def fake_events(self) -> list[dict[str, Any]]:
+        """The Ollama-compatible server's test-only record of downloads, loads, evictions."""
+        return list(httpx.get(f"{self.url}/__fake/events", timeout=10).json()["events"])
+
+    def blob_files(self) -> dict[str, int]:
+        try:
+            return blob_files(self.container())
+        except (docker.errors.NotFound, RuntimeError):
+            return {}
 
     def cleanup(self) -> None:
         with contextlib.suppress(docker.errors.NotFound):

@@ -4,7 +4,6 @@ pulls real bytes from the real registry, and a second run changes nothing."""
 from __future__ import annotations
 
 import itertools
-import json
 import subprocess
 import sys
 import time
@@ -120,7 +119,7 @@ def test_a_plan_over_the_disk_budget_is_refused_before_any_byte_is_pulled(stack:
     (violation,) = report.plans[-1].violations
     assert violation.budget == "disk" and violation.entries[0][0] == canonical(big.name)
     assert not any(c.startswith("POST /api/pull") for c in stack.mutating_ollama_calls())
-    assert _blob_files(stack) == {}
+    assert stack.blob_files() == {}
     # The registry only served the bounded header look-up (ranged), never a pull.
     assert all(r["status"] == 206 for r in stack.registry.blob_requests(big.model_layer.digest))
 
@@ -133,35 +132,19 @@ def test_a_pull_killed_halfway_resumes_without_downloading_again(stack: Stack) -
     proc = apply_until_pulling(stack, 40)
     proc.kill()
     proc.wait(timeout=10)
-    wait_until(lambda: any(n.endswith("-partial") for n in _blob_files(stack)))
-    partial = max(size for n, size in _blob_files(stack).items() if n.endswith("-partial"))
+    wait_until(lambda: any(n.endswith("-partial") for n in stack.blob_files()))
+    partial = max(size for n, size in stack.blob_files().items() if n.endswith("-partial"))
     assert 0 < partial < model.model_layer.size
     report = stack.apply()
     assert report.result == "converged" and stack.tags() == {model.name}
     downloads = [
-        e for e in _fake_events(stack) if e["type"] == "download" and e["digest"] == model.model_layer.digest
+        e for e in stack.fake_events() if e["type"] == "download" and e["digest"] == model.model_layer.digest
     ]
     starts = [d["range_start"] for d in downloads]
     # The partial may still grow a little after we read its size (the server notices the client
     # hung up at its next write), so the resume starts at or after what we saw, never at 0.
     assert len(starts) == 2 and starts[0] == 0, starts
     assert partial <= starts[1] < model.model_layer.size, "the second pull started over"
-
-
-def _fake_events(stack: Stack) -> list[dict[str, object]]:
-    import httpx
-
-    return list(httpx.get(f"{stack.url}/__fake/events", timeout=10).json()["events"])
-
-
-def _blob_files(stack: Stack) -> dict[str, int]:
-    script = (
-        "import os,json;d='/root/.ollama/models/blobs';"
-        "print(json.dumps({n: os.path.getsize(os.path.join(d,n)) for n in os.listdir(d)} "
-        "if os.path.isdir(d) else {}))"
-    )  # fmt: skip
-    code, out = stack.container().exec_run(["python3", "-c", script])
-    return dict(json.loads(out)) if code == 0 else {}
 
 
 def test_a_chat_that_evicts_a_pinned_model_is_healed_and_recorded(stack: Stack) -> None:

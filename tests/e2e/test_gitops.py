@@ -163,7 +163,7 @@ def test_kill_9_mid_pull_then_restart_converges_without_starting_over(gitops: Gi
     gitops.wait_event(lambda e: e["event"] == "reconcile.done" and e["result"] == "converged", timeout=60,
                       after=gitops.events().index(recovered))  # fmt: skip
     assert model.name in gitops.stack.tags()
-    events = httpx.get(f"{gitops.stack.url}/__fake/events", timeout=10).json()["events"]
+    events = gitops.stack.fake_events()
     starts = [
         e["range_start"]
         for e in events
@@ -220,7 +220,7 @@ def test_a_newer_commit_preempts_between_actions_and_the_pull_in_flight_is_not_r
     results = {e["revision"]: e["result"] for e in gitops.events() if e["event"] == "reconcile.done"}
     assert results[first[:12]] == "preempted"
     assert gitops.stack.tags() == {slow.name}
-    events = httpx.get(f"{gitops.stack.url}/__fake/events", timeout=10).json()["events"]
+    events = gitops.stack.fake_events()
     downloads = [e for e in events if e["type"] == "download" and e["digest"] == slow.model_layer.digest]
     assert [d["range_start"] for d in downloads] == [0], "the pull in flight was restarted"
     assert not [e for e in events if e["type"] == "pull_start" and "pre-small" in str(e.get("model"))]

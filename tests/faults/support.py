@@ -77,7 +77,7 @@ def assert_converged(ops: GitOps, sha: str, models: list[str], timeout: float = 
 
 def fake_events(stack: Stack) -> list[dict[str, Any]]:
     try:
-        return list(httpx.get(f"{stack.url}/__fake/events", timeout=5).json()["events"])
+        return stack.fake_events()
     except (httpx.HTTPError, ValueError, KeyError):
         return []
 

@@ -3,14 +3,11 @@ reconcile fails cleanly, and the next one converges with the pull resumed and no
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from typing import Any
 
 import pytest
 
-from tests.e2e.stack import Stack
+from tests.e2e.stack import Stack, apply_until_pulling
 from tests.faults.support import full_downloads, volume_containers
 from tests.harness.dockerd import restart_dockerd, started_here
 from tests.harness.registry import Registry
@@ -25,23 +22,7 @@ def test_dockerd_restarted_mid_pull(stack: Stack, registry: Registry, survived: 
     model = stack.registry.push_model("fault-dockerd", "t", size_bytes=2048 * KiB, seed="dockerd")
     stack.ollama["container"]["env"]["extra"]["FAKE_OLLAMA_PULL_RATE"] = str(512 * KiB)
     stack.set_models(model.name)
-    cmd = [
-        sys.executable,
-        "-m",
-        "reconciler.cli",
-        "apply",
-        "--json",
-        "--repo",
-        str(stack.repo),
-        "--state-dir",
-        str(stack.state.root),
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        event = json.loads(line)
-        if event["event"] == "pull.progress" and event.get("percent", 0) >= 30:
-            break
+    proc = apply_until_pulling(stack, 30)
     restart_dockerd()
     assert proc.stdout is not None
     rest = proc.stdout.read()

@@ -81,13 +81,7 @@ class FakeOllama:
 
     def blob_files(self) -> dict[str, int]:
         """``{file name: size}`` of everything in ``blobs/`` (partials included)."""
-        script = (
-            "import os,json;d='" + FAKE_MODELS_DIR + "/blobs';"
-            "print(json.dumps({n: os.path.getsize(os.path.join(d,n)) for n in os.listdir(d)} "
-            "if os.path.isdir(d) else {}))"
-        )
-        result: dict[str, int] = json.loads(self.exec("python3", "-c", script))
-        return result
+        return blob_files(self.container)
 
     def manifest_files(self) -> list[str]:
         out = self.exec("find", f"{FAKE_MODELS_DIR}/manifests", "-type", "f")
@@ -104,6 +98,23 @@ class FakeOllama:
         with contextlib.suppress(Exception):
             self.client._client.close()
         self.http.close()
+
+
+_BLOBS_SCRIPT = (
+    "import os,json;d='" + FAKE_MODELS_DIR + "/blobs';"
+    "print(json.dumps({n: os.path.getsize(os.path.join(d,n)) for n in os.listdir(d)} "
+    "if os.path.isdir(d) else {}))"
+)
+
+
+def blob_files(container: Container) -> dict[str, int]:
+    """``{file name: size}`` of the blobs (partials included) in a fake-ollama container."""
+    code, out = container.exec_run(["python3", "-c", _BLOBS_SCRIPT])
+    text = out.decode(errors="replace") if isinstance(out, bytes) else str(out)
+    if code != 0:
+        raise RuntimeError(f"listing blobs exited {code}: {text}")
+    result: dict[str, int] = json.loads(text)
+    return result
 
 
 def wait_for_ollama(url: str, container: Container | None = None, timeout: float = 30.0) -> None:
