@@ -60,8 +60,9 @@ def reconcile(
     report = ReconcileReport(result="converged", revision=desired.revision)
     events.emit("reconcile.start", dry_run=dry_run)
     for number in range(1, MAX_PASSES + 1):
-        observed = observe_server(desired, runtime, runtime.state.load(), now())
-        memory = _bookkeep(runtime.state.load(), observed, desired, now())
+        memory = runtime.state.load()
+        observed = observe_server(desired, runtime, memory, now())
+        memory = _bookkeep(memory, observed, desired, now())
         runtime.state.save(memory)
         observed = with_memory(observed, memory, now())
         plan = make_plan(desired, observed)

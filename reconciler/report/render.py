@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from rich.console import Console
@@ -57,7 +56,3 @@ def _print_budget(plan: Plan, console: Console) -> None:
         console.print(f"  vram: pinned {format_bytes(b.vram_pinned)} of {limit} ({parts})")
     if b.cached_models:
         console.print(f"  rollback cache: {', '.join(b.cached_models)}")
-
-
-def dumps(data: Any) -> str:
-    return json.dumps(data, indent=2, sort_keys=False, default=str)

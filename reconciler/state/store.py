@@ -8,11 +8,10 @@ truncated or corrupted file is rebuilt from observation with a warning — never
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -88,13 +87,5 @@ class StateStore:
         return memory
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
 def recent(evictions: tuple[Eviction, ...], at: datetime) -> tuple[Eviction, ...]:
     return tuple(e for e in evictions if at - e.at <= EVICTION_WINDOW)
-
-
-def dumps(data: object) -> str:
-    return json.dumps(data, indent=1, default=str)
