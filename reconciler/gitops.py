@@ -17,6 +17,7 @@ from reconciler.desired.source import GitCommitSource
 from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
+from reconciler.report.events import kamal_line
 from reconciler.signing import CONFIG_KEY, unverified
 from reconciler.units import format_bytes
 
@@ -193,6 +194,8 @@ def push_line(event: dict[str, Any]) -> str | None:
             return None
         _pulled[model] = step
         return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+    if name.startswith("kamal."):
+        return kamal_line(event)
     if name == "reconcile.rejected":
         return "reconciler: rejected: " + "; ".join(map(str, event.get("problems", []) or []))
     if name == "reconcile.done":

@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -45,14 +46,21 @@ def section(faults: dict[str, Any], fuzz: dict[str, Any]) -> str:
         if len(passed) == len(cases) and cases
         else "| models or volumes lost | see the failing cases |",
     ]
-    kills = next((c.get("detail") for n, c in cases.items() if "kill_9" in n), None)
+    kills: Counter[str] = Counter()
+    for name, case in cases.items():
+        if "kill_9" in name:
+            kills.update(case.get("detail") or {})
     intro = [
         "Produced by `scripts/reliability.py` from `tests/faults/` (real engine, registry,",
         "git and `serve`) and `tests/fuzz/` (hypothesis):",
     ]
     lines = ["## Reliability", "", *intro, "", *rows]
     if kills:
-        lines += ["", "kill -9 points by phase: " + ", ".join(f"{k}: {v}" for k, v in sorted(kills.items()))]
+        lines += [
+            "",
+            f"kill -9 points ({kills.total()}) by phase: "
+            + ", ".join(f"{k}: {v}" for k, v in sorted(kills.items())),
+        ]
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import docker.errors
 
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import KamalFailed
+from reconciler.kamal import runs
 from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
 from reconciler.kamal.render import REGISTRY_SECRET, ROLE, VERSION_LABEL, RenderedProject, Timing, render
 
@@ -112,27 +113,59 @@ def run_kamal(
     lock_wait_s: float = LOCK_WAIT_S,
     timeout_s: float = COMMAND_TIMEOUT_S,
 ) -> list[str]:
-    """Run `kamal <args>` in the project directory, each output line an event. A held deploy
-    lock is waited for (bounded); any other failure raises KamalFailed with Kamal's lines."""
-    argv = [kamal_binary(), *args]
+    """Run `kamal <args>` in the project directory, each output line an event. A Kamal an
+    interrupted reconciler left running is waited for, and the lock it left is released (see
+    `runs`); anyone else's deploy lock is waited for (bounded). Any other failure raises
+    KamalFailed with Kamal's lines."""
     command = "kamal " + " ".join(args)
     full_env = {**os.environ, **(env or {})}
+    left = _wait_interrupted(workdir, command, emit, timeout_s)
     attempt = 0
     while True:
         attempt += 1
-        lines: list[str] = []
-        started = time.monotonic()
-        with subprocess.Popen(
-            argv,
-            cwd=workdir,
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-            bufsize=1,
-        ) as proc:
+        rc, lines = _run_once(args, workdir=workdir, env=full_env, emit=emit, timeout_s=timeout_s)
+        if rc == 0:
+            runs.ended(workdir, *left)  # the lock was free: no run left one behind
+            return lines
+        held = any(LOCK_MARKER in line for line in lines)
+        owner = runs.stale_lock_owner(left, lines) if held else None
+        if owner is not None:
+            _release_stale_lock(owner, workdir=workdir, env=full_env, emit=emit)
+            left.remove(owner)
+            continue
+        if held and attempt <= lock_retries:
+            _emit(emit, "kamal.lock_wait", command=command, attempt=attempt, wait_s=lock_wait_s)
+            time.sleep(lock_wait_s)
+            continue
+        hint = (
+            f"the deploy lock stayed held through {lock_retries} retries; if no deploy is running, "
+            "release it with `kamal lock release`"
+            if held
+            else ""
+        )
+        raise KamalFailed(command, rc, error_lines(lines), hint)
+
+
+def _run_once(
+    args: list[str], *, workdir: Path, env: Mapping[str, str], emit: Emit | None, timeout_s: float
+) -> tuple[int, list[str]]:
+    """One `kamal <args>`, recorded in the project directory while it runs."""
+    command = "kamal " + " ".join(args)
+    lines: list[str] = []
+    started = time.monotonic()
+    with subprocess.Popen(
+        [kamal_binary(), *args],
+        cwd=workdir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        bufsize=1,
+    ) as proc:
+        run = runs.started(workdir, proc.pid, command, runs.version_of(args))
+        try:
             assert proc.stdout is not None
             for raw in proc.stdout:
                 line = _ANSI.sub("", raw.rstrip("\n"))
@@ -142,19 +175,41 @@ def run_kamal(
                     proc.kill()
                     raise KamalFailed(command, None, error_lines(lines), f"timed out after {timeout_s:g} s")
             rc = proc.wait()
-        if rc == 0:
-            return lines
-        if any(LOCK_MARKER in line for line in lines) and attempt <= lock_retries:
-            _emit(emit, "kamal.lock_wait", command=command, attempt=attempt, wait_s=lock_wait_s)
-            time.sleep(lock_wait_s)
+        finally:
+            proc.wait()
+            runs.ended(workdir, run)
+    return rc, lines
+
+
+def _wait_interrupted(
+    workdir: Path, command: str, emit: Emit | None, timeout_s: float
+) -> list[runs.KamalRun]:
+    """The runs an interrupted reconciler left; any still running is waited for first (killing
+    it half-way through a deploy would leave less in place than letting it finish)."""
+    left = runs.interrupted(workdir)
+    for run in left:
+        if not runs.alive(run):
             continue
-        hint = (
-            f"the deploy lock stayed held through {lock_retries} retries; if no deploy is running, "
-            "release it with `kamal lock release`"
-            if any(LOCK_MARKER in line for line in lines)
-            else ""
-        )
-        raise KamalFailed(command, rc, error_lines(lines), hint)
+        _emit(emit, "kamal.interrupted_wait", running=run.command, pid=run.pid)
+        if not runs.wait_gone(run, timeout_s):
+            raise KamalFailed(
+                command,
+                None,
+                [],
+                f"`{run.command}` (pid {run.pid}), started by an earlier reconciler, still runs after "
+                f"{timeout_s:g} s; stop it, then push again",
+            )
+    return left
+
+
+def _release_stale_lock(
+    owner: runs.KamalRun, *, workdir: Path, env: Mapping[str, str], emit: Emit | None
+) -> None:
+    rc, lines = _run_once(["lock", "release"], workdir=workdir, env=env, emit=emit, timeout_s=120)
+    if rc != 0:
+        raise KamalFailed("kamal lock release", rc, error_lines(lines), "release the deploy lock by hand")
+    runs.ended(workdir, owner)
+    _emit(emit, "kamal.stale_lock_released", interrupted=owner.command, version=owner.version)
 
 
 def _kamal_env(workdir: Path, extra: Mapping[str, str] | None) -> dict[str, str]:

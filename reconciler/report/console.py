@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import structlog
 from rich.console import Console
 
-from reconciler.report.events import Event
+from reconciler.report.events import Event, kamal_line
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
@@ -60,6 +60,10 @@ def human(console: Console) -> Any:
                 f"at {format_bytes(event['rate_bps'])}/s{eta}",
                 highlight=False,
             )
+        elif name.startswith("kamal."):
+            line = kamal_line(event)
+            if line:
+                console.print(line, highlight=False, markup=False)
         elif name == "reconcile.done":
             style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
             console.print(f"[{style}]{event['result']}[/] ({event['actions']} action(s))")

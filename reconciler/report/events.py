@@ -43,3 +43,23 @@ class Recorder:
 
     def named(self, name: str) -> list[Event]:
         return [e for e in self.events if e["event"] == name]
+
+
+def kamal_line(event: Event) -> str | None:
+    """A Kamal event as one line for a person (push output, terminal); None for other events."""
+    name = event["event"]
+    if name == "kamal.start":
+        return f"  kamal {event.get('command')} --version={event.get('version')}"
+    if name == "kamal.output":
+        return f"  kamal| {event.get('line')}"
+    if name == "kamal.lock_wait":
+        wait, attempt = event.get("wait_s"), event.get("attempt")
+        return f"  kamal: the deploy lock is held; waiting {wait} s (try {attempt})"
+    if name == "kamal.interrupted_wait":
+        return f"  kamal: waiting for `{event.get('running')}` (pid {event.get('pid')}), left by a restart"
+    if name == "kamal.stale_lock_released":
+        return f"  kamal: released the deploy lock an interrupted `{event.get('interrupted')}` left behind"
+    if name == "kamal.restored_previous":
+        version, healthy = event.get("version"), event.get("healthy")
+        return f"  kamal: the new version failed; restarted {version} (healthy: {healthy})"
+    return None

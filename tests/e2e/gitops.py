@@ -41,14 +41,23 @@ class GitOps:
     def start_serve(self, *extra: str) -> None:
         cmd = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(self.bare),
                "--state-dir", str(self.state_dir), *extra]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=self.stderr_path.open("w"), text=True
+        self.proc = subprocess.Popen(  # a session of its own: kill_serve(group=True) is systemd's kill
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=self.stderr_path.open("w"),
+            text=True,
+            start_new_session=True,
         )
         self.wait_event(lambda e: e["event"] == "serve.started", timeout=20)
 
-    def kill_serve(self) -> None:
+    def kill_serve(self, group: bool = False) -> None:
+        """SIGKILL to `serve` alone (its children, Kamal included, live on), or to its whole
+        process group, as systemd's default KillMode=control-group does after a crash."""
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        if group:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(timeout=10)
         self.proc = None
 

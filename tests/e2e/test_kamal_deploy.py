@@ -183,6 +183,24 @@ def _step_5_rollback_to_previous_version(deployment: Deployment, openwebui_stand
     )
 
 
+def _step_6_someone_elses_lock_is_waited_for_never_released(deployment: Deployment) -> None:
+    def kamal(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([executor.kamal_binary(), *args], cwd=deployment.workdir, capture_output=True,
+                              text=True, timeout=120, check=False)  # fmt: skip
+
+    version = deploy_hash(deployment.desired)
+    assert kamal("lock", "acquire", "-m", "by hand", f"--version={version}").returncode == 0
+    try:
+        changed = _with_webui(deployment.desired, task_model="phi3:mini")
+        with pytest.raises(KamalFailed) as info:
+            deployment.deploy(changed)
+        assert "kamal lock release" in str(info.value)
+        assert not any(e == "kamal.stale_lock_released" for e, _ in deployment.events)
+        assert "Message: by hand" in kamal("lock", "status").stdout  # still held
+    finally:
+        kamal("lock", "release")
+
+
 def test_kamal_lifecycle(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
     """One deployment through its life, in order (pytest-randomly must not shuffle these)."""
     _step_1_setup_serves_health_and_reaches_ollama(deployment)
@@ -190,6 +208,7 @@ def test_kamal_lifecycle(deployment: Deployment, openwebui_standin: tuple[str, s
     _step_3_hand_typed_deploy_brings_ollama_back(deployment)
     _step_4_broken_image_fails_and_old_version_keeps_serving(deployment, openwebui_standin)
     _step_5_rollback_to_previous_version(deployment, openwebui_standin)
+    _step_6_someone_elses_lock_is_waited_for_never_released(deployment)
 
 
 def test_ensure_ollama_over_ssh(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import docker.errors
 import httpx
 
+from reconciler.report.eventlog import log_path
 from reconciler.report.status import load_status
 from tests.e2e.gitops import GitOps
 from tests.e2e.stack import Stack
@@ -93,3 +95,51 @@ def fault(stack: Stack, **spec: Any) -> None:
 
 def clear_faults(stack: Stack) -> None:
     httpx.delete(f"{stack.url}/__fake/fault", timeout=5).raise_for_status()
+
+
+class Tail:
+    """Counts and reads the event log incrementally (the whole file is re-read only once)."""
+
+    def __init__(self, ops: GitOps) -> None:
+        self.path = log_path(ops.state_dir)
+        self.offset = 0
+        self.events: list[dict[str, Any]] = []
+
+    def poll(self) -> list[dict[str, Any]]:
+        try:
+            with self.path.open("rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            return self.events
+        cut = data.rfind(b"\n") + 1
+        self.offset += cut
+        for line in data[:cut].splitlines():
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                continue
+        return self.events
+
+
+def kill_when(
+    ops: GitOps,
+    tail: Tail,
+    start: int,
+    hit: Any,
+    then: float = 0.0,
+    timeout: float = 30.0,
+    group: bool = False,
+) -> None:
+    """SIGKILL `serve` once an event after the `start`-th matches `hit` (or the reconcile
+    converged first), `then` seconds later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = tail.poll()
+        if any(hit(e) for e in events[start:]) or any(
+            e["event"] == "reconcile.done" and e.get("result") == "converged" for e in events[start:]
+        ):
+            break
+        time.sleep(0.01)
+    time.sleep(then)
+    ops.kill_serve(group=group)

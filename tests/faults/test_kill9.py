@@ -7,60 +7,18 @@ from __future__ import annotations
 import json
 import random
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from reconciler.report.eventlog import log_path
 from tests.e2e.gitops import GitOps, dump_state
-from tests.faults.support import KiB, assert_converged, full_downloads
+from tests.faults.support import KiB, Tail, assert_converged, full_downloads, kill_when
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 SEED = 20240607
 POINTS = 20
-
-
-class _Tail:
-    """Counts and reads the event log incrementally (the whole file is re-read only once)."""
-
-    def __init__(self, ops: GitOps) -> None:
-        self.path = log_path(ops.state_dir)
-        self.offset = 0
-        self.events: list[dict[str, Any]] = []
-
-    def poll(self) -> list[dict[str, Any]]:
-        try:
-            with self.path.open("rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            return self.events
-        cut = data.rfind(b"\n") + 1
-        self.offset += cut
-        for line in data[:cut].splitlines():
-            try:
-                self.events.append(json.loads(line))
-            except ValueError:
-                continue
-        return self.events
-
-
-def _kill_when(
-    ops: GitOps, tail: _Tail, start: int, hit: Any, then: float = 0.0, timeout: float = 30.0
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        events = tail.poll()
-        if any(hit(e) for e in events[start:]) or any(
-            e["event"] == "reconcile.done" and e.get("result") == "converged" for e in events[start:]
-        ):
-            break
-        time.sleep(0.01)
-    time.sleep(then)
-    ops.kill_serve()
 
 
 def test_kill_9_at_seeded_points_converges_without_redownloads_or_orphans(
@@ -74,7 +32,7 @@ def test_kill_9_at_seeded_points_converges_without_redownloads_or_orphans(
     stack.ollama["removal"] = {"undesired": "remove"}
     extra = stack.ollama["container"]["env"]["extra"]
     extra["FAKE_OLLAMA_PULL_RATE"] = str(400 * KiB)
-    tail = _Tail(gitops)
+    tail = Tail(gitops)
     gitops.start_serve()
     phases: Counter[str] = Counter()
     for point in range(POINTS):
@@ -105,7 +63,7 @@ def test_kill_9_at_seeded_points_converges_without_redownloads_or_orphans(
         }
         pusher = threading.Thread(target=gitops.push, kwargs={"timeout": 0})
         pusher.start()
-        _kill_when(gitops, tail, start, hits[kind], then=delay if kind == "mid-pull" else 0.0)
+        kill_when(gitops, tail, start, hits[kind], then=delay if kind == "mid-pull" else 0.0)
         journal = gitops.state_dir / "journal.json"
         in_flight = json.loads(journal.read_text())["kind"] if journal.exists() else None
         phases[f"{kind} (in flight: {in_flight or 'none'})"] += 1

@@ -5,8 +5,10 @@ The real OpenWebUI image cannot be pulled here; the stand-in is FROM the harness
 serves, on 8080 like OpenWebUI: `GET /health` (200 `{"status":true}`, or 500 when built with
 STANDIN_BROKEN=1), `GET /env` (its environment as JSON), `GET|PUT /data/<name>` (a file in
 /app/backend/data, the data volume), `GET /ollama` (proxies `$OLLAMA_BASE_URL/api/version`, to
-check it reaches Ollama). Like OpenWebUI's image it has a Docker HEALTHCHECK on /health, and it
-stops at once on SIGTERM.
+check it reaches Ollama), and the read side of OpenWebUI's REST API as an empty OpenWebUI in
+no-login mode answers it (`/api/config`, model and knowledge lists, the no-login sign-in), so a
+reconcile with no knowledge bases or presets converges against it. Like OpenWebUI's image it
+has a Docker HEALTHCHECK on /health, and it stops at once on SIGTERM.
 """
 
 from __future__ import annotations
@@ -35,10 +37,17 @@ STANDIN_IMAGE = "local/openwebui-standin:test"
 STANDIN_BROKEN_IMAGE = "local/openwebui-standin:broken"
 
 STANDIN_SERVER = r"""
-import json, os, signal, sys, urllib.request
+import json, os, signal, sys, urllib.parse, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 DATA = "/app/backend/data"
+EMPTY_API = {
+    "/api/config": {"name": "Open WebUI", "version": "standin", "features": {"auth": False}},
+    "/api/models": {"data": []},
+    "/api/v1/models/list": {"items": [], "total": 0},
+    "/api/v1/models/base": [],
+    "/api/v1/knowledge/": {"items": [], "total": 0},
+}
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
@@ -52,6 +61,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        route = urllib.parse.urlsplit(self.path).path
+        if route in EMPTY_API:  # OpenWebUI's read API, answering as a fresh OpenWebUI would
+            return self._send(200, EMPTY_API[route])
         if self.path == "/health":
             if os.environ.get("STANDIN_BROKEN") == "1":
                 return self._send(500, {"status": False})
@@ -71,6 +83,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(404, {"error": "no such file"})
             with open(path, "rb") as fh:
                 return self._send(200, fh.read(), "application/octet-stream")
+        return self._send(404, {"error": "not found"})
+
+    def do_POST(self):
+        if self.path == "/api/v1/auths/signin" and os.environ.get("WEBUI_AUTH") == "False":
+            return self._send(200, {"token": "standin-admin", "token_type": "Bearer"})
         return self._send(404, {"error": "not found"})
 
     def do_PUT(self):
