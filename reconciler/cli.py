@@ -12,7 +12,7 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from reconciler.desired.schema import DesiredState
     from reconciler.desired.source import Source
     from reconciler.observed import Observed
+    from reconciler.reconcile import ReconcileReport
+    from reconciler.report.events import EventBus
     from reconciler.runtime import Runtime
 
 _REPO_HELP = "Desired-state repo: a directory, or a git repo (bare or not) read at --rev."
@@ -61,7 +63,7 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("RECONCILER_STATE_DIR", "/var/lib/reconciler"))
 
 
-def _fail(exc: ReconcilerError, as_json: bool) -> None:
+def _fail(exc: ReconcilerError, as_json: bool) -> NoReturn:
     if as_json and isinstance(exc, InvalidDesiredState):
         problems = [p.__dict__ for p in exc.problems]
         click.echo(dumps({"valid": False, "problems": problems}))
@@ -194,8 +196,9 @@ def apply(
 ) -> None:
     """Converge the server once: load → observe → plan → execute → report.
 
-    Exit 0: converged (or, with --dry-run, nothing to do); 1: --dry-run found changes;
-    2: invalid; 3: refused; 4: an action failed.
+    Writes the status `reconciler status` shows. Refuses while `serve` runs on the same
+    state directory (push instead). Exit 0: converged (or, with --dry-run, nothing to do);
+    1: --dry-run found changes; 2: invalid; 3: refused; 4: an action failed or serve runs.
     """
     from rich.console import Console
 
@@ -217,12 +220,44 @@ def apply(
         bus = EventBus(human(Console()))
     else:
         bus = EventBus(structured(sys.stdout))
-    report = reconcile(desired, runtime, bus, dry_run=dry_run)
+    if dry_run:
+        report = reconcile(desired, runtime, bus, dry_run=True)
+    else:
+        report = _apply_locked(desired, runtime, bus, as_json)
     if report.result == "converged" and report.actions_run == 0 and not as_json:
         click.echo("no changes: the server already matches the desired state (0 mutating calls)")
     codes = {"converged": EXIT_OK, "degraded": EXIT_OK, "planned": EXIT_CHANGES, "refused": EXIT_REFUSED,
              "failed": EXIT_RUNTIME, "preempted": EXIT_RUNTIME}  # fmt: skip
     sys.exit(codes[report.result])
+
+
+def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_json: bool) -> ReconcileReport:
+    """Converge holding the state directory (never beside a `serve`), then write the status
+    `reconciler status` shows."""
+    from reconciler.loop.lock import ServeLock
+    from reconciler.reconcile import reconcile
+    from reconciler.report import status as status_mod
+
+    lock = ServeLock(runtime.state.root, role="apply")
+    try:
+        lock.acquire()
+    except ReconcilerError as exc:
+        _fail(exc, as_json)
+    try:
+        report = reconcile(desired, runtime, bus)
+        status = status_mod.after_reconcile(
+            status_mod.load_status(runtime.state.root),
+            result=report.result,
+            head=desired.revision,
+            desired=desired,
+            report=report,
+            errors=status_mod.report_errors(report),
+            memory=runtime.state.load(),
+        )
+        status_mod.save_status(runtime.state.root, status)
+    finally:
+        lock.release()
+    return report
 
 
 # ─────────────────────────── the GitOps loop ───────────────────────────

@@ -85,6 +85,7 @@ class DiskObs(Obs):
     path: str = ""
     total: int
     free: int
+    partial: dict[str, int] = {}  # digest → bytes an unfinished download already holds on disk
 
 
 class RemoteManifest(Obs):

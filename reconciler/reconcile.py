@@ -63,7 +63,8 @@ def reconcile(
         memory = runtime.state.load()
         observed = observe_server(desired, runtime, memory, now())
         memory = _bookkeep(memory, observed, desired, now())
-        runtime.state.save(memory)
+        if not dry_run:  # a dry run changes nothing, the reconciler's memory included
+            runtime.state.save(memory)
         observed = with_memory(observed, memory, now())
         plan = make_plan(desired, observed)
         report.plans.append(plan)

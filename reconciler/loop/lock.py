@@ -1,4 +1,5 @@
-"""One `serve` per state directory: an flock held for the life of the process.
+"""One reconciler changing the server per state directory: an flock held for the life of
+`serve`, or for one `apply`.
 
 The kernel drops the lock when the process dies, even by `kill -9`, so a stale lock
 file never blocks a restart.
@@ -14,7 +15,7 @@ from reconciler.errors import ReconcilerError
 
 
 class AlreadyRunning(ReconcilerError):
-    """Another `serve` holds the state directory."""
+    """Another `serve` or `apply` holds the state directory."""
 
 
 def lock_path(state_dir: Path) -> Path:
@@ -22,8 +23,9 @@ def lock_path(state_dir: Path) -> Path:
 
 
 class ServeLock:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, role: str = "serve") -> None:
         self.path = lock_path(state_dir)
+        self.role = role  # `serve`, or `apply` for a one-shot converge
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -32,14 +34,18 @@ class ServeLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            pid, role = _holder(fd)
             os.close(fd)
             raise AlreadyRunning(
-                f"another `reconciler serve` (pid {holder}) is using {self.path.parent}; "
-                "stop it first or use another --state-dir"
+                f"another `reconciler {role}` (pid {pid}) is changing the server from {self.path.parent}; "
+                + (
+                    "push to the desired-state repo (or send serve SIGHUP) instead, or stop it first"
+                    if role == "serve"
+                    else "wait for it to finish"
+                )
             ) from None
         os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        os.write(fd, f"{os.getpid()} {self.role}".encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -59,9 +65,17 @@ def serve_running(state_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        text = os.read(fd, 32).decode(errors="replace").strip()
+        pid, role = _holder(fd)
         os.close(fd)
-        return int(text) if text.isdigit() else -1
+        if role != "serve":  # a one-shot `apply`
+            return None
+        return int(pid) if pid.isdigit() else -1
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
     return None
+
+
+def _holder(fd: int) -> tuple[str, str]:
+    """(pid, role) written by the holder; a bare pid is a `serve` (older lock files)."""
+    words = os.read(fd, 64).decode(errors="replace").split()
+    return (words[0] if words else "?", words[1] if len(words) > 1 else "serve")

@@ -158,14 +158,12 @@ class Server:
             time.time() if report.result == "converged" else None,
         )
         if report.result == "failed":
-            errors = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
-            self._retry(head, desired, report, errors or list(report.notes))
+            self._retry(head, desired, report, status_mod.report_errors(report))
         else:
             self.backoff.reset()
             if report.result == "preempted":
                 self.queue.put("preempted")
-            errors = [v.message for p in report.plans for v in p.violations]
-            self._save_status(report.result, head, desired, report, errors)
+            self._save_status(report.result, head, desired, report, status_mod.report_errors(report))
         return report
 
     def _newer_commit(self, head: str) -> bool:
@@ -188,22 +186,15 @@ class Server:
         errors: list[str],
         retry_in: float | None = None,
     ) -> None:
-        memory = self.runtime.state.load()
-        pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
-        observed = report.last_observed if report else None
-        self.status = status_mod.build(
+        self.status = status_mod.after_reconcile(
             self.status,
-            head=head,
             result=result,
-            desired_pinned=pinned,
-            observed=observed,
-            plan=report.plans[-1] if report and report.plans else None,
+            head=head,
+            desired=desired,
+            report=report,
             errors=errors,
-            notes=list(report.notes) if report else [],
-            applied=memory.last_applied,
-            ollama_version=observed.ollama_version if observed else None,
+            memory=self.runtime.state.load(),
             retry_in=retry_in,
-            settings_hash=memory.deployed.openwebui_settings_hash,
         )
         status_mod.save_status(self.state_dir, self.status)
 

@@ -22,13 +22,17 @@ _MAX_MANIFEST = 1 * 2**20
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-def observe_disk(path: str) -> DiskObs:
-    """Size and free space of the filesystem holding `path` (free: what a non-root writer gets)."""
+def observe_disk(path: str, models_dir: Path | None = None) -> DiskObs:
+    """Size and free space of the filesystem holding `path` (free: what a non-root writer gets),
+    and what unfinished downloads in `models_dir` already hold."""
     try:
         st = os.statvfs(path)
     except OSError as exc:
         raise ObservationFailed(f"cannot read the free space of {path}: {exc.strerror or exc}") from exc
-    return DiskObs(path=path, total=st.f_blocks * st.f_frsize, free=st.f_bavail * st.f_frsize)
+    partial = partial_bytes(models_dir) if models_dir is not None else {}
+    return DiskObs(
+        path=path, total=st.f_blocks * st.f_frsize, free=st.f_bavail * st.f_frsize, partial=partial
+    )
 
 
 def _blob(entry: object) -> Blob | None:
@@ -109,24 +113,28 @@ def read_manifests(models_dir: Path) -> dict[str, tuple[Blob, ...]]:
     return found
 
 
-def partial_bytes(models_dir: Path) -> int:
-    """Disk held by unfinished downloads (`blobs/*-partial*`).
+def partial_bytes(models_dir: Path) -> dict[str, int]:
+    """Disk held by unfinished downloads (`blobs/sha256-<hex>-partial*`), per blob digest.
 
     Counts allocated blocks, not the apparent size: Ollama truncates the `-partial` file to
     the blob's full size up front (server/download.go), so it is sparse until filled.
     """
-    total = 0
+    found: dict[str, int] = {}
     try:
         entries = list(os.scandir(models_dir / "blobs"))
     except OSError:
-        return 0
+        return found
     for entry in entries:
-        if "-partial" not in entry.name:
+        name, _, suffix = entry.name.partition("-partial")
+        if not suffix and not entry.name.endswith("-partial"):
+            continue
+        digest = name.replace("sha256-", "sha256:", 1)
+        if not _DIGEST.match(digest):
             continue
         try:
             info = entry.stat(follow_symlinks=False)
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode):
-            total += info.st_blocks * 512
-    return total
+            found[digest] = found.get(digest, 0) + info.st_blocks * 512
+    return found

@@ -69,7 +69,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         gpu_error=gpu_error,
         webui=webui,
         tls_renewal_due=tls_due,
-        disk=observe_disk(disk_path),
+        disk=observe_disk(disk_path, models_dir),
         remote=remote,
         remote_errors=remote_errors,
     )

@@ -13,6 +13,7 @@ class DiskPlan:
     download: int  # bytes of new blobs to fetch
     models_after: int  # bytes of all model blobs once the plan ran
     free_after: int | None
+    resumed: int = 0  # of `download`, bytes unfinished downloads already hold on disk
     downloads: dict[str, int] = field(default_factory=dict)  # per pulled model, new bytes
     removed: list[tuple[str, int, bool]] = field(default_factory=list)  # (model, frees, evicted)
     cached: list[str] = field(default_factory=list)
@@ -59,19 +60,30 @@ def plan_disk(
     budget: int,
     free: int | None,
     min_free: int,
+    partial: dict[str, int] | None = None,
 ) -> DiskPlan:
     """Decide what to remove so the pulls fit.
 
     `remove_now` go first (policy `remove`), then `cache_lru` are evicted oldest first
     only while the models' bytes exceed `budget` or free space would drop under
-    `min_free`. The caller reports a violation when it still does not fit.
+    `min_free`. The caller reports a violation when it still does not fit. Bytes that
+    unfinished downloads (`partial`, per digest) already hold are not taken from free space
+    twice: a resumed pull only needs the rest.
     """
     ledger = BlobLedger()
     for blobs in present.values():
         ledger.add(blobs)
+    on_disk = set(ledger.refs)
     downloads = {name: ledger.add(blobs) for name, blobs in to_pull.items()}
     download = sum(downloads.values())
-    result = DiskPlan(download=download, models_after=0, free_after=None, downloads=downloads)
+    resumed = sum(
+        min(size, ledger.sizes[d])
+        for d, size in (partial or {}).items()
+        if d in ledger.refs and d not in on_disk
+    )
+    result = DiskPlan(
+        download=download, models_after=0, free_after=None, downloads=downloads, resumed=resumed
+    )
     freed = 0
     for name in remove_now:
         released = ledger.drop(present[name])
@@ -79,7 +91,7 @@ def plan_disk(
         result.removed.append((name, released, False))
 
     def fits() -> bool:
-        free_ok = free is None or free - download + freed >= min_free
+        free_ok = free is None or free - download + resumed + freed >= min_free
         return ledger.total() <= budget and free_ok
 
     cache = list(cache_lru)
@@ -90,5 +102,5 @@ def plan_disk(
         result.removed.append((name, released, True))
     result.cached = cache
     result.models_after = ledger.total()
-    result.free_after = None if free is None else free - download + freed
+    result.free_after = None if free is None else free - download + resumed + freed
     return result

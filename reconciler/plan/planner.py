@@ -157,6 +157,7 @@ def _model_actions(
         budget=disk_budget.models,
         free=observed.disk.free if observed.disk else None,
         min_free=disk_budget.min_free,
+        partial=observed.disk.partial if observed.disk else None,
     )
     if observed.disk is None:
         notes.append("free disk space was not observed: only the models budget is checked")
@@ -250,7 +251,10 @@ def _disk_violations(
     if low_free and disk.free_after is not None:
         left = format_bytes(max(disk.free_after, 0))
         minimum = format_bytes(budget.min_free)
-        text = f"pulling {format_bytes(disk.download)} would leave {left} free, minimum {minimum}"
+        pulling = format_bytes(disk.download)
+        if disk.resumed:
+            pulling += f" ({format_bytes(disk.resumed)} of it already downloaded)"
+        text = f"pulling {pulling} would leave {left} free, minimum {minimum}"
         messages.append(("free_space", budget.min_free - disk.free_after, budget.min_free, text + tail))
     if disk.download == 0:
         notes.extend(f"over budget already (nothing to pull): {m[3]}" for m in messages)

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.desired.refs import canonical
+from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
-from reconciler.state.store import read_model, write_atomic
+from reconciler.state.store import Memory, read_model, write_atomic
+
+if TYPE_CHECKING:
+    from reconciler.reconcile import ReconcileReport
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
 
@@ -229,3 +234,42 @@ def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
         "gpu_used": sum(g.used for g in gpus) if gpus else None,
         "loaded_vram": sum(m.size_vram for m in observed.loaded) if observed else None,
     }
+
+
+def after_reconcile(
+    previous: Status,
+    *,
+    result: str,
+    head: str | None,
+    desired: DesiredState | None,
+    report: ReconcileReport | None,
+    errors: list[str],
+    memory: Memory,
+    retry_in: float | None = None,
+) -> Status:
+    """The status once a reconcile (`serve`'s or `apply`'s) ended, or a commit was rejected."""
+    pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
+    observed = report.last_observed if report else None
+    return build(
+        previous,
+        head=head,
+        result=result,
+        desired_pinned=pinned,
+        observed=observed,
+        plan=report.plans[-1] if report and report.plans else None,
+        errors=errors,
+        notes=list(report.notes) if report else [],
+        applied=memory.last_applied,
+        ollama_version=observed.ollama_version if observed else None,
+        retry_in=retry_in,
+        settings_hash=memory.deployed.openwebui_settings_hash,
+    )
+
+
+def report_errors(report: ReconcileReport) -> list[str]:
+    """What went wrong, for `last_error`: the failed actions (or why the pass failed), the
+    budget violations of a refused plan."""
+    if report.result == "failed":
+        failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
+        return failed or list(report.notes)
+    return [v.message for p in report.plans for v in p.violations]

@@ -181,6 +181,29 @@ def test_a_second_serve_on_the_same_state_dir_refuses_to_start(gitops: GitOps) -
     assert second.returncode != 0 and "another `reconciler serve`" in second.stderr
 
 
+def test_apply_refuses_beside_serve_and_alone_writes_the_status(gitops: GitOps) -> None:
+    model = gitops.stack.registry.push_model("gitops-apply", "t", size_bytes=100 * KiB, seed="gap")
+    sha = gitops.commit("a model", _models(gitops, model.name))
+    git("push", "-q", "origin", "HEAD:main", cwd=gitops.work)  # no serve yet: nothing applied
+    apply = [sys.executable, "-m", "reconciler.cli", "apply", "--repo", str(gitops.bare), "--rev", "main",
+             "--state-dir", str(gitops.state_dir)]  # fmt: skip
+    gitops.start_serve()
+    gitops.wait_event(lambda e: e["event"] == "reconcile.done" and e["result"] == "converged")
+    beside = subprocess.run(apply, capture_output=True, text=True, timeout=120, check=False)
+    assert beside.returncode == 4 and "another `reconciler serve`" in beside.stderr, beside.stderr
+    assert beside.stdout == ""  # refused before observing or planning anything
+    gitops.stop_serve()
+    (gitops.state_dir / "status.json").unlink()
+    gitops.stack.container().remove(force=True)
+    alone = subprocess.run(apply, capture_output=True, text=True, timeout=120, check=False)
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    assert gitops.stack.container().status == "running"
+    status = gitops.status()
+    assert status["last_applied_revision"] == sha
+    assert any(c["type"] == "Ready" and c["status"] for c in status["conditions"]), status
+    assert [m["name"] for m in status["models"] if m["present"]] == [canonical(model.name)]
+
+
 def test_push_without_serve_says_how_to_start_it(gitops: GitOps) -> None:
     gitops.commit("no serve", {"notes.md": "x\n"})
     push = gitops.push()

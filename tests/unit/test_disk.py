@@ -120,9 +120,13 @@ def test_partial_bytes_counts_allocated_partials(tmp_path: Path) -> None:
     with sparse.open("wb") as f:
         f.truncate(10 * 2**30)  # pre-sized like Ollama's, nothing written yet
     (blobs / f"sha256-{'e' * 64}-partial-link").symlink_to(blobs / f"sha256-{'b' * 64}")
+    write(blobs, "not-a-digest-partial", b"z" * 65536)
     got = partial_bytes(tmp_path)
-    assert 65536 <= got < 65536 + 64 * 1024
-    assert partial_bytes(tmp_path / "missing") == 0
+    assert set(got) == {f"sha256:{'c' * 64}", f"sha256:{'d' * 64}"}
+    assert 65536 <= got[f"sha256:{'c' * 64}"] < 65536 + 64 * 1024  # the data and its part file
+    assert got[f"sha256:{'d' * 64}"] < 64 * 1024  # sparse: 10 GiB apparent, nothing allocated
+    assert partial_bytes(tmp_path / "missing") == {}
+    assert observe_disk(str(tmp_path), tmp_path).partial == got
 
 
 def test_observe_disk(tmp_path: Path) -> None:

@@ -57,10 +57,20 @@ def test_a_second_serve_cannot_take_the_lock_and_status_sees_the_holder(tmp_path
     first = ServeLock(tmp_path)
     first.acquire()
     assert serve_running(tmp_path) == os.getpid()
-    with pytest.raises(AlreadyRunning, match="another `reconciler serve`"):
+    with pytest.raises(AlreadyRunning, match=r"another `reconciler serve` \(pid"):
         ServeLock(tmp_path).acquire()
     first.release()
     assert serve_running(tmp_path) is None
+
+
+def test_an_apply_holds_the_state_dir_too_but_is_not_a_serve(tmp_path: Path) -> None:
+    apply = ServeLock(tmp_path, role="apply")
+    apply.acquire()
+    assert serve_running(tmp_path) is None  # a push is not told a serve will apply it
+    with pytest.raises(AlreadyRunning, match=r"another `reconciler apply` \(pid \d+\).*wait for it"):
+        ServeLock(tmp_path).acquire()
+    apply.release()
+    ServeLock(tmp_path).acquire()
 
 
 def test_the_journal_reports_the_action_that_was_in_flight_once(tmp_path: Path) -> None:

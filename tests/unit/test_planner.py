@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reconciler.desired.refs import canonical
-from reconciler.observed import ContainerObs, LoadedObs
+from reconciler.observed import ContainerObs, DiskObs, LoadedObs
 from reconciler.plan.actions import (
     CreateDerived,
     EnsureContainer,
@@ -157,6 +157,19 @@ def test_pull_that_would_leave_too_little_free_space_is_refused() -> None:
     p = plan(state, observed(state, remotes=[remote(R1, ("r", 4 * GiB))], free=12 * GiB))
     assert [v.budget for v in p.violations] == ["free_space"]
     assert "would leave 8.0 GiB free, minimum 10.0 GiB" in p.violations[0].message
+
+
+def test_a_resumed_pull_needs_free_space_only_for_what_is_left() -> None:
+    state = desired([R1], min_free="10GiB")
+    fetch = [remote(R1, ("r", 4 * GiB))]
+    half = {"sha256:r": 2 * GiB, "sha256:other": 3 * GiB}  # a partial of another blob is no credit
+    disk = DiskObs(total=1000 * GiB, free=12 * GiB, partial=half)
+    p = plan(state, observed(state, remotes=fetch, disk=disk))
+    assert [v.budget for v in p.violations] == []
+    assert p.budget.disk_free_after == 10 * GiB
+    disk = DiskObs(total=1000 * GiB, free=11 * GiB, partial=half)
+    (v,) = plan(state, observed(state, remotes=fetch, disk=disk)).violations
+    assert "pulling 4.0 GiB (2.0 GiB of it already downloaded) would leave 9.0 GiB free" in v.message
 
 
 def test_unknown_download_size_is_refused_with_the_reason() -> None:
