@@ -45,21 +45,22 @@ class Recorder:
         return [e for e in self.events if e["event"] == name]
 
 
+_KAMAL_LINES = {
+    "kamal.start": "  kamal {command} --version={version}",
+    "kamal.output": "  kamal| {line}",
+    "kamal.lock_wait": "  kamal: the deploy lock is held; waiting {wait_s} s (try {attempt})",
+    "kamal.interrupted_wait": "  kamal: waiting for `{running}` (pid {pid}), left by a restart",
+    "kamal.stale_lock_released": "  kamal: released the deploy lock `{interrupted}` left when interrupted",
+    "kamal.restored_previous": "  kamal: the new version failed; restarted {version} (healthy: {healthy})",
+}
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
 def kamal_line(event: Event) -> str | None:
     """A Kamal event as one line for a person (push output, terminal); None for other events."""
-    name = event["event"]
-    if name == "kamal.start":
-        return f"  kamal {event.get('command')} --version={event.get('version')}"
-    if name == "kamal.output":
-        return f"  kamal| {event.get('line')}"
-    if name == "kamal.lock_wait":
-        wait, attempt = event.get("wait_s"), event.get("attempt")
-        return f"  kamal: the deploy lock is held; waiting {wait} s (try {attempt})"
-    if name == "kamal.interrupted_wait":
-        return f"  kamal: waiting for `{event.get('running')}` (pid {event.get('pid')}), left by a restart"
-    if name == "kamal.stale_lock_released":
-        return f"  kamal: released the deploy lock an interrupted `{event.get('interrupted')}` left behind"
-    if name == "kamal.restored_previous":
-        version, healthy = event.get("version"), event.get("healthy")
-        return f"  kamal: the new version failed; restarted {version} (healthy: {healthy})"
-    return None
+    template = _KAMAL_LINES.get(event["event"])
+    return template.format_map(_Fields(event)) if template else None

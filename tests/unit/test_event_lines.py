@@ -19,7 +19,7 @@ def test_kamal_progress_reaches_the_pusher_line_by_line() -> None:
     assert [push_line(e) for e in events] == [
         "  kamal deploy --version=1a93",
         "  kamal| Acquiring the deploy lock...",
-        "  kamal: released the deploy lock an interrupted `kamal deploy --version=1a93` left behind",
+        "  kamal: released the deploy lock `kamal deploy --version=1a93` left when interrupted",
     ]
     assert push_line({"event": "kamal.image_built", "image": "x"}) is None
 
