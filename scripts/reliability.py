@@ -1,7 +1,8 @@
 """The README's Reliability figures, from the fault suite's and the fuzzer's own results.
 
-    .venv/bin/python scripts/reliability.py          # run tests/faults and tests/fuzz, then write
-    .venv/bin/python scripts/reliability.py --read   # only read build/reliability/*.json
+    .venv/bin/python scripts/reliability.py            # run tests/faults and tests/fuzz, then write
+    .venv/bin/python scripts/reliability.py --runs 3   # three runs in a row (the figures: the last)
+    .venv/bin/python scripts/reliability.py --read     # only read build/reliability/*.json
 
 Prints the figures and rewrites the README between `<!-- reliability:start -->` and
 `<!-- reliability:end -->`, so the numbers are produced, not typed.
@@ -27,7 +28,7 @@ def run(suite: str) -> int:
                           cwd=ROOT, check=False).returncode  # fmt: skip
 
 
-def section(faults: dict[str, Any], fuzz: dict[str, Any]) -> str:
+def section(faults: dict[str, Any], fuzz: dict[str, Any], streak: list[dict[str, Any]] | None = None) -> str:
     cases = faults.get("cases", {})
     passed = [c for c in cases.values() if c.get("outcome") == "passed"]
     injected = sum(int(c.get("faults", 0)) for c in cases.values())
@@ -38,6 +39,14 @@ def section(faults: dict[str, Any], fuzz: dict[str, Any]) -> str:
         f"| fault cases run / passed | {len(cases)} / {len(passed)} |",
         f"| faults injected / survived | {injected} / {survived} |",
         f"| fault suite wall time | {faults.get('wall_seconds', '?')} s |",
+        *(
+            [
+                f"| runs in a row (faults + fuzz) green | {sum(r['green'] for r in streak)} of {len(streak)} "
+                f"(fault suite {', '.join(str(r['wall']) for r in streak)} s) |"
+            ]
+            if streak
+            else []
+        ),
         f"| fuzzed desired states (loader + planner + pre-receive) | {fuzz.get('inputs', 0)} |",
         "| … rejected with file:line / accepted and planned | "
         f"{fuzz.get('rejected', 0)} / {fuzz.get('planned', 0)} |",
@@ -64,16 +73,23 @@ def section(faults: dict[str, Any], fuzz: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _read(name: str) -> dict[str, Any]:
+    path = RESULTS / name
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--read", action="store_true", help="do not run the suites; read their results")
+    parser.add_argument("--runs", type=int, default=1, help="run both suites this many times in a row")
     args = parser.parse_args()
     code = 0
-    if not args.read:
-        code = run("tests/faults") | run("tests/fuzz")
-    faults = json.loads((RESULTS / "faults.json").read_text()) if (RESULTS / "faults.json").exists() else {}
-    fuzz = json.loads((RESULTS / "fuzz.json").read_text()) if (RESULTS / "fuzz.json").exists() else {}
-    text = section(faults, fuzz)
+    streak: list[dict[str, Any]] = []
+    for _ in range(0 if args.read else args.runs):
+        rc = run("tests/faults") | run("tests/fuzz")
+        code |= rc
+        streak.append({"green": rc == 0, "wall": _read("faults.json").get("wall_seconds", "?")})
+    text = section(_read("faults.json"), _read("fuzz.json"), streak if len(streak) > 1 else None)
     print(text)
     readme = ROOT / "README.md"
     body = readme.read_text()
