@@ -174,9 +174,8 @@ def _run_once(
                 if time.monotonic() - started > timeout_s:
                     proc.kill()
                     raise KamalFailed(command, None, error_lines(lines), f"timed out after {timeout_s:g} s")
-            rc = proc.wait()
         finally:
-            proc.wait()
+            rc = proc.wait()  # exited (or killed) before its record is dropped
             runs.ended(workdir, run)
     return rc, lines
 

@@ -125,10 +125,9 @@ def partial_bytes(models_dir: Path) -> dict[str, int]:
     except OSError:
         return found
     for entry in entries:
-        name, _, suffix = entry.name.partition("-partial")
-        if not suffix and not entry.name.endswith("-partial"):
+        if "-partial" not in entry.name:
             continue
-        digest = name.replace("sha256-", "sha256:", 1)
+        digest = entry.name.split("-partial", 1)[0].replace("sha256-", "sha256:", 1)
         if not _DIGEST.match(digest):
             continue
         try:

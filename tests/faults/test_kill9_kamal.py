@@ -107,12 +107,9 @@ def _push_and_kill(ops: GitOps, tail: Tail, k: int, group: bool, outputs: list[s
     pushed: list[subprocess.CompletedProcess[str]] = []
     pusher = threading.Thread(target=lambda: pushed.append(ops.push(timeout=0)))
     pusher.start()
-    lines = 0
 
-    def hit(event: dict[str, Any]) -> bool:
-        nonlocal lines
-        lines += event["event"] == "kamal.output"
-        return lines >= k
+    def hit(_: dict[str, Any]) -> bool:  # polled over and over: count, do not accumulate
+        return sum(e["event"] == "kamal.output" for e in tail.events[start:]) >= k
 
     kill_when(ops, tail, start, hit, group=group, timeout=120)
     mid_kamal = runs.interrupted(ops.state_dir / "kamal") != []
