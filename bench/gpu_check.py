@@ -1,15 +1,20 @@
-"""The GPU observer's figures beside nvidia-smi's, to check them on a GPU machine.
+"""The GPU observer's figures beside nvidia-smi's, and the planner under real VRAM pressure,
+to check them on a GPU machine.
 
-    .venv/bin/python bench/gpu_check.py
+    .venv/bin/python bench/gpu_check.py [--pressure GIB]
 
 Prints one line per GPU from `observe_gpus()` (MiB, as nvidia-smi's `nounits` prints them)
 and the `nvidia-smi --query-gpu=index,memory.total,memory.used,memory.free` CSV beside it,
-then the compute processes NVML lists. Exit status 1 when the two disagree by more than 1 MiB
-(nvidia-smi rounds down to whole MiB), 2 when the observer sees no GPU at all.
+then the compute processes NVML lists. With `--pressure`, another process (PyTorch or CuPy)
+takes GIB of GPU memory, and the planner is run on what NVML reports before, during and
+after: a pinned model sized to fit only without that process must be warmed before, left
+unloaded with a Degraded status that names the numbers during, and warmed again after.
+Exit status 1 when a check fails, 2 when the observer sees no GPU at all.
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 from pathlib import Path
@@ -41,7 +46,7 @@ def nvidia_smi() -> dict[int, tuple[int, int, int]]:
     return rows
 
 
-def main() -> int:
+def compare() -> int:
     gpus, reason = observe_gpus()
     if reason:
         print(f"observer: no GPU ({reason})")
@@ -55,6 +60,7 @@ def main() -> int:
             mismatch = True
         shown = "/".join(map(str, theirs)) if theirs else "-"
         print(f"{g.index:>3}  {'/'.join(map(str, ours)):>32}  {shown:>32}  {g.name} {g.uuid}")
+        print(f"       driver reserve {g.reserved // MiB} MiB (neither used nor free)")
         for pid, used in g.processes:
             print(f"       pid {pid}: {used // MiB} MiB")
     for index in sorted(set(smi) - {g.index for g in gpus}):
@@ -63,6 +69,18 @@ def main() -> int:
     if not gpus:
         return 2
     return 1 if mismatch else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pressure", type=int, metavar="GIB", help="GPU memory another process takes")
+    args = parser.parse_args()
+    code = compare()
+    if code == 0 and args.pressure:
+        from bench.gpu_pressure import run_pressure
+
+        code = run_pressure(args.pressure)
+    return code
 
 
 if __name__ == "__main__":

@@ -78,6 +78,7 @@ class GpuObs(Obs):
     total: int
     used: int
     free: int
+    reserved: int = 0  # the driver's own reserve: neither used nor free (NVML v2)
     processes: tuple[tuple[int, int], ...] = ()  # (pid, bytes used)
 
 

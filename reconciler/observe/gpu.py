@@ -22,6 +22,19 @@ def _text(value: object) -> str:
     return str(value)
 
 
+def _memory(pynvml: Any, handle: object) -> Any:
+    """nvmlDeviceGetMemoryInfo_v2, as nvidia-smi reads it: `used` without the driver's
+    reserve (v1 counts it as used: 615 MiB on an idle H200). v1 where the driver or the
+    package predates v2."""
+    version = getattr(pynvml, "nvmlMemory_v2", None)
+    if version is not None:
+        try:
+            return pynvml.nvmlDeviceGetMemoryInfo(handle, version=version)
+        except pynvml.NVMLError:
+            pass
+    return pynvml.nvmlDeviceGetMemoryInfo(handle)
+
+
 def read_nvml() -> list[RawGpu]:
     """Every GPU NVML sees, as plain data. Raises whatever pynvml raises (ImportError, NVMLError)."""
     import pynvml  # imported here: a machine without the package still plans
@@ -31,7 +44,7 @@ def read_nvml() -> list[RawGpu]:
         gpus: list[RawGpu] = []
         for index in range(pynvml.nvmlDeviceGetCount()):
             handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            memory = _memory(pynvml, handle)
             try:
                 procs = pynvml.nvmlDeviceGetComputeRunningProcesses(handle)
             except pynvml.NVMLError:
@@ -44,6 +57,7 @@ def read_nvml() -> list[RawGpu]:
                     "total": memory.total,
                     "used": memory.used,
                     "free": memory.free,
+                    "reserved": getattr(memory, "reserved", 0),
                     "processes": [{"pid": p.pid, "used": p.usedGpuMemory} for p in procs],
                 }
             )
@@ -74,6 +88,7 @@ def parse_gpus(raw: Sequence[Mapping[str, Any]]) -> tuple[GpuObs, ...]:
                 total=_bytes(gpu.get("total")),
                 used=_bytes(gpu.get("used")),
                 free=_bytes(gpu.get("free")),
+                reserved=_bytes(gpu.get("reserved", 0)),
                 processes=processes,
             )
         )

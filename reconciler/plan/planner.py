@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
-from reconciler.observed import Blob, InventoryEntry, ModelObs, Observed
+from reconciler.observed import Blob, InventoryEntry, LoadedObs, ModelObs, Observed
 from reconciler.plan import vram
 from reconciler.plan.actions import (
     Action,
@@ -358,42 +358,95 @@ def _load_actions(
     ctx: _Ctx, estimates: list[VramEstimate], restarting: bool, notes: list[str]
 ) -> list[Action]:
     loaded = {} if restarting else {m.name: m for m in ctx.observed.loaded}
-    evictions = {e.model: e for e in ctx.observed.evictions}
     by_model = {e.model: e for e in estimates}
-    actions: list[Action] = []
+    wanted: list[tuple[ModelSpec | DerivedModel, int, str, bool]] = []
+    staying = 0  # VRAM of pinned models that stay loaded as they are
     for m in _pinned(ctx):
-        name = canonical(m.name)
-        num_ctx = _num_ctx(ctx, m)
-        seen = loaded.get(name)
-        evicted = evictions.get(name)
-        if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
-            by = ", ".join(evicted.suspects) or "an unknown model"
-            notes.append(
-                f"{m.name} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
-                "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
-                "fewer models so they fit beside what people use"
-            )
+        seen, num_ctx = loaded.get(canonical(m.name)), _num_ctx(ctx, m)
+        load = _why_load(ctx, m, seen, num_ctx, restarting, notes)
+        if seen is not None and (load is None or not load[1]):
+            staying += seen.size_vram
+        if load is not None:
+            wanted.append((m, num_ctx, *load))
+    room = vram.gpu_room(ctx.observed.gpus, ctx.observed.loaded)
+    if room is not None and not restarting:
+        notes.extend(_offloaded(ctx, room))
+    left = room.left_for(staying) if room is not None else None
+    actions: list[Action] = []
+    for m, num_ctx, why, fresh in wanted:
+        need = by_model[m.name].total if fresh else 0
+        if room is not None and left is not None and need > left:
+            notes.append(_no_room(m.name, need, left, room))
             continue
-        if seen is None:
-            why = "the container is being (re)started" if restarting else "pinned but not loaded"
-            if evicted and not restarting:
-                why += f" (evicted; {', '.join(evicted.suspects) or 'another model'} was loaded instead)"
-        elif not seen.pinned:
-            why = "loaded but not pinned (it would expire)"
-        elif seen.context_length is not None and seen.context_length != num_ctx:
-            why = f"loaded with num_ctx {seen.context_length}, want {num_ctx}"
-        else:
-            continue
+        left = left - need if left is not None else None
         actions.append(
             LoadModel(
                 model=m.name,
-                canonical=name,
+                canonical=canonical(m.name),
                 num_ctx=num_ctx,
                 vram_estimate=by_model[m.name].total,
                 reason=f"{ctx.since}, {why}",
             )
         )
     return actions
+
+
+def _why_load(
+    ctx: _Ctx,
+    m: ModelSpec | DerivedModel,
+    seen: LoadedObs | None,
+    num_ctx: int,
+    restarting: bool,
+    notes: list[str],
+) -> tuple[str, bool] | None:
+    """Why pinned model `m` needs a load request and whether that takes fresh VRAM (a first
+    load or a reload with another num_ctx); None when it is loaded as wanted or left alone."""
+    evicted = {e.model: e for e in ctx.observed.evictions}.get(canonical(m.name))
+    if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
+        by = ", ".join(evicted.suspects) or "an unknown model"
+        notes.append(
+            f"{m.name} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
+            "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
+            "fewer models so they fit beside what people use"
+        )
+        return None
+    if seen is None:
+        why = "the container is being (re)started" if restarting else "pinned but not loaded"
+        if evicted and not restarting:
+            why += f" (evicted; {', '.join(evicted.suspects) or 'another model'} was loaded instead)"
+        return why, True
+    if seen.context_length is not None and seen.context_length != num_ctx:
+        return f"loaded with num_ctx {seen.context_length}, want {num_ctx}", True
+    if not seen.pinned:
+        return "loaded but not pinned (it would expire)", False
+    return None
+
+
+def _holders(room: vram.GpuRoom) -> str:
+    shown = ", ".join(f"pid {pid} {format_bytes(used)}" for pid, used in room.holders)
+    return f" ({shown})" if shown else ""
+
+
+def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
+    return (
+        f"not warming {model}: it needs ~{format_bytes(need)} of VRAM and only {format_bytes(left)} "
+        f"of the GPU's {format_bytes(room.total)} is left for Ollama; other processes hold "
+        f"{format_bytes(room.others)}{_holders(room)} — it is warmed once they free the memory"
+    )
+
+
+def _offloaded(ctx: _Ctx, room: vram.GpuRoom) -> list[str]:
+    """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
+    (a reload into the same shortage would only churn)."""
+    pinned = {canonical(m.name) for m in _pinned(ctx)}
+    return [
+        f"{m.name} runs partly on the CPU: {format_bytes(m.size_vram)} of {format_bytes(m.size)} "
+        f"is in VRAM; other processes hold {format_bytes(room.others)} of the GPU's "
+        f"{format_bytes(room.total)}{_holders(room)} — once they free memory, unload it "
+        f"(`ollama stop {m.name}`) and the reconciler warms it fully"
+        for m in ctx.observed.loaded
+        if m.name in pinned and m.pinned and m.size > 0 and m.size_vram < m.size
+    ]
 
 
 def _webui_actions(ctx: _Ctx) -> list[Action]:

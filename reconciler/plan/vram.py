@@ -19,7 +19,10 @@ Worked example (ollama.md §Scheduler): llama3 8B, 32 layers, 8 KV heads, head d
 
 from __future__ import annotations
 
-from reconciler.observed import Architecture, Blob
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from reconciler.observed import Architecture, Blob, GpuObs, LoadedObs
 from reconciler.plan.actions import VramEstimate
 
 CUDA_MINIMUM = 457 * 2**20
@@ -73,3 +76,27 @@ def estimate(
         overhead=CUDA_MINIMUM + gpu_overhead,
         architecture_known=arch is not None,
     )
+
+
+@dataclass(frozen=True)
+class GpuRoom:
+    """GPU memory as NVML sees it now, split between Ollama's loaded models and the rest."""
+
+    total: int
+    others: int  # not free and not Ollama's models: desktop, games, training jobs, the driver's reserve
+    holders: tuple[tuple[int, int], ...]  # the largest GPU processes NVML lists, (pid, bytes)
+
+    def left_for(self, staying: int) -> int:
+        """What Ollama can load into beside `staying` bytes of models that stay loaded
+        (Ollama unloads its idle models itself to make room)."""
+        return max(self.total - self.others - staying, 0)
+
+
+def gpu_room(gpus: Sequence[GpuObs], loaded: Iterable[LoadedObs]) -> GpuRoom | None:
+    """None when NVML saw no GPU: then only the budget check stands."""
+    if not gpus:
+        return None
+    ollama = sum(m.size_vram for m in loaded)
+    others = max(sum(g.total - g.free for g in gpus) - ollama, 0)
+    holders = sorted((p for g in gpus for p in g.processes), key=lambda p: -p[1])[:3]
+    return GpuRoom(total=sum(g.total for g in gpus), others=others, holders=tuple(holders))

@@ -16,6 +16,7 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
+from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
 
 if TYPE_CHECKING:
@@ -121,6 +122,10 @@ def model_rows(
     return rows
 
 
+# Plan notes that mean the server works but is short of what the commit asks for.
+DEGRADED_MARKERS = ("evicted", "over budget", "not implemented", "not warming", "partly on the CPU")
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -143,7 +148,7 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    degraded_notes = [n for n in notes if "evicted" in n or "over budget" in n or "not implemented" in n]
+    degraded_notes = [n for n in notes if any(marker in n for marker in DEGRADED_MARKERS)]
     wanted: dict[ConditionType, tuple[bool, str, str]]
     if result in ("converged", "degraded"):
         degraded = bool(degraded_notes)
@@ -227,11 +232,14 @@ def _disk(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
 
 def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]:
     gpus = observed.gpus if observed else ()
+    room = gpu_room(gpus, observed.loaded) if observed else None
     return {
         "pinned_estimate": plan.budget.vram_pinned if plan else None,
         "budget": plan.budget.vram_limit if plan else None,
         "gpu_total": sum(g.total for g in gpus) if gpus else None,
         "gpu_used": sum(g.used for g in gpus) if gpus else None,
+        "gpu_free": sum(g.free for g in gpus) if gpus else None,
+        "other_processes": room.others if room else None,
         "loaded_vram": sum(m.size_vram for m in observed.loaded) if observed else None,
     }
 

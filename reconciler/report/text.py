@@ -59,6 +59,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
     console.print(
         f"vram: pinned ~{_b(v.get('pinned_estimate'))} of {_b(v.get('budget'))}, "
         f"in use {_b(v.get('gpu_used'))}"
+        + (f", other processes {_b(v['other_processes'])}" if v.get("other_processes") else "")
     )
     webui = status.openwebui
     if webui is not None:

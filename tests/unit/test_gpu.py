@@ -12,6 +12,7 @@ from reconciler.observe.gpu import observe_gpus, parse_gpus
 from reconciler.observed import GpuObs
 
 GiB = 2**30
+MiB = 2**20
 
 
 def raw_3070() -> dict[str, Any]:
@@ -83,3 +84,53 @@ def test_gpus_and_no_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     gpus, reason = observe_gpus()
     assert reason is None
     assert gpus[0].free == 2 * GiB
+
+
+class _FakeNvml:
+    """The slice of pynvml read_nvml() calls, for an idle H200 as NVML v1 and v2 report it."""
+
+    class NVMLError(Exception):
+        pass
+
+    nvmlMemory_v2 = 0x2000028
+
+    def __init__(self, v2: bool) -> None:
+        self.v2 = v2
+
+    def nvmlInit(self) -> None: ...
+    def nvmlShutdown(self) -> None: ...
+    def nvmlDeviceGetCount(self) -> int:
+        return 1
+
+    def nvmlDeviceGetHandleByIndex(self, index: int) -> int:
+        return index
+
+    def nvmlDeviceGetName(self, handle: int) -> bytes:
+        return b"NVIDIA H200"
+
+    def nvmlDeviceGetUUID(self, handle: int) -> str:
+        return "GPU-835a"
+
+    def nvmlDeviceGetComputeRunningProcesses(self, handle: int) -> list[Any]:
+        raise self.NVMLError("Not Supported")
+
+    def nvmlDeviceGetMemoryInfo(self, handle: int, version: int | None = None) -> Any:
+        from types import SimpleNamespace
+
+        total, reserved = 143771 * MiB, 615 * MiB
+        if version is None:
+            return SimpleNamespace(total=total, used=reserved, free=total - reserved)
+        if not self.v2:
+            raise self.NVMLError("Function Not Found")
+        return SimpleNamespace(total=total, reserved=reserved, used=0, free=total - reserved)
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_memory_is_read_as_nvidia_smi_reads_it_with_v1_as_fallback(
+    monkeypatch: pytest.MonkeyPatch, v2: bool
+) -> None:
+    monkeypatch.setitem(sys.modules, "pynvml", _FakeNvml(v2))
+    (g,) = parse_gpus(gpu.read_nvml())
+    assert (g.total - g.free) == 615 * MiB  # the driver's reserve is never free, either way
+    assert (g.used, g.reserved) == ((0, 615 * MiB) if v2 else (615 * MiB, 0))
+    assert g.processes == ()  # per-process figures unsupported: the totals still stand
