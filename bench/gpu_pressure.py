@@ -15,9 +15,8 @@ from reconciler.observe.gpu import observe_gpus
 from reconciler.observed import GpuObs
 from reconciler.plan.actions import LoadModel, Plan
 from reconciler.plan.planner import plan
-from reconciler.report.status import Status, build
 from reconciler.units import format_bytes
-from tests.unit.factories import GiB, desired, model, observed
+from tests.unit.factories import GiB, degraded, desired, model, observed
 
 MODEL = "llama3:70b-pressure-check"
 # Holds GIB of device memory through the framework's own allocator (cudaMalloc), then waits.
@@ -60,20 +59,7 @@ def check(gpus: tuple[GpuObs, ...], weights: int) -> tuple[Plan, bool, str]:
     )
     seen = observed(state, models=[model(MODEL, ("w", weights))], gpus=gpus, gpu_total=None)
     p = plan(state, seen)
-    status = build(
-        Status(),
-        head="pressure",
-        result="converged",
-        desired_pinned={},
-        observed=seen,
-        plan=p,
-        errors=[],
-        notes=list(p.notes),
-        applied="pressure",
-        ollama_version=None,
-    )
-    (cond,) = [c for c in status.conditions if c.type == "Degraded"]
-    return p, cond.status, cond.message
+    return p, *degraded(p, seen)
 
 
 def _show(label: str, gpus: tuple[GpuObs, ...], p: Plan, degraded: bool, message: str) -> bool:

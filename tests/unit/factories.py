@@ -17,8 +17,10 @@ from reconciler.observed import (
     Observed,
     RemoteManifest,
 )
+from reconciler.plan.actions import Plan
 from reconciler.plan.container import container_spec
 from reconciler.plan.hashing import spec_hash
+from reconciler.report.status import Status, build
 
 GiB = 2**30
 MiB = 2**20
@@ -107,3 +109,21 @@ def observed(
     }
     fields.update(extra)
     return Observed(**fields)
+
+
+def degraded(p: Plan, seen: Observed) -> tuple[bool, str]:
+    """The Degraded condition a converged reconcile of plan `p` over `seen` leaves in status."""
+    status = build(
+        Status(),
+        head="abc1234def",
+        result="converged",
+        desired_pinned={},
+        observed=seen,
+        plan=p,
+        errors=[],
+        notes=list(p.notes),
+        applied="abc1234def",
+        ollama_version=None,
+    )
+    (cond,) = [c for c in status.conditions if c.type == "Degraded"]
+    return cond.status, cond.message

@@ -8,8 +8,7 @@ from reconciler.desired.refs import canonical
 from reconciler.observed import GpuObs, LoadedObs
 from reconciler.plan.actions import LoadModel, Plan
 from reconciler.plan.planner import plan
-from reconciler.report.status import Status, build
-from tests.unit.factories import GiB, desired, model, observed
+from tests.unit.factories import GiB, degraded, desired, model, observed
 
 LLAMA3 = "llama3:8b-instruct-q4_K_M"
 PHI = "phi3:mini"
@@ -23,23 +22,6 @@ def _loads(p: Plan) -> list[str]:
     return [a.model for a in p.actions if isinstance(a, LoadModel)]
 
 
-def _degraded(p: Plan, seen: object) -> tuple[bool, str]:
-    status = build(
-        Status(),
-        head="abc1234def",
-        result="converged",
-        desired_pinned={},
-        observed=seen,  # type: ignore[arg-type]
-        plan=p,
-        errors=[],
-        notes=list(p.notes),
-        applied="abc1234def",
-        ollama_version=None,
-    )
-    (cond,) = [c for c in status.conditions if c.type == "Degraded"]
-    return cond.status, cond.message
-
-
 STATE = desired([{"name": LLAMA3, "keep_loaded": True, "num_ctx": 4096}])
 MODELS = [model(LLAMA3, ("l", 4 * GiB))]  # estimate ≈ 4 GiB + 512 MiB KV + graph + 457 MiB
 
@@ -50,15 +32,15 @@ def test_a_pinned_model_that_does_not_fit_beside_another_process_is_not_warmed()
     assert _loads(p) == [] and p.violations == ()  # within budget: not refused, just not now
     (note,) = [n for n in p.notes if "not warming" in n]
     assert "only 3.0 GiB of the GPU's 8.0 GiB" in note and "hold 5.0 GiB (pid 4242 5.0 GiB)" in note
-    degraded, message = _degraded(p, seen)
-    assert degraded and "pid 4242" in message
+    is_degraded, message = degraded(p, seen)
+    assert is_degraded and "pid 4242" in message
 
 
 def test_it_is_warmed_once_the_other_process_frees_the_memory() -> None:
     seen = observed(STATE, models=MODELS, gpus=_gpu(300 * 2**20))
     p = plan(STATE, seen)
     assert _loads(p) == [LLAMA3] and not any("not warming" in n for n in p.notes)
-    assert _degraded(p, seen) == (False, "")
+    assert degraded(p, seen) == (False, "")
 
 
 def test_memory_held_by_ollamas_own_models_does_not_count_against_it() -> None:
@@ -95,7 +77,7 @@ def test_a_pinned_model_partly_on_the_cpu_is_reported_and_not_reloaded() -> None
     assert p.actions == ()
     (note,) = p.notes
     assert "runs partly on the CPU: 2.0 GiB of 5.0 GiB is in VRAM" in note and "pid 31 6.0 GiB" in note
-    assert _degraded(p, seen)[0] is True
+    assert degraded(p, seen)[0] is True
 
 
 def test_without_a_gpu_observed_only_the_budget_decides() -> None:
