@@ -368,7 +368,8 @@ def _load_actions(
             staying += seen.size_vram
         if load is not None:
             wanted.append((m, num_ctx, *load))
-    room = vram.gpu_room(ctx.observed.gpus, ctx.observed.loaded)
+    on_gpu = ctx.desired.ollama.container.gpus != "none"  # else Ollama runs on the CPU by choice
+    room = vram.gpu_room(ctx.observed.gpus, ctx.observed.loaded) if on_gpu else None
     if room is not None and not restarting:
         notes.extend(_offloaded(ctx, room))
     left = room.left_for(staying) if room is not None else None
@@ -438,12 +439,13 @@ def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
 def _offloaded(ctx: _Ctx, room: vram.GpuRoom) -> list[str]:
     """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
     (a reload into the same shortage would only churn)."""
-    pinned = {canonical(m.name) for m in _pinned(ctx)}
+    pinned = {canonical(m.name): m.name for m in _pinned(ctx)}
     return [
-        f"{m.name} runs partly on the CPU: {format_bytes(m.size_vram)} of {format_bytes(m.size)} "
-        f"is in VRAM; other processes hold {format_bytes(room.others)} of the GPU's "
-        f"{format_bytes(room.total)}{_holders(room)} — once they free memory, unload it "
-        f"(`ollama stop {m.name}`) and the reconciler warms it fully"
+        f"{pinned[m.name]} runs {'partly ' if m.size_vram else ''}on the CPU: "
+        f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
+        f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
+        f"— once they free memory, unload it "
+        f"(`ollama stop {pinned[m.name]}`) and the reconciler warms it fully"
         for m in ctx.observed.loaded
         if m.name in pinned and m.pinned and m.size > 0 and m.size_vram < m.size
     ]

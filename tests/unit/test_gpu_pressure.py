@@ -86,3 +86,20 @@ def test_without_a_gpu_observed_only_the_budget_decides() -> None:
     seen = observed(state, models=[model(PHI, ("p", GiB)), *MODELS], loaded=loaded, gpus=(), gpu_total=None)
     p = plan(state, seen)
     assert _loads(p) == [LLAMA3] and not any("CPU" in n or "not warming" in n for n in p.notes)
+
+
+def test_ollama_on_the_cpu_by_choice_ignores_the_gpu() -> None:
+    state = desired([{"name": LLAMA3, "keep_loaded": True}], container={"gpus": "none"})
+    loaded = (LoadedObs(name=canonical(PHI), size=GiB, size_vram=0, pinned=True),)
+    seen = observed(state, models=MODELS, loaded=loaded, gpus=_gpu(8 * GiB, (4242, 8 * GiB)))
+    p = plan(state, seen)
+    assert _loads(p) == [LLAMA3] and degraded(p, seen) == (False, "")
+
+
+def test_a_pinned_model_wholly_on_the_cpu_is_degraded_when_the_gpu_is_full() -> None:
+    loaded = (LoadedObs(name=canonical(LLAMA3), size=5 * GiB, size_vram=0, pinned=True, context_length=4096),)
+    seen = observed(STATE, models=MODELS, loaded=loaded, gpus=_gpu(8 * GiB, (31, 8 * GiB)))
+    p = plan(STATE, seen)
+    assert p.actions == () and degraded(p, seen)[0] is True
+    (note,) = p.notes
+    assert note.startswith(f"{LLAMA3} runs on the CPU: 0 B of 5.0 GiB is in VRAM")
