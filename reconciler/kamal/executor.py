@@ -153,18 +153,24 @@ def _run_once(
     command = "kamal " + " ".join(args)
     lines: list[str] = []
     started = time.monotonic()
-    with subprocess.Popen(
-        [kamal_binary(), *args],
-        cwd=workdir,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        bufsize=1,
-    ) as proc:
-        run = runs.started(workdir, proc.pid, command, runs.version_of(args))
+    pending = runs.begin(workdir, command, runs.version_of(args))
+    try:
+        proc = subprocess.Popen(
+            [kamal_binary(), *args],
+            cwd=workdir,
+            env={**env, runs.ENV_TAG: pending.tag},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        )
+    except OSError:
+        runs.ended(workdir, pending)  # never started
+        raise
+    with proc:
+        run = runs.started(workdir, pending, proc.pid)
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -189,13 +195,14 @@ def _wait_interrupted(
     for run in left:
         if not runs.alive(run):
             continue
-        _emit(emit, "kamal.interrupted_wait", running=run.command, pid=run.pid)
+        _emit(emit, "kamal.interrupted_wait", running=run.command, pid=run.pid or "not recorded")
         if not runs.wait_gone(run, timeout_s):
+            which = f"pid {run.pid}" if run.pid else f"the process with {runs.ENV_TAG}={run.tag}"
             raise KamalFailed(
                 command,
                 None,
                 [],
-                f"`{run.command}` (pid {run.pid}), started by an earlier reconciler, still runs after "
+                f"`{run.command}` ({which}), started by an earlier reconciler, still runs after "
                 f"{timeout_s:g} s; stop it, then push again",
             )
     return left

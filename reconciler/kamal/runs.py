@@ -4,7 +4,9 @@ Kamal takes a deploy lock (a directory on the server) and removes it when it end
 `kill -9` of the reconciler, or systemd stopping its control group, can kill Kamal in between,
 and the lock then stays forever: every later deploy fails with "Deploy lock found". The
 executor records the Kamal process it starts (pid and kernel start time, so a reused pid is
-not mistaken for it) in the project directory and clears the record when Kamal exits. A record
+not mistaken for it) in the project directory and clears the record when Kamal exits. The
+record is written before the process starts, with a tag Kamal inherits in its environment,
+so a reconciler killed between the two leaves a run that can still be found. A record
 still there at the next run names a Kamal that was interrupted: while that process lives it is
 waited for; once it is gone, a lock carrying its version is that run's and is released. A lock
 anyone else holds is never touched.
@@ -16,10 +18,12 @@ import json
 import os
 import re
 import time
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 RECORD = "kamal-run.json"
+ENV_TAG = "RECONCILER_KAMAL_RUN"  # set in Kamal's environment: finds a run whose pid was never recorded
 _LOCK_VERSION = re.compile(r"^\s*Version:\s*(\S+)\s*$")
 
 
@@ -29,6 +33,7 @@ class KamalRun:
     started: str  # field 22 of /proc/<pid>/stat: the process's start time in clock ticks
     command: str
     version: str | None
+    tag: str = ""
 
 
 def process_started(pid: int) -> str | None:
@@ -44,7 +49,23 @@ def process_started(pid: int) -> str | None:
     return fields[19]
 
 
+def _tagged(tag: str) -> bool:
+    """Whether a process carries `ENV_TAG=tag` in its environment (ours to read: same user)."""
+    wanted = f"{ENV_TAG}={tag}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if wanted in (entry / "environ").read_bytes().split(b"\0"):
+                return True
+        except OSError:
+            continue  # gone, or not ours
+    return False
+
+
 def alive(run: KamalRun) -> bool:
+    if run.pid == 0:  # started, or about to be, when its reconciler died: only the tag tells
+        return bool(run.tag) and _tagged(run.tag)
     return process_started(run.pid) == run.started
 
 
@@ -52,7 +73,13 @@ def _load(workdir: Path) -> list[KamalRun]:
     try:
         data = json.loads((workdir / RECORD).read_text())
         return [
-            KamalRun(int(d["pid"]), str(d["started"]), str(d["command"]), d.get("version") or None)
+            KamalRun(
+                int(d["pid"]),
+                str(d["started"]),
+                str(d["command"]),
+                d.get("version") or None,
+                str(d.get("tag") or ""),
+            )
             for d in data
         ]
     except (OSError, ValueError, KeyError, TypeError):
@@ -69,13 +96,17 @@ def _save(workdir: Path, found: list[KamalRun]) -> None:
     os.replace(tmp, path)
 
 
-def started(workdir: Path, pid: int, command: str, version: str | None) -> KamalRun | None:
-    """Record a Kamal process the moment it is started."""
-    when = process_started(pid)
-    if when is None:  # already gone: it cannot be left running
-        return None
-    run = KamalRun(pid, when, command, version)
+def begin(workdir: Path, command: str, version: str | None) -> KamalRun:
+    """Record a Kamal run about to start; pass `{ENV_TAG: run.tag}` in its environment."""
+    run = KamalRun(0, "", command, version, uuid.uuid4().hex)
     _save(workdir, [*_load(workdir), run])
+    return run
+
+
+def started(workdir: Path, pending: KamalRun, pid: int) -> KamalRun:
+    """The run `begin` recorded, now with the pid and start time of its process."""
+    run = replace(pending, pid=pid, started=process_started(pid) or "")
+    _save(workdir, [run if r == pending else r for r in _load(workdir)])
     return run
 
 

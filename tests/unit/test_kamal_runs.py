@@ -50,10 +50,12 @@ def test_a_reused_pid_is_not_the_recorded_run() -> None:
 
 
 def test_runs_are_recorded_while_they_run_and_forgotten_when_they_end(tmp_path: Path) -> None:
+    pending = runs.begin(tmp_path, "kamal deploy --version=v2", "v2")
+    assert runs.interrupted(tmp_path) == [pending] and pending.pid == 0 and pending.tag
     proc = subprocess.Popen(["sleep", "30"])
     try:
-        run = runs.started(tmp_path, proc.pid, "kamal deploy --version=v2", "v2")
-        assert run is not None and runs.interrupted(tmp_path) == [run]
+        run = runs.started(tmp_path, pending, proc.pid)
+        assert runs.interrupted(tmp_path) == [run] and run.tag == pending.tag and runs.alive(run)
         other = _dead_run("v1")
         runs.ended(tmp_path, other)  # not recorded: nothing changes
         assert runs.interrupted(tmp_path) == [run]
@@ -86,3 +88,20 @@ def test_only_a_dead_runs_own_lock_is_stale() -> None:
 def test_the_version_comes_from_the_arguments() -> None:
     assert runs.version_of(["deploy", "--skip-push", "--version=abc"]) == "abc"
     assert runs.version_of(["lock", "release"]) is None
+
+
+def test_a_run_whose_pid_was_never_recorded_is_found_by_its_tag(tmp_path: Path) -> None:
+    """The reconciler died between recording the run and starting Kamal, or just after."""
+    pending = runs.begin(tmp_path, "kamal deploy --version=6b917d28aa4826a4", "6b917d28aa4826a4")
+    assert not runs.alive(pending)  # nothing carries its tag: Kamal never started, or is gone
+    kamal = subprocess.Popen(["sleep", "30"], env={**os.environ, runs.ENV_TAG: pending.tag})
+    try:
+        assert runs.alive(pending)  # an orphaned Kamal still running: waited for, never released
+        assert runs.stale_lock_owner(runs.interrupted(tmp_path), LOCK_FOUND) is None
+    finally:
+        kamal.kill()
+        kamal.wait()
+    assert not runs.alive(pending)
+    assert runs.stale_lock_owner(runs.interrupted(tmp_path), LOCK_FOUND) == pending
+    other = runs.KamalRun(0, "", "kamal deploy", "6b917d28aa4826a4", tag="")
+    assert not runs.alive(other)  # an old record without a tag: nothing to find, nothing runs
