@@ -372,14 +372,15 @@ def _load_actions(
     room = vram.gpu_room(ctx.observed.gpus, ctx.observed.loaded) if on_gpu else None
     if room is not None and not restarting:
         notes.extend(_offloaded(ctx, room))
-    left = room.left_for(staying) if room is not None else None
+    left = room.left_for(staying) if room is not None else 0
     actions: list[Action] = []
     for m, num_ctx, why, fresh in wanted:
         need = by_model[m.name].total if fresh else 0
-        if room is not None and left is not None and need > left:
-            notes.append(_no_room(m.name, need, left, room))
-            continue
-        left = left - need if left is not None else None
+        if room is not None:  # no GPU observed: only the budget check stands
+            if need > left:
+                notes.append(_no_room(m.name, need, left, room))
+                continue
+            left -= need
         actions.append(
             LoadModel(
                 model=m.name,
@@ -402,7 +403,7 @@ def _why_load(
 ) -> tuple[str, bool] | None:
     """Why pinned model `m` needs a load request and whether that takes fresh VRAM (a first
     load or a reload with another num_ctx); None when it is loaded as wanted or left alone."""
-    evicted = {e.model: e for e in ctx.observed.evictions}.get(canonical(m.name))
+    evicted = next((e for e in ctx.observed.evictions if e.model == canonical(m.name)), None)
     if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
         by = ", ".join(evicted.suspects) or "an unknown model"
         notes.append(
