@@ -40,7 +40,9 @@ _MAX_WANTED_ARRAY = 4096  # per-layer head counts: one value per block
 _MAX_DEPTH = 3
 
 _REQUIRED = ("block_count", "attention.head_count", "embedding_length", "context_length")
-_OPTIONAL = ("attention.head_count_kv", "attention.key_length", "attention.value_length")
+# pooling_type: only embedding models have it (Ollama server/images.go Capabilities), so for the
+# others the parser reads on to the end of the `<arch>.*` block.
+_OPTIONAL = ("attention.head_count_kv", "attention.key_length", "attention.value_length", "pooling_type")
 
 
 class _Truncated(Exception):
@@ -238,6 +240,7 @@ class _Collector:
             context_length=f["context_length"],
             key_length=f.get("attention.key_length"),
             value_length=f.get("attention.value_length"),
+            pooling_type=f.get("pooling_type"),
         )
 
 

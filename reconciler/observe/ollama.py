@@ -63,20 +63,60 @@ def parse_architecture(model_info: Mapping[str, Any] | None) -> Architecture | N
         context_length=num("context_length") or 0,
         key_length=num("attention.key_length"),
         value_length=num("attention.value_length"),
+        pooling_type=num("pooling_type"),
     )
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What `/api/show` said of one model: its architecture and capabilities, or why Ollama
+    cannot read it (a missing weights blob is 404 "not found", weights that are not a GGUF a
+    500 with the decoder's message: server/routes.go ShowHandler / GetModelInfo)."""
+
+    architecture: Architecture | None = None
+    capabilities: tuple[str, ...] | None = None
+    error: str | None = None
+
+
+def parse_show(response: Any) -> Shown:
+    caps = getattr(response, "capabilities", None)
+    return Shown(
+        architecture=parse_architecture(getattr(response, "modelinfo", None)),
+        capabilities=tuple(str(c) for c in caps) if caps is not None else None,
+    )
+
+
+def blob_problems(
+    blobs: tuple[Blob, ...], on_disk: Mapping[str, int] | None
+) -> tuple[tuple[str, ...], str | None]:
+    """(digests not on disk, why a blob on disk is wrong) — from the manifest and the blobs dir."""
+    if on_disk is None:
+        return (), None
+    missing = tuple(b.digest for b in blobs if b.digest not in on_disk)
+    for b in blobs:
+        size = on_disk.get(b.digest)
+        if size is not None and size != b.size:
+            return missing, f"blob {b.digest} is {size} bytes on disk, its manifest says {b.size}"
+    return missing, None
 
 
 def parse_models(
     listed: Iterable[Any],
     blobs: Mapping[str, tuple[Blob, ...]],
-    architectures: Mapping[str, Architecture | None],
+    shown: Mapping[str, Shown],
+    on_disk: Mapping[str, int] | None = None,
 ) -> tuple[ModelObs, ...]:
-    """`/api/tags` entries + blobs read from the manifests on disk (when readable)."""
+    """`/api/tags` entries + blobs read from the manifests on disk (when readable) + what
+    `/api/show` said of the models it was asked about."""
     models = []
     for entry in listed:
         name = name_of(str(entry.model))
         details = entry.details
         own = blobs.get(name) or (Blob(digest=f"manifest:{entry.digest}", size=int(entry.size or 0)),)
+        seen = shown.get(name, Shown())
+        missing, wrong = blob_problems(blobs[name], on_disk) if name in blobs else ((), None)
+        gone = f"blobs missing on disk: {', '.join(missing)}" if missing else None
+        broken = gone or wrong or seen.error
         models.append(
             ModelObs(
                 name=name,
@@ -86,7 +126,10 @@ def parse_models(
                 parameter_size=str(getattr(details, "parameter_size", "") or ""),
                 quantization=str(getattr(details, "quantization_level", "") or ""),
                 modified_at=entry.modified_at,
-                architecture=architectures.get(name),
+                architecture=seen.architecture,
+                capabilities=seen.capabilities,
+                broken=broken,
+                missing_blobs=missing,
             )
         )
     return tuple(models)
@@ -117,23 +160,35 @@ def observe_ollama(
     url: str,
     *,
     blobs: Mapping[str, tuple[Blob, ...]],
-    want_architecture: set[str],
+    want_show: set[str],
+    on_disk: Mapping[str, int] | None = None,
 ) -> OllamaView:
-    """Everything the planner needs from Ollama's API; unreachable is an observation."""
+    """Everything the planner needs from Ollama's API; unreachable is an observation, and a
+    model Ollama cannot read is that model's observation, not the server's."""
     try:
         version = http.get(f"{url}/api/version").json().get("version")  # the client has no call for it
         listed = client.list().models
         running = client.ps().models
-        architectures = {}
+        shown: dict[str, Shown] = {}
         for entry in listed:
             name = name_of(str(entry.model))
-            if name in want_architecture:
-                architectures[name] = parse_architecture(client.show(str(entry.model)).modelinfo)
+            if name in want_show:
+                shown[name] = _show(client, str(entry.model))
     except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError) as exc:
         return OllamaView(reachable=False, error=f"{type(exc).__name__}: {exc}"[:300])
     return OllamaView(
         reachable=True,
         version=str(version) if version else None,
-        models=parse_models(listed, blobs, architectures),
+        models=parse_models(listed, blobs, shown, on_disk),
         loaded=parse_loaded(running, datetime.now(UTC)),
     )
+
+
+def _show(client: ollama.Client, model: str) -> Shown:
+    """`/api/show` of one listed model; Ollama's 4xx/5xx answer is that model's problem."""
+    try:
+        return parse_show(client.show(model))
+    except ollama.ResponseError as exc:
+        if exc.status_code < 400:
+            raise
+        return Shown(error=f"Ollama cannot read it (HTTP {exc.status_code}: {exc.error})"[:300])

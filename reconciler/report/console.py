@@ -60,6 +60,13 @@ def human(console: Console) -> Any:
                 f"at {format_bytes(event['rate_bps'])}/s{eta}",
                 highlight=False,
             )
+        elif name == "load.progress":
+            limit = f" (waiting up to {event['timeout_s']:.0f} s)" if event.get("timeout_s", -1) >= 0 else ""
+            console.print(
+                f"    {event['model']}: loading, {event['elapsed_s']:.0f} s{limit}", highlight=False
+            )
+        elif name == "load.done":
+            console.print(f"    {event['model']}: loaded in {event['elapsed_s']:.1f} s", highlight=False)
         elif name.startswith("kamal."):
             line = kamal_line(event)
             if line:

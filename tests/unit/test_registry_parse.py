@@ -199,7 +199,8 @@ def test_lookup_fetches_an_anonymous_token_on_401_and_does_not_leak_it_across_ho
 def test_lookup_401_without_challenge() -> None:
     with client(lambda r: httpx.Response(401)) as c, pytest.raises(LookupFailed) as err:
         lookup(parse_ref("llama3:8b"), [], client=c)
-    assert err.value.message == "registry.ollama.ai refused anonymous access (HTTP 401)"
+    assert err.value.message.startswith("registry.ollama.ai refused anonymous access (HTTP 401)")
+    assert "`login`" in err.value.message
 
 
 def test_lookup_not_found() -> None:
