@@ -32,12 +32,9 @@ class Architecture(Obs):
     context_length: int = Field(default=0, ge=0)
     key_length: int | None = None
     value_length: int | None = None
-    pooling_type: int | None = None  # `<arch>.pooling_type`: set only in embedding models
-
-    @property
-    def embedding(self) -> bool:
-        """Ollama's rule (server/images.go Capabilities): pooling_type makes an embedding model."""
-        return self.pooling_type is not None
+    # `<arch>.pooling_type` present: an embedding model (Ollama server/images.go Capabilities),
+    # which refuses generate and is served by /api/embed
+    embedding_model: bool = False
 
 
 class ContainerObs(Obs):
@@ -79,7 +76,7 @@ class ModelObs(Obs):
     def embedding(self) -> bool:
         if self.capabilities is not None:
             return "embedding" in self.capabilities and "completion" not in self.capabilities
-        return self.architecture is not None and self.architecture.embedding
+        return self.architecture is not None and self.architecture.embedding_model
 
 
 class LoadedObs(Obs):

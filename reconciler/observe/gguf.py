@@ -240,7 +240,7 @@ class _Collector:
             context_length=f["context_length"],
             key_length=f.get("attention.key_length"),
             value_length=f.get("attention.value_length"),
-            pooling_type=f.get("pooling_type"),
+            embedding_model="pooling_type" in f,
         )
 
 

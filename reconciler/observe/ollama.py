@@ -63,7 +63,7 @@ def parse_architecture(model_info: Mapping[str, Any] | None) -> Architecture | N
         context_length=num("context_length") or 0,
         key_length=num("attention.key_length"),
         value_length=num("attention.value_length"),
-        pooling_type=num("pooling_type"),
+        embedding_model=f"{arch}.pooling_type" in model_info,
     )
 
 

@@ -366,7 +366,7 @@ def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -
         far = remote.get(source)
         arch = seen.architecture if seen and seen.architecture else (far.architecture if far else None)
         embedding = (
-            seen.embedding if seen and seen.capabilities is not None else bool(arch and arch.embedding)
+            seen.embedding if seen and seen.capabilities is not None else bool(arch and arch.embedding_model)
         )
         asked = _asked_ctx(ctx, lead)
         trained = arch.context_length if arch else 0

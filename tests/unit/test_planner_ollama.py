@@ -16,7 +16,7 @@ LLAMA3 = "llama3:8b-instruct-q4_K_M"
 EMBED = "nomic-embed-text"
 NOMIC = Architecture(
     family="nomic-bert", block_count=12, head_count=12, head_count_kv=12, embedding_length=768,
-    context_length=2048, pooling_type=0,
+    context_length=2048, embedding_model=True,
 )  # fmt: skip
 
 
