@@ -4,6 +4,9 @@ fake agreed with the reconciler instead of with Ollama's source."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -12,7 +15,6 @@ import pytest
 
 from reconciler.desired.refs import canonical
 from reconciler.errors import InvalidDesiredState
-from reconciler.report.status import after_reconcile
 from tests.e2e.stack import Stack
 from tests.harness.registry import Registry
 
@@ -203,32 +205,30 @@ def test_a_model_whose_weights_blob_is_gone_is_repulled_and_the_others_are_plann
 
 
 # -- 7 ----------------------------------------------------------------------------------------
+def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "reconciler.cli", *args, "--state-dir", str(stack.state.root)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+
+
 def test_status_shows_the_ollama_version_and_an_old_one_is_degraded(stack: Stack) -> None:
     model = stack.registry.push_model("fid-ver", "t", size_bytes=64 * KiB, seed="fid-ver")
     stack.set_models(model.name)
     extra_env(stack, FAKE_OLLAMA_VERSION="0.5.7")
-    report = stack.apply()
-    status = after_reconcile(
-        _empty_status(), result=report.result, head=report.revision, desired=None, report=report,
-        errors=[], memory=stack.state.load(),
-    )  # fmt: skip
-    assert status.ollama_version == "0.5.7" and status.ollama_supported is False
-    degraded = status.condition("Degraded")
-    assert degraded is not None and degraded.status
-    assert "0.5.7" in degraded.message and "0.6.8" in degraded.message and "upgrade" in degraded.message
+    applied = _cli(stack, "apply", "--repo", str(stack.repo))
+    assert applied.returncode == 0, applied.stderr
+    status = json.loads(_cli(stack, "status", "--json").stdout)
+    assert (status["ollama_version"], status["ollama_supported"]) == ("0.5.7", False)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["status"] is True
+    assert (
+        "0.5.7" in degraded["message"] and "0.6.8" in degraded["message"] and "upgrade" in degraded["message"]
+    )
+    assert "0.5.7 — NOT supported (oldest supported: 0.6.8)" in _cli(stack, "status").stdout
 
     extra_env(stack, FAKE_OLLAMA_VERSION="0.6.8")
-    report = stack.apply()
-    assert report.result == "converged"
-    status = after_reconcile(
-        _empty_status(), result=report.result, head=report.revision, desired=None, report=report,
-        errors=[], memory=stack.state.load(),
-    )  # fmt: skip
-    assert status.ollama_version == "0.6.8" and status.ollama_supported is True
+    assert _cli(stack, "apply", "--repo", str(stack.repo)).returncode == 0
+    status = json.loads(_cli(stack, "status", "--json").stdout)
+    assert (status["ollama_version"], status["ollama_supported"]) == ("0.6.8", True)
+    assert next(c for c in status["conditions"] if c["type"] == "Degraded")["status"] is False
+    assert "ollama:              0.6.8 (supported" in _cli(stack, "status").stdout
     assert httpx.get(f"{stack.url}/api/version").json() == {"version": "0.6.8"}
-
-
-def _empty_status() -> Any:
-    from reconciler.report.status import Status
-
-    return Status()
