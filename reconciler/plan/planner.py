@@ -7,7 +7,7 @@ derived models, warm loads, and OpenWebUI last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from reconciler.desired.refs import canonical, parse_ref
@@ -46,6 +46,7 @@ class _Ctx:
     observed: Observed
     since: str  # "desired since abc1234"
     defaults: ServerDefaults  # of the Ollama version the server reports (or the image pins)
+    keys: dict[str, str]  # model → its weights digest (what Ollama keys a loaded copy by)
 
     @property
     def present(self) -> dict[str, ModelObs]:
@@ -58,11 +59,15 @@ class _Ctx:
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
     rev = desired.revision
-    defaults = defaults_for(observed.ollama_version, desired.ollama.container.image)
-    ctx = _Ctx(desired, observed, f"desired since {rev[:7]}" if rev else "desired", defaults)
+    image = desired.ollama.container.image
+    since = f"desired since {rev[:7]}" if rev else "desired"
+    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
     container = _container_action(ctx)
+    # The server's own version, unless the container is about to be (re)created from the image.
+    version = observed.ollama_version if container is None or container.op == "start" else None
+    ctx = replace(ctx, defaults=defaults_for(version, image))
     notes: list[str] = []
-    supported = support(observed.ollama_version)
+    supported = support(version)
     if observed.ollama_reachable and not supported.supported and supported.message:
         notes.append(supported.message)
     if not observed.ollama_reachable and container is None:
@@ -350,7 +355,7 @@ def _asked_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
 
 
 def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -> list[_Group]:
-    keys = ctx.observed.weights_keys()
+    keys, present = ctx.keys, ctx.present
     remote = {r.name: r for r in ctx.observed.remote}
     by_key: dict[str, list[ModelSpec | DerivedModel]] = {}
     for m in ctx.desired.ollama.all_models():
@@ -361,7 +366,7 @@ def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -
     for key, members in by_key.items():
         lead = members[0]
         source = _source(lead)
-        seen = ctx.present.get(source)
+        seen = present.get(source)
         seen = seen if seen is not None and seen.broken is None else None
         far = remote.get(source)
         arch = seen.architecture if seen and seen.architecture else (far.architecture if far else None)
@@ -466,7 +471,7 @@ def _unload_actions(ctx: _Ctx, groups: list[_Group], removed: set[str], restarti
     negative OLLAMA_KEEP_ALIVE — is not the reconciler's to unload)."""
     if restarting:
         return []
-    keys = ctx.observed.weights_keys()
+    keys = ctx.keys
     pinned = {g.key for g in groups}
     warmed = {keys.get(n, f"name:{n}") for n in ctx.observed.warmed}
     actions: list[Action] = []
@@ -484,7 +489,7 @@ def _unload_actions(ctx: _Ctx, groups: list[_Group], removed: set[str], restarti
 def _load_actions(
     ctx: _Ctx, groups: list[_Group], estimates: dict[str, VramEstimate], restarting: bool, notes: list[str]
 ) -> list[Action]:
-    keys = ctx.observed.weights_keys()
+    keys = ctx.keys
     wanted: list[tuple[_Group, str, bool]] = []
     staying = 0  # VRAM of pinned models that stay loaded as they are
     for g in groups:
@@ -564,7 +569,7 @@ def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
 def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]:
     """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
     (a reload into the same shortage would only churn)."""
-    keys = ctx.observed.weights_keys()
+    keys = ctx.keys
     notes = []
     for g in groups:
         m = ctx.observed.runner_of(g.source, keys)
