@@ -113,6 +113,19 @@ def test_two_names_on_one_weights_blob_share_one_runner_listed_under_the_first(
     assert ps(fake) == []
 
 
+def test_a_request_without_keep_alive_leaves_a_loaded_models_keep_alive_alone(
+    fake_ollama: FakeOllamaFactory, models: Models
+) -> None:
+    """sched.go useLoadedRunner sets sessionDuration only when the request carries keep_alive."""
+    fake = fake_ollama({"OLLAMA_KEEP_ALIVE": "5m"})
+    pull(fake, models.base)
+    fake.client.generate(model=models.base.name, keep_alive=-1)
+    fake.client.chat(model=models.base.name, messages=[{"role": "user", "content": "hi"}])
+    assert ps(fake)[0]["expires_at"].startswith("23")  # still pinned
+    fake.client.chat(model=models.base.name, messages=[{"role": "user", "content": "hi"}], keep_alive="1m")
+    assert not ps(fake)[0]["expires_at"].startswith("23")
+
+
 # -- 3. embedding models -----------------------------------------------------------------------
 def test_an_embedding_model_refuses_generate_and_loads_through_embed(
     fake_ollama: FakeOllamaFactory, models: Models

@@ -453,13 +453,15 @@ class Scheduler:
         self,
         ref: ModelRef,
         num_ctx: int | None,
-        keep_alive_s: float,
+        keep_alive_s: float | None,
         other: Options = (),
         cancelled: Callable[[], bool] = lambda: False,
     ) -> Runner:
         """Load (or reuse) the runner of ``ref``'s weights for a request, then set its
         keep-alive from this request. Raises LoadAborted when ``cancelled()`` turns true
-        while the model is loading."""
+        while the model is loading. ``keep_alive_s`` None: the request did not say, so a new
+        runner gets OLLAMA_KEEP_ALIVE and a loaded one keeps its own (sched.go
+        useLoadedRunner changes sessionDuration only when the request sets it)."""
         asked = num_ctx or self.cfg.default_ctx
         auto = num_ctx is None and self.cfg.auto_ctx
         with self._lock:
@@ -486,9 +488,10 @@ class Scheduler:
         with self._lock:
             return self._touch(runner, keep_alive_s)
 
-    def _touch(self, runner: Runner, keep_alive_s: float) -> Runner:
-        runner.session_s = keep_alive_s
-        runner.expires_at = time.time() + min(keep_alive_s, FOREVER_S)
+    def _touch(self, runner: Runner, keep_alive_s: float | None) -> Runner:
+        if keep_alive_s is not None:
+            runner.session_s = keep_alive_s
+        runner.expires_at = time.time() + min(runner.session_s, FOREVER_S)
         return runner
 
     def _wait_loaded(self, runner: Runner, cancelled: Callable[[], bool]) -> None:
@@ -512,8 +515,11 @@ class Scheduler:
             estimate=runner.est.as_dict(), load_s=round(time.monotonic() - began, 3),
         )  # fmt: skip
 
-    def _place(self, ref: ModelRef, asked: int, auto: bool, other: Options, keep_alive_s: float) -> Runner:
+    def _place(
+        self, ref: ModelRef, asked: int, auto: bool, other: Options, keep_alive_s: float | None
+    ) -> Runner:
         """Evict until the model fits (or split it when alone), then list it as loading."""
+        session = self.cfg.default_keep_alive if keep_alive_s is None else keep_alive_s
         ctx = effective_ctx(ref.meta, asked, self.cfg)
         tries = self.cfg.parallel_to_try(is_embedding(ref.meta))
         while True:
@@ -541,8 +547,8 @@ class Scheduler:
             self._evict(victim, ref.name, "vram")
         now = time.time()
         runner = Runner(
-            ref=ref, est=est, size=est.total, size_vram=size_vram, session_s=keep_alive_s,
-            expires_at=now + min(keep_alive_s, FOREVER_S), asked_ctx=asked, ctx_auto=auto,
+            ref=ref, est=est, size=est.total, size_vram=size_vram, session_s=session,
+            expires_at=now + min(session, FOREVER_S), asked_ctx=asked, ctx_auto=auto,
             other_opts=other, loading=True,
         )  # fmt: skip
         self._runners[ref.key] = runner

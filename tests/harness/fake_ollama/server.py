@@ -629,11 +629,11 @@ class Handler(BaseHTTPRequestHandler):
         except OSError:
             return True
 
-    def _schedule(self, req: dict[str, Any]) -> tuple[Manifest, Any, float] | None:
+    def _schedule(self, req: dict[str, Any]) -> tuple[Manifest, Any, float | None] | None:
         # keep_alive is decoded while binding the JSON body (api.Duration.UnmarshalJSON), so a bad
         # value is a 400 before the model is even looked up.
         try:
-            keep_alive = keep_alive_seconds(req.get("keep_alive"), STATE.sched.cfg.default_keep_alive)
+            keep_alive = keep_alive_seconds(req.get("keep_alive"), math.nan)
         except DurationError as exc:
             self.send_json(400, {"error": str(exc)})
             return None
@@ -645,10 +645,16 @@ class Handler(BaseHTTPRequestHandler):
         if m is None or not config_readable(STATE.store, m):
             self.send_json(404, {"error": f"model '{raw}' not found"})
             return None
-        return m, raw, keep_alive
+        return m, raw, None if math.isnan(keep_alive) else keep_alive
 
     def _run_model(
-        self, m: Manifest, raw: str, req: dict[str, Any], keep_alive: float, need: str | None, verb: str
+        self,
+        m: Manifest,
+        raw: str,
+        req: dict[str, Any],
+        keep_alive: float | None,
+        need: str | None,
+        verb: str,
     ) -> bool:
         """routes.go scheduleRunner: capabilities, then the options (model params + request,
         ``Options.FromMap``), then the scheduler. False when an error answer was sent."""
@@ -763,10 +769,11 @@ class Handler(BaseHTTPRequestHandler):
         if req is None:
             return
         try:
-            keep_alive = keep_alive_seconds(req.get("keep_alive"), STATE.sched.cfg.default_keep_alive)
+            given = keep_alive_seconds(req.get("keep_alive"), math.nan)
         except DurationError as exc:
             self.send_json(400, {"error": str(exc)})
             return
+        keep_alive = None if math.isnan(given) else given
         model = str(req.get("model") or "")
         raw = req.get("input")
         if raw is not None and not isinstance(raw, str | list):
