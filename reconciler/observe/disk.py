@@ -133,6 +133,23 @@ def blob_sizes(models_dir: Path) -> dict[str, int]:
     return found
 
 
+def gguf_magic_ok(models_dir: Path, digest: str) -> bool | None:
+    """Does the blob start like a GGUF file? None when it cannot be read (no opinion)."""
+    if not _DIGEST.match(digest):
+        return None
+    path = models_dir / "blobs" / digest.replace("sha256:", "sha256-", 1)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4) == b"GGUF"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def partial_bytes(models_dir: Path) -> dict[str, int]:
     """Disk held by unfinished downloads (`blobs/sha256-<hex>-partial*`), per blob digest.
 

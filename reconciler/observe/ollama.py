@@ -6,7 +6,7 @@ tested without I/O. Names are compared in canonical form (refs.canonical).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,9 +105,12 @@ def parse_models(
     blobs: Mapping[str, tuple[Blob, ...]],
     shown: Mapping[str, Shown],
     on_disk: Mapping[str, int] | None = None,
+    corrupt: Set[str] = frozenset(),
 ) -> tuple[ModelObs, ...]:
     """`/api/tags` entries + blobs read from the manifests on disk (when readable) + what
-    `/api/show` said of the models it was asked about."""
+    `/api/show` said of the models it was asked about. A model is broken only on evidence
+    from disk — a blob missing, of the wrong size, or weights (in `corrupt`) that are not a
+    GGUF — never on Ollama's error alone, which may be passing: re-pulling is not free."""
     models = []
     for entry in listed:
         name = name_of(str(entry.model))
@@ -116,7 +119,9 @@ def parse_models(
         seen = shown.get(name, Shown())
         missing, wrong = blob_problems(blobs[name], on_disk) if name in blobs else ((), None)
         gone = f"blobs missing on disk: {', '.join(missing)}" if missing else None
-        broken = gone or wrong or seen.error
+        weights = next((b.digest for b in own if b.media_type.endswith(".model")), None)
+        unreadable = seen.error if weights in corrupt and seen.error else None
+        broken = gone or wrong or unreadable
         models.append(
             ModelObs(
                 name=name,
@@ -162,9 +167,11 @@ def observe_ollama(
     blobs: Mapping[str, tuple[Blob, ...]],
     want_show: set[str],
     on_disk: Mapping[str, int] | None = None,
+    is_gguf: Callable[[str], bool | None] = lambda _: None,
 ) -> OllamaView:
     """Everything the planner needs from Ollama's API; unreachable is an observation, and a
-    model Ollama cannot read is that model's observation, not the server's."""
+    model Ollama cannot read is that model's observation, not the server's. `is_gguf(digest)`
+    looks at a weights blob on disk when Ollama could not read a model."""
     try:
         version = http.get(f"{url}/api/version").json().get("version")  # the client has no call for it
         listed = client.list().models
@@ -176,10 +183,17 @@ def observe_ollama(
                 shown[name] = _show(client, str(entry.model))
     except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError) as exc:
         return OllamaView(reachable=False, error=f"{type(exc).__name__}: {exc}"[:300])
+    corrupt = {
+        b.digest
+        for name, seen in shown.items()
+        if seen.error
+        for b in blobs.get(name, ())
+        if b.media_type.endswith(".model") and is_gguf(b.digest) is False
+    }
     return OllamaView(
         reachable=True,
         version=str(version) if version else None,
-        models=parse_models(listed, blobs, shown, on_disk),
+        models=parse_models(listed, blobs, shown, on_disk, corrupt),
         loaded=parse_loaded(running, datetime.now(UTC)),
     )
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState
-from reconciler.observe.disk import blob_sizes, observe_disk, read_manifests
+from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.ollama import OllamaView, observe_ollama
@@ -48,6 +48,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
             blobs=blobs,
             want_show=_show_wanted(desired),
             on_disk=on_disk,
+            is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
         )
     present = {m.name for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]

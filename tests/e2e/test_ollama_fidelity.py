@@ -204,6 +204,30 @@ def test_a_model_whose_weights_blob_is_gone_is_repulled_and_the_others_are_plann
     assert broken.name in stack.loaded()
 
 
+def test_a_corrupt_weights_blob_is_removed_and_pulled_again_but_a_passing_error_is_not(stack: Stack) -> None:
+    model = stack.registry.push_model("fid-rot", "t", size_bytes=128 * KiB, seed="fid-rot")
+    stack.set_models(model.name)
+    assert stack.apply().result == "converged"
+    # Ollama failing to show the model, with the blobs fine on disk: no remove, no pull.
+    httpx.post(f"{stack.url}/__fake/fault", json={"status": 500, "error": "boom", "paths": ["/api/show"]})
+    calls = stack.mutating_ollama_calls()
+    passing = stack.apply()
+    httpx.delete(f"{stack.url}/__fake/fault")
+    assert passing.result == "converged" and passing.actions_run == 0
+    assert stack.mutating_ollama_calls() == calls
+    # The weights overwritten with zeros (same size): Ollama says "invalid file magic", and a
+    # pull alone would keep the bad blob (a cache hit), so it is removed first.
+    blob = f"/root/.ollama/models/blobs/sha256-{model.model_layer.digest.removeprefix('sha256:')}"
+    size = model.model_layer.size
+    assert stack.container().exec_run(["sh", "-c", f"head -c {size} /dev/zero > {blob}"]).exit_code == 0
+    report = stack.apply()
+    assert report.result == "converged", report.notes
+    assert [a.kind for a in report.plans[0].actions] == ["remove", "pull"]
+    assert "invalid file magic" in report.plans[0].actions[0].reason
+    shown = httpx.post(f"{stack.url}/api/show", json={"model": model.name}, timeout=10)
+    assert shown.status_code == 200
+
+
 # -- 7 ----------------------------------------------------------------------------------------
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "reconciler.cli", *args, "--state-dir", str(stack.state.root)]

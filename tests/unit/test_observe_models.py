@@ -3,6 +3,7 @@ are missing or unreadable (one model's problem, never the server's)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 
 from reconciler.observe.gguf import parse_architecture as parse_gguf
@@ -48,7 +49,21 @@ def test_a_model_ollama_cannot_read_is_marked_broken_with_the_most_precise_reaso
     error = Shown(error="Ollama cannot read it (HTTP 404: model 'llama3:8b' not found)")
     (m,) = parse_models([entry], {name: (W, C)}, {name: error}, {C.digest: 10})
     assert m.missing_blobs == (W.digest,) and m.broken == f"blobs missing on disk: {W.digest}"
-    (m,) = parse_models([entry], {name: (W, C)}, {name: error}, {W.digest: 100, C.digest: 10})
-    assert m.missing_blobs == () and m.broken == error.error  # on disk but unreadable: corrupt
+    blobs_ok = {W.digest: 100, C.digest: 10}
+    (m,) = parse_models([entry], {name: (W, C)}, {name: error}, blobs_ok)
+    assert m.broken is None  # Ollama's error alone may be passing: no re-pull on it
+    (m,) = parse_models([entry], {name: (W, C)}, {name: error}, blobs_ok, {W.digest})
+    assert m.missing_blobs == () and m.broken == error.error  # the weights on disk are not a GGUF
     (m,) = parse_models([entry], {name: (W, C)}, {name: Shown(capabilities=("completion",))}, None)
     assert m.broken is None and m.capabilities == ("completion",) and m.weights_digest == W.digest
+
+
+def test_the_weights_blob_is_looked_at_only_for_its_magic(tmp_path: Path) -> None:
+    from reconciler.observe.disk import gguf_magic_ok
+
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / W.digest.replace(":", "-")).write_bytes(make_gguf(GGUFSpec(size_bytes=4096)))
+    (tmp_path / "blobs" / C.digest.replace(":", "-")).write_bytes(b"\0" * 4096)
+    assert gguf_magic_ok(tmp_path, W.digest) is True
+    assert gguf_magic_ok(tmp_path, C.digest) is False
+    assert gguf_magic_ok(tmp_path, "sha256:" + "c" * 64) is None  # not there: no opinion
