@@ -291,6 +291,54 @@ def classic_graph_bytes(
     return (heads // heads_kv if heads_kv else 1) * kv_total // 6  # llm/memory.go: GQA × KV / 6
 
 
+def classic_partial_graph_bytes(arch: Architecture, context: int, kv_total: int) -> int:
+    """fs/ggml/ggml.go GraphSize, partial offload (v0.6.8). llm/memory.go places layers while
+    max(partial, full) fits beside them, so a model only loads wholly when both do."""
+    batch = min(context, NUM_BATCH)
+    emb, heads = arch.embedding_length, arch.head_count
+    heads_kv = arch.head_count_kv if arch.head_count_kv_given else 1
+    vocab = arch.vocab_size or DEFAULT_VOCAB
+    key, _ = _head_dims(arch)
+    head_dim = emb // heads if heads else 0
+    logits = 4 * batch * (emb + vocab) + emb * vocab * 105 // 128
+    family = arch.family
+    if family in ("llama", "llama4"):
+        attention = (
+            4 * batch * (1 + emb + max(context, emb))
+            + emb * emb * 9 // 16
+            + 4 * context * (batch * heads + head_dim * heads_kv)
+        )
+        return 4 * batch * emb + max(attention, logits)
+    if family in ("gemma", "gemma2", "gemma3"):
+        return max(
+            4 * emb * batch + emb * vocab * 105 // 128 + 4 * vocab * batch,
+            4 * batch * (2 * emb + 1 + 2 * key * heads + context + context * heads)
+            + 4 * key * context * 8
+            + emb * key * heads * 9 // 16,
+        )
+    if family == "command-r":
+        return max(
+            logits,
+            4 * batch * (1 + 2 * emb + context * (1 + heads)) + 4 * emb * context + emb * emb * 9 // 16,
+        )
+    if family == "qwen2":
+        return max(logits, 4 * (batch * (1 + 2 * emb + context * (1 + heads)) + emb * (1 + context)))
+    if family == "phi2":
+        return max(logits + 4 * batch * emb, 4 * batch * (2 + 3 * emb + context + context * heads))
+    if family == "stablelm":
+        return max(4 * batch * (vocab + 2 * emb), classic_graph_bytes(arch, context, kv_total, None))
+    if family == "deepseek2":
+        return max(
+            4 * batch * (3 * emb + vocab) + emb * vocab * 105 // 128,
+            4 * batch * (2 * emb + 1 + 2 * key * heads_kv + context + context * heads_kv)
+            + 4 * key * context * heads_kv
+            + emb * key * heads_kv * 9 // 16,
+        )
+    if family == "chatglm":
+        return logits
+    return (heads // heads_kv if heads_kv else 1) * kv_total // 6
+
+
 def compute_buffer_bytes(arch: Architecture, load: Load, model: MemoryModel, kv_layers: list[int]) -> int:
     """llama.cpp's (and the Ollama engine's) compute buffer for a 512-token batch: the logits
     (vocabulary), the activations, the attention mask, and without flash attention the
@@ -335,12 +383,13 @@ def _classic(w: Weights, arch: Architecture, load: Load) -> _Parts:
     if load.version is not None and load.version[:2] == (0, 7) and load.version[2] == 0:
         blk = max(blk, w.output, w.token_embd)  # 0.7.0 buffered the largest layer
     buffer = blk + (layers[0] if layers and (load.version is None or load.version >= (0, 2, 0)) else 0)
+    partial = graph if load.library == "metal" else classic_partial_graph_bytes(arch, context, kv)
     return _Parts(
         weights=w.on_gpu + w.vision,
         kv=kv,
         graph=graph + vision_graph_bytes(arch),
         shown_overhead=load.minimum + buffer,
-        hidden_overhead=0,
+        hidden_overhead=max(partial - graph, 0),  # room held for the partial-offload graph
     )
 
 
