@@ -8,6 +8,8 @@ quotes are printed by bench/vram_accuracy.py from the same rows.
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -87,3 +89,25 @@ def test_the_planner_does_not_refuse_what_real_ollama_ran_wholly_on_the_gpu(row:
 )
 def test_printed_sizes(text: str, size: float) -> None:
     assert parse_size(text) == pytest.approx(size)
+
+
+def _bench() -> Any:
+    path = Path(__file__).resolve().parents[2] / "bench" / "vram_accuracy.py"
+    spec = importlib.util.spec_from_file_location("vram_accuracy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_figures_and_worked_example_are_the_code_s_numbers() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    start, end = readme.index("<!-- vram-figures:start"), readme.index("<!-- vram-figures:end -->")
+    shown = readme[readme.index("\n", start) + 1 : end].rstrip("\n")
+    assert shown == _bench().readme_block(), "regenerate: .venv/bin/python bench/vram_accuracy.py --readme"
+
+
+def test_the_old_estimator_misses_the_target_the_new_one_meets() -> None:
+    old, new = _bench().scores()
+    assert old.mean_abs_error > 0.10 >= new.mean_abs_error
+    assert new.false_fits == ()
