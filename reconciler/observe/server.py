@@ -17,6 +17,16 @@ from reconciler.runtime import Runtime
 from reconciler.state.store import Memory, recent
 
 
+def _architecture_wanted(desired: DesiredState) -> set[str]:
+    """The models whose full architecture (`/api/show` tensors too) the VRAM estimate needs:
+    the weights of pinned models."""
+    wanted = set()
+    for m in desired.ollama.all_models():
+        if m.keep_loaded:
+            wanted.add(canonical(m.from_ if isinstance(m, DerivedModel) else m.name))
+    return wanted
+
+
 def _show_wanted(desired: DesiredState) -> set[str]:
     """The models `/api/show` is asked about: every desired one (can Ollama read it, what can
     it do) and the bases of pinned derived models (their architecture)."""
@@ -47,6 +57,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
             url,
             blobs=blobs,
             want_show=_show_wanted(desired),
+            want_architecture=_architecture_wanted(desired),
             on_disk=on_disk,
             is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
         )

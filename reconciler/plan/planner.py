@@ -193,7 +193,7 @@ def _model_actions(
         disk_free_after=disk.free_after,
         disk_min_free=disk_budget.min_free,
         download_bytes=disk.download,
-        vram_pinned=sum(e.total for e in estimates.values()),
+        vram_pinned=vram.pinned_total(estimates.values()),
         vram_limit=vram_limit,
         vram_estimates=tuple(estimates.values()),
         cached_models=tuple(disk.cached),
@@ -406,23 +406,18 @@ def _vram_check(
     ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[str]
 ) -> tuple[dict[str, VramEstimate], int | None]:
     env = ctx.desired.ollama.container.env
-    gpu = ctx.desired.ollama.container.gpus != "none"
     estimates: dict[str, VramEstimate] = {}
     for g in groups:
-        arch = g.architecture
-        equal_heads = arch is None or arch.key_length == arch.value_length
-        kv_type = ctx.defaults.kv_cache_type(
-            env, embedding=g.embedding, equal_head_sizes=equal_heads, gpu=gpu
-        )
         estimates[g.key] = vram.estimate(
             g.lead.name,
             g.blobs,
-            arch,
+            g.architecture,
             num_ctx=g.num_ctx,
             num_parallel=1 if g.embedding else ctx.defaults.num_parallel(env),
-            kv_type=kv_type,
-            flash_attention=kv_type != "f16" or ctx.defaults.flash_attention(env, gpu=gpu),
+            kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
+            flash_attention=env.OLLAMA_FLASH_ATTENTION,
             gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
+            version=show(ctx.defaults.version),
         )
     for e in estimates.values():
         if not e.architecture_known:
@@ -434,7 +429,7 @@ def _vram_check(
         if estimates:
             notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
         return estimates, None
-    total = sum(e.total for e in estimates.values())
+    total = vram.pinned_total(estimates.values())
     if total > limit:
         labels = {g.key: g.label for g in groups}
         entries = tuple(sorted(((labels[k], e.total) for k, e in estimates.items()), key=lambda x: -x[1]))
@@ -508,9 +503,10 @@ def _load_actions(
     for g, why, fresh in wanted:
         estimate = estimates[g.key].total
         need = estimate if fresh else 0
+        margin = estimates[g.key].margin if fresh else 0  # left free beside it, not taken
         if room is not None:  # no GPU observed: only the budget check stands
-            if need > left:
-                notes.append(_no_room(g.label, need, left, room))
+            if need + margin > left:
+                notes.append(_no_room(g.label, need + margin, left, room))
                 continue
             left -= need
         actions.append(

@@ -36,7 +36,7 @@ def test_a_derived_model_pinned_with_its_base_is_one_load_and_counted_once() -> 
     (load,) = [a for a in p.actions if isinstance(a, LoadModel)]
     assert load.shared_with == ("work",) and load.num_ctx == 8192  # the derived rides on the base's
     (estimate,) = p.budget.vram_estimates
-    assert p.budget.vram_pinned == estimate.total
+    assert p.budget.vram_pinned == estimate.total + estimate.margin  # one copy (margin: once per GPU)
     after = simulate(p, seen)
     assert plan(state, after).empty  # the shared copy serves both: nothing more to load
 
@@ -44,10 +44,11 @@ def test_a_derived_model_pinned_with_its_base_is_one_load_and_counted_once() -> 
 def test_two_copies_that_fit_once_but_not_twice_are_not_refused() -> None:
     state = desired(
         [{"name": LLAMA3, "keep_loaded": True, "num_ctx": 8192}], derived=_derived_pinned(),
-        vram={"per_gpu": "6GiB"},
+        vram={"per_gpu": "9GiB"},
     )  # fmt: skip
     p = plan(state, observed(state, remotes=[remote(LLAMA3, ("l", 4 * GiB))]))
-    assert not p.refused and 4 * GiB < p.budget.vram_pinned < 6 * GiB
+    (one,) = p.budget.vram_estimates
+    assert not p.refused and p.budget.vram_pinned < 9 * GiB < 2 * one.total + one.margin
 
 
 def test_the_shared_copy_listed_under_the_base_keeps_the_derived_model_loaded() -> None:
