@@ -1,17 +1,17 @@
 """What a given Ollama version does where versions differ (pure: no I/O).
 
-The planner and the VRAM estimate take the server's defaults from here, by the version the
-server reports (`/api/version`), or, before it answers, by the image tag the desired state
-pins. Each switch names the first release with the behaviour, read from ollama/ollama's tags
-(`git show <tag>:<file>`); the fake Ollama's version profiles (tests/harness/fake_ollama/
-versions.py) follow the same releases.
+The planner takes the server's defaults from here, by the version the server reports
+(`/api/version`), or, before it answers, by the image tag the desired state pins; it hands
+that version to the VRAM estimate (plan/vram.py), which resolves flash attention, the KV
+cache type and how memory is counted for it. Each switch names the first release with the
+behaviour, read from ollama/ollama's tags (`git show <tag>:<file>`); the fake Ollama's
+version profiles (tests/harness/fake_ollama/versions.py) follow the same releases.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
 
 from reconciler.desired.schema import OllamaEnv
 
@@ -20,7 +20,6 @@ Version = tuple[int, int, int]
 OLDEST_SUPPORTED: Version = (0, 6, 8)
 NEWEST_KNOWN: Version = (0, 32, 15)
 DEFAULT_LOAD_TIMEOUT_S = 300.0  # envconfig LoadTimeout: 5m (both 0.6.8 and 0.32.15)
-_BYTES_PER_ELEMENT = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
 _GIB = 2**30
 
 
@@ -92,50 +91,13 @@ class ServerDefaults:
         return 2 if self.version >= (0, 6, 7) else 4
 
     @property
-    def flash_attention_default(self) -> Literal["auto", "off"]:
-        """`OLLAMA_FLASH_ATTENTION` unset: auto (on where the GPU supports it,
-        llm/llama_server.go LlamaServerFlashAttention) from 0.12.4; off before."""
-        return "auto" if self.version >= (0, 12, 4) else "off"
-
-    @property
     def vram_context_default(self) -> bool:
         """`OLLAMA_CONTEXT_LENGTH` unset: by total VRAM (routes.go Serve) from 0.15.5; 4096 before."""
         return self.version >= (0, 15, 5)
 
-    @property
-    def memory_model(self) -> Literal["classic", "measured"]:
-        """How `ollama ps` sizes a model: the classic estimate (llm/memory.go
-        EstimateGPULayers) until 0.12.10; measured from the runner's allocations from 0.12.11
-        (llm/memory.go removed; v0.32.15 parses llama-server's buffer sizes)."""
-        return "measured" if self.version >= (0, 12, 11) else "classic"
-
     # -- settings as the server resolves them --------------------------------------------------
     def num_parallel(self, env: OllamaEnv) -> int:
         return env.OLLAMA_NUM_PARALLEL or self.num_parallel_default
-
-    def flash_attention(self, env: OllamaEnv, *, gpu: bool = True) -> bool:
-        """Whether flash attention is on: set explicitly, else the version's default (auto
-        means on where supported; the CPU backend supports it too in 0.32)."""
-        if env.OLLAMA_FLASH_ATTENTION is not None:
-            return env.OLLAMA_FLASH_ATTENTION
-        return self.flash_attention_default == "auto"
-
-    def kv_cache_type(
-        self, env: OllamaEnv, *, embedding: bool = False, equal_head_sizes: bool = True, gpu: bool = True
-    ) -> str:
-        """The KV cache element type a model really gets. A quantized type needs flash
-        attention; 0.6.8 also needs a model that is not an embedding model and whose key and
-        value head sizes are equal (llm/memory.go L129-136, fs/ggml SupportsFlashAttention);
-        0.32 passes the type to llama-server whenever flash attention is not off."""
-        requested = env.OLLAMA_KV_CACHE_TYPE or "f16"
-        if requested == "f16" or not self.flash_attention(env, gpu=gpu):
-            return "f16"
-        if self.memory_model == "classic" and (embedding or not equal_head_sizes):
-            return "f16"
-        return requested
-
-    def kv_bytes_per_element(self, env: OllamaEnv, **model: bool) -> float:
-        return _BYTES_PER_ELEMENT[self.kv_cache_type(env, **model)]
 
     def default_num_ctx(self, env: OllamaEnv, vram_total: int | None) -> int:
         """num_ctx when neither the request nor the model sets it (routes.go modelOptions):

@@ -130,10 +130,8 @@ def test_version_defaults() -> None:
     assert (old.ps_context_length, new.ps_context_length) == (False, True)
     assert (old.default_num_ctx(env, 24 * GiB), new.default_num_ctx(env, 24 * GiB)) == (4096, 32768)
     assert new.default_num_ctx(env, 8 * GiB) == 4096 and new.default_num_ctx(env, 80 * GiB) == 262144
-    q8 = OllamaEnv(OLLAMA_KV_CACHE_TYPE="q8_0")
-    assert (old.kv_cache_type(q8), new.kv_cache_type(q8)) == ("f16", "q8_0")  # flash attention off / auto
-    fa = OllamaEnv(OLLAMA_KV_CACHE_TYPE="q8_0", OLLAMA_FLASH_ATTENTION=True)
-    assert old.kv_cache_type(fa) == "q8_0" and old.kv_cache_type(fa, embedding=True) == "f16"
+    assert (old.caps_num_ctx, new.caps_num_ctx) == (False, True)
+    assert (old.effective_num_ctx(32768, 8192), new.effective_num_ctx(32768, 8192)) == (32768, 8192)
     assert defaults_for(None, "ollama/ollama:0.6.8").version == (0, 6, 8)
     assert defaults_for(None, "ollama/ollama:latest").version == defaults_for(None).version
     assert load_timeout_s(OllamaEnv()) == 300 and load_timeout_s(OllamaEnv(OLLAMA_LOAD_TIMEOUT="10m")) == 600
