@@ -29,7 +29,7 @@ _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
     "openwebui": (OPENWEBUI_FILE, OpenWebUISpec, False),
 }
 _SCHEMA_HINT = "see desired_state/SCHEMA.md for every field and its default"
-_SECRET_HINT = (
+_REFERENCE_ADVICE = (
     "secrets never go in git: keep the value on the server and reference it as {file: NAME} or "
     "{env: NAME} (see docs/threat-model.md)"
 )
@@ -150,7 +150,7 @@ def _secret_shaped(file: str, doc: Document) -> list[Problem]:
                             pos.column,
                             format_path(path),
                             f"a key looks like {kind}",
-                            _SECRET_HINT,
+                            _REFERENCE_ADVICE,
                         )
                     )
                 stack.append((child, value))
@@ -167,7 +167,7 @@ def _secret_shaped(file: str, doc: Document) -> list[Problem]:
                         pos.column,
                         format_path(path),
                         f"the value looks like {kind}",
-                        _SECRET_HINT,
+                        _REFERENCE_ADVICE,
                     )
                 )
     return sorted(problems, key=lambda p: (p.line, p.column))

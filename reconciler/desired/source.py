@@ -171,13 +171,19 @@ _TREE, _LINK, _SUBMODULE = 0o040000, 0o120000, 0o160000
 class GitCommitSource:
     """The tree of one commit, read with GitPython (bare repos included)."""
 
-    def __init__(self, repo_path: Path, commit: str) -> None:
+    def __init__(self, repo_path: Path, commit: str, *, _repo: Any = None, _listed: Any = None) -> None:
         import git  # local import: only `serve` and the hooks read commits
 
-        self._repo = git.Repo(repo_path)
+        self._repo = _repo if _repo is not None else git.Repo(repo_path)
+        self._path = repo_path
         self._commit = self._repo.commit(commit)
         self.revision: str | None = self._commit.hexsha
-        self._listed: dict[bytes, dict[str, tuple[int, bytes]]] = {}
+        # trees listed so far, shared by the sources `at` makes (a push of many commits)
+        self._listed: dict[bytes, dict[str, tuple[int, bytes]]] = _listed if _listed is not None else {}
+
+    def at(self, commit: str) -> GitCommitSource:
+        """Another commit of the same repo, sharing its git processes and listed trees."""
+        return GitCommitSource(self._path, commit, _repo=self._repo, _listed=self._listed)
 
     def close(self) -> None:
         """Stop git's persistent cat-file processes (a long-running `serve` reads many commits)."""

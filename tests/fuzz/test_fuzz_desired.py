@@ -7,6 +7,7 @@ build/reliability/fuzz.json for the README."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import subprocess
@@ -21,6 +22,7 @@ from hypothesis import strategies as st
 
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState
+from reconciler.desired.source import Unreadable
 from reconciler.errors import InvalidDesiredState
 from reconciler.gitops import ZERO, pre_receive
 from reconciler.observed import Observed
@@ -38,11 +40,22 @@ class MemSource:
     def __init__(self, files: dict[str, bytes], revision: str | None = "fuzz") -> None:
         self.files, self.revision = files, revision
 
-    def read(self, path: str) -> bytes | None:
-        return self.files.get(path)
+    def read(self, path: str, limit: int) -> bytes | None:
+        data = self.files.get(path)
+        if data is not None and len(data) > limit:
+            raise Unreadable(path, "is too large")
+        return data
 
-    def files_under(self, prefix: str) -> list[str]:
-        return sorted(p for p in self.files if p.startswith(prefix.rstrip("/") + "/"))
+    def documents(self, prefix: str, limit: int, max_files: int) -> dict[str, str]:
+        base = prefix.rstrip("/") + "/"
+        found = {
+            p.removeprefix(base): hashlib.sha256(d).hexdigest()
+            for p, d in self.files.items()
+            if p.startswith(base)
+        }
+        if len(found) > max_files:
+            raise Unreadable(prefix, "holds too many files")
+        return dict(sorted(found.items()))
 
 
 def _seed_files() -> dict[str, bytes]:
