@@ -1,5 +1,9 @@
 """Read and validate a desired state; every problem comes back with file:line:column.
 
+Messages never repeat a value written in the files: they point at it (file:line:column and
+the field). Only field names are repeated (through `shown`: truncated, and hidden when shaped
+like a secret), so a key pasted into the wrong field never reaches a terminal or a log.
+
 `load_desired` is the one loader used by `validate`, `plan`, `apply`, `serve` and the
 pre-receive hook, so what passes one passes all.
 """
@@ -49,8 +53,12 @@ class _Parsed:
 
 
 def format_path(path: Iterable[str | int]) -> str:
+    """`models[1].name`; a key shaped like a secret shows as `(hidden)`, and a long or
+    unprintable one as `shown` writes it."""
     text = ""
     for part in path:
+        if isinstance(part, str) and (secret_shape(part) or not part.isprintable() or len(part) > 60):
+            part = "(hidden)" if secret_shape(part) else shown(part)
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
@@ -323,7 +331,7 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
                 problems.append(
                     ollama.problem(
                         (section, index, "name"),
-                        f"model {shown(entry.name)} is listed twice (first on line {first})",
+                        f"this model is listed twice (first on line {first})",
                         "keep one entry",
                     )
                 )
@@ -334,7 +342,7 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
             problems.append(
                 ollama.problem(
                     ("derived", index, "from"),
-                    f"base model {shown(derived.from_)} is not listed under models",
+                    "this base model is not listed under models",
                     "add it to models so it is pulled first",
                 )
             )
@@ -355,7 +363,7 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
             problems.append(
                 ollama.problem(
                     ("registries", index, "host"),
-                    f"registry {shown(host)} is declared twice or is the default",
+                    "this registry is declared twice or is the default",
                     "keep one entry",
                 )
             )
@@ -389,7 +397,7 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
             problems.append(
                 webui.problem(
                     path,
-                    f"model {shown(name)} is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
+                    "this model is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
                     "add it to ollama.yaml models, or name a cloud endpoint",
                 )
             )
@@ -405,7 +413,7 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
                 problems.append(
                     webui.problem(
                         ("presets", index, "knowledge", k_index),
-                        f"knowledge base {shown(base)} is not declared",
+                        "this knowledge base is not declared",
                         "add it under `knowledge`",
                     )
                 )
@@ -420,6 +428,6 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
             if item in items[:index]:
                 key = "id" if field == "presets" else "name"
                 problems.append(
-                    webui.problem((field, index, key), f"{shown(item)} is declared twice", "keep one")
+                    webui.problem((field, index, key), f"this {key} is declared twice", "keep one")
                 )
     return problems

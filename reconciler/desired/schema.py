@@ -563,7 +563,7 @@ class Exposure(Frozen):
         if self.tls.enabled and self.mode != "proxy":
             raise ValueError("tls.enabled needs mode: proxy (kamal-proxy terminates TLS)")
         if self.tls.enabled and self.host and self.host not in self.tls.names:
-            raise ValueError(f"add the proxy host {shown(self.host)} to tls.names")
+            raise ValueError("add the proxy host (exposure.host) to tls.names")
         return self
 
 

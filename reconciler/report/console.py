@@ -24,6 +24,11 @@ def esc(value: object) -> str:
     return escape(printable(str(value)))
 
 
+def say(console: Console, renderable: Any) -> None:
+    """Print markup the reconciler wrote (its values passed through `esc`), never highlighted."""
+    console.print(renderable, highlight=False)
+
+
 def make_console(**kwargs: Any) -> Console:
     """The one way the CLI makes a console: rich's highlighter off, so a model name or a
     number in a message is never recoloured in the middle (`llam\x1b[1;92ma3`)."""
@@ -55,37 +60,37 @@ def structured(stream: TextIO = sys.stderr) -> Any:
 def human(console: Console) -> Any:
     """Readable lines for a person at a terminal; pull progress overwrites itself."""
 
-    def say(markup: str) -> None:
-        console.print(markup, highlight=False)
+    def show(markup: str) -> None:
+        say(console, markup)
 
     def write(event: Event) -> None:
         name = event["event"]
         if name == "plan":
             for line in event.get("actions", []):
-                say(f"  [cyan]•[/] {esc(line)}")
+                show(f"  [cyan]•[/] {esc(line)}")
             for line in event.get("violations", []):
-                say(f"  [red]✗ refused[/]: {esc(line)}")
+                show(f"  [red]✗ refused[/]: {esc(line)}")
         elif name == "action.start":
             step = esc(f"[{event['step']}/{event['of']}]")
-            say(f"[bold]→[/] {step} {esc(event['action'])}")
+            show(f"[bold]→[/] {step} {esc(event['action'])}")
         elif name == "action.done":
-            say(f"  [green]✓[/] {esc(event['action'])}")
+            show(f"  [green]✓[/] {esc(event['action'])}")
         elif name == "action.failed":
-            say(f"  [red]✗ {esc(event['action'])}[/]: {esc(event['error'])}")
+            show(f"  [red]✗ {esc(event['action'])}[/]: {esc(event['error'])}")
         elif name == "pull.progress" and event.get("total"):
             eta = f", ETA {event['eta_s']:.0f} s" if event.get("eta_s", -1) >= 0 else ""
-            say(
+            show(
                 f"    {esc(event['model'])}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
                 f"at {format_bytes(event['rate_bps'])}/s{eta}"
             )
         elif name.startswith("kamal."):
             line = kamal_line(event)
             if line:
-                say(esc(line))
+                show(esc(line))
         elif name == "reconcile.done":
             style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
-            say(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
+            show(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
             for note in event.get("notes", []):
-                say(f"  [yellow]note[/]: {esc(note)}")
+                show(f"  [yellow]note[/]: {esc(note)}")
 
     return write

@@ -155,7 +155,7 @@ def test_cross_file_references_are_checked(repo: Path) -> None:
         "not in ollama.yaml" in found["presets[1].base"].message
         or "neither" in found["presets[1].base"].message
     )
-    assert found["presets[1].knowledge[0]"].message == "knowledge base 'play' is not declared"
+    assert found["presets[1].knowledge[0]"].message == "this knowledge base is not declared"
     assert found["presets[1].base"].file == "openwebui.yaml"
 
 
