@@ -38,9 +38,11 @@ EXTRA: dict[str, dict[str, object]] = {
         ],
         "env": {"WEBUI_NAME": "Home"},
         "kamal": {
-            "service": "openwebui", "servers": ["127.0.0.1"], "ssh_user": "root", "ssh_keys": ["/root/.ssh/id"],
+            "service": "openwebui", "servers": ["127.0.0.1"], "ssh_user": "root",
+            "ssh_keys": ["/root/.ssh/id"],
             "registry": {"server": "127.0.0.1:5000", "username": "reconciler", "password": {"env": "REG_PW"}},
-            "image": "openwebui-local", "webui_secret_key": {"file": "webui.key"}, "data_volume": "open-webui",
+            "image": "openwebui-local", "webui_secret_key": {"file": "webui.key"},
+            "data_volume": "open-webui",
         },
         "exposure": {
             "mode": "proxy", "host": "gpu-box.lan", "tls": {"enabled": True, "names": ["gpu-box.lan"]},
