@@ -251,3 +251,17 @@ def test_ssh_argv_quotes_the_remote_command() -> None:
 def test_is_local() -> None:
     assert is_local("127.0.0.1") and is_local("localhost") and is_local("::1")
     assert not is_local("203.0.113.7")
+
+
+def test_every_setting_the_reconciler_renders_is_managed_or_a_documented_default() -> None:
+    """What `env` may not override (the schema's MANAGED_WEBUI_ENV) covers what clear_env sets
+    from a field; the rest are defaults the owner may change through `env`."""
+    from reconciler.desired.schema import MANAGED_WEBUI_ENV
+    from reconciler.kamal.render import clear_env
+
+    overridable = {"OFFLINE_MODE", "HF_HUB_OFFLINE", "ENABLE_VERSION_UPDATE_CHECK", "SCARF_NO_ANALYTICS",
+                   "DO_NOT_TRACK", "ANONYMIZED_TELEMETRY"}  # fmt: skip
+    desired = with_webui(seed(), voice__enabled=False, rag__embedding_engine="ollama", persistent_config=True)
+    rendered = set(clear_env(desired)) | set(clear_env(seed()))
+    assert rendered - set(MANAGED_WEBUI_ENV) == overridable
+    assert clear_env(desired)["ENABLE_PERSISTENT_CONFIG"] == "True"
