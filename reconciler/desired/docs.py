@@ -140,7 +140,7 @@ def markdown() -> str:
         "",
         "The files are read as YAML 1.2 (core schema), as editors read them: `no`, `on` and `1:30`",
         "are text, a boolean is `true`/`false`; anchors, aliases, tags, merge keys, duplicate keys,",
-        "hexadecimal/octal numbers, `.inf`/`.nan`, more than 50,000 values or 64 levels in a file,",
+        "hexadecimal/octal numbers, `.inf`/`.nan`, more than 40,000 values or 64 levels in a file,",
         "files over 1 MiB and knowledge documents over 64 MiB (10,000 in all) are refused with",
         "file:line:column. Symbolic links and submodules are refused, never followed.",
         "",

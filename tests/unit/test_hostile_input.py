@@ -117,14 +117,14 @@ def test_sizes_are_checked_before_reading(repo: Path) -> None:
 def test_a_huge_flow_list_stops_at_the_node_limit_with_its_line(repo: Path) -> None:
     (repo / "ollama.yaml").write_text("models: []\nderived: []\nx:\n  - [" + ",".join(["1"] * 60_000) + "]\n")
     (p,) = problems(repo)
-    assert p.file == "ollama.yaml" and p.line == 4 and "more than 50,000 values" in p.message
+    assert p.file == "ollama.yaml" and p.line == 4 and "more than 40,000 values" in p.message
 
 
-def test_twenty_thousand_models_are_refused_at_parse_time(repo: Path) -> None:
-    models = "".join(f"  - name: m{i}:q4\n" for i in range(20_000))
+def test_fifteen_thousand_models_are_refused_at_parse_time(repo: Path) -> None:
+    models = "".join(f"  - name: m{i}:q4\n" for i in range(15_000))
     (repo / "ollama.yaml").write_text("models:\n" + models)
     (p,) = problems(repo)
-    assert p.file == "ollama.yaml" and "more than 50,000 values" in p.message
+    assert p.file == "ollama.yaml" and "more than 40,000 values" in p.message
 
 
 # -- 4. numbers at the limits: problems, not tracebacks -----------------------------------------
