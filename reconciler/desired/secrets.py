@@ -186,8 +186,8 @@ def refusal(policy: SecretPolicy, ref: SecretRef, destinations: tuple[str, ...])
             "{file: NAME} in the secrets directory",
         )
     allowed = set(policy.send_to.get(name, ()))
-    for destination in destinations:
-        if destination == "(unknown)" or not destinations:
+    for destination in destinations or ("(unknown)",):
+        if destination == "(unknown)":
             return (
                 f"secret {ref.describe()} is in a field that does not say where its value goes",
                 "report this: the reconciler refuses a secret it cannot account for",

@@ -36,7 +36,8 @@ GENERATED_KEY = "webui_secret_key"
 PLACEHOLDER = "unused"
 
 
-__all__ = ["SecretUnavailable", "secret_values", "write_project"]
+# resolve_secret now lives in reconciler.secrets (it needs the destinations); re-exported here
+__all__ = ["SecretUnavailable", "resolve_secret", "secret_values", "write_project"]
 
 
 def _check_value(need: SecretNeed, value: str) -> str:
