@@ -252,10 +252,9 @@ class GitCommitSource:
             _too_many(prefix, max_files, found)
             shown = f"{prefix}/{path}"
             _check_blob(shown, mode)
-            stream: Any = self._repo.odb.stream(sha)
-            if int(stream.size) > limit:
-                stream.read()  # keep git's cat-file pipe in step
+            if self._size(sha) > limit:  # asked apart (cat-file --batch-check): nothing read
                 raise _too_large(shown, limit)
+            stream: Any = self._repo.odb.stream(sha)
             digest = hashlib.sha256()
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
