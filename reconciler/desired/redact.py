@@ -26,7 +26,8 @@ _SHAPES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("a JSON web token", r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\."),
         ("a bearer token", r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{16,}"),
         ("a private key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----"),
-        ("credentials in a URL (user:password@)", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#@]+@"),
+        ("credentials in a URL (user:password@)", r"\b[A-Za-z][A-Za-z0-9+.-]*://[^/\s?#@:]*:[^/\s?#@]+@"),
+        ("a token in a URL (token@)", r"\b[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9_.~-]{20,}@"),
     )
 )
 
