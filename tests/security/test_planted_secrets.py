@@ -8,6 +8,7 @@ configuration the owner wrote, not a secret)."""
 
 from __future__ import annotations
 
+import copy
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,7 +56,7 @@ def _docs() -> dict[str, object]:
     docs: dict[str, object] = {}
     for name in FILES:
         doc = yaml.safe_load((SEED / name).read_text())
-        doc.update(EXTRA.get(name, {}))
+        doc.update(copy.deepcopy(EXTRA.get(name, {})))  # each case plants into its own copy
         docs[name] = doc
     derived = docs["ollama.yaml"]["derived"][0]  # type: ignore[index]
     derived["template"] = "{{ .Prompt }}"
