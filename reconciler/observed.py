@@ -183,3 +183,4 @@ class Observed(Obs):
     evictions: tuple[EvictionObs, ...] = ()
     webui: WebUIObs | None = None
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
+    host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)

@@ -32,6 +32,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
+from reconciler.plan.host import lan_violations
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
 
@@ -56,6 +57,9 @@ class _Ctx:
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
     rev = desired.revision
+    foreign = lan_violations(desired, observed)
+    if foreign:
+        return Plan(revision=rev, violations=tuple(foreign))
     ctx = _Ctx(desired, observed, f"desired since {rev[:7]}" if rev else "desired")
     container = _container_action(ctx)
     notes: list[str] = []
