@@ -202,6 +202,7 @@ class Observed(Obs):
     warmed: tuple[str, ...] = ()  # models the reconciler itself loaded pinned (its memory)
     webui: WebUIObs | None = None
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
+    host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

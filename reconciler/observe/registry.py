@@ -79,14 +79,17 @@ class _Login:
     reference: str  # how the password is referenced, for messages (never the value)
 
 
-def registry_login(reg: Registry | None) -> _Login | None:
-    """The credentials of a registry entry, the password resolved from its secret reference."""
+def registry_login(reg: Registry | None, contacted: str) -> _Login | None:
+    """The credentials of a registry entry, the password resolved (through the one resolver,
+    which checks the server's secrets policy) for the registry's host and `contacted`, the
+    host of the token realm it is sent to."""
     if reg is None or reg.login is None:
         return None
-    from reconciler.kamal.project import SecretUnavailable, resolve_secret
+    from reconciler.desired.secrets import host_of
+    from reconciler.secrets import SecretUnavailable, resolve_secret
 
     try:
-        password = resolve_secret(reg.login.password)
+        password = resolve_secret(reg.login.password, (host_of(reg.host), host_of(contacted)))
     except SecretUnavailable as exc:
         raise LookupFailed(f"{reg.host} needs its login for this model: {exc}") from None
     return _Login(reg.login.username, password, reg.login.password.describe())
@@ -110,28 +113,30 @@ class _Session:
             return extra
         return {**extra, "Authorization": f"Bearer {self.token}"}
 
-    def _realm(self, realm: str) -> str | None:
-        """Where to fetch the token. A realm on the registry's own host is reached the way the
-        registry is (its declared `url`); another host only over HTTPS."""
+    def _realm(self, realm: str) -> tuple[str, bool] | None:
+        """Where to fetch the token, and whether it is the registry's own host. A realm there is
+        reached the way the registry is (its declared `url`); another host only over HTTPS,
+        and never with the login."""
         parts = httpx.URL(realm)
         if parts.netloc.decode().lower() == self.host.lower():
-            return str(httpx.URL(self.base).copy_with(path=parts.path, query=parts.query or None))
-        return realm if parts.scheme == "https" else None
+            return str(httpx.URL(self.base).copy_with(path=parts.path, query=parts.query or None)), True
+        return (realm, False) if parts.scheme == "https" else None
 
     def _authenticate(self, response: httpx.Response) -> bool:
         """A token for the challenge: anonymous the first time, with the login after (or at
         once when the token server refuses anonymous requests). False: nothing more to try."""
         params = parse_challenge(response.headers.get("www-authenticate", ""))
-        realm = self._realm(params["realm"]) if params is not None else None
-        if params is None or realm is None:
+        found = self._realm(params["realm"]) if params is not None else None
+        if params is None or found is None:
             return False
+        realm, own_host = found
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
         if self.token is None and not self.tried_login and self._fetch(realm, query, None):
             return True
-        if self.tried_login:
+        if self.tried_login or not own_host:
             return False
         self.tried_login = True
-        login = registry_login(self.registry)
+        login = registry_login(self.registry, realm)
         return login is not None and self._fetch(realm, query, login)
 
     def _fetch(self, realm: str, query: dict[str, str], login: _Login | None) -> bool:

@@ -143,7 +143,7 @@ Action = Annotated[
 class Violation(_Frozen):
     """One broken budget, with the numbers and the entries responsible."""
 
-    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count"]
+    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses"]
     message: str
     needed: int = 0
     limit: int = 0

@@ -32,6 +32,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
+from reconciler.plan.host import lan_violations
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, show, support
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
@@ -59,6 +60,9 @@ class _Ctx:
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
     rev = desired.revision
+    foreign = lan_violations(desired, observed)
+    if foreign:
+        return Plan(revision=rev, violations=tuple(foreign))
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
     ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
@@ -203,7 +207,8 @@ def _model_actions(
 
     removed = {name for name, _, _ in disk.removed}
     actions: list[Action] = []
-    actions += _unload_actions(ctx, groups, removed, restarting)
+    unloads = _unload_actions(ctx, groups, removed, restarting)
+    actions += unloads
     for name, frees, evicted in disk.removed:
         if name in corrupt:
             reason = f"{broken[name].broken}; removed to be pulled again"
@@ -242,7 +247,8 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    actions += _load_actions(ctx, groups, estimates, restarting, notes)
+    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
+    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
     return actions, budget
 
 
@@ -482,13 +488,23 @@ def _unload_actions(ctx: _Ctx, groups: list[_Group], removed: set[str], restarti
 
 
 def _load_actions(
-    ctx: _Ctx, groups: list[_Group], estimates: dict[str, VramEstimate], restarting: bool, notes: list[str]
+    ctx: _Ctx,
+    groups: list[_Group],
+    estimates: dict[str, VramEstimate],
+    restarting: bool,
+    unloading: set[str],
+    notes: list[str],
 ) -> list[Action]:
+    """Loads for pinned copies not loaded as wanted. A copy about to be unloaded (its name is
+    being removed: `/api/ps` would go on listing it under the deleted name, which no longer
+    says whose weights it holds) is loaded again under the pinned model's own name."""
     keys = ctx.keys
     wanted: list[tuple[_Group, str, bool]] = []
     staying = 0  # VRAM of pinned models that stay loaded as they are
     for g in groups:
         seen = None if restarting else ctx.observed.runner_of(g.source, keys)
+        if seen is not None and seen.name in unloading:
+            seen = None
         load = _why_load(ctx, g, seen, restarting, notes)
         if seen is not None and (load is None or not load[1]):
             staying += seen.size_vram

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from reconciler.desired.refs import canonical
 from reconciler.errors import InvalidDesiredState
 from tests.e2e.stack import Stack
 from tests.harness.registry import Registry
+from tests.harness.server_config import allow_secrets
 
 pytestmark = pytest.mark.e2e
 KiB = 1024
@@ -130,13 +132,19 @@ def test_a_template_ollama_refuses_fails_only_that_models_create(stack: Stack) -
 
 # -- 5 ----------------------------------------------------------------------------------------
 def test_a_registry_with_login_is_looked_up_with_a_token_and_its_credentials(
-    stack: Stack, login_registry: Registry, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, login_registry: Registry, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     public = login_registry.push_model("fid-open", "t", size_bytes=64 * KiB, seed="fid-open")
     private = login_registry.push_model(
         "fid-secret", "t", size_bytes=96 * KiB, seed="fid-secret", namespace="private"
     )
     user, password = next(iter(login_registry.login.users.items()))  # type: ignore[union-attr]
+    # The server's owner allows that secret, and only to that registry (reconciler.toml).
+    registry_host = login_registry.host.split(":")[0]
+    allow_secrets(
+        monkeypatch, tmp_path, env=["RCL_TEST_REGISTRY_PASSWORD"],
+        send_to={"RCL_TEST_REGISTRY_PASSWORD": [registry_host]},
+    )  # fmt: skip
     monkeypatch.setenv("RCL_TEST_REGISTRY_PASSWORD", password)
     stack.ollama["registries"].append(
         {

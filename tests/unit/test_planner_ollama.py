@@ -164,3 +164,21 @@ def test_status_shows_the_version_whether_it_is_supported_and_the_shared_copy() 
         print_status(status, None, console)
         text = console.export_text()
         assert f"ollama:              {version} " in text and words in text and "loaded as llama3" in text
+
+
+def test_removing_a_name_whose_copy_serves_a_pinned_model_reloads_it_under_its_own_name() -> None:
+    """`/api/ps` would go on listing the copy under the deleted name, which no longer says
+    whose weights it holds: unload it with the name and load the pinned model again."""
+    state = desired([{"name": "phi3:mini", "keep_loaded": True}], removal={"undesired": "remove"})
+    pinned_model, old = model("phi3:mini", ("w", GiB)), model("phi3:old", ("w", GiB))
+    loaded = LoadedObs(
+        name=canonical("phi3:old"), size=2 * GiB, size_vram=2 * GiB, expires_at=FOREVER, pinned=True
+    )
+    seen = observed(state, models=[pinned_model, old], loaded=(loaded,), managed={"phi3:old": 1})
+    p = plan(state, seen)
+    assert kinds(p) == [
+        f"unload:{canonical('phi3:old')}",
+        f"remove:{canonical('phi3:old')}",
+        "load:phi3:mini",
+    ]
+    assert plan(state, simulate(p, seen)).empty

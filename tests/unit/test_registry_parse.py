@@ -6,6 +6,7 @@ import json
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from reconciler.observe.registry import (
     parse_manifest,
 )
 from reconciler.observed import Blob
+from tests.harness.server_config import allow_secrets
 
 D = {c: f"sha256:{c * 64}" for c in "abcdef"}
 
@@ -295,8 +297,9 @@ def private_handler(seen: list[httpx.Request], accepted: str = "pw") -> Handler:
 
 
 def test_a_private_repository_is_looked_up_with_the_registrys_login_after_an_anonymous_token(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    allow_secrets(monkeypatch, tmp_path, env=["RCL_PW"], send_to={"RCL_PW": ["lan.test"]})
     monkeypatch.setenv("RCL_PW", "pw")
     reg = Registry.model_validate(
         {
@@ -315,7 +318,7 @@ def test_a_private_repository_is_looked_up_with_the_registrys_login_after_an_ano
 
 
 def test_a_private_repository_without_or_with_a_wrong_login_says_what_to_fix(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     ref = parse_ref("lan.test:5000/private/llama3:8b")
     plain = Registry.model_validate({"host": "lan.test:5000", "url": "http://127.0.0.1:5000"})
@@ -324,6 +327,10 @@ def test_a_private_repository_without_or_with_a_wrong_login_says_what_to_fix(
     assert "give its entry under `registries`" in err.value.message
     login = {"username": "me", "password": {"env": "RCL_PW"}}
     reg = plain.model_copy(update={"login": Registry.model_validate({"host": "x", "login": login}).login})
+    with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
+        lookup(ref, [reg], client=c)
+    assert "allows no secrets" in err.value.message  # the server's policy comes first
+    allow_secrets(monkeypatch, tmp_path, env=["RCL_PW"], send_to={"RCL_PW": ["lan.test"]})
     monkeypatch.delenv("RCL_PW", raising=False)
     with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
         lookup(ref, [reg], client=c)
