@@ -307,6 +307,15 @@ def push_line(event: dict[str, Any]) -> str | None:
             return None
         _pulled[model] = step
         return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+    if name == "load.progress":
+        step = int(float(event.get("elapsed_s", 0)) // 10)  # one line every 10 s of loading
+        key = f"load:{event.get('model')}"
+        if _pulled.get(key) == step:
+            return None
+        _pulled[key] = step
+        return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
+    if name == "load.done":
+        return f"  loaded {event.get('model')} in {event.get('elapsed_s')} s"
     if name.startswith("kamal."):
         return kamal_line(event)
     if name == "reconcile.rejected":

@@ -65,11 +65,17 @@ class Outcome:
 
 
 def _subject(action: Action) -> set[str]:
-    """Model names an action touches or depends on (canonical)."""
-    if isinstance(action, PullModel | LoadModel):
-        return {action.canonical}
+    """Model names an action depends on (canonical): a failure of any of them blocks it."""
     if isinstance(action, CreateDerived):
         return {action.canonical, canonical(action.from_model)}
+    return _taints(action)
+
+
+def _taints(action: Action) -> set[str]:
+    """Model names an action's failure leaves broken: a derived model's failed create breaks
+    only that model, never its base (whose warm load goes on)."""
+    if isinstance(action, PullModel | LoadModel | CreateDerived):
+        return {action.canonical}
     if isinstance(action, RemoveModel | UnloadModel):
         return {action.model}
     return set()
@@ -91,6 +97,7 @@ class Runner:
         self.hooks = hooks or RunHooks()
         self.events = events
         self.now = now
+        self.base_url = base_url
         self.api = runtime.ollama(base_url)
         self.puller = runtime.ollama(base_url, pulling=True)
         self.container_id = container_id  # where pinned models are warmed (eviction tracking)
@@ -106,6 +113,7 @@ class Runner:
                 break
             if _subject(action) & broken or "*" in broken:
                 outcome.blocked.append(title)
+                broken |= _taints(action)
                 self.events.emit(
                     "action.blocked", action=title, reason="an earlier action it depends on failed"
                 )
@@ -125,9 +133,7 @@ class Runner:
                 self.hooks.after(action)
                 outcome.failed.append((title, str(exc)))
                 self.events.emit("action.failed", action=title, error=str(exc))
-                broken |= (
-                    _subject(action) or {"*"} if isinstance(action, EnsureContainer) else _subject(action)
-                )
+                broken |= {"*"} if isinstance(action, EnsureContainer) else _taints(action)
                 continue
             self.hooks.after(action)
             outcome.done.append(title)
@@ -168,9 +174,14 @@ class Runner:
             )
             self._remember(lambda m: _inventory_add(m, entry))
         elif isinstance(action, LoadModel):
-            model_ops.load(self.api, action)
+            loader = self.runtime.ollama(self.base_url, loading=self.desired) if self.desired else self.api
+            timeout = Runtime.load_timeout(self.desired) if self.desired else self.runtime.api_timeout
+            model_ops.load(loader, action, self.events, timeout)
+            names = {action.canonical, *(canonical(n) for n in action.shared_with)}
             self._remember(
-                lambda m: m.model_copy(update={"warmed": {**m.warmed, action.canonical: self.container_id}})
+                lambda m: m.model_copy(
+                    update={"warmed": {**m.warmed, **dict.fromkeys(names, self.container_id)}}
+                )
             )
         elif isinstance(action, UnloadModel):
             model_ops.unload(self.api, action)

@@ -20,11 +20,21 @@ from pydantic import BaseModel, ValidationError
 from reconciler.desired.checks import port_and_volume_checks
 from reconciler.desired.redact import secret_shape, shown
 from reconciler.desired.refs import DEFAULT_HOST, canonical
-from reconciler.desired.schema import DesiredState, OllamaSpec, OpenWebUISpec, ServerSpec
+from reconciler.desired.schema import (
+    PARAMETERS_FROM_0_30,
+    PARAMETERS_UNTIL_0_7,
+    DerivedModel,
+    DesiredState,
+    ModelSpec,
+    OllamaSpec,
+    OpenWebUISpec,
+    ServerSpec,
+)
 from reconciler.desired.secrets import SecretPolicy, secret_uses, use_refusal
 from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source, Unreadable
 from reconciler.desired.yamlpos import MAX_FILE_BYTES, Document, Path, YamlProblem, load_yaml
 from reconciler.errors import InvalidDesiredState, Problem
+from reconciler.plan.ollama_version import image_version
 
 SERVER_FILE, OLLAMA_FILE, OPENWEBUI_FILE = "server.yaml", "ollama.yaml", "openwebui.yaml"
 _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
@@ -346,14 +356,17 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
                     "add it to models so it is pulled first",
                 )
             )
+    problems += _shared_weights_checks(ollama, spec)
+    problems += _parameter_version_checks(ollama, spec)
     limit = spec.container.env.OLLAMA_MAX_LOADED_MODELS
-    pinned = [m.name for m in spec.all_models() if m.keep_loaded]
-    if limit and len(pinned) > limit:
+    groups = pinned_groups(spec)
+    if limit and len(groups) > limit:
+        listing = ", ".join(" + ".join(shown(m.name) for m in group) for group in groups.values())
         problems.append(
             ollama.problem(
                 ("container", "env", "OLLAMA_MAX_LOADED_MODELS"),
-                f"{len(pinned)} models are pinned (keep_loaded) but at most {limit} may be "
-                f"loaded: {', '.join(pinned)}",
+                f"{len(groups)} loaded copies are pinned (keep_loaded; a derived model pinned with "
+                f"its base is one copy) but at most {limit} may be loaded: {listing}",
                 "raise the limit or unpin a model",
             )
         )
@@ -365,6 +378,86 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
                     ("registries", index, "host"),
                     "this registry is declared twice or is the default",
                     "keep one entry",
+                )
+            )
+    return problems
+
+
+def pinned_groups(spec: OllamaSpec) -> dict[str, list[ModelSpec | DerivedModel]]:
+    """Pinned models by the weights they load: a derived model shares its base's (Ollama keeps
+    one loaded copy per weights file, server/sched.go)."""
+    listed = {canonical(m.name) for m in spec.models}
+    groups: dict[str, list[ModelSpec | DerivedModel]] = {}
+    for m in spec.all_models():
+        key = canonical(m.from_ if isinstance(m, DerivedModel) else m.name)
+        if m.keep_loaded and key in listed:  # a derived model on an unlisted base has its own error
+            groups.setdefault(key, []).append(m)
+    return groups
+
+
+def runner_view(m: ModelSpec | DerivedModel, base: ModelSpec | None) -> dict[str, object]:
+    """The runner options a pinned model is loaded with (what Ollama compares to reload)."""
+    if isinstance(m, ModelSpec):
+        return {"num_ctx": m.num_ctx}
+    view: dict[str, object] = {"num_ctx": base.num_ctx if base else None}
+    view.update(m.parameters.runner())
+    return view
+
+
+def _shared_weights_checks(ollama: _Parsed, spec: OllamaSpec) -> list[Problem]:
+    """Pinned models on one weights file are one runner: loaded with other runner options
+    they would reload each other on every pass."""
+    bases = {canonical(m.name): m for m in spec.models}
+    problems: list[Problem] = []
+    for key, group in pinned_groups(spec).items():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        want = runner_view(first, bases.get(key))
+        for m in group[1:]:
+            got = runner_view(m, bases.get(key))
+            if got == want:
+                continue
+            index = spec.derived.index(m) if isinstance(m, DerivedModel) else spec.models.index(m)
+            section = "derived" if isinstance(m, DerivedModel) else "models"
+            path: Path = (section, index, "parameters") if section == "derived" else (section, index)
+            differ = ", ".join(
+                f"{k} {got.get(k)} vs {want.get(k)}"
+                for k in sorted(set(got) | set(want))
+                if got.get(k) != want.get(k)
+            )
+            problems.append(
+                ollama.problem(
+                    path,
+                    f"{shown(m.name)} and {shown(first.name)} share one weights file, so Ollama keeps "
+                    f"one loaded copy for both; pinned with other runner options ({differ}) they would "
+                    "reload each other on every pass",
+                    f"give {shown(m.name)} the same num_ctx (and num_batch, num_gpu, ...) as "
+                    f"{shown(first.name)}, or pin only one of them",
+                )
+            )
+    return problems
+
+
+def _parameter_version_checks(ollama: _Parsed, spec: OllamaSpec) -> list[Problem]:
+    """Options the pinned Ollama version does not take: it would ignore them with a warning."""
+    version = image_version(spec.container.image)
+    if version is None:
+        return []
+    problems: list[Problem] = []
+    for index, d in enumerate(spec.derived):
+        for name in d.parameters.as_options():
+            if name in PARAMETERS_UNTIL_0_7 and version >= (0, 7, 0):
+                why = "was removed in Ollama 0.7.0"
+            elif name in PARAMETERS_FROM_0_30 and version < (0, 30, 0):
+                why = "exists only from Ollama 0.30.0"
+            else:
+                continue
+            problems.append(
+                ollama.problem(
+                    ("derived", index, "parameters", name),
+                    f"{name} {why}; the image {shown(spec.container.image)} would ignore it",
+                    "remove it, or pin an Ollama image that takes it",
                 )
             )
     return problems

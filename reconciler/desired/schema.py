@@ -12,7 +12,15 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from reconciler.desired.redact import shown
 from reconciler.desired.refs import InvalidReference, parse_ref, valid_port
@@ -109,7 +117,7 @@ def _ip(value: str) -> str:
 
 def _image(value: str) -> str:
     if not _IMAGE.fullmatch(value):
-        raise ValueError("not a Docker image reference (e.g. ollama/ollama:0.6.8)")
+        raise ValueError("not a Docker image reference (e.g. ollama/ollama:0.32.15)")
     return value
 
 
@@ -218,6 +226,12 @@ class OllamaEnv(Frozen):
     OLLAMA_GPU_OVERHEAD: ByteSize | None = Field(
         default=None, description="VRAM Ollama reserves per GPU, in bytes."
     )
+    OLLAMA_LOAD_TIMEOUT: str | int | None = Field(
+        default=None,
+        description="How long a model load may make no progress before Ollama gives up (Go "
+        "duration or seconds; 0 or negative = no limit). Ollama's default: 5m. The reconciler "
+        "waits for a load at least this long.",
+    )
     OLLAMA_NOPRUNE: bool | None = Field(
         default=None,
         description="Keep unreferenced blobs and partial downloads across restarts. The "
@@ -230,7 +244,7 @@ class OllamaEnv(Frozen):
         "UPPER_CASE). OLLAMA_HOST and OLLAMA_MODELS are managed by the reconciler.",
     )
 
-    @field_validator("OLLAMA_KEEP_ALIVE")
+    @field_validator("OLLAMA_KEEP_ALIVE", "OLLAMA_LOAD_TIMEOUT")
     @classmethod
     def _keep_alive(cls, value: str | int | None) -> str | int | None:
         if isinstance(value, str) and not _DURATION.fullmatch(value):
@@ -277,7 +291,11 @@ class Publish(Frozen):
 
 class OllamaContainer(Frozen):
     name: DockerName = Field(default="ollama", description="Container name.")
-    image: Image = Field(default="ollama/ollama:0.6.8", description="Ollama image; pin a tag or a digest.")
+    image: Image = Field(
+        default="ollama/ollama:0.32.15",
+        description="Ollama image; pin a tag or a digest. The reconciler supports Ollama 0.6.8 "
+        "and later; a version tag also tells it the server's defaults before it answers.",
+    )
     gpus: Literal["all", "none"] | list[str] = Field(
         default="all",
         description="GPU passthrough: all (like --gpus all), none, or a list of device indexes/UUIDs.",
@@ -319,6 +337,11 @@ class OllamaContainer(Frozen):
         return value
 
 
+class RegistryLogin(Frozen):
+    username: str = Field(description="User name for the registry's token server.")
+    password: SecretRef = Field(description="The password (or access token), by reference.")
+
+
 class Registry(Frozen):
     host: str = Field(description="Registry host as written in model references, e.g. registry.lan:5000.")
 
@@ -332,6 +355,13 @@ class Registry(Frozen):
         default=None,
         description="How the reconciler itself reaches the registry for manifest look-ups "
         "when that differs from inside the container (e.g. http://127.0.0.1:5000).",
+    )
+    login: RegistryLogin | None = Field(
+        default=None,
+        description="Credentials for the reconciler's manifest look-ups in a registry that "
+        "demands a token (private namespaces): tried after an anonymous token. Ollama itself "
+        "pulls with its own key (/root/.ollama/id_ed25519.pub in the models volume), which "
+        "the registry must accept.",
     )
 
     @field_validator("url")
@@ -363,29 +393,118 @@ class ModelSpec(Frozen):
 Scalar = str | int | float | bool
 
 
+def _whole(value: Any) -> Any:
+    """An integer option (Go `int`): a whole number, not a boolean, string or fraction."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number (Ollama refuses it at every load: must be of type integer)")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number (Ollama would silently drop the fraction)")
+    return int(value)
+
+
+def _number(value: Any) -> Any:
+    """A float32 option: a number, not a boolean or a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number (Ollama refuses it at every load: must be of type float32)")
+    return float(value)
+
+
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false (Ollama refuses it at every load: must be of type boolean)")
+    return value
+
+
+def _strings(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(
+            'must be a list of strings, e.g. ["<|end|>"] (Ollama refuses anything else at every '
+            "load: must be of type array)"
+        )
+    return value
+
+
+WholeOption = Annotated[int | None, BeforeValidator(_whole)]
+NumberOption = Annotated[float | None, BeforeValidator(_number)]
+FlagOption = Annotated[bool | None, BeforeValidator(_flag)]
+StringsOption = Annotated[list[str] | None, BeforeValidator(_strings)]
+
+# Options that must agree between pinned models sharing one loaded copy: api/types.go Runner
+# (a change reloads the runner, server/sched.go needsReload).
+RUNNER_PARAMETERS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+# Options only some releases take (api/types.go Options): gone in 0.7.0 / new in 0.30.0. Ollama
+# ignores an option it does not know (with a warning), so the loader checks them against the
+# version the image pins.
+PARAMETERS_UNTIL_0_7 = (
+    "mirostat", "mirostat_tau", "mirostat_eta", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock",
+)  # fmt: skip
+PARAMETERS_FROM_0_30 = ("draft_num_predict",)
+
+
+class Parameters(Frozen):
+    """Modelfile parameters, each of the type Ollama checks it against at every load.
+
+    The JSON options of Ollama's api/types.go `Options` and `Runner` (v0.32.15, plus those
+    v0.6.8 still had), checked by `Options.FromMap`."""
+
+    num_ctx: WholeOption = Field(default=None, description="Context length (tokens).")
+    num_batch: WholeOption = Field(default=None, description="Prompt batch size.")
+    num_gpu: WholeOption = Field(default=None, description="Layers to put on the GPU (-1 = all).")
+    main_gpu: WholeOption = Field(default=None, description="GPU for small tensors.")
+    use_mmap: FlagOption = Field(default=None, description="Memory-map the weights.")
+    num_thread: WholeOption = Field(default=None, description="CPU threads.")
+    num_keep: WholeOption = Field(default=None, description="Tokens kept when the context shifts.")
+    seed: WholeOption = Field(default=None, description="Random seed.")
+    num_predict: WholeOption = Field(default=None, description="Most tokens to generate (-1 = no limit).")
+    top_k: WholeOption = Field(default=None, description="Top-k sampling.")
+    top_p: NumberOption = Field(default=None, description="Top-p sampling.")
+    min_p: NumberOption = Field(default=None, description="Min-p sampling.")
+    typical_p: NumberOption = Field(default=None, description="Locally typical sampling.")
+    repeat_last_n: WholeOption = Field(default=None, description="Tokens looked back for repeats.")
+    temperature: NumberOption = Field(default=None, description="Sampling temperature.")
+    repeat_penalty: NumberOption = Field(default=None, description="Penalty for repeats.")
+    presence_penalty: NumberOption = Field(default=None, description="Penalty for tokens present.")
+    frequency_penalty: NumberOption = Field(default=None, description="Penalty by token frequency.")
+    stop: StringsOption = Field(default=None, description="Stop sequences: a list of strings.")
+    draft_num_predict: WholeOption = Field(default=None, description="Draft tokens (Ollama 0.30.0+).")
+    mirostat: WholeOption = Field(default=None, description="Mirostat sampling (Ollama before 0.7.0).")
+    mirostat_tau: NumberOption = Field(default=None, description="Mirostat target (Ollama before 0.7.0).")
+    mirostat_eta: NumberOption = Field(default=None, description="Mirostat rate (Ollama before 0.7.0).")
+    low_vram: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    f16_kv: FlagOption = Field(default=None, description="Ignored; Ollama before 0.7.0.")
+    logits_all: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    vocab_only: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    use_mlock: FlagOption = Field(default=None, description="Lock the weights in RAM (Ollama before 0.7.0).")
+
+    def as_options(self) -> dict[str, int | float | bool | list[str]]:
+        """The parameters that are set, as Ollama's JSON options."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+    def runner(self) -> dict[str, int | float | bool | list[str]]:
+        return {k: v for k, v in self.as_options().items() if k in RUNNER_PARAMETERS}
+
+
 class DerivedModel(Frozen):
     name: ModelName = Field(description="Name of the model to create (like `ollama create`).")
     from_: ModelName = Field(alias="from", description="Base model, listed under `models`.")
     system: str | None = Field(default=None, description="System prompt.")
-    template: str | None = Field(default=None, description="Prompt template override.")
-    parameters: dict[str, Scalar | list[str]] = Field(
-        default_factory=dict,
-        description="Modelfile parameters: temperature, top_p, top_k, num_ctx, stop, seed, "
-        "repeat_penalty, num_predict, min_p.",
+    template: str | None = Field(
+        default=None,
+        description="Prompt template override (Go text/template). Ollama checks it when it "
+        "creates the model; one it cannot parse fails only this model's create.",
     )
-    keep_loaded: bool = Field(default=False, description="Pin the derived model in VRAM.")
-
-    @field_validator("parameters")
-    @classmethod
-    def _known_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {
-            "temperature", "top_p", "top_k", "min_p", "num_ctx", "stop", "seed",
-            "repeat_penalty", "repeat_last_n", "num_predict", "mirostat", "num_gpu",
-        }  # fmt: skip
-        for name in value:
-            if name not in known:
-                raise ValueError(f"unknown parameter {shown(name)}; known: {', '.join(sorted(known))}")
-        return value
+    parameters: Parameters = Field(
+        default_factory=Parameters,
+        description="Modelfile parameters, typed as Ollama checks them at every load: "
+        "whole numbers (num_ctx, top_k, seed, num_predict, ...), numbers (temperature, top_p, "
+        "min_p, repeat_penalty, ...), true/false (use_mmap) and `stop`, a list of strings.",
+    )
+    keep_loaded: bool = Field(
+        default=False,
+        description="Pin the derived model in VRAM. It shares its base's weights: pinned "
+        "together they are one loaded copy, so they must agree on num_ctx and the other "
+        "runner parameters.",
+    )
 
 
 class RemovalPolicy(Frozen):
@@ -745,3 +864,6 @@ class DesiredState(Frozen):
         description="knowledge/<name>/<path> → sha256 of the file, read from the commit.",
     )
     revision: str | None = Field(default=None, description="Commit the state was read from.")
+
+
+RegistryLogin.model_rebuild()  # its SecretRef is defined further down, with the other secrets

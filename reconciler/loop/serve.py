@@ -208,12 +208,12 @@ class Server:
         name = event["event"]
         if name == "reconcile.start":
             self._mark_reconciling()
-        elif name == "pull.progress" and time.monotonic() - self._last_progress > 1.0:
+        elif name in ("pull.progress", "load.progress") and time.monotonic() - self._last_progress > 1.0:
             self._last_progress = time.monotonic()
+            field = "pulling_percent" if name == "pull.progress" else "loading_seconds"
+            value = event.get("percent") if name == "pull.progress" else event.get("elapsed_s")
             rows = [
-                r.model_copy(update={"pulling_percent": event.get("percent")})
-                if r.name == canonical(str(event.get("model")))
-                else r
+                r.model_copy(update={field: value}) if r.name == canonical(str(event.get("model"))) else r
                 for r in self.status.models
             ]
             self.status = self.status.model_copy(update={"models": rows, "updated_at": datetime.now(UTC)})

@@ -89,9 +89,15 @@ class LoadModel(_Action):
     canonical: str
     num_ctx: int
     vram_estimate: int
+    embedding: bool = False  # an embedding model: loaded through /api/embed (it cannot generate)
+    shared_with: tuple[str, ...] = ()  # pinned models on the same weights: one loaded copy
 
     def title(self) -> str:
-        return f"load {self.model} pinned, num_ctx {self.num_ctx} (~{format_bytes(self.vram_estimate)} VRAM)"
+        shared = f", shared with {', '.join(self.shared_with)}" if self.shared_with else ""
+        return (
+            f"load {self.model} pinned, num_ctx {self.num_ctx} (~{format_bytes(self.vram_estimate)} VRAM)"
+            + shared
+        )
 
 
 class UnloadModel(_Action):

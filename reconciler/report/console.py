@@ -83,6 +83,11 @@ def human(console: Console) -> Any:
                 f"    {esc(event['model'])}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
                 f"at {format_bytes(event['rate_bps'])}/s{eta}"
             )
+        elif name == "load.progress":
+            limit = f" (waiting up to {event['timeout_s']:.0f} s)" if event.get("timeout_s", -1) >= 0 else ""
+            show(f"    {esc(event['model'])}: loading, {event['elapsed_s']:.0f} s{limit}")
+        elif name == "load.done":
+            show(f"    {esc(event['model'])}: loaded in {event['elapsed_s']:.1f} s")
         elif name.startswith("kamal."):
             line = kamal_line(event)
             if line:

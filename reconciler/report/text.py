@@ -22,6 +22,14 @@ def _short(name: str) -> str:
         return name
 
 
+def _version(status: Status) -> str:
+    if status.ollama_version is None:
+        return "—"
+    if status.ollama_supported is False:
+        return f"{status.ollama_version} — NOT supported (oldest supported: {status.oldest_supported})"
+    return f"{status.ollama_version} (supported; oldest supported: {status.oldest_supported})"
+
+
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
     running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
     say(console, f"[bold]reconciler[/] — {running}")
@@ -29,6 +37,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
     say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
     if status.updated_at:
         say(console, f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
+    say(console, f"ollama:              {esc(_version(status))}")
     for c in status.conditions:
         mark = "[green]True[/]" if c.status else "False"
         text = f"  {esc(c.type):<12} {mark:<5} {esc(c.reason)}"
@@ -44,15 +53,19 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
             if m.pulling_percent is not None and not m.present:
                 state.append(f"pulling {m.pulling_percent:.0f}%")
             state.append("present" if m.present else "missing")
+            if m.unusable:
+                state.append(f"unusable ({m.unusable})")
+            if m.loading_seconds is not None and not m.loaded:
+                state.append(f"loading {m.loading_seconds:.0f} s")
             if m.loaded:
-                state.append("loaded")
+                state.append(f"loaded as {_short(m.loaded_as)}" if m.loaded_as else "loaded")
             if m.pinned:
                 state.append("pinned")
             if m.cached:
                 state.append("cached for rollback")
             elif not m.desired:
                 state.append("not managed")
-            table.add_row(esc(_short(m.name)), ", ".join(state), _b(m.size or None), _b(m.vram))
+            table.add_row(esc(_short(m.name)), esc(", ".join(state)), _b(m.size or None), _b(m.vram))
         say(console, table)
     d, v = status.disk, status.vram
     say(
