@@ -178,9 +178,13 @@ class Runner:
             timeout = Runtime.load_timeout(self.desired) if self.desired else self.runtime.api_timeout
             model_ops.load(loader, action, self.events, timeout)
             names = {action.canonical, *(canonical(n) for n in action.shared_with)}
+            at = self.now()  # the expiry Ollama sets now is the reconciler's, not a person's use
             self._remember(
                 lambda m: m.model_copy(
-                    update={"warmed": {**m.warmed, **dict.fromkeys(names, self.container_id)}}
+                    update={
+                        "warmed": {**m.warmed, **dict.fromkeys(names, self.container_id)},
+                        "warmed_at": {**m.warmed_at, **dict.fromkeys(names, at)},
+                    }
                 )
             )
         elif isinstance(action, UnloadModel):
