@@ -498,7 +498,7 @@ def _bench_output(report: Any, as_json: bool) -> None:
     from reconciler.report.bench_text import print_run
     from reconciler.report.console import make_console
 
-    console = make_console()
+    console = make_console(width=None if sys.stdout.isatty() else 160)
     print_run(report.run, console)
     for why in report.skipped:
         click.echo(f"not measured: {why}", err=True)
@@ -533,7 +533,7 @@ def bench_report(html_file: Path | None, as_json: bool, state_dir: Path | None) 
         from reconciler.report.bench_text import print_report
         from reconciler.report.console import make_console
 
-        print_report(latest_results(runs), make_console())
+        print_report(latest_results(runs), make_console(width=None if sys.stdout.isatty() else 160))
     if html_file is not None:
         from reconciler.report.bench_html import render_html
 

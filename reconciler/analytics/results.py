@@ -87,6 +87,7 @@ class Setting(_Frozen):
 
 class ModelResult(_Frozen):
     model: str  # canonical name
+    name: str = ""  # as the desired state or the command line wrote it
     digest: str = ""  # the manifest digest Ollama lists (/api/tags)
     family: str = ""
     parameter_size: str = ""
@@ -109,21 +110,40 @@ class ModelResult(_Frozen):
     def short_cases(self) -> tuple[CaseResult, ...]:
         return tuple(c for c in self.cases if c.case not in (LONG, EMBED))
 
-    def _pooled(self, attr: Literal["eval_tps", "prompt_tps", "ttft_s"]) -> Stat | None:
-        return summarize(getattr(s, attr) for s in self.samples if s.case not in (LONG,))
+    def _runs(self) -> dict[int, list[Sample]]:
+        runs: dict[int, list[Sample]] = {}
+        for s in self.samples:
+            if s.case not in (LONG, "load"):
+                runs.setdefault(s.run, []).append(s)
+        return runs
 
     @property
     def eval_tps(self) -> Stat | None:
-        """Generation tokens/s over every short prompt and run."""
-        return self._pooled("eval_tps")
+        """Generation tokens/s of each run over its short prompts (all tokens / all the time),
+        summarized over the runs: the spread is run to run, not prompt to prompt."""
+        return summarize(
+            rate(sum(s.eval_count or 0 for s in run), sum(s.eval_duration or 0 for s in run))
+            for run in self._runs().values()
+        )
 
     @property
     def prompt_tps(self) -> Stat | None:
-        return self._pooled("prompt_tps")
+        if self.embedding:
+            return summarize(s.prompt_tps for run in self._runs().values() for s in run)
+        return summarize(
+            rate(sum(s.prompt_eval_count or 0 for s in run), sum(s.prompt_eval_duration or 0 for s in run))
+            for run in self._runs().values()
+        )
 
     @property
     def ttft_s(self) -> Stat | None:
-        return self._pooled("ttft_s")
+        """The median first-token time of each run's short prompts, over the runs."""
+        medians = [summarize(s.ttft_s for s in run) for run in self._runs().values()]
+        return summarize(m.median if m else None for m in medians)
+
+    @property
+    def shown(self) -> str:
+        return self.name or self.model
 
     @property
     def on_cpu(self) -> int:

@@ -356,6 +356,7 @@ class Bench:
         )
         return ModelResult(
             model=t.canonical,
+            name=t.model,
             digest=t.digest,
             family=t.family,
             parameter_size=t.parameter_size,

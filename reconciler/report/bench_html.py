@@ -25,7 +25,7 @@ from typing import Any
 
 from reconciler.analytics.results import LONG, BenchRun, ModelResult
 from reconciler.analytics.stats import Stat
-from reconciler.report.bench_text import machine_line, placement, short
+from reconciler.report.bench_text import duration, label, machine_line, placement
 from reconciler.units import format_bytes
 
 GIB = 2**30
@@ -72,7 +72,7 @@ def latest_results(runs: Iterable[BenchRun]) -> dict[str, tuple[BenchRun, ModelR
 
 
 def _family(r: ModelResult) -> str:
-    name = short(r.model).split(":", 1)[0]
+    name = label(r.shown).split(":", 1)[0]
     return f"{name} · {r.parameter_size}" if r.parameter_size else name
 
 
@@ -94,7 +94,7 @@ def plot_tokens_vs_vram(latest: dict[str, tuple[BenchRun, ModelResult]], simulat
         for r, x, y in zip(members, xs, ys, strict=True):
             cpu = " (part CPU)" if r.on_cpu else ""
             ax.annotate(
-                f"{r.quantization or short(r.model)}{cpu}",
+                f"{r.quantization or label(r.shown)}{cpu}",
                 (x, y),
                 textcoords="offset points",
                 xytext=(5, 6),
@@ -116,16 +116,15 @@ def plot_load_times(latest: dict[str, tuple[BenchRun, ModelResult]], simulated: 
     plt = _pyplot()
     rows = sorted((r for _, r in latest.values() if r.load_s is not None), key=lambda r: r.size)
     fig, ax = plt.subplots(figsize=(7, 0.45 * max(len(rows), 2) + 1.2))
-    names = [short(r.model) for r in rows]
-    medians = [r.load_s.median for r in rows if r.load_s]
-    err = [
-        [r.load_s.median - r.load_s.low for r in rows if r.load_s],
-        [r.load_s.high - r.load_s.median for r in rows if r.load_s],
-    ]
+    names = [label(r.shown) for r in rows]
+    stats = [r.load_s for r in rows if r.load_s]
+    scale, unit = (1.0, "s") if max((x.median for x in stats), default=1.0) >= 1 else (1000.0, "ms")
+    medians = [x.median * scale for x in stats]
+    err = [[(x.median - x.low) * scale for x in stats], [(x.high - x.median) * scale for x in stats]]
     ax.barh(names, medians, xerr=err, capsize=3, color="#6aa84f")
     for y, r in enumerate(rows):
-        ax.text(medians[y], y, f"  {format_bytes(r.size)}", va="center", fontsize=8)
-    ax.set_xlabel("cold load, s (Ollama's load_duration)")
+        ax.text(medians[y] + err[1][y], y, f"  {format_bytes(r.size)}", va="center", fontsize=8)
+    ax.set_xlabel(f"cold load, {unit} (Ollama's load_duration)")
     ax.set_title("cold load time" + (" — SIMULATED" if simulated else ""), fontsize=11)
     ax.grid(axis="x", alpha=0.3)
     return fig
@@ -138,7 +137,7 @@ def plot_history(runs: list[BenchRun], simulated: bool) -> Any:
     for index, run in enumerate(runs):
         for r in run.results:
             if r.eval_tps is not None:
-                series[short(r.model)].append((index, r.eval_tps.median))
+                series[label(r.shown)].append((index, r.eval_tps.median))
     for name, points in sorted(series.items()):
         ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=name)
     labels = [
@@ -170,7 +169,7 @@ def figures(runs: list[BenchRun]) -> dict[str, Any]:
 
 def _results_table(latest: dict[str, tuple[BenchRun, ModelResult]]) -> str:
     head = ("model", "quant", "num_ctx · KV", "gen tok/s", "prompt tok/s", "long prompt tok/s",
-            "first token s", "cold load s", "VRAM (ollama ps)", "GPU util", "run")  # fmt: skip
+            "first token", "cold load", "VRAM (ollama ps)", "GPU util", "run")  # fmt: skip
     rows = []
     for run, r in sorted(latest.values(), key=lambda item: item[1].model):
         long = r.case(LONG)
@@ -179,14 +178,14 @@ def _results_table(latest: dict[str, tuple[BenchRun, ModelResult]]) -> str:
         )
         sim = " <b>sim</b>" if run.machine.simulated else ""
         cells = [
-            f"<td>{_e(short(r.model))}{' (embedding)' if r.embedding else ''}</td>",
+            f"<td>{_e(label(r.shown))}{' (embedding)' if r.embedding else ''}</td>",
             f"<td>{_e(r.quantization or '—')}</td>",
             f"<td>{r.setting.num_ctx} · {_e(r.setting.kv_type)}</td>",
             f'<td class="n">{"—" if r.embedding else _stat(r.eval_tps)}{sim}</td>',
             f'<td class="n">{_stat(r.prompt_tps, 0)}{sim}</td>',
             f'<td class="n">{long_cell}</td>',
-            f'<td class="n">{_stat(r.ttft_s, 2)}</td>',
-            f'<td class="n">{_stat(r.load_s, 2)}</td>',
+            f'<td class="n">{_e(duration(r.ttft_s))}</td>',
+            f'<td class="n">{_e(duration(r.load_s))}</td>',
             f'<td class="n">{_e(placement(r))}</td>',
             f'<td class="n">{f"{r.gpu_util_mean:.0f} %" if r.gpu_util_mean is not None else "—"}</td>',
             f"<td>#{run.id} {run.started_at:%Y-%m-%d %H:%M} {_e((run.revision or '')[:7])}</td>",
@@ -205,7 +204,7 @@ def _runs_table(runs: list[BenchRun]) -> str:
             f"<td>{_e((run.revision or '—')[:12])}</td>"
             f"<td>{_e(run.machine.ollama_version or '?')}</td><td>{_e(run.machine.gpu_name or '—')}</td>"
             f"<td>{_e(run.machine.gpu_driver or '—')}</td><td>{_e(run.status)}</td><td>{sim}</td>"
-            f"<td>{', '.join(_e(short(r.model)) for r in run.results)}</td></tr>"
+            f"<td>{', '.join(_e(label(r.shown)) for r in run.results)}</td></tr>"
         )
     header = "".join(
         f"<th>{h}</th>"

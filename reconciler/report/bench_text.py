@@ -29,8 +29,34 @@ def short(name: str) -> str:
         return name
 
 
+def label(name: str) -> str:
+    """model:tag (namespace/model:tag outside `library`), for tables and plots."""
+    try:
+        ref = parse_ref(name)
+    except InvalidReference:
+        return name
+    return (
+        f"{ref.model}:{ref.tag}" if ref.namespace == "library" else f"{ref.namespace}/{ref.model}:{ref.tag}"
+    )
+
+
 def _stat(stat: Stat | None, digits: int = 1) -> str:
     return stat.shown(digits) if stat is not None else "—"
+
+
+def duration(stat: Stat | None) -> str:
+    """Seconds as people read them: `2.41 s`, `180 ms`, `0.4 ms`."""
+    if stat is None:
+        return "—"
+    value = stat.median
+    text = (
+        f"{value:.2f} s"
+        if value >= 1
+        else f"{value * 1000:.0f} ms"
+        if value >= 0.01
+        else f"{value * 1000:.1f} ms"
+    )
+    return f"{text} ±{stat.spread * 50:.0f}%" if stat.n > 1 else text
 
 
 def machine_line(machine: Machine) -> str:
@@ -54,10 +80,10 @@ def result_table(rows: Iterable[tuple[BenchRun, ModelResult]], title: str = "") 
     table = Table(title=title or None, show_lines=False)
     for column, justify in [
         ("model", "left"), ("quant", "left"), ("num_ctx · KV", "left"), ("gen tok/s", "right"),
-        ("prompt tok/s", "right"), ("long prompt tok/s", "right"), ("first token s", "right"),
-        ("cold load s", "right"), ("VRAM (ollama ps)", "right"), ("GPU util", "right"), ("run", "left"),
+        ("prompt tok/s", "right"), ("long prompt tok/s", "right"), ("first token", "right"),
+        ("cold load", "right"), ("VRAM (ollama ps)", "right"), ("GPU util", "right"), ("run", "left"),
     ]:  # fmt: skip
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+        table.add_column(column, justify=justify, no_wrap=column in ("model", "run"))  # type: ignore[arg-type]
     for run, r in rows:
         long = r.case(LONG)
         long_text = (
@@ -65,17 +91,17 @@ def result_table(rows: Iterable[tuple[BenchRun, ModelResult]], title: str = "") 
         )
         mark = " (sim)" if run.machine.simulated else ""
         table.add_row(
-            esc(short(r.model)) + (" [dim](embed)[/]" if r.embedding else ""),
+            esc(label(r.shown)) + (" [dim](embed)[/]" if r.embedding else ""),
             esc(r.quantization or "—"),
             f"{r.setting.num_ctx} · {esc(r.setting.kv_type)}",
             ("—" if r.embedding else _stat(r.eval_tps)) + mark,
             _stat(r.prompt_tps, 0) + mark,
             long_text,
-            _stat(r.ttft_s, 2),
-            _stat(r.load_s, 2),
+            duration(r.ttft_s),
+            duration(r.load_s),
             placement(r),
             f"{r.gpu_util_mean:.0f} %" if r.gpu_util_mean is not None else "—",
-            f"#{run.id} {run.started_at:%Y-%m-%d %H:%M} {esc((run.revision or '')[:7])}",
+            f"#{run.id} {esc((run.revision or '')[:7])}",
         )
     return table
 
@@ -124,7 +150,7 @@ def progress(console: Console) -> Callable[[Event], None]:
         elif name == "bench.waiting":
             say(console, f"  waiting ({event['waited_s']:.0f} s): {esc('; '.join(event['reasons']))}")
         elif name == "bench.model":
-            say(console, f"  {esc(short(event['model']))} at {esc(event['setting'])}")
+            say(console, f"  {esc(label(str(event['model'])))} at {esc(event['setting'])}")
         elif name == "bench.run":
             say(console, f"    run {event['run']}/{event['of']} done")
         elif name == "bench.interrupted":
@@ -132,7 +158,7 @@ def progress(console: Console) -> Callable[[Event], None]:
         elif name == "bench.warning":
             say(console, f"  warning: {esc(event['message'])}")
         elif name in ("action.start", "load.done"):
-            label = event.get("action") or f"loaded {event.get('model')}"
-            say(console, f"  restoring: {esc(label)}")
+            what = event.get("action") or f"loaded {event.get('model')}"
+            say(console, f"  restoring: {esc(what)}")
 
     return write

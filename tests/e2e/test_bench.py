@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -174,3 +175,61 @@ def test_a_chat_that_starts_during_the_benchmark_stops_it(stack: Stack) -> None:
     assert chatting.is_set() and answer["chunks"] == 300 + 1
     assert stack.apply().result == "converged"
     assert {llama3, names["nomic-embed-text"]} <= set(stack.loaded())
+
+
+def _screenshot(page: Path, shot: Path, profile: Path) -> None:
+    from tests.e2e.test_openwebui import _chromium
+
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
+             "--window-size=1280,2400", "--virtual-time-budget=5000", f"--screenshot={shot}"]  # fmt: skip
+    subprocess.run([_chromium(), *flags, page.as_uri()], capture_output=True, timeout=120, check=False)
+
+
+def test_the_report_compares_quantizations_and_renders_offline(stack: Stack, tmp_path: Path) -> None:
+    example_on(stack, extra_env=HARDWARE)
+    stack.ollama["benchmarks"]["quiet"] = "5s"
+    stack.write()
+    _commit(stack)
+    assert stack.apply().result == "converged"
+    # three quantizations of one model, pulled by hand (bigger files: more bytes read per token)
+    quants = [
+        stack.registry.push_model(
+            "qwen2.5", tag, arch="qwen2", block_count=28, head_count=28, head_count_kv=4,
+            embedding_length=3584, context_length=32768, size_bytes=size, file_type=kind,
+            parameter_count=7_615_616_512, seed=f"qwen2.5:{tag}",
+        ).name
+        for tag, size, kind in (("7b-instruct-q4_K_M", 4 * 2**20, 15), ("7b-instruct-q5_K_M", 5 * 2**20, 17),
+                                ("7b-instruct-q8_0", 8 * 2**20, 7))
+    ]  # fmt: skip
+    for name in quants:
+        httpx.post(
+            f"{stack.url}/api/pull", json={"model": name, "insecure": True, "stream": False}, timeout=60
+        )
+    done = _bench(stack, *quants, "--runs", "2", "--max-wait", "30")
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    started = time.monotonic()
+    page = tmp_path / "report.html"
+    shown = _cli(stack, "bench", "report", "--html", str(page))
+    render_s = time.monotonic() - started
+    assert shown.returncode == 0, shown.stderr
+    assert "SIMULATED" in shown.stdout and "qwen2.5:7b-instruct-q5_K_M" in shown.stdout, shown.stdout
+    text = page.read_text()
+    assert text.count('src="data:image/png;base64,') == 3 and "SIMULATED" in text
+    assert "http://" not in text and "https://" not in text  # nothing to fetch: it reads offline
+    print(f"report render: {render_s:.2f} s (a new CLI process), {len(text) / 1024:.0f} KiB")
+
+    from tests.e2e.test_openwebui import ARTIFACTS
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "bench-report.png"
+    shot.unlink(missing_ok=True)
+    _screenshot(page, shot, tmp_path / "profile")
+    assert shot.is_file() and shot.stat().st_size > 50_000
+    (ARTIFACTS / "bench-report.html").write_text(text)
+    # the generation rate falls as the quantization grows: bandwidth over bytes read per token
+    run = json.loads(done.stdout)["run"]
+    rates = {r["quantization"]: r["cases"][0]["eval_tps"]["median"] for r in run["results"]}
+    print(f"generation tokens/s by quantization (simulated): {rates}")
+    assert rates["Q4_K_M"] > rates["Q5_K_M"] > rates["Q8_0"], rates
