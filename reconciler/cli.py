@@ -21,6 +21,7 @@ from reconciler.errors import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_RUNTIME,
+    EXIT_USAGE,
     InvalidDesiredState,
     ObservationFailed,
     ReconcilerError,
@@ -539,6 +540,91 @@ def bench_report(html_file: Path | None, as_json: bool, state_dir: Path | None) 
 
         html_file.write_text(render_html(runs))
         click.echo(f"wrote {html_file}", err=as_json)
+
+
+@main.command()
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), default=".", help=_REPO_HELP)
+@click.option("--rev", help="Advise on this commit of a git repo.")
+@click.option("--gpu", "gpu_size", help="Plan as if the server had one GPU of this size (e.g. 8GiB, 12GB).")
+@click.option(
+    "--observed",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Advise against a recorded observation (JSON) instead of observing this server.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+def advise(
+    repo: Path,
+    rev: str | None,
+    gpu_size: str | None,
+    observed: Path | None,
+    as_json: bool,
+    state_dir: Path | None,
+    ollama_url: str | None,
+) -> None:
+    """Which quantization, context and KV cache fit beside the pinned set, with the VRAM the
+    planner estimates and the tokens/s benchmarked, and the best change as the exact YAML edit."""
+    from reconciler.units import parse_bytes
+
+    try:
+        gpu = parse_bytes(gpu_size) if gpu_size else None
+    except ValueError as exc:
+        click.echo(f"error: --gpu {gpu_size!r}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        desired = _load(repo, rev)
+        seen = _observe(desired, observed, state_dir, ollama_url)
+        source = _source(repo, desired.revision if rev else None)
+        result = _advise(desired, seen, gpu, source, observed is None, state_dir)
+    except ReconcilerError as exc:
+        _fail(exc, as_json)
+        return
+    advice, diff, note = result
+    if as_json:
+        from reconciler.advisor import advice_json
+
+        click.echo(dumps({**advice_json(advice), "diff": diff}))
+        return
+    from reconciler.report.advise_text import print_advice
+    from reconciler.report.console import make_console
+
+    print_advice(advice, diff, make_console(width=None if sys.stdout.isatty() else 160), note)
+
+
+def _advise(
+    desired: DesiredState,
+    seen: Observed,
+    gpu: int | None,
+    source: Source,
+    online: bool,
+    state_dir: Path | None,
+) -> tuple[Any, str | None, str]:
+    from reconciler.advisor import gather, measured, proposal_diff
+    from reconciler.analytics.history import History, history_path
+    from reconciler.http import http_client
+    from reconciler.plan.advise import advise as make_advice
+    from reconciler.plan.advise import with_gpu
+    from reconciler.plan.planner import plan as check
+    from reconciler.units import format_bytes
+
+    note = ""
+    if gpu is not None:
+        seen = with_gpu(seen, gpu)
+        note = f" (one GPU of {format_bytes(gpu)}, as asked)"
+    http = http_client(20.0, follow_redirects=False) if online else None
+    try:
+        found, seen = gather(desired, seen, http=http, timeout=20.0)
+    finally:
+        if http is not None:
+            http.close()
+    history = History(history_path(_state_dir(state_dir)))
+    advice = make_advice(
+        desired, seen, check=check, candidates=found.candidates, measured=measured(history, seen)
+    )
+    advice = type(advice)(**{**vars(advice), "notes": (*advice.notes, *found.notes)})
+    diff = proposal_diff(source, advice.best.changes, check, seen) if advice.best else None
+    return advice, diff, note
 
 
 @main.command(hidden=True)
