@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from reconciler import DISTRIBUTION
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -87,7 +88,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+@click.version_option(package_name=DISTRIBUTION)
 def main() -> None:
     """GitOps for a self-hosted LLM server: Ollama, its models and OpenWebUI, from a git repo.
 
@@ -112,6 +113,34 @@ def validate(path: Path, rev: str | None, as_json: bool) -> None:
         click.echo(dumps({"valid": True, "revision": desired.revision, "models": models}))
     else:
         click.echo(f"ok: {path} is a valid desired state ({models} models)")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Choice(["server.yaml", "ollama.yaml", "openwebui.yaml"]))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write <file>.schema.json files into this directory instead of printing.",
+)
+def schema(file: str | None, out: Path | None) -> None:
+    """Print the JSON Schema of FILE (all three, as one JSON object, without FILE).
+
+    Editors that speak the YAML language server pick it up from the first line of each
+    file: `# yaml-language-server: $schema=schema/ollama.schema.json`."""
+    from reconciler.desired.docs import schemas
+
+    texts = schemas()
+    chosen = {file: texts[file]} if file else texts
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in chosen.items():
+            target = out / name.replace(".yaml", ".schema.json")
+            target.write_text(text)
+            click.echo(f"wrote {target}")
+    elif file:
+        click.echo(texts[file], nl=False)
+    else:
+        click.echo(dumps({name: json.loads(text) for name, text in texts.items()}))
 
 
 @main.command()
@@ -262,8 +291,6 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
 
 # ─────────────────────────── the GitOps loop ───────────────────────────
 
-_SEED = Path(__file__).resolve().parents[1] / "desired_state"
-
 
 def _state_dir(value: Path | None) -> Path:
     return value or default_state_dir()
@@ -274,10 +301,9 @@ def _state_dir(value: Path | None) -> Path:
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
 @click.option(
     "--seed",
-    type=click.Path(path_type=Path, exists=True),
-    default=_SEED,
-    show_default=True,
-    help="Desired state to seed a new repo with.",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Desired state to seed a new repo with (default: the example shipped with the package).",
 )
 @click.option("--branch", default="main", show_default=True)
 @click.option(
@@ -285,13 +311,24 @@ def _state_dir(value: Path | None) -> Path:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Only commits signed by a key in this SSH allowed_signers file are accepted and applied.",
 )
-def init(repo: Path, state_dir: Path | None, seed: Path, branch: str, allowed_signers: Path | None) -> None:
+def init(
+    repo: Path, state_dir: Path | None, seed: Path | None, branch: str, allowed_signers: Path | None
+) -> None:
     """Create (or adopt) the bare desired-state repo and install its git hooks."""
     from reconciler.gitops import init_repo
+    from reconciler.resources import example_desired_state
 
-    created = init_repo(
-        repo, seed=seed, state_dir=_state_dir(state_dir), branch=branch, allowed_signers=allowed_signers
-    )
+    try:
+        created = init_repo(
+            repo,
+            seed=seed or example_desired_state(),
+            state_dir=_state_dir(state_dir),
+            branch=branch,
+            allowed_signers=allowed_signers,
+        )
+    except ReconcilerError as exc:
+        _fail(exc, False)
+        return
     verb = "created and seeded" if created else "adopted"
     click.echo(f"{verb} {repo}; hooks installed. Push to it: git remote add server <host>:{repo}")
 

@@ -18,12 +18,11 @@ from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line
+from reconciler.resources import git_hooks
 from reconciler.signing import CONFIG_KEY, unverified
 from reconciler.units import format_bytes
 
 ZERO = "0" * 40
-PROJECT = Path(__file__).resolve().parents[1]
-HOOK_TEMPLATES = PROJECT / "hooks" / "git"
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
 FOLLOW_ATTEMPTS = 3  # a transient failure is retried by serve: show the retries, up to this many
 
@@ -73,7 +72,7 @@ def _seed(repo: Path, seed: Path, branch: str) -> None:
 
 def install_hooks(repo: Path, state_dir: Path, branch: str) -> None:
     for name in ("pre-receive", "post-receive"):
-        text = (HOOK_TEMPLATES / name).read_text()
+        text = (git_hooks() / name).read_text()
         text = text.replace("@PYTHON@", sys.executable).replace("@STATE_DIR@", str(state_dir))
         target = repo / "hooks" / name
         target.write_text(text.replace("@BRANCH@", branch))

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-UNIT = ROOT / "deploy" / "systemd" / "reconciler.service"
+UNIT = ROOT / "reconciler" / "data" / "systemd" / "reconciler.service"
 BOOTSTRAP = ROOT / "deploy" / "bootstrap.sh"
 BASH = shutil.which("bash") or "/bin/bash"
 # Everything bootstrap.sh could change the system with; in the fake PATH each one only logs.
