@@ -169,14 +169,14 @@ def _create_and_start(
     _ensure_image(client, spec.image, on_event)
     previous = _remove_existing(client, spec.name, on_event)
     if spec.gpus == "none":
-        _create_start_once(client, create_kwargs(spec, action.spec_hash))
+        _create_start_once(client, create_kwargs(spec, action.spec_hash), on_event)
         _emit(on_event, "container_started", container=spec.name)
         return
     recorded = (memory.load() if memory else None) or previous
     failures: list[tuple[GpuMode, str]] = []
     for mode in try_order(recorded):
         try:
-            _create_start_once(client, create_kwargs(spec, action.spec_hash, mode))
+            _create_start_once(client, create_kwargs(spec, action.spec_hash, mode), on_event)
         except ContainerFailed as exc:
             failures.append((mode, exc.engine_error))
             _discard(client, spec.name)
@@ -192,10 +192,11 @@ def _create_and_start(
     raise GpuPassthroughFailed(spec.name, [(flag(m, spec.gpus), error) for m, error in failures])
 
 
-def _create_start_once(client: docker.DockerClient, kwargs: dict[str, Any]) -> None:
+def _create_start_once(client: docker.DockerClient, kwargs: dict[str, Any], on_event: Event | None) -> None:
     name = kwargs["name"]
     try:
         container = client.containers.create(**kwargs)
+        _emit(on_event, "container_created", container=name, id=container.id)
         container.start()
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not start container {name}: {_short(exc)}", _short(exc)) from exc
