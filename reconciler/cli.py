@@ -376,6 +376,52 @@ def serve(
 
 
 @main.command()
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    envvar="RECONCILER_REPO",
+    default="/srv/desired-state.git",
+    show_default=True,
+    help="The desired state to check the server against (a bare repo's branch head, or a directory).",
+)
+@click.option("--rev", help="Check against this commit of a git repo.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="RECONCILER_CONFIG",
+    default="/etc/reconciler/reconciler.toml",
+    show_default=True,
+    help="The server's own settings file (never in git).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Path, as_json: bool) -> None:
+    """Check every prerequisite of the desired state on this server, each with the fix.
+
+    Docker, the GPU (NVML, driver, the NVIDIA runtime or CDI, the passthrough that works),
+    free disk against the budgets, published ports, LAN addresses, Kamal, SSH to the Kamal
+    hosts, the registry, Ollama's version, OpenWebUI. Changes nothing. Exit 0 only when every
+    check passes (or is not needed); 1 when one fails."""
+    from rich.console import Console
+
+    from reconciler.doctor import print_checks, run_doctor, to_json
+    from reconciler.errors import ObservationFailed as NoRepo
+
+    def load() -> DesiredState:
+        if not repo.exists():
+            raise NoRepo(f"{repo} does not exist (bootstrap creates it; or pass --repo)")
+        return _load(repo, rev)
+
+    checks = run_doctor(load, _state_dir(state_dir), config_path=config_path)
+    if as_json:
+        click.echo(dumps(to_json(checks)))
+    else:
+        print_checks(checks, Console())
+    sys.exit(EXIT_OK if all(c.ok for c in checks) else 1)
+
+
+@main.command()
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(state_dir: Path | None, as_json: bool) -> None:

@@ -75,3 +75,9 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         console.print(f"[yellow]note[/]: {note}")
     if status.last_error:
         console.print(f"[red]last error[/]: {status.last_error}")
+    if status.last_error or any(
+        c.status != (c.type == "Ready")
+        for c in status.conditions
+        if c.type in ("Ready", "Stalled", "Degraded")
+    ):
+        console.print("check this server's prerequisites, each with its fix: [bold]reconciler doctor[/]")
