@@ -341,6 +341,12 @@ def init(
 @click.option("--resync", default=300.0, show_default=True, help="Seconds between periodic resyncs.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Metrics bind address.")
+@click.option(
+    "--stuck-after",
+    default=3600.0,
+    show_default=True,
+    help="Under systemd: stop feeding the watchdog after this many seconds with no progress.",
+)
 def serve(
     repo: Path,
     branch: str,
@@ -349,8 +355,12 @@ def serve(
     resync: float,
     metrics_port: int | None,
     metrics_addr: str,
+    stuck_after: float,
 ) -> None:
-    """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP."""
+    """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP.
+
+    Under systemd (Type=notify) it reports READY once serving and feeds the watchdog while
+    its loop makes progress."""
     from reconciler.loop.serve import ServeConfig, Server
     from reconciler.report.console import structured
     from reconciler.report.eventlog import EventLog, log_path
@@ -366,6 +376,7 @@ def serve(
                 resync_seconds=resync,
                 metrics_port=metrics_port,
                 metrics_addr=metrics_addr,
+                stuck_after=stuck_after,
             ),
             runtime,
             bus,
