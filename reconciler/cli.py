@@ -311,13 +311,39 @@ def _state_dir(value: Path | None) -> Path:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Only commits signed by a key in this SSH allowed_signers file are accepted and applied.",
 )
+@click.option("--lan-address", "lan", multiple=True, help="Seed server.yaml lan_addresses with these.")
+@click.option("--no-lan", is_flag=True, help="Seed lan_addresses: [] (loopback only).")
+@click.option(
+    "--gpus-none", is_flag=True, help="Seed container.gpus: none (no NVIDIA GPU: Ollama on the CPU)."
+)
+@click.option("--kamal-ssh-key", "ssh_keys", multiple=True, help="Seed kamal.ssh_keys with this key file.")
+@click.option("--kamal-ssh-port", "ssh_port", type=int, help="Seed kamal.ssh_port (when sshd is not on 22).")
 def init(
-    repo: Path, state_dir: Path | None, seed: Path | None, branch: str, allowed_signers: Path | None
+    repo: Path,
+    state_dir: Path | None,
+    seed: Path | None,
+    branch: str,
+    allowed_signers: Path | None,
+    lan: tuple[str, ...],
+    no_lan: bool,
+    gpus_none: bool,
+    ssh_keys: tuple[str, ...],
+    ssh_port: int | None,
 ) -> None:
-    """Create (or adopt) the bare desired-state repo and install its git hooks."""
+    """Create (or adopt) the bare desired-state repo and install its git hooks.
+
+    A new repo is seeded with the example (or --seed), edited for this server by the --lan-*,
+    --gpus-none and --kamal-* options, and validated first. An existing repo is left as it is."""
     from reconciler.gitops import init_repo
     from reconciler.resources import example_desired_state
+    from reconciler.seed import SeedSettings
 
+    settings = SeedSettings(
+        lan_addresses=() if no_lan else (tuple(lan) or None),
+        gpus_none=gpus_none,
+        kamal_ssh_keys=ssh_keys,
+        kamal_ssh_port=ssh_port,
+    )
     try:
         created = init_repo(
             repo,
@@ -325,6 +351,7 @@ def init(
             state_dir=_state_dir(state_dir),
             branch=branch,
             allowed_signers=allowed_signers,
+            settings=settings,
         )
     except ReconcilerError as exc:
         _fail(exc, False)
