@@ -54,14 +54,25 @@ def set_gpus_none(text: str) -> str:
 
 
 def add_kamal_ssh(text: str, keys: tuple[str, ...], port: int | None) -> str:
-    if re.search(r"(?m)^kamal\s*:", text):
-        raise SeedEditFailed(f"{OPENWEBUI_FILE} already has a kamal: section; add ssh_keys there yourself")
-    lines = ["kamal:                      # how Kamal reaches this server (set up by bootstrap)"]
-    if keys:
-        lines.append(f"  ssh_keys: [{', '.join(keys)}]")
-    if port is not None and port != 22:
-        lines.append(f"  ssh_port: {port}")
-    return text.rstrip("\n") + "\n" + "\n".join(lines) + "\n"
+    """Add ssh_keys (and ssh_port unless 22) to the kamal: section, making one when absent."""
+    wanted = ([f"  ssh_keys: [{', '.join(keys)}]"] if keys else []) + (
+        [f"  ssh_port: {port}"] if port is not None and port != 22 else []
+    )
+    lines = text.rstrip("\n").splitlines()
+    header = next((i for i, line in enumerate(lines) if re.match(r"^kamal\s*:", line)), None)
+    if header is None:
+        head = "kamal:                      # how Kamal reaches this server (set up by bootstrap)"
+        return "\n".join([*lines, head, *wanted]) + "\n"
+    if lines[header].split(":", 1)[1].split("#")[0].strip():
+        raise SeedEditFailed(
+            f"{OPENWEBUI_FILE}: write its kamal: section as a block to let bootstrap add ssh_keys"
+        )
+    end = header + 1
+    while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+        if re.match(r"^\s+ssh_(keys|port)\s*:", lines[end]):
+            raise SeedEditFailed(f"{OPENWEBUI_FILE}: kamal.ssh_keys/ssh_port are set already; leave them out")
+        end += 1
+    return "\n".join([*lines[: header + 1], *wanted, *lines[header + 1 :]]) + "\n"
 
 
 def customize(seed: Path, settings: SeedSettings) -> None:

@@ -45,10 +45,15 @@ def test_nothing_asked_nothing_changed(tmp_path: Path) -> None:
         assert (work / name).read_text() == (example_desired_state() / name).read_text()
 
 
-def test_a_seed_with_its_own_kamal_section_is_not_edited_blindly(tmp_path: Path) -> None:
+def test_a_seed_with_its_own_kamal_section_gets_the_key_added(tmp_path: Path) -> None:
     work = seeded(tmp_path, SeedSettings())
-    (work / "openwebui.yaml").write_text("kamal:\n  servers: [10.0.0.9]\n")
-    with pytest.raises(SeedEditFailed, match="already has a kamal: section"):
+    (work / "openwebui.yaml").write_text("kamal:\n  service: webui\nauth: false\n")
+    customize(work, SeedSettings(kamal_ssh_keys=("/etc/k",), kamal_ssh_port=2200))
+    state = load_desired(DirSource(work))
+    assert state.openwebui is not None and state.openwebui.kamal.service == "webui"
+    assert state.openwebui.kamal.ssh_keys == ["/etc/k"] and state.openwebui.kamal.ssh_port == 2200
+    (work / "openwebui.yaml").write_text("kamal:\n  ssh_keys: [/mine]\n")
+    with pytest.raises(SeedEditFailed, match="set already"):
         customize(work, SeedSettings(kamal_ssh_keys=("/k",)))
 
 

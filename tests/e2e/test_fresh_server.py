@@ -1,0 +1,279 @@
+"""A fresh server from zero, as the README's "How you use it" says, and the wheel outside the checkout.
+
+The fresh server is a container of a debootstrap'ed Debian 12 that has never seen the project,
+with systemd running as PID 1 (needs only CAP_SYS_ADMIN here; `--privileged` fails on these
+machines). It shares the host's network and Docker engine (no Docker-in-Docker here): the
+engine's socket is bind-mounted, its own docker.service is masked, and its data root is visible
+read-only, as a server sees its own. Its apt archives are a cache kept between runs, and pip is
+offline with a wheelhouse (downloaded once, cached) plus the wheel built from this checkout.
+
+What the README's lines cannot say and the test supplies: `--gpus none --seed DIR` (no GPU and
+no internet for the example's models: the seed points at the test registry and the harness
+images), the sshd port the "provider" configured, the laptop's SSH config naming `gpu-box`, and
+`$EDITOR` as a script that pins the model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+import yaml
+
+from tests.harness.images import BASE_IMAGE, TEST_LABEL, _get_image, _image_lock
+from tests.harness.kamal_fixtures import STANDIN_IMAGE, ensure_standin_images
+from tests.harness.registry import Registry, free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+FRESH_IMAGE = "local/fresh-debian:bookworm"
+CACHE = Path("/var/cache/reconciler-tests")
+CI_ADDS = ["--gpus", "none", "--seed", "/root/seed"]
+
+
+def readme_block() -> tuple[list[str], list[str]]:
+    """The server lines and the laptop lines of the README's "How you use it" block."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## How you use it", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    server, laptop, current = [], [], None
+    for line in block.splitlines():
+        if line.startswith("# on the server"):
+            current = server
+        elif line.startswith("# on your laptop"):
+            current = laptop
+        elif line.strip() and current is not None:
+            current.append(line)
+    return server, laptop
+
+
+def build_wheel(out: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = out.glob("reconciler_llm-*.whl")
+    return wheel
+
+
+def wheelhouse(wheel: Path) -> Path:
+    """Every dependency of `wheel[server]` as wheels, downloaded once per dependency set."""
+    deps = subprocess.run(["unzip", "-p", str(wheel), "*.dist-info/METADATA"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    key = hashlib.sha256(
+        "\n".join(sorted(re.findall(r"^Requires-Dist: .*$", deps, re.M))).encode()
+    ).hexdigest()
+    house = CACHE / f"wheelhouse-{key[:16]}"
+    if not (house / ".complete").exists():
+        house.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+                        "-d", str(house), f"{wheel}[server]"], check=True, timeout=900)  # fmt: skip
+        (house / wheel.name).unlink(missing_ok=True)
+        (house / ".complete").touch()
+    return house
+
+
+def ensure_fresh_image(client: docker.DockerClient) -> str:
+    """Debian 12 as a server comes: systemd, openssh-server, python3 (the harness's debootstrap
+    rootfs plus those packages). Docker's own units are masked: the engine is the host's."""
+    if _get_image(client, FRESH_IMAGE) is not None:
+        return FRESH_IMAGE
+    with _image_lock():
+        if _get_image(client, FRESH_IMAGE) is None:
+            with tempfile.TemporaryDirectory() as tmp:
+                (Path(tmp) / "Dockerfile").write_text(
+                    textwrap.dedent(f"""\
+                    FROM {BASE_IMAGE}
+                    RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \\
+                          --no-install-recommends systemd systemd-sysv dbus openssh-server >/dev/null \\
+                     && rm -rf /var/lib/apt/lists/*
+                    RUN systemctl mask docker.service docker.socket containerd.service \\
+                     && systemctl mask getty@tty1.service systemd-logind.service
+                    STOPSIGNAL SIGRTMIN+3
+                    CMD ["/lib/systemd/systemd"]
+                    """)
+                )
+                client.images.build(path=tmp, tag=FRESH_IMAGE, labels=dict(TEST_LABEL), rm=True, pull=False)
+    return FRESH_IMAGE
+
+
+class FreshServer:
+    def __init__(self, client: docker.DockerClient, root: Path, ssh_port: int) -> None:
+        self.client, self.root, self.ssh_port = client, root, ssh_port
+        apt = CACHE / "fresh-server-apt"
+        apt.mkdir(parents=True, exist_ok=True)
+        self.container = client.containers.run(
+            FRESH_IMAGE, detach=True, name=f"rcl-fresh-{uuid.uuid4().hex[:8]}", labels=dict(TEST_LABEL),
+            network_mode="host", cap_add=["SYS_ADMIN"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
+            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
+                     "/run/docker.sock": {"bind": "/run/docker.sock", "mode": "rw"},
+                     "/var/lib/docker": {"bind": "/var/lib/docker", "mode": "ro"},
+                     str(root / "root"): {"bind": "/root", "mode": "rw"},
+                     str(apt): {"bind": "/var/cache/apt/archives", "mode": "rw"}},
+        )  # fmt: skip
+        self.wait_booted()
+
+    def sh(self, script: str, env: dict[str, str] | None = None, timeout: int = 900) -> tuple[int, str]:
+        argv = ["docker", "exec", *[f"-e{k}={v}" for k, v in (env or {}).items()], "-w", "/root",
+                self.container.name, "bash", "-lc", script]  # fmt: skip
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+        return done.returncode, done.stdout + done.stderr
+
+    def wait_booted(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            _rc, out = self.sh("systemctl is-system-running")
+            if out.strip() in ("running", "degraded"):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"systemd did not boot: {out}")
+
+    def remove(self) -> None:
+        with contextlib.suppress(docker.errors.APIError):
+            self.sh("systemctl stop reconciler docker-registry ssh", timeout=60)
+            self.container.remove(force=True)
+
+
+def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, str]:
+    model = registry.push_model("phi3", "mini", arch="phi3", block_count=2, head_count=4, head_count_kv=4,
+                                embedding_length=64, context_length=4096, size_bytes=256 * 1024)  # fmt: skip
+    server = {"budgets": {"disk": {"models": "1GiB", "min_free": "1GiB"}, "vram": {"per_gpu": "2GiB"}}}
+    ollama = {
+        "container": {"name": names["ollama"], "image": "local/fake-ollama:test", "gpus": "all",
+                      "volume": names["volume"], "network": network, "publish": {"port": names["ollama_port"]},
+                      "env": {"OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_CONTEXT_LENGTH": 256,
+                              "extra": {"FAKE_OLLAMA_OVERHEAD": str(256 * 1024)}}},
+        "registries": [{"host": registry.host, "insecure": True, "url": registry.url}],
+        "models": [{"name": model.name, "num_ctx": 256}],
+    }  # fmt: skip
+    webui = {
+        "image": STANDIN_IMAGE,
+        "exposure": {"mode": "published", "port": names["webui_port"]},
+        "kamal": {"service": names["service"], "data_volume": names["data"]},
+    }
+    return {"server.yaml": yaml.safe_dump(server), "ollama.yaml": yaml.safe_dump(ollama),
+            "openwebui.yaml": yaml.safe_dump(webui), "model": model.name}  # fmt: skip
+
+
+@pytest.fixture
+def fresh(docker_client: docker.DockerClient, tmp_path: Path, base_image: str) -> Iterator[FreshServer]:
+    for port in (5000,):
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"127.0.0.1:{port} is taken on this host; bootstrap puts the registry there")
+    ensure_fresh_image(docker_client)
+    (tmp_path / "root").mkdir()
+    server = FreshServer(docker_client, tmp_path, free_port())
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes_nothing(
+    fresh: FreshServer, docker_client: docker.DockerClient, registry: Registry, test_network: Any,
+    fake_ollama_image: str, tmp_path: Path,
+) -> None:  # fmt: skip
+    ensure_standin_images(docker_client)
+    server_lines, laptop_lines = readme_block()
+    assert server_lines and laptop_lines
+    suffix = uuid.uuid4().hex[:8]
+    names = {"ollama": f"rcl-fresh-ollama-{suffix}", "volume": f"rcl-fresh-models-{suffix}",
+             "ollama_port": free_port(), "webui_port": free_port(), "service": f"rclfresh{suffix}",
+             "data": f"rcl-fresh-webui-{suffix}"}  # fmt: skip
+    root = tmp_path / "root"
+    wheel = build_wheel(tmp_path / "dist")
+    house = wheelhouse(wheel)
+    shutil.copytree(house, root / "wheelhouse", ignore=shutil.ignore_patterns(".complete"))
+    shutil.copy2(wheel, root / wheel.name)
+    shutil.copy2(ROOT / "deploy" / "bootstrap.sh", root / "bootstrap.sh")
+    files = seed(registry, test_network.name, names)
+    (root / "seed").mkdir()
+    for name in ("server.yaml", "ollama.yaml", "openwebui.yaml"):
+        (root / "seed" / name).write_text(files[name])
+    laptop_key = tmp_path / "laptop" / "id_ed25519"
+    laptop_key.parent.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(laptop_key)], check=True)
+    (root / ".ssh").mkdir(mode=0o700)
+    shutil.copy2(laptop_key.with_suffix(".pub"), root / ".ssh" / "authorized_keys")  # the provider's part
+    rc, out = fresh.sh(f"chown -R root: /root && mkdir -p /etc/ssh/sshd_config.d && "
+                       f"echo 'Port {fresh.ssh_port}' > /etc/ssh/sshd_config.d/port.conf")  # fmt: skip
+    assert rc == 0, out
+
+    # The README's server lines, as written (plus what CI must add).
+    assert server_lines[0].split()[:2] == ["./bootstrap.sh", "--wheel"]
+    assert server_lines[0].split()[2] == wheel.name, "README names another wheel than this version builds"
+    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
+    try:
+        rc, first = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=offline, timeout=1200)
+        print(first)
+        assert rc == 0, first
+        assert "systemd is not running" not in first
+        assert re.search(r"✔ converged [0-9a-f]{12}", first), first
+        assert "all 13 checks passed" in first, first
+        rc, state = fresh.sh("systemctl is-active reconciler && systemctl show -p Type,WatchdogUSec reconciler "
+                             "&& systemd-analyze security reconciler.service | tail -1")  # fmt: skip
+        assert rc == 0 and "Type=notify" in state and "WatchdogUSec=1min" in state, state
+        print(state)
+
+        # The laptop: clone over SSH, pin the model, push; the reconcile streams back.
+        laptop = tmp_path / "laptop"
+        (laptop / "config").write_text(
+            textwrap.dedent(f"""\
+            Host gpu-box
+              HostName 127.0.0.1
+              Port {fresh.ssh_port}
+              IdentityFile {laptop_key}
+              IdentitiesOnly yes
+              UserKnownHostsFile {laptop}/known_hosts
+              StrictHostKeyChecking accept-new
+            """)
+        )
+        editor = laptop / "pin"
+        editor.write_text("#!/usr/bin/env python3\nimport sys, yaml\np = sys.argv[1]\nd = yaml.safe_load(open(p))\n"
+                          "d['models'][0]['keep_loaded'] = True\nopen(p, 'w').write(yaml.safe_dump(d))\n")  # fmt: skip
+        editor.chmod(0o755)
+        env = {**os.environ, "GIT_SSH_COMMAND": f"ssh -F {laptop}/config", "EDITOR": f"{sys.executable} {editor}",
+               "GIT_AUTHOR_NAME": "owner", "GIT_AUTHOR_EMAIL": "owner@lan", "GIT_COMMITTER_NAME": "owner",
+               "GIT_COMMITTER_EMAIL": "owner@lan"}  # fmt: skip
+        pushed = subprocess.run(["bash", "-ec", "\n".join(laptop_lines)], cwd=laptop, env=env,
+                                capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        print(pushed.stdout + pushed.stderr)
+        assert pushed.returncode == 0, pushed.stderr
+        assert "remote: reconciler: reconciling" in pushed.stderr
+        assert re.search(r"remote: \[1/\d\] load .*phi3:mini pinned", pushed.stderr), pushed.stderr
+        assert re.search(r"remote: reconciler: ✔ converged [0-9a-f]{12}", pushed.stderr), pushed.stderr
+
+        # Again: nothing to do.
+        rc, second = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=offline, timeout=600)
+        print(second)
+        assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
+        assert "changed:" not in second
+    finally:
+        cleanup(docker_client, names)
+
+
+def cleanup(client: docker.DockerClient, names: dict[str, Any]) -> None:
+    for c in client.containers.list(all=True):
+        if c.name == names["ollama"] or (c.labels or {}).get("service") == names["service"]:
+            with contextlib.suppress(docker.errors.APIError):
+                c.remove(force=True)
+    for volume in (names["volume"], names["data"]):
+        with contextlib.suppress(docker.errors.APIError):
+            client.volumes.get(volume).remove(force=True)
