@@ -65,24 +65,53 @@ def readme_block() -> tuple[list[str], list[str]]:
 
 
 def build_wheel(out: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(out), str(ROOT)], check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = out.glob("reconciler_llm-*.whl")
     return wheel
 
 
 def wheelhouse(wheel: Path) -> Path:
     """Every dependency of `wheel[server]` as wheels, downloaded once per dependency set."""
-    deps = subprocess.run(["unzip", "-p", str(wheel), "*.dist-info/METADATA"], capture_output=True,
-                          text=True, check=True).stdout  # fmt: skip
+    deps = subprocess.run(
+        ["unzip", "-p", str(wheel), "*.dist-info/METADATA"], capture_output=True, text=True, check=True
+    ).stdout
     key = hashlib.sha256(
         "\n".join(sorted(re.findall(r"^Requires-Dist: .*$", deps, re.M))).encode()
     ).hexdigest()
     house = CACHE / f"wheelhouse-{key[:16]}"
     if not (house / ".complete").exists():
         house.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:",
-                        "-d", str(house), f"{wheel}[server]"], check=True, timeout=900)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--only-binary=:all:",
+                "-d",
+                str(house),
+                f"{wheel}[server]",
+            ],
+            check=True,
+            timeout=900,
+        )
         (house / wheel.name).unlink(missing_ok=True)
         (house / ".complete").touch()
     return house
@@ -118,20 +147,36 @@ class FreshServer:
         apt = CACHE / "fresh-server-apt"
         apt.mkdir(parents=True, exist_ok=True)
         self.container = client.containers.run(
-            FRESH_IMAGE, detach=True, name=f"rcl-fresh-{uuid.uuid4().hex[:8]}", labels=dict(TEST_LABEL),
-            network_mode="host", cap_add=["SYS_ADMIN"], security_opt=["seccomp=unconfined", "apparmor=unconfined"],
+            FRESH_IMAGE,
+            detach=True,
+            name=f"rcl-fresh-{uuid.uuid4().hex[:8]}",
+            labels=dict(TEST_LABEL),
+            network_mode="host",
+            cap_add=["SYS_ADMIN"],
+            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
             tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
-            volumes={"/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
-                     "/run/docker.sock": {"bind": "/run/docker.sock", "mode": "rw"},
-                     "/var/lib/docker": {"bind": "/var/lib/docker", "mode": "ro"},
-                     str(root / "root"): {"bind": "/root", "mode": "rw"},
-                     str(apt): {"bind": "/var/cache/apt/archives", "mode": "rw"}},
-        )  # fmt: skip
+            volumes={
+                "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
+                "/run/docker.sock": {"bind": "/run/docker.sock", "mode": "rw"},
+                "/var/lib/docker": {"bind": "/var/lib/docker", "mode": "ro"},
+                str(root / "root"): {"bind": "/root", "mode": "rw"},
+                str(apt): {"bind": "/var/cache/apt/archives", "mode": "rw"},
+            },
+        )
         self.wait_booted()
 
     def sh(self, script: str, env: dict[str, str] | None = None, timeout: int = 900) -> tuple[int, str]:
-        argv = ["docker", "exec", *[f"-e{k}={v}" for k, v in (env or {}).items()], "-w", "/root",
-                self.container.name, "bash", "-lc", script]  # fmt: skip
+        argv = [
+            "docker",
+            "exec",
+            *[f"-e{k}={v}" for k, v in (env or {}).items()],
+            "-w",
+            "/root",
+            self.container.name,
+            "bash",
+            "-lc",
+            script,
+        ]
         done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
         return done.returncode, done.stdout + done.stderr
 
@@ -151,24 +196,46 @@ class FreshServer:
 
 
 def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, str]:
-    model = registry.push_model("phi3", "mini", arch="phi3", block_count=2, head_count=4, head_count_kv=4,
-                                embedding_length=64, context_length=4096, size_bytes=256 * 1024)  # fmt: skip
+    model = registry.push_model(
+        "phi3",
+        "mini",
+        arch="phi3",
+        block_count=2,
+        head_count=4,
+        head_count_kv=4,
+        embedding_length=64,
+        context_length=4096,
+        size_bytes=256 * 1024,
+    )
     server = {"budgets": {"disk": {"models": "1GiB", "min_free": "1GiB"}, "vram": {"per_gpu": "2GiB"}}}
     ollama = {
-        "container": {"name": names["ollama"], "image": "local/fake-ollama:test", "gpus": "all",
-                      "volume": names["volume"], "network": network, "publish": {"port": names["ollama_port"]},
-                      "env": {"OLLAMA_KEEP_ALIVE": "5m", "OLLAMA_CONTEXT_LENGTH": 256,
-                              "extra": {"FAKE_OLLAMA_OVERHEAD": str(256 * 1024)}}},
+        "container": {
+            "name": names["ollama"],
+            "image": "local/fake-ollama:test",
+            "gpus": "all",
+            "volume": names["volume"],
+            "network": network,
+            "publish": {"port": names["ollama_port"]},
+            "env": {
+                "OLLAMA_KEEP_ALIVE": "5m",
+                "OLLAMA_CONTEXT_LENGTH": 256,
+                "extra": {"FAKE_OLLAMA_OVERHEAD": str(256 * 1024)},
+            },
+        },
         "registries": [{"host": registry.host, "insecure": True, "url": registry.url}],
         "models": [{"name": model.name, "num_ctx": 256}],
-    }  # fmt: skip
+    }
     webui = {
         "image": STANDIN_IMAGE,
         "exposure": {"mode": "published", "port": names["webui_port"]},
         "kamal": {"service": names["service"], "data_volume": names["data"]},
     }
-    return {"server.yaml": yaml.safe_dump(server), "ollama.yaml": yaml.safe_dump(ollama),
-            "openwebui.yaml": yaml.safe_dump(webui), "model": model.name}  # fmt: skip
+    return {
+        "server.yaml": yaml.safe_dump(server),
+        "ollama.yaml": yaml.safe_dump(ollama),
+        "openwebui.yaml": yaml.safe_dump(webui),
+        "model": model.name,
+    }
 
 
 @pytest.fixture
@@ -187,16 +254,25 @@ def fresh(docker_client: docker.DockerClient, tmp_path: Path, base_image: str) -
 
 
 def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes_nothing(
-    fresh: FreshServer, docker_client: docker.DockerClient, registry: Registry, test_network: Any,
-    fake_ollama_image: str, tmp_path: Path,
-) -> None:  # fmt: skip
+    fresh: FreshServer,
+    docker_client: docker.DockerClient,
+    registry: Registry,
+    test_network: Any,
+    fake_ollama_image: str,
+    tmp_path: Path,
+) -> None:
     ensure_standin_images(docker_client)
     server_lines, laptop_lines = readme_block()
     assert server_lines and laptop_lines
     suffix = uuid.uuid4().hex[:8]
-    names = {"ollama": f"rcl-fresh-ollama-{suffix}", "volume": f"rcl-fresh-models-{suffix}",
-             "ollama_port": free_port(), "webui_port": free_port(), "service": f"rclfresh{suffix}",
-             "data": f"rcl-fresh-webui-{suffix}"}  # fmt: skip
+    names = {
+        "ollama": f"rcl-fresh-ollama-{suffix}",
+        "volume": f"rcl-fresh-models-{suffix}",
+        "ollama_port": free_port(),
+        "webui_port": free_port(),
+        "service": f"rclfresh{suffix}",
+        "data": f"rcl-fresh-webui-{suffix}",
+    }
     root = tmp_path / "root"
     wheel = build_wheel(tmp_path / "dist")
     house = wheelhouse(wheel)
@@ -212,8 +288,10 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(laptop_key)], check=True)
     (root / ".ssh").mkdir(mode=0o700)
     shutil.copy2(laptop_key.with_suffix(".pub"), root / ".ssh" / "authorized_keys")  # the provider's part
-    rc, out = fresh.sh(f"chown -R root: /root && mkdir -p /etc/ssh/sshd_config.d && "
-                       f"echo 'Port {fresh.ssh_port}' > /etc/ssh/sshd_config.d/port.conf")  # fmt: skip
+    rc, out = fresh.sh(
+        f"chown -R root: /root && mkdir -p /etc/ssh/sshd_config.d && "
+        f"echo 'Port {fresh.ssh_port}' > /etc/ssh/sshd_config.d/port.conf"
+    )
     assert rc == 0, out
 
     # The README's server lines, as written (plus what CI must add).
@@ -227,8 +305,10 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
         assert "systemd is not running" not in first
         assert re.search(r"✔ converged [0-9a-f]{12}", first), first
         assert "all 13 checks passed" in first, first
-        rc, state = fresh.sh("systemctl is-active reconciler && systemctl show -p Type,WatchdogUSec reconciler "
-                             "&& systemd-analyze security reconciler.service | tail -1")  # fmt: skip
+        rc, state = fresh.sh(
+            "systemctl is-active reconciler && systemctl show -p Type,WatchdogUSec reconciler "
+            "&& systemd-analyze security reconciler.service | tail -1"
+        )
         assert rc == 0 and "Type=notify" in state and "WatchdogUSec=1min" in state, state
         print(state)
 
@@ -246,14 +326,29 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
             """)
         )
         editor = laptop / "pin"
-        editor.write_text("#!/usr/bin/env python3\nimport sys, yaml\np = sys.argv[1]\nd = yaml.safe_load(open(p))\n"
-                          "d['models'][0]['keep_loaded'] = True\nopen(p, 'w').write(yaml.safe_dump(d))\n")  # fmt: skip
+        editor.write_text(
+            "#!/usr/bin/env python3\nimport sys, yaml\np = sys.argv[1]\nd = yaml.safe_load(open(p))\n"
+            "d['models'][0]['keep_loaded'] = True\nopen(p, 'w').write(yaml.safe_dump(d))\n"
+        )
         editor.chmod(0o755)
-        env = {**os.environ, "GIT_SSH_COMMAND": f"ssh -F {laptop}/config", "EDITOR": f"{sys.executable} {editor}",
-               "GIT_AUTHOR_NAME": "owner", "GIT_AUTHOR_EMAIL": "owner@lan", "GIT_COMMITTER_NAME": "owner",
-               "GIT_COMMITTER_EMAIL": "owner@lan"}  # fmt: skip
-        pushed = subprocess.run(["bash", "-ec", "\n".join(laptop_lines)], cwd=laptop, env=env,
-                                capture_output=True, text=True, timeout=600, check=False)  # fmt: skip
+        env = {
+            **os.environ,
+            "GIT_SSH_COMMAND": f"ssh -F {laptop}/config",
+            "EDITOR": f"{sys.executable} {editor}",
+            "GIT_AUTHOR_NAME": "owner",
+            "GIT_AUTHOR_EMAIL": "owner@lan",
+            "GIT_COMMITTER_NAME": "owner",
+            "GIT_COMMITTER_EMAIL": "owner@lan",
+        }
+        pushed = subprocess.run(
+            ["bash", "-ec", "\n".join(laptop_lines)],
+            cwd=laptop,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
         print(pushed.stdout + pushed.stderr)
         assert pushed.returncode == 0, pushed.stderr
         assert "remote: reconciler: reconciling" in pushed.stderr

@@ -21,18 +21,45 @@ def test_the_wheel_installed_elsewhere_runs_init_validate_schema_and_doctor(tmp_
     house = wheelhouse(wheel)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--no-index", "--find-links", str(house),
-                    f"{wheel}[server]"], check=True, timeout=600)  # fmt: skip
+    subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "--quiet",
+            "--no-index",
+            "--find-links",
+            str(house),
+            f"{wheel}[server]",
+        ],
+        check=True,
+        timeout=600,
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        env = {"PATH": f"{venv}/bin:/usr/bin:/bin", "HOME": str(tmp_path), "RECONCILER_STATE_DIR": str(tmp_path / "s")}
-        return subprocess.run([str(venv / "bin" / "reconciler"), *args], cwd=elsewhere, env=env,
-                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        env = {
+            "PATH": f"{venv}/bin:/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "RECONCILER_STATE_DIR": str(tmp_path / "s"),
+        }
+        return subprocess.run(
+            [str(venv / "bin" / "reconciler"), *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
-    where = subprocess.run([str(venv / "bin" / "python"), "-c", "import reconciler; print(reconciler.__file__)"],
-                           cwd=elsewhere, capture_output=True, text=True, check=True).stdout  # fmt: skip
+    where = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import reconciler; print(reconciler.__file__)"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert where.startswith(str(venv)) and str(ROOT) not in where
     assert run("--version").stdout.strip() == "reconciler, version 0.1.0"
 
@@ -42,7 +69,11 @@ def test_the_wheel_installed_elsewhere_runs_init_validate_schema_and_doctor(tmp_
     assert str(venv / "bin" / "python") in hook
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(tmp_path / "repo.git"), str(clone)], check=True)
-    assert (clone / "ollama.yaml").read_text().startswith("# yaml-language-server: $schema=schema/ollama.schema.json")
+    assert (
+        (clone / "ollama.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=schema/ollama.schema.json")
+    )
     assert (clone / "schema" / "ollama.schema.json").is_file() and (clone / "knowledge" / "work").is_dir()
 
     valid = run("validate", str(clone))
@@ -52,7 +83,9 @@ def test_the_wheel_installed_elsewhere_runs_init_validate_schema_and_doctor(tmp_
     assert schema.stdout == (ROOT / "desired_state" / "schema" / "ollama.schema.json").read_text()
     assert set(json.loads(run("schema").stdout)) == {"server.yaml", "ollama.yaml", "openwebui.yaml"}
 
-    doctor = run("doctor", "--json", "--repo", str(tmp_path / "repo.git"), "--config", str(tmp_path / "none.toml"))
+    doctor = run(
+        "doctor", "--json", "--repo", str(tmp_path / "repo.git"), "--config", str(tmp_path / "none.toml")
+    )
     report = json.loads(doctor.stdout)
     checks = {c["id"]: c for c in report["checks"]}
     assert doctor.returncode == 1 and report["ok"] is False
