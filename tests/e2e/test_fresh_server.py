@@ -102,10 +102,9 @@ def wheelhouse(wheel: Path) -> Path:
                 sys.executable,
                 "-m",
                 "pip",
-                "download",
+                "wheel",  # sdist-only dependencies (sdnotify) are built into wheels once
                 "--quiet",
-                "--only-binary=:all:",
-                "-d",
+                "-w",
                 str(house),
                 f"{wheel}[server]",
             ],
