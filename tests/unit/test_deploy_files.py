@@ -79,4 +79,4 @@ def test_bootstrap_rejects_bad_arguments_before_doing_anything(
 
 def test_bootstrap_and_the_package_agree_on_the_version() -> None:
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
-    assert version is not None and f"readonly VERSION={version.group(1)}\n" in BOOTSTRAP.read_text()
+    assert version is not None and f"readonly RELEASE={version.group(1)} " in BOOTSTRAP.read_text()
