@@ -292,6 +292,7 @@ head=$(git --git-dir "$REPO" rev-parse refs/heads/main)
 # ── 10. the service ───────────────────────────────────────────────────────────────────────────
 step "reconciler serve"
 unit_src=$("$VENV/bin/python" -c 'from reconciler.resources import systemd_unit; print(systemd_unit())')
+serve_up() { [[ -n "$(serve_pid)" ]]; }
 serve_pid() { "$reconciler" status --json --state-dir "$STATE" 2>/dev/null | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin).get("serve_pid") or "")'; }
 if systemd_running; then
     restart=${PACKAGE_CHANGED:-0}
@@ -318,7 +319,7 @@ else
         install -d -m 0700 "$(dirname "$SERVE_LOG")"
         (set -a; [[ ! -f $ETC/env ]] || . "$ETC/env"; set +a
          HOME=$STATE exec setsid "$reconciler" serve --repo "$REPO" --state-dir "$STATE" >>"$SERVE_LOG" 2>&1 </dev/null) &
-        wait_for 30 test -n "$(serve_pid)" || die "serve did not start" "read $SERVE_LOG"
+        wait_for 30 serve_up || die "serve did not start" "read $SERVE_LOG"
         changed "started serve (pid $(serve_pid); log $SERVE_LOG)"
     fi
 fi
@@ -330,7 +331,7 @@ import json, sys
 s = json.load(sys.stdin)
 ready = any(c["type"] == "Ready" and c["status"] for c in s.get("conditions", []))
 print(s.get("last_applied_revision") or "" if ready else "")')
-if [[ $applied == "$head" ]]; then
+if [[ $applied == "$head" && $CHANGES == 0 ]]; then   # nothing changed this run: say so, briefly
     ok "${head:0:12} is applied and Ready (\`$reconciler status\`)"
 else
     printf '%s %s refs/heads/main\n' "0000000000000000000000000000000000000000" "$head" |
