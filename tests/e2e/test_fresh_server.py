@@ -16,7 +16,6 @@ images), the sshd port the "provider" configured, the laptop's SSH config naming
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import shutil
@@ -36,13 +35,13 @@ import docker.errors
 import pytest
 import yaml
 
+from tests.e2e.packaging import ROOT, build_wheel, wheelhouse
 from tests.harness.images import BASE_IMAGE, TEST_LABEL, _get_image, _image_lock
 from tests.harness.kamal_fixtures import STANDIN_IMAGE, ensure_standin_images
 from tests.harness.registry import Registry, free_port
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
 FRESH_IMAGE = "local/fresh-debian:bookworm"
 CACHE = Path("/var/cache/reconciler-tests")
 CI_ADDS = ["--gpus", "none", "--seed", "/root/seed"]
@@ -62,58 +61,6 @@ def readme_block() -> tuple[list[str], list[str]]:
         elif line.strip() and current is not None:
             current.append(line)
     return server, laptop
-
-
-def build_wheel(out: Path) -> Path:
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--quiet",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(out),
-            str(ROOT),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    (wheel,) = out.glob("reconciler_llm-*.whl")
-    return wheel
-
-
-def wheelhouse(wheel: Path) -> Path:
-    """Every dependency of `wheel[server]` as wheels, downloaded once per dependency set."""
-    deps = subprocess.run(
-        ["unzip", "-p", str(wheel), "*.dist-info/METADATA"], capture_output=True, text=True, check=True
-    ).stdout
-    key = hashlib.sha256(
-        "\n".join(sorted(re.findall(r"^Requires-Dist: .*$", deps, re.M))).encode()
-    ).hexdigest()
-    house = CACHE / f"wheelhouse-{key[:16]}"
-    if not (house / ".complete").exists():
-        house.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",  # sdist-only dependencies (sdnotify) are built into wheels once
-                "--quiet",
-                "-w",
-                str(house),
-                f"{wheel}[server]",
-            ],
-            check=True,
-            timeout=900,
-        )
-        (house / wheel.name).unlink(missing_ok=True)
-        (house / ".complete").touch()
-    return house
 
 
 def ensure_fresh_image(client: docker.DockerClient) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_fresh_server import ROOT, build_wheel, wheelhouse
+from tests.e2e.packaging import ROOT, build_wheel, wheelhouse
 
 pytestmark = pytest.mark.e2e
 
