@@ -182,7 +182,7 @@ def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, s
     webui = {
         "image": STANDIN_IMAGE,
         "exposure": {"mode": "published", "port": names["webui_port"]},
-        "kamal": {"service": names["service"], "data_volume": names["data"]},
+        "kamal": {"service": names["service"], "data_volume": names["data"], "image": names["service"]},
     }
     return {
         "server.yaml": yaml.safe_dump(server),
@@ -219,7 +219,10 @@ def prepare(root: Path, tmp_path: Path, files: dict[str, str], *, webui: bool = 
 
 
 @contextlib.contextmanager
-def fresh_server(client: docker.DockerClient, tmp_path: Path, *, systemd: bool) -> Iterator[FreshServer]:
+def fresh_server(
+    client: docker.DockerClient, tmp_path: Path, *, systemd: bool, names: dict[str, Any]
+) -> Iterator[FreshServer]:
+    """The fresh server, then, once it (and the serve inside it) is gone, what it created."""
     with socket.socket() as probe:
         if probe.connect_ex(("127.0.0.1", 5000)) == 0:
             pytest.fail("127.0.0.1:5000 is taken on this host; bootstrap puts the registry there")
@@ -229,7 +232,8 @@ def fresh_server(client: docker.DockerClient, tmp_path: Path, *, systemd: bool) 
     try:
         yield server
     finally:
-        server.remove()
+        server.remove()  # first: its serve would heal what cleanup removes
+        cleanup(client, names)
 
 
 OFFLINE = {"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": "/root/wheelhouse"}
@@ -244,50 +248,47 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
     assert len(server_lines) == 1 and laptop_lines
     names = names_for_this_run()
     root = tmp_path / "root"
-    with fresh_server(docker_client, tmp_path, systemd=True) as fresh:
+    with fresh_server(docker_client, tmp_path, systemd=True, names=names) as fresh:
         wheel = prepare(root, tmp_path, seed(registry, test_network.name, names))
-        try:
-            laptop_key = provider_key(fresh, root, tmp_path)
-            # The README's server line, as written (plus what CI must add).
-            assert server_lines[0].split()[:3] == ["./bootstrap.sh", "--wheel", wheel], (
-                "the README names another wheel than this version builds"
-            )
-            rc, first = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=1200)
-            print(first)
-            assert rc == 0, first
-            assert "systemd is not running" not in first
-            assert re.search(r"✔ converged [0-9a-f]{12}", first), first
-            assert "all 13 checks passed" in first, first
-            rc, state = fresh.sh(
-                "systemctl show -p ActiveState,Type,WatchdogUSec reconciler"
-                " && systemd-analyze security reconciler.service | tail -1"
-            )
-            print(state)
-            assert rc == 0 and "ActiveState=active" in state and "Type=notify" in state, state
-            assert "WatchdogUSec=1min" in state, state
+        laptop_key = provider_key(fresh, root, tmp_path)
+        # The README's server line, as written (plus what CI must add).
+        assert server_lines[0].split()[:3] == ["./bootstrap.sh", "--wheel", wheel], (
+            "the README names another wheel than this version builds"
+        )
+        rc, first = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=1200)
+        print(first)
+        assert rc == 0, first
+        assert "systemd is not running" not in first
+        assert re.search(r"✔ converged [0-9a-f]{12}", first), first
+        assert "all 13 checks passed" in first, first
+        rc, state = fresh.sh(
+            "systemctl show -p ActiveState,Type,WatchdogUSec reconciler"
+            " && systemd-analyze security reconciler.service | tail -1"
+        )
+        print(state)
+        assert rc == 0 and "ActiveState=active" in state and "Type=notify" in state, state
+        assert "WatchdogUSec=1min" in state, state
 
-            pushed = laptop(laptop_lines, laptop_key, fresh.ssh_port)
-            assert "remote: reconciler: reconciling" in pushed
-            assert re.search(r"remote: \[1/\d\] load .*phi3:mini pinned", pushed), pushed
-            assert re.search(r"remote: reconciler: ✔ converged [0-9a-f]{12}", pushed), pushed
+        pushed = laptop(laptop_lines, laptop_key, fresh.ssh_port)
+        assert "remote: reconciler: reconciling" in pushed
+        assert re.search(r"remote: \[1/\d\] load .*phi3:mini pinned", pushed), pushed
+        assert re.search(r"remote: reconciler: ✔ converged [0-9a-f]{12}", pushed), pushed
 
-            rc, second = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=600)
-            print(second)
-            assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
-            assert "changed:" not in second
+        rc, second = fresh.sh(" ".join([server_lines[0], *CI_ADDS]), env=OFFLINE, timeout=600)
+        print(second)
+        assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
+        assert "changed:" not in second
 
-            # systemd's watchdog, shortened, restarts a frozen serve.
-            rc, out = fresh.sh(
-                "mkdir -p /etc/systemd/system/reconciler.service.d"
-                " && printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/reconciler.service.d/t.conf"
-                " && systemctl daemon-reload && systemctl restart reconciler"
-                " && kill -STOP $(systemctl show -p MainPID --value reconciler) && sleep 8"
-                " && systemctl show -p NRestarts,ActiveState reconciler"
-                " && journalctl -u reconciler | grep -i watchdog"
-            )
-            assert rc == 0 and "NRestarts=1" in out and "Watchdog timeout" in out, out
-        finally:
-            cleanup(docker_client, names)
+        # systemd's watchdog, shortened, restarts a frozen serve.
+        rc, out = fresh.sh(
+            "mkdir -p /etc/systemd/system/reconciler.service.d"
+            " && printf '[Service]\\nWatchdogSec=3s\\n' > /etc/systemd/system/reconciler.service.d/t.conf"
+            " && systemctl daemon-reload && systemctl restart reconciler"
+            " && kill -STOP $(systemctl show -p MainPID --value reconciler) && sleep 8"
+            " && systemctl show -p NRestarts,ActiveState reconciler"
+            " && journalctl -u reconciler | grep -i watchdog"
+        )
+        assert rc == 0 and "NRestarts=1" in out and "Watchdog timeout" in out, out
 
 
 def provider_key(fresh: FreshServer, root: Path, tmp_path: Path) -> Path:
@@ -295,7 +296,7 @@ def provider_key(fresh: FreshServer, root: Path, tmp_path: Path) -> Path:
     laptop_key = tmp_path / "laptop" / "id_ed25519"
     laptop_key.parent.mkdir()
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(laptop_key)], check=True)
-    (root / ".ssh").mkdir(mode=0o700)
+    (root / ".ssh").mkdir(mode=0o700, exist_ok=True)  # systemd-tmpfiles makes it at boot
     shutil.copy2(laptop_key.with_suffix(".pub"), root / ".ssh" / "authorized_keys")
     rc, out = fresh.sh(
         f"chown -R root: /root && mkdir -p /etc/ssh/sshd_config.d && "
@@ -349,25 +350,23 @@ def test_without_systemd_bootstrap_says_so_and_starts_serve_itself(
     openwebui.yaml): the deploy path is the systemd test's."""
     names = names_for_this_run()
     root = tmp_path / "root"
-    with fresh_server(docker_client, tmp_path, systemd=False) as fresh:
+    with fresh_server(docker_client, tmp_path, systemd=False, names=names) as fresh:
         wheel = prepare(root, tmp_path, seed(registry, test_network.name, names), webui=False)
-        try:
-            provider_key(fresh, root, tmp_path)
-            command = f"./bootstrap.sh --wheel {wheel} {' '.join(CI_ADDS)}"
-            rc, first = fresh.sh(command, env=OFFLINE, timeout=1200)
-            print(first)
-            assert rc == 0, first
-            assert "systemd is not running here" in first and "started serve (pid" in first
-            assert "started sshd" in first and "started docker-registry" in first
-            assert re.search(r"✔ converged [0-9a-f]{12}", first), first
-            rc, second = fresh.sh(command, env=OFFLINE, timeout=600)
-            assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
-            assert "serve is running (pid" in second
-        finally:
-            cleanup(docker_client, names)
+        provider_key(fresh, root, tmp_path)
+        command = f"./bootstrap.sh --wheel {wheel} {' '.join(CI_ADDS)}"
+        rc, first = fresh.sh(command, env=OFFLINE, timeout=1200)
+        print(first)
+        assert rc == 0, first
+        assert "systemd is not running here" in first and "started serve (pid" in first
+        assert "started sshd" in first and "started docker-registry" in first
+        assert re.search(r"✔ converged [0-9a-f]{12}", first), first
+        rc, second = fresh.sh(command, env=OFFLINE, timeout=600)
+        assert rc == 0 and "bootstrap: done, 0 change(s)" in second, second
+        assert "serve is running (pid" in second
 
 
 def cleanup(client: docker.DockerClient, names: dict[str, Any]) -> None:
+    """What the fresh server made on the shared engine: its containers, volumes and images."""
     for c in client.containers.list(all=True):
         if c.name == names["ollama"] or (c.labels or {}).get("service") == names["service"]:
             with contextlib.suppress(docker.errors.APIError):
@@ -375,3 +374,6 @@ def cleanup(client: docker.DockerClient, names: dict[str, Any]) -> None:
     for volume in (names["volume"], names["data"]):
         with contextlib.suppress(docker.errors.APIError):
             client.volumes.get(volume).remove(force=True)
+    for image in client.images.list(name=f"127.0.0.1:5000/{names['service']}"):
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(image.id, force=True)
