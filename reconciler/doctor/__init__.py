@@ -71,24 +71,34 @@ def run_doctor(
             check_config(config_path),
         ]
     ctx.info = client.info() if client is not None else {}
-    checks = [
-        desired_check,
-        check_docker(ctx, docker_error),
-        check_gpu(ctx),
-        check_gpu_runtime(ctx),
-        check_disk(ctx),
-        check_lan(ctx),
-        check_ports(ctx),
-        check_config(config_path),
-        check_kamal(ctx),
-        check_ssh(ctx),
-        check_registry(ctx),
-        check_ollama(ctx),
-        check_openwebui(ctx),
+    steps: list[tuple[str, str, Callable[[], Check]]] = [
+        ("docker", "Docker engine", lambda: check_docker(ctx, docker_error)),
+        ("gpu", "NVIDIA GPU (NVML)", lambda: check_gpu(ctx)),
+        ("gpu-runtime", "GPU in containers", lambda: check_gpu_runtime(ctx)),
+        ("disk", "free disk for the models", lambda: check_disk(ctx)),
+        ("lan", "LAN addresses on this host", lambda: check_lan(ctx)),
+        ("ports", "published ports free", lambda: check_ports(ctx)),
+        ("config", "server settings", lambda: check_config(config_path)),
+        ("kamal", "Kamal", lambda: check_kamal(ctx)),
+        ("ssh", "SSH to the Kamal hosts", lambda: check_ssh(ctx)),
+        ("registry", "image registry", lambda: check_registry(ctx)),
+        ("ollama", "Ollama", lambda: check_ollama(ctx)),
+        ("openwebui", "OpenWebUI", lambda: check_openwebui(ctx)),
     ]
+    checks = [desired_check, *(_guarded(*step) for step in steps)]
     if client is not None:
         client.close()
     return checks
+
+
+def _guarded(id_: str, title: str, run: Callable[[], Check]) -> Check:
+    """A check that itself fails (the engine went away mid-check, say) is a failed check with
+    the reason, never a traceback."""
+    try:
+        return run()
+    except Exception as exc:  # doctor reports; it must never crash on the server it diagnoses
+        why = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        return failed(id_, title, f"the check itself failed ({why})", "run `reconciler doctor` again")
 
 
 def _docker_only(client: Any, error: str | None) -> Check:

@@ -231,22 +231,27 @@ def published(desired: DesiredState) -> list[tuple[str, int, str]]:
 
 
 def _managed_publishers(ctx: Context) -> dict[int, str]:
-    """Host ports published by the containers this desired state manages."""
+    """Host ports published by the containers this desired state manages (one list call: a
+    container another process removes meanwhile cannot break it)."""
     if ctx.docker is None:
         return {}
-    ours: dict[int, str] = {}
+    rows = ctx.docker.api.containers()
     service = ctx.desired.openwebui.kamal.service if ctx.desired.openwebui else None
-    for c in ctx.docker.containers.list():
-        labels = c.labels or {}
-        mine = c.name == ctx.desired.ollama.container.name and labels.get(MANAGED) == "1"
+    return managed_ports(rows, ctx.desired.ollama.container.name, service)
+
+
+def managed_ports(rows: list[dict[str, Any]], ollama: str, service: str | None) -> dict[int, str]:
+    """Pure: `docker ps` rows → {host port: container name} for the managed containers."""
+    ours: dict[int, str] = {}
+    for row in rows:
+        name = str((row.get("Names") or ["?"])[0]).lstrip("/")
+        labels = row.get("Labels") or {}
+        mine = (name == ollama and labels.get(MANAGED) == "1") or name == "kamal-proxy"
         mine |= service is not None and labels.get("service") in (service, "kamal-proxy")
-        mine |= c.name == "kamal-proxy"
-        if not mine:
-            continue
-        for bindings in ((c.attrs.get("HostConfig") or {}).get("PortBindings") or {}).values():
-            for b in bindings or []:
-                if str(b.get("HostPort", "")).isdigit():
-                    ours[int(b["HostPort"])] = str(c.name)
+        if mine:
+            for port in row.get("Ports") or []:
+                if isinstance(port.get("PublicPort"), int):
+                    ours[port["PublicPort"]] = name
     return ours
 
 
