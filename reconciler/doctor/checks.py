@@ -28,7 +28,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.doctor.host import host_addresses, listener
 from reconciler.errors import GPU_FIX
 from reconciler.labels import MANAGED
-from reconciler.plan.container import container_spec, ready_url
+from reconciler.plan.container import bind_addresses, container_spec, ready_url
 from reconciler.state.gpu import flag, load_passthrough
 from reconciler.units import format_bytes
 
@@ -221,10 +221,8 @@ def published(desired: DesiredState) -> list[tuple[str, int, str]]:
     w = desired.openwebui
     if w is not None:
         if w.exposure.mode == "published":
-            from reconciler.plan.container import bind_addresses
-
-            out += [(a, w.exposure.port, "OpenWebUI") for a in bind_addresses(w.exposure.addresses, [])]
-            out += [(a, w.exposure.port, "OpenWebUI") for a in desired.server.lan_addresses]
+            addresses = bind_addresses(w.exposure.addresses, desired.server.lan_addresses)
+            out += [(a, w.exposure.port, "OpenWebUI") for a in addresses]
         else:
             out += [("0.0.0.0", port, "kamal-proxy") for port in (80, 443)]  # noqa: S104 (kamal-proxy's)
     return list(dict.fromkeys(out))
