@@ -3,8 +3,12 @@ candidates, and a check that itself breaks becomes a failed check (never a trace
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from reconciler.desired.load import load_desired
+from reconciler.desired.source import DirSource
 from reconciler.doctor import _guarded
-from reconciler.doctor.checks import managed_ports
+from reconciler.doctor.checks import managed_ports, published
 from reconciler.doctor.host import lan_candidates
 from reconciler.labels import MANAGED
 
@@ -42,3 +46,16 @@ def test_a_check_that_raises_is_a_failed_check_with_the_reason() -> None:
     check = _guarded("ports", "published ports free", broken)  # type: ignore[arg-type]
     assert check.status == "fail" and "RuntimeError: No such container: 8f2c" in check.detail
     assert check.fix
+
+
+def test_published_ports_follow_the_rendered_bindings(tmp_path: Path) -> None:
+    (tmp_path / "server.yaml").write_text("budgets: {disk: {models: 1GiB}}\nlan_addresses: [10.0.0.5]\n")
+    (tmp_path / "ollama.yaml").write_text("container: {publish: {port: 11434}}\nmodels: []\n")
+    (tmp_path / "openwebui.yaml").write_text(
+        "exposure: {mode: published, port: 3000, addresses: [127.0.0.1]}\n"
+    )
+    assert published(load_desired(DirSource(tmp_path))) == [
+        ("127.0.0.1", 11434, "Ollama"),
+        ("10.0.0.5", 11434, "Ollama"),
+        ("127.0.0.1", 3000, "OpenWebUI"),
+    ]
