@@ -50,10 +50,21 @@ def _source(path: Path, rev: str | None) -> Source:
     return DirSource(path)
 
 
-def _load(path: Path, rev: str | None) -> DesiredState:
+def _load(path: Path, rev: str | None, *, on_server: bool = False, note: bool = False) -> DesiredState:
+    """Load with the one loader. Secret references are checked against this server's
+    reconciler.toml when it exists, or always (`on_server`: apply, which resolves them, where
+    a missing file allows none); on a laptop without it, only their form is checked."""
+    from reconciler import serverconfig
     from reconciler.desired.load import load_desired
 
-    return load_desired(_source(path, rev))
+    policy = serverconfig.load_policy() if on_server or serverconfig.exists() else None
+    if policy is None and note:
+        click.echo(
+            f"note: {serverconfig.config_path()} does not exist here: secret references were checked "
+            "for their form only (the server checks them against its own)",
+            err=True,
+        )
+    return load_desired(_source(path, rev), secrets=policy)
 
 
 def dumps(data: Any) -> str:
@@ -104,7 +115,7 @@ def main() -> None:
 def validate(path: Path, rev: str | None, as_json: bool) -> None:
     """Check a desired state; print every problem with file:line:column, field and hint."""
     try:
-        desired = _load(path, rev)
+        desired = _load(path, rev, note=not as_json)
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
@@ -169,16 +180,15 @@ def plan(
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
-    from rich.console import Console
-
     from reconciler.plan.planner import plan as make_plan
+    from reconciler.report.console import make_console
     from reconciler.report.render import plan_to_json, print_plan
 
     result = make_plan(desired, seen)
     if as_json:
         click.echo(dumps(plan_to_json(result)))
     else:
-        print_plan(result, Console())
+        print_plan(result, make_console())
     if result.refused:
         sys.exit(EXIT_REFUSED)
     sys.exit(EXIT_CHANGES if result.actions else EXIT_OK)
@@ -229,15 +239,13 @@ def apply(
     state directory (push instead). Exit 0: converged (or, with --dry-run, nothing to do);
     1: --dry-run found changes; 2: invalid; 3: refused; 4: an action failed or serve runs.
     """
-    from rich.console import Console
-
     from reconciler.desired.source import knowledge_reader
     from reconciler.reconcile import reconcile
-    from reconciler.report.console import human, json_lines, structured
+    from reconciler.report.console import human, json_lines, make_console, structured
     from reconciler.report.events import EventBus
 
     try:
-        desired = _load(repo, rev)
+        desired = _load(repo, rev, on_server=True)
         runtime = _runtime(state_dir, ollama_url)
     except ReconcilerError as exc:
         _fail(exc, as_json)
@@ -246,7 +254,7 @@ def apply(
     if as_json:
         bus = EventBus(json_lines())
     elif sys.stdout.isatty():
-        bus = EventBus(human(Console()))
+        bus = EventBus(human(make_console()))
     else:
         bus = EventBus(structured(sys.stdout))
     if dry_run:
@@ -464,9 +472,8 @@ def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Pat
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(state_dir: Path | None, as_json: bool) -> None:
     """Desired vs applied commit, conditions, models, budgets, last error."""
-    from rich.console import Console
-
     from reconciler.loop.lock import serve_running
+    from reconciler.report.console import make_console
     from reconciler.report.status import load_status
     from reconciler.report.text import print_status
 
@@ -476,7 +483,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))
     else:
-        print_status(current, pid, Console())
+        print_status(current, pid, make_console())
 
 
 @main.command()
@@ -531,12 +538,19 @@ def rollback(commit: str | None, repo: Path, branch: str) -> None:
     default=300.0,
     help="Most seconds the post-receive hook follows the reconcile.",
 )
-def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float) -> None:
+@click.option(
+    "--budget",
+    type=float,
+    envvar="RECONCILER_HOOK_BUDGET",
+    default=60.0,
+    help="Most seconds the pre-receive hook spends validating one push.",
+)
+def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float, budget: float) -> None:
     """Git hooks installed by `init` (not for direct use)."""
     from reconciler.gitops import post_receive, pre_receive
 
     if which == "pre-receive":
-        sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr))
+        sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr, budget_s=budget, state_dir=state_dir))
     sys.exit(post_receive(repo, state_dir, branch, sys.stdin, sys.stdout, timeout))
 
 

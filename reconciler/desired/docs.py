@@ -47,6 +47,7 @@ _NAMED = {
     "_docker_name": "Docker name",
     "_env_value": "string",
     "_validate": "size",
+    "_host": "host",
 }
 
 
@@ -142,7 +143,29 @@ def markdown() -> str:
         "do not edit by hand. Sizes accept bytes or units (`120GiB`, `7.5GB`, `512MiB`).",
         "Editors: point YAML language servers at `schema/<file>.schema.json`, e.g. with",
         "`# yaml-language-server: $schema=schema/ollama.schema.json` on the first line.",
-        "Secrets are never written here: they are referenced as `{env: NAME}` or `{file: PATH}`.",
+        "",
+        "The files are read as YAML 1.2 (core schema), as editors read them: `no`, `on` and `1:30`",
+        "are text, a boolean is `true`/`false`; anchors, aliases, tags, merge keys, duplicate keys,",
+        "hexadecimal/octal numbers, `.inf`/`.nan`, more than 40,000 values or 64 levels in a file,",
+        "files over 1 MiB and knowledge documents over 64 MiB (10,000 in all) are refused with",
+        "file:line:column. Symbolic links and submodules are refused, never followed.",
+        "",
+        "Secrets are never written here: they are referenced as `{env: NAME}` or `{file: NAME}`, and",
+        "the server's own `/etc/reconciler/reconciler.toml` (outside git) says which names may be used",
+        "and where each may be sent:",
+        "",
+        "```toml",
+        "[secrets]",
+        'dir = "/etc/reconciler/secrets"   # {file: NAME} is a file in this folder (0700, root)',
+        'env = ["OPENAI_API_KEY"]          # the only names {env: NAME} may use',
+        "[secrets.send_to]                 # hosts (or image:REPOSITORY) each secret may reach, besides",
+        'OPENAI_API_KEY = ["api.openai.com"]  # this machine and the default OpenWebUI image',
+        "```",
+        "",
+        "`validate` checks references against that file where it exists (on the server, and in the",
+        "pre-receive hook); on a laptop without it, only their form. A value shaped like a secret",
+        "(`sk-…`, `ghp_…`, `hf_…`, `AKIA…`, a private key, `user:password@` in a URL) is refused in",
+        "any field, and no message repeats a value written here.",
     ]
     for file, model in FILES:
         out.append(f"\n## `{file}`\n")

@@ -14,7 +14,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from reconciler.desired.refs import InvalidReference, parse_ref
+from reconciler.desired.redact import shown
+from reconciler.desired.refs import InvalidReference, parse_ref, valid_port
 from reconciler.units import ByteSize
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -24,18 +25,58 @@ _IMAGE = re.compile(
     r"^(?:[a-z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
-_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_SECRET_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Words in an environment variable's name that say it holds a secret (whole or as a part).
+_SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE", "COOKIE")
+_SECRET_PARTS = {"AUTH", "PASS", "PWD", "PW", "PAT"}
+# OpenWebUI settings the reconciler renders (kamal/render.py clear_env) → the field they come from.
+MANAGED_WEBUI_ENV: dict[str, str] = {
+    "OLLAMA_BASE_URL": "the managed Ollama container",
+    "ENABLE_OLLAMA_API": "the managed Ollama container",
+    "RAG_OLLAMA_BASE_URL": "the managed Ollama container",
+    "WEBUI_AUTH": "`auth`",
+    "ENABLE_SIGNUP": "`auth`",
+    "ENABLE_PERSISTENT_CONFIG": "`persistent_config`",
+    "ENABLE_OPENAI_API": "`cloud`",
+    "OPENAI_API_BASE_URLS": "`cloud`",
+    "OPENAI_API_KEYS": "`cloud` api_key references",
+    "WEBUI_SECRET_KEY": "`kamal.webui_secret_key`",
+    "DEFAULT_MODELS": "`default_models`",
+    "TASK_MODEL": "`task_model`",
+    "RAG_EMBEDDING_ENGINE": "`rag.embedding_engine`",
+    "RAG_EMBEDDING_MODEL": "`rag.embedding_model`",
+    "CHUNK_SIZE": "`rag.chunk_size`",
+    "CHUNK_OVERLAP": "`rag.chunk_overlap`",
+    "RAG_TOP_K": "`rag.top_k`",
+    "AUDIO_STT_ENGINE": "`voice`",
+    "WHISPER_MODEL": "`voice`",
+    "AUDIO_TTS_ENGINE": "`voice`",
+    "AUDIO_TTS_VOICE": "`voice`",
+    "USER_PERMISSIONS_CHAT_STT": "`voice.enabled`",
+    "USER_PERMISSIONS_CHAT_TTS": "`voice.enabled`",
+    "USER_PERMISSIONS_CHAT_CALL": "`voice.enabled`",
+}
+
+
+def looks_like_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS) or bool(_SECRET_PARTS & set(upper.split("_")))
+
+
+_DURATION = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # strict: a YAML string is never taken for a boolean or a number ("yes", "8"), so the
+    # reconciler reads a file as the JSON Schemas (and editors) do.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 def _model_ref(value: str) -> str:
     try:
         parse_ref(value)
     except InvalidReference as exc:
-        raise ValueError(f"{value!r} is not a valid Ollama model reference: {exc}") from None
+        raise ValueError(f"not a valid Ollama model reference: {exc}") from None
     return value
 
 
@@ -51,10 +92,9 @@ def _env_value(value: Any) -> str:
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
-            f"{value!r} must be lower-case letters, digits, '-' or '_' (at most 63, starting "
-            "with a letter or digit)"
+            "must be lower-case letters, digits, '-' or '_' (at most 63, starting with a letter or digit)"
         )
     return value
 
@@ -63,19 +103,19 @@ def _ip(value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
+        raise ValueError("not an IP address") from None
     return value
 
 
 def _image(value: str) -> str:
-    if not _IMAGE.match(value):
-        raise ValueError(f"{value!r} is not a Docker image reference (e.g. ollama/ollama:0.6.8)")
+    if not _IMAGE.fullmatch(value):
+        raise ValueError("not a Docker image reference (e.g. ollama/ollama:0.6.8)")
     return value
 
 
 def _docker_name(value: str) -> str:
-    if not _DOCKER_NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid Docker name (letters, digits, '_', '.', '-')")
+    if not _DOCKER_NAME.fullmatch(value):
+        raise ValueError("not a valid Docker name (letters, digits, '_', '.', '-')")
     return value
 
 
@@ -193,18 +233,21 @@ class OllamaEnv(Frozen):
     @field_validator("OLLAMA_KEEP_ALIVE")
     @classmethod
     def _keep_alive(cls, value: str | int | None) -> str | int | None:
-        if isinstance(value, str) and not _DURATION.match(value):
-            raise ValueError(
-                f"{value!r} is not a Go duration: write e.g. 5m, 24h, -1m or a number of seconds"
-            )
+        if isinstance(value, str) and not _DURATION.fullmatch(value):
+            raise ValueError("not a Go duration: write e.g. 5m, 24h, -1m or a number of seconds")
         return value
 
     @field_validator("extra")
     @classmethod
     def _extra_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{shown(name)} is not an environment variable name (UPPER_CASE)")
+            if looks_like_secret_name(name):
+                raise ValueError(
+                    f"{name} looks like a secret: secrets never go in git, and Ollama's container "
+                    "gets none from the reconciler"
+                )
             if name in {"OLLAMA_HOST", "OLLAMA_MODELS"}:
                 raise ValueError(f"{name} is managed by the reconciler; remove it")
             if name in OllamaEnv.model_fields:
@@ -248,6 +291,17 @@ class OllamaContainer(Frozen):
         "`ollama` whatever container is recreated.",
     )
     publish: Publish = Field(default_factory=Publish, description="Published API port.")
+
+    @field_validator("network")
+    @classmethod
+    def _own_network(cls, value: str) -> str:
+        if value in {"host", "none", "bridge"}:
+            raise ValueError(
+                f"{value} is one of Docker's built-in networks, where OpenWebUI cannot reach Ollama "
+                "by name: name a network of its own (e.g. llm)"
+            )
+        return value
+
     env: OllamaEnv = Field(default_factory=OllamaEnv, description="Server settings.")
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = Field(
         default="unless-stopped", description="Docker restart policy."
@@ -259,14 +313,20 @@ class OllamaContainer(Frozen):
         if isinstance(value, list):
             if not value:
                 raise ValueError("an empty list selects no GPU: write `none` instead")
-            for item in value:
-                if not re.match(r"^(\d{1,2}|GPU-[0-9a-fA-F-]{8,64})$", str(item)):
-                    raise ValueError(f"{item!r} is not a GPU index or a GPU-UUID")
+            for index, item in enumerate(value):
+                if not re.fullmatch(r"^([0-9]{1,2}|GPU-[0-9a-fA-F-]{8,64})$", str(item)):
+                    raise ValueError(f"item {index} is not a GPU index or a GPU-UUID")
         return value
 
 
 class Registry(Frozen):
     host: str = Field(description="Registry host as written in model references, e.g. registry.lan:5000.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _registry_server(value)
+
     insecure: bool = Field(default=False, description="Plain HTTP (Ollama's --insecure).")
     url: str | None = Field(
         default=None,
@@ -277,8 +337,8 @@ class Registry(Frozen):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[A-Za-z0-9.:\[\]-]+/?$", value):
-            raise ValueError(f"{value!r} must be http(s)://host[:port]")
+        if value is not None and not re.fullmatch(r"^https?://[A-Za-z0-9.:\[\]-]+/?$", value):
+            raise ValueError("must be http(s)://host[:port]")
         return value
 
 
@@ -324,7 +384,7 @@ class DerivedModel(Frozen):
         }  # fmt: skip
         for name in value:
             if name not in known:
-                raise ValueError(f"unknown parameter {name!r}; known: {', '.join(sorted(known))}")
+                raise ValueError(f"unknown parameter {shown(name)}; known: {', '.join(sorted(known))}")
         return value
 
 
@@ -366,17 +426,28 @@ class OllamaSpec(Frozen):
 class SecretRef(Frozen):
     """A secret by reference: its value never enters git."""
 
-    env: str | None = Field(default=None, description="Environment variable of `serve`.")
-    file: str | None = Field(default=None, description="Absolute path of a file on the server.")
+    env: str | None = Field(
+        default=None,
+        description="Environment variable of `serve`; the server's reconciler.toml must list it "
+        "under [secrets] env.",
+    )
+    file: str | None = Field(
+        default=None,
+        description="Name of a file in the server's secrets directory ([secrets] dir of "
+        "reconciler.toml, e.g. /etc/reconciler/secrets); no paths.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("give exactly one of `env` or `file`")
-        if self.env is not None and not _ENV_NAME.match(self.env):
-            raise ValueError(f"{self.env!r} is not an environment variable name")
-        if self.file is not None and not self.file.startswith("/"):
-            raise ValueError("`file` must be an absolute path on the server")
+        if self.env is not None and not _ENV_NAME.fullmatch(self.env):
+            raise ValueError("`env` is not an environment variable name (UPPER_CASE)")
+        if self.file is not None and (not _SECRET_FILE.fullmatch(self.file) or ".." in self.file):
+            raise ValueError(
+                "`file` is the name of a file in the server's secrets directory (letters, digits, "
+                "'.', '_', '-'; no '/'), e.g. {file: openai.key}"
+            )
         return self
 
     def describe(self) -> str:
@@ -392,8 +463,8 @@ class CloudEndpoint(Frozen):
     @field_validator("base_url")
     @classmethod
     def _https(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+        if not re.fullmatch(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
+            raise ValueError("not an http(s) URL without credentials (put the key in api_key)")
         return value
 
 
@@ -466,9 +537,9 @@ class Tls(Frozen):
     @field_validator("names")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not _DNS_NAME.match(name):
-                raise ValueError(f"{name!r} is not a DNS name (letters, digits, '-', dots)")
+        for index, name in enumerate(value):
+            if not _DNS_NAME.fullmatch(name):
+                raise ValueError(f"item {index} is not a DNS name (letters, digits, '-', dots)")
         if len(set(value)) != len(value):
             raise ValueError("names must be unique")
         return value
@@ -492,7 +563,7 @@ class Exposure(Frozen):
         if self.tls.enabled and self.mode != "proxy":
             raise ValueError("tls.enabled needs mode: proxy (kamal-proxy terminates TLS)")
         if self.tls.enabled and self.host and self.host not in self.tls.names:
-            raise ValueError(f"add the proxy host {self.host!r} to tls.names")
+            raise ValueError("add the proxy host (exposure.host) to tls.names")
         return self
 
 
@@ -502,9 +573,16 @@ _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]{1,4095}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
+def _registry_server(value: str) -> str:
+    port = value.rpartition(":")[2]
+    if not _REGISTRY_SERVER.fullmatch(value) or ".." in value or not valid_port(port, value):
+        raise ValueError("not a registry host[:port] (port 1-65535)")
+    return value
+
+
 def _host(value: str) -> str:
-    if not _HOST.match(value) or ".." in value:
-        raise ValueError(f"{value!r} is not a host name or IP address (no spaces, shell characters or ports)")
+    if not _HOST.fullmatch(value) or ".." in value:
+        raise ValueError("not a host name or IP address (no spaces, shell characters or ports)")
     return value
 
 
@@ -525,15 +603,13 @@ class KamalRegistry(Frozen):
     @field_validator("server")
     @classmethod
     def _server(cls, value: str) -> str:
-        if not _REGISTRY_SERVER.match(value) or ".." in value:
-            raise ValueError(f"{value!r} is not a registry host[:port]")
-        return value
+        return _registry_server(value)
 
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", value):
-            raise ValueError(f"{value!r} is not a registry user name (letters, digits, '.', '_', '@', '-')")
+        if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", value):
+            raise ValueError("not a registry user name (letters, digits, '.', '_', '@', '-')")
         return value
 
 
@@ -576,23 +652,25 @@ class KamalSpec(Frozen):
     @field_validator("ssh_user")
     @classmethod
     def _user(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value):
-            raise ValueError(f"{value!r} is not a Unix user name")
+        if not re.fullmatch(r"^[a-z_][a-z0-9_-]{0,31}$", value):
+            raise ValueError("not a Unix user name")
         return value
 
     @field_validator("ssh_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not _SAFE_PATH.match(path) or "/../" in path or path.endswith("/.."):
-                raise ValueError(f"{path!r} must be an absolute path of letters, digits and . _ / @ + - only")
+        for index, path in enumerate(value):
+            if not _SAFE_PATH.fullmatch(path) or "/../" in path or path.endswith("/.."):
+                raise ValueError(
+                    f"item {index} must be an absolute path of letters, digits and . _ / @ + - only"
+                )
         return value
 
     @field_validator("image")
     @classmethod
     def _repository(cls, value: str) -> str:
-        if not _REPOSITORY.match(value) or len(value) > 255:
-            raise ValueError(f"{value!r} is not a repository name (lower-case, e.g. openwebui-local)")
+        if not _REPOSITORY.fullmatch(value) or len(value) > 255:
+            raise ValueError("not a repository name (lower-case, e.g. openwebui-local)")
         return value
 
 
@@ -604,6 +682,11 @@ class OpenWebUISpec(Frozen):
     )
     exposure: Exposure = Field(default_factory=Exposure)
     auth: bool = Field(default=False, description="Require login (WEBUI_AUTH). false = LAN MVP, no login.")
+    persistent_config: bool = Field(
+        default=False,
+        description="ENABLE_PERSISTENT_CONFIG: false = the rendered settings win on every start (git is "
+        "the truth); true = OpenWebUI keeps what its database holds and they only seed a fresh one.",
+    )
     admin_token: SecretRef | None = Field(
         default=None,
         description="An admin's API key by reference, for converging knowledge and presets through "
@@ -637,10 +720,13 @@ class OpenWebUISpec(Frozen):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
-            lowered = name.lower()
-            if any(word in lowered for word in ("key", "secret", "password", "token")):
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{shown(name)} is not an environment variable name (UPPER_CASE)")
+            if name in MANAGED_WEBUI_ENV:
+                raise ValueError(
+                    f"{name} is set by the reconciler from {MANAGED_WEBUI_ENV[name]}; remove it from env"
+                )
+            if looks_like_secret_name(name):
                 raise ValueError(
                     f"{name} looks like a secret: secrets never go in git; use a cloud "
                     "endpoint's api_key reference"

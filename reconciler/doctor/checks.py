@@ -14,7 +14,6 @@ import shutil
 import socket
 import stat
 import subprocess
-import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -484,28 +483,32 @@ def check_openwebui(ctx: Context) -> Check:
 
 
 def check_config(path: Path) -> Check:
-    """The server's own settings (never in git): exists, 0600, root's, TOML, with its secrets
-    directory 0700. `harden` (issue 14) reads it; doctor only checks it is there and private."""
+    """The server's own settings (never in git): exists, 0600, root's, read as the reconciler
+    reads it (reconciler.serverconfig), with its secrets directory 0700."""
+    from reconciler.serverconfig import ServerConfigInvalid, load_policy
+
     title = "server settings"
     try:
         st = path.stat()
-        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+        policy = load_policy(path)
     except FileNotFoundError:
+        st = None
+    except ServerConfigInvalid as exc:
+        return failed("config", title, str(exc), f"fix {path} (see the README's secrets section)")
+    if st is None or not policy.present:
         return failed(
             "config",
             title,
             f"{path} does not exist",
             f"run deploy/bootstrap.sh, or create it (`install -m 0600 /dev/null {path}`) with a [secrets] "
-            "table naming the secrets directory (see docs/threat-model.md)",
+            "table naming the secrets directory (see the README's secrets section)",
         )
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        return failed("config", title, f"{path} cannot be read as TOML: {exc}", f"fix the file {path}")
     problems: list[tuple[str, str]] = []
     if stat.S_IMODE(st.st_mode) & 0o077:
         problems.append((f"{path} is mode {stat.S_IMODE(st.st_mode):04o}, not 0600", f"chmod 0600 {path}"))
     if st.st_uid not in (0, os.geteuid()):
         problems.append((f"{path} belongs to uid {st.st_uid}, not root", f"chown root: {path}"))
-    secrets = Path(str((settings.get("secrets") or {}).get("dir", "/etc/reconciler/secrets")))
+    secrets = Path(policy.dir or "/etc/reconciler/secrets")
     try:
         mode = stat.S_IMODE(secrets.stat().st_mode)
     except FileNotFoundError:

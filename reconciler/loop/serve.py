@@ -26,6 +26,7 @@ from reconciler.report import status as status_mod
 from reconciler.report.events import Event, EventBus
 from reconciler.report.metrics import Metrics
 from reconciler.runtime import Runtime
+from reconciler.serverconfig import ServerConfigInvalid, load_policy
 from reconciler.signing import head_problem
 
 
@@ -135,12 +136,16 @@ class Server:
             return None
         try:
             with GitCommitSource(self.config.repo, head) as source:
-                desired = load_desired(source)
+                desired = load_desired(source, secrets=load_policy())
         except InvalidDesiredState as exc:
             self.events.emit(
                 "reconcile.rejected", revision=head[:12], problems=[str(p) for p in exc.problems]
             )
             self._save_status("invalid", head, None, None, [str(p) for p in exc.problems])
+            return None
+        except ServerConfigInvalid as exc:  # the owner's reconciler.toml, not the commit
+            self.events.emit("reconcile.rejected", revision=head[:12], problems=[str(exc)])
+            self._save_status("invalid", head, None, None, [str(exc)])
             return None
         self.container_name = desired.ollama.container.name
         self.runtime.read_knowledge = knowledge_reader(lambda: GitCommitSource(self.config.repo, head))

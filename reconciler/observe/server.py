@@ -10,6 +10,7 @@ from reconciler.desired.schema import DerivedModel, DesiredState
 from reconciler.observe.disk import observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
+from reconciler.observe.host import observe_addresses
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
 from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
@@ -72,6 +73,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         disk=observe_disk(disk_path, models_dir),
         remote=remote,
         remote_errors=remote_errors,
+        host_addresses=observe_addresses(),
     )
     return with_memory(observed, memory, at)
 

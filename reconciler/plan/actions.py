@@ -137,7 +137,7 @@ Action = Annotated[
 class Violation(_Frozen):
     """One broken budget, with the numbers and the entries responsible."""
 
-    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count"]
+    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses"]
     message: str
     needed: int = 0
     limit: int = 0
@@ -149,8 +149,11 @@ class VramEstimate(_Frozen):
     weights: int
     kv_cache: int
     graph: int
-    overhead: int
+    overhead: int  # runtime VRAM beside the model: CUDA minimum, Ollama's buffer layer, OLLAMA_GPU_OVERHEAD
     architecture_known: bool
+    reported: int = 0  # what `ollama ps` SIZE shows for it on this Ollama version
+    margin: int = 0  # free VRAM the runner leaves beside it when placing layers, once per GPU
+    memory_model: str = ""  # how this Ollama version counts memory (plan/vram.py MemoryModel)
 
     @property
     def total(self) -> int:

@@ -32,6 +32,7 @@ from reconciler.plan.actions import (
 from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
+from reconciler.plan.host import lan_violations
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
 
@@ -56,6 +57,9 @@ class _Ctx:
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
     rev = desired.revision
+    foreign = lan_violations(desired, observed)
+    if foreign:
+        return Plan(revision=rev, violations=tuple(foreign))
     ctx = _Ctx(desired, observed, f"desired since {rev[:7]}" if rev else "desired")
     container = _container_action(ctx)
     notes: list[str] = []
@@ -169,7 +173,7 @@ def _model_actions(
         disk_free_after=disk.free_after,
         disk_min_free=disk_budget.min_free,
         download_bytes=disk.download,
-        vram_pinned=sum(e.total for e in estimates),
+        vram_pinned=vram.pinned_total(estimates),
         vram_limit=vram_limit,
         vram_estimates=tuple(estimates),
         cached_models=tuple(disk.cached),
@@ -295,8 +299,9 @@ def _vram_check(
                 num_ctx=_num_ctx(ctx, m),
                 num_parallel=env.OLLAMA_NUM_PARALLEL or 1,
                 kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
-                flash_attention=bool(env.OLLAMA_FLASH_ATTENTION),
+                flash_attention=env.OLLAMA_FLASH_ATTENTION,
                 gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
+                version=ctx.observed.ollama_version,
             )
         )
     for e in estimates:
@@ -309,7 +314,7 @@ def _vram_check(
         if estimates:
             notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
         return estimates, None
-    total = sum(e.total for e in estimates)
+    total = vram.pinned_total(estimates)
     if total > limit:
         entries = tuple(sorted(((e.model, e.total) for e in estimates), key=lambda x: -x[1]))
         listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
@@ -376,9 +381,10 @@ def _load_actions(
     actions: list[Action] = []
     for m, num_ctx, why, fresh in wanted:
         need = by_model[m.name].total if fresh else 0
+        margin = by_model[m.name].margin if fresh else 0  # left free beside it, not taken
         if room is not None:  # no GPU observed: only the budget check stands
-            if need > left:
-                notes.append(_no_room(m.name, need, left, room))
+            if need + margin > left:
+                notes.append(_no_room(m.name, need + margin, left, room))
                 continue
             left -= need
         actions.append(

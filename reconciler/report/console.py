@@ -8,11 +8,31 @@ from typing import Any, TextIO
 
 import structlog
 from rich.console import Console
+from rich.markup import escape
 
+from reconciler.desired.redact import printable
 from reconciler.report.events import Event, kamal_line
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
+
+
+def esc(value: object) -> str:
+    """A user- or server-supplied value, ready to put in rich markup: control characters
+    shown as escapes (no cursor moves, no terminal codes) and `[` escaped, so a path such as
+    `[/root/.ollama/models]` prints as written instead of being read as a closing tag."""
+    return escape(printable(str(value)))
+
+
+def say(console: Console, renderable: Any) -> None:
+    """Print markup the reconciler wrote (its values passed through `esc`), never highlighted."""
+    console.print(renderable, highlight=False)
+
+
+def make_console(**kwargs: Any) -> Console:
+    """The one way the CLI makes a console: rich's highlighter off, so a model name or a
+    number in a message is never recoloured in the middle (`llam\x1b[1;92ma3`)."""
+    return Console(highlight=False, **kwargs)
 
 
 def json_lines(stream: TextIO = sys.stdout) -> Any:
@@ -40,34 +60,37 @@ def structured(stream: TextIO = sys.stderr) -> Any:
 def human(console: Console) -> Any:
     """Readable lines for a person at a terminal; pull progress overwrites itself."""
 
+    def show(markup: str) -> None:
+        say(console, markup)
+
     def write(event: Event) -> None:
         name = event["event"]
         if name == "plan":
             for line in event.get("actions", []):
-                console.print(f"  [cyan]•[/] {line}")
+                show(f"  [cyan]•[/] {esc(line)}")
             for line in event.get("violations", []):
-                console.print(f"  [red]✗ refused[/]: {line}")
+                show(f"  [red]✗ refused[/]: {esc(line)}")
         elif name == "action.start":
-            console.print(f"[bold]→[/] [{event['step']}/{event['of']}] {event['action']}")
+            step = esc(f"[{event['step']}/{event['of']}]")
+            show(f"[bold]→[/] {step} {esc(event['action'])}")
         elif name == "action.done":
-            console.print(f"  [green]✓[/] {event['action']}")
+            show(f"  [green]✓[/] {esc(event['action'])}")
         elif name == "action.failed":
-            console.print(f"  [red]✗ {event['action']}[/]: {event['error']}")
+            show(f"  [red]✗ {esc(event['action'])}[/]: {esc(event['error'])}")
         elif name == "pull.progress" and event.get("total"):
             eta = f", ETA {event['eta_s']:.0f} s" if event.get("eta_s", -1) >= 0 else ""
-            console.print(
-                f"    {event['model']}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
-                f"at {format_bytes(event['rate_bps'])}/s{eta}",
-                highlight=False,
+            show(
+                f"    {esc(event['model'])}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
+                f"at {format_bytes(event['rate_bps'])}/s{eta}"
             )
         elif name.startswith("kamal."):
             line = kamal_line(event)
             if line:
-                console.print(line, highlight=False, markup=False)
+                show(esc(line))
         elif name == "reconcile.done":
             style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
-            console.print(f"[{style}]{event['result']}[/] ({event['actions']} action(s))")
+            show(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
             for note in event.get("notes", []):
-                console.print(f"  [yellow]note[/]: {note}")
+                show(f"  [yellow]note[/]: {esc(note)}")
 
     return write

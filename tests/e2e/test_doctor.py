@@ -125,7 +125,9 @@ def test_the_server_settings_file_must_be_private(tmp_path: Path) -> None:
     secrets.mkdir(mode=0o700)
     assert check_config(path).status == "pass"
     path.write_text("[secrets\n")
-    assert "cannot be read as TOML" in check_config(path).detail
+    assert "not valid TOML" in check_config(path).detail
+    path.write_text("[secrets]\ndir = 'relative'\n")
+    assert "dir must be an absolute path" in check_config(path).detail
 
 
 def test_the_cli_exits_1_with_json_naming_every_failure(tmp_path: Path, docker_client: Any) -> None:
