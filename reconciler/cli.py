@@ -723,7 +723,7 @@ def _advise(
     from reconciler.http import http_client
     from reconciler.plan.advise import advise as make_advice
     from reconciler.plan.advise import with_gpu
-    from reconciler.plan.planner import plan as check
+    from reconciler.plan.planner import plain_plan as check
     from reconciler.units import format_bytes
 
     note = ""

@@ -148,6 +148,7 @@ class Violation(_Frozen):
     needed: int = 0
     limit: int = 0
     entries: tuple[tuple[str, int], ...] = ()  # (model, bytes), largest first
+    alternatives: tuple[str, ...] = ()  # VRAM: the advisor's changes that fit, with the numbers
 
 
 class VramEstimate(_Frozen):

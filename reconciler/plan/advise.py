@@ -22,6 +22,7 @@ instead of q8_0 alone is not worth a commit).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -417,9 +418,38 @@ def _desired_ctx(desired: DesiredState, observed: Observed, name: str) -> int:
     return num_ctx_for(desired, observed, _canon(name))
 
 
+class _Spent(Exception):
+    """The budget of plans to judge is used up."""
+
+
+@dataclass
+class _Counted:
+    check: Check
+    budget: int | None
+    calls: int = 0
+
+    def __call__(self, desired: DesiredState, observed: Observed) -> Plan:
+        if self.budget is not None and self.calls >= self.budget:
+            raise _Spent
+        self.calls += 1
+        return self.check(desired, observed)
+
+
 def _grid(
-    w: _World, m: ModelSpec, cands: Sequence[Candidate], *, beside: bool, kinds: bool = False
+    w: _World, m: ModelSpec, cands: Sequence[Candidate], *, beside: bool, shrink: bool = False
 ) -> list[Option]:
+    options: list[Option] = []
+    with contextlib.suppress(_Spent):  # what was judged before the budget ran out still counts
+        _fill(w, m, cands, beside=beside, shrink=shrink, into=options)
+    return options
+
+
+_KV_BYTES = {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}
+
+
+def _fill(
+    w: _World, m: ModelSpec, cands: Sequence[Candidate], *, beside: bool, shrink: bool, into: list[Option]
+) -> None:
     """Every (quantization × num_ctx × KV cache) option of desired model `m`, judged by the
     planner; with `beside` (m not pinned) m is pinned for the check only: does it fit beside
     the pinned set when people load it."""
@@ -427,7 +457,11 @@ def _grid(
     kv_now = env.OLLAMA_KV_CACHE_TYPE or "f16"
     q_now = quality(quant_of(m.name, _quant_present(w.observed, m.name)))
     asked = _desired_ctx(w.desired, w.observed, m.name)
-    options = []
+    bits_now = BITS.get(quant_of(m.name, _quant_present(w.observed, m.name)), 99.0)
+    kvs = list(dict.fromkeys((kv_now, "q8_0", "q4_0", "f16")))
+    if shrink:  # a refusal: only what takes less memory than the desired state
+        cands = [c for c in cands if BITS.get(quant_of(c.name), 99.0) < bits_now]
+        kvs = [kv for kv in kvs if _KV_BYTES[kv] <= _KV_BYTES.get(kv_now, 2.0)]
     for cand in [Candidate(m.name), *cands]:
         placed = _world_for(w, m.name, cand)
         if placed is None:
@@ -436,7 +470,7 @@ def _grid(
         renamed, renames = _rename(w.desired, m.name, cand.name) if cand.name != m.name else (w.desired, [])
         q = quality(quant_of(cand.name, _quant_present(w.observed, cand.name))) / q_now
         for ctx in _ctx_steps(asked):
-            for kv in dict.fromkeys((kv_now, "q8_0", "q4_0", "f16")):
+            for kv in kvs:
                 desired, changes = renamed, list(renames)
                 if ctx != asked:
                     desired, more = _set_model(desired, cand.name, num_ctx=ctx)
@@ -449,8 +483,7 @@ def _grid(
                 option = _judge(w, desired, observed, model=m.name, candidate=cand.name, changes=changes,
                                 pinned=not beside, score=score, exact=exact, num_ctx=ctx)  # fmt: skip
                 axes = (cand.name != m.name) + (ctx != asked) + (kv != kv_now)
-                options.append(replace(option, axes=axes))
-    return options
+                into.append(replace(option, axes=axes))
 
 
 def _pinned(desired: DesiredState, m: ModelSpec) -> bool:
@@ -527,28 +560,32 @@ def advise(
     candidates: Mapping[str, Sequence[Candidate]] | None = None,
     measured: Mapping[str, Measured] | None = None,
     unpin: bool = True,
+    pinned_only: bool = False,
+    budget: int | None = None,
 ) -> Advice:
     """The table, the best change and the alternatives for `desired` on `observed` (pass
-    `with_gpu(observed, SIZE)` to ask about another card)."""
-    w = _World(desired, observed, check, measured or {})
+    `with_gpu(observed, SIZE)` to ask about another card). `pinned_only` judges only the
+    pinned models, and only options that take less memory (a refusal); `budget` bounds the
+    plans judged (the planner's refusal uses both, so a refused plan stays cheap)."""
+    counted = _Counted(check, budget)
+    w = _World(desired, observed, counted, measured or {})
     cands = {_canon(k): list(v) for k, v in (candidates or {}).items()}
     base = check(without_lan(desired), observed)
     kv_now = desired.ollama.container.env.OLLAMA_KV_CACHE_TYPE or "f16"
     grid: list[Option] = []
     rows: list[Option] = []
     asked: dict[str, int] = {}
-    for m in desired.ollama.models:
-        if (
-            _present(observed).get(_canon(m.name)) is not None
-            and _present(observed)[_canon(m.name)].embedding
-        ):
-            pass  # embedding models have their own quantizations too: same treatment
+    models = [m for m in desired.ollama.models if _pinned(desired, m) or not pinned_only]
+    if unpin:
+        with contextlib.suppress(_Spent):
+            grid += [_unpin(w, m) for m in models if _pinned(desired, m)]
+    for m in models:
         asked[m.name] = _desired_ctx(desired, observed, m.name)
-        options = _grid(w, m, cands.get(_canon(m.name), []), beside=not _pinned(desired, m))
+        options = _grid(
+            w, m, cands.get(_canon(m.name), []), beside=not _pinned(desired, m), shrink=pinned_only
+        )
         grid += options
         rows += [o for o in options if o.num_ctx == asked[m.name] and o.kv_type == kv_now]
-    if unpin:
-        grid += [_unpin(w, m) for m in desired.ollama.models if _pinned(desired, m)]
     fits_now = not any(v.budget == "vram" for v in base.violations) and base.budget.vram_limit is not None
     fitting = sorted((o for o in grid if o.fits), key=_rank, reverse=True)
     better = [o for o in fitting if _effective(o) >= MIN_GAIN] if fits_now else fitting

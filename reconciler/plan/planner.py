@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, ModelObs, Observed
-from reconciler.plan import vram
+from reconciler.plan import advise, vram
 from reconciler.plan.actions import (
     Action,
     ApplyWebUISettings,
@@ -48,6 +48,7 @@ class _Ctx:
     since: str  # "desired since abc1234"
     defaults: ServerDefaults  # of the Ollama version the server reports (or the image pins)
     keys: dict[str, str]  # model → its weights digest (what Ollama keys a loaded copy by)
+    advise: bool = True  # a VRAM refusal names the advisor's alternatives (off while it judges them)
 
     @property
     def present(self) -> dict[str, ModelObs]:
@@ -59,13 +60,23 @@ class _Ctx:
 
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
+    return _plan(desired, observed, advise=True)
+
+
+def plain_plan(desired: DesiredState, observed: Observed) -> Plan:
+    """The plan without the advisor's alternatives in a VRAM refusal: what the advisor judges
+    each of its options with (plan/advise.py)."""
+    return _plan(desired, observed, advise=False)
+
+
+def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     rev = desired.revision
     foreign = lan_violations(desired, observed)
     if foreign:
         return Plan(revision=rev, violations=tuple(foreign))
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
-    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
+    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys(), advise)
     container = _container_action(ctx)
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
@@ -440,6 +451,12 @@ def _vram_check(
         labels = {g.key: g.label for g in groups}
         entries = tuple(sorted(((labels[k], e.total) for k, e in estimates.items()), key=lambda x: -x[1]))
         listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
+        alternatives = _vram_alternatives(ctx) if ctx.advise else ()
+        fits = (
+            f"; fits instead: {'; '.join(alternatives)} (`reconciler advise` shows the edit)"
+            if alternatives
+            else ""
+        )
         violations.append(
             Violation(
                 budget="vram",
@@ -447,10 +464,37 @@ def _vram_check(
                 limit=limit,
                 entries=entries,
                 message=f"pinned models need {format_bytes(total)} of VRAM, "
-                f"budget {format_bytes(limit)}: {listing}",
+                f"budget {format_bytes(limit)}: {listing}{fits}",
+                alternatives=alternatives,
             )
         )
     return estimates, limit
+
+
+REFUSAL_BUDGET = 32  # plans the advisor may judge for one refusal: a refused plan stays cheap
+REFUSAL_MAX_PINNED = 6  # beyond this many pinned models the refusal lists none (`reconciler advise` does)
+
+
+def _vram_alternatives(ctx: _Ctx) -> tuple[str, ...]:
+    """The advisor's best fitting changes of each kind (another quantization named in
+    benchmarks.candidates — sized from its tag here —, a smaller num_ctx, a quantized KV
+    cache with flash attention, one model unpinned), with the numbers."""
+    if sum(1 for m in ctx.desired.ollama.all_models() if m.keep_loaded) > REFUSAL_MAX_PINNED:
+        return ()
+    candidates = {
+        name: [advise.Candidate(c) for c in others]
+        for name, others in ctx.desired.ollama.benchmarks.candidates.items()
+    }
+    advice = advise.advise(
+        ctx.desired,
+        ctx.observed,
+        check=plain_plan,
+        candidates=candidates,
+        pinned_only=True,
+        budget=REFUSAL_BUDGET,
+    )
+    picks = list(dict.fromkeys(o for o in (advice.best, *advice.alternatives) if o is not None))
+    return tuple(advise.summary(advice, o) for o in picks[:4])
 
 
 def _vram_limit(ctx: _Ctx) -> int | None:

@@ -54,6 +54,9 @@ def test_advise_on_an_8gb_card_proposes_the_edit_that_makes_a_refused_plan_pass(
     refused = _cli("plan", "--repo", str(repo), "--observed", str(world), *state)
     assert refused.returncode == 3, refused.stdout + refused.stderr
     assert "pinned models need" in refused.stdout
+    # the refusal names the advisor's alternatives that fit, with the numbers
+    words = " ".join(refused.stdout.split())
+    assert "fits instead: `llama3:8b-instruct-q5_K_M` fits at num_ctx 8192" in words
 
     shown = _cli("advise", "--repo", str(repo), "--observed", str(world), "--gpu", "8GiB", *state)
     assert shown.returncode == 0, shown.stderr

@@ -13,7 +13,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import DirSource
 from reconciler.observed import EvictionObs
 from reconciler.plan import advise as A
-from reconciler.plan.planner import plan
+from reconciler.plan.planner import plain_plan as plan
 from tests.advise_world import GIB, LIB, example_world, llama3_tag
 
 EXAMPLE = load_desired(DirSource(Path(__file__).resolve().parents[2] / "desired_state"))
