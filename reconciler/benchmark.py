@@ -13,17 +13,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.analytics.history import History, history_path
 from reconciler.analytics.results import BenchRun
-from reconciler.apply.bench import Bench, BenchBusy, BenchOptions, measure_all, server_machine
+from reconciler.apply.bench import BenchBusy, BenchOptions, run_bench
 from reconciler.apply.runner import Runner
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
-from reconciler.observe.gpu_sample import GpuSampler
 from reconciler.observe.server import observe_server, with_memory
 from reconciler.observed import Observed
+from reconciler.plan.actions import BenchTarget as Target
 from reconciler.plan.actions import LoadModel, Plan
-from reconciler.plan.bench import NotBenchmarkable, Target, default_names, target
+from reconciler.plan.bench import NotBenchmarkable, default_names, target
 from reconciler.plan.planner import plan as make_plan
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
@@ -56,51 +55,6 @@ def pick(desired: DesiredState, observed: Observed, names: list[str]) -> tuple[l
         except NotBenchmarkable as exc:
             skipped.append(str(exc))
     return targets, skipped
-
-
-def forget_warmed(runtime: Runtime, names: list[str]) -> None:
-    """Pinned models the benchmark unloads leave the reconciler's record of what it warmed, as
-    an unload action's do: their absence is the benchmark's doing, not an eviction."""
-    gone = set(names)
-    runtime.state.update(
-        lambda m: m.model_copy(update={"warmed": {k: v for k, v in m.warmed.items() if k not in gone}})
-    )
-
-
-def run_bench(
-    desired: DesiredState,
-    runtime: Runtime,
-    targets: list[Target],
-    events: EventBus,
-    options: BenchOptions,
-    now: Callable[[], datetime] = _utcnow,
-) -> BenchRun:
-    """Measure the targets and record the run (completed or interrupted) in the history."""
-    url = runtime.ollama_base(desired)
-    sampler = GpuSampler()
-    try:
-        machine = server_machine(runtime.http(), url, sampler)
-        memory = runtime.state.load()
-        warmed_at = {name: at for name, at in memory.warmed_at.items() if name in memory.warmed}
-        bench = Bench(
-            runtime.ollama(url, loading=desired), options, events, sampler, wall=now, warmed_at=warmed_at
-        )
-        run = measure_all(
-            bench,
-            targets,
-            machine,
-            revision=desired.revision,
-            started_at=now(),
-            on_unloaded=lambda names: forget_warmed(runtime, names),
-        )
-    finally:
-        sampler.close()
-    history = History(
-        history_path(runtime.state.root), warn=lambda text: events.emit("bench.warning", message=text)
-    )
-    run = run.model_copy(update={"id": history.record(run)})
-    events.emit("bench.done", run_id=run.id, status=run.status, models=len(run.results))
-    return run
 
 
 def restore_pinned(

@@ -185,6 +185,14 @@ class EvictionObs(Obs):
     suspects: tuple[str, ...] = ()  # models that were loaded instead
 
 
+class BenchObs(Obs):
+    """The benchmark history, as `benchmarks.on_change` needs it (analytics/history.py)."""
+
+    benchmarked: tuple[str, ...] = ()  # settings keys measured (model, digest, setting, version)
+    deferred: tuple[tuple[str, datetime], ...] = ()  # model → when its last attempt found Ollama in use
+    clock: datetime | None = None  # the server's local time at the observation (benchmarks.window)
+
+
 class Observed(Obs):
     container: ContainerObs | None = None
     ollama_reachable: bool = True
@@ -203,6 +211,7 @@ class Observed(Obs):
     webui: WebUIObs | None = None
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+    bench: BenchObs | None = None  # the benchmark history (only with benchmarks.on_change)
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from reconciler.analytics.history import with_benchmarks
 from reconciler.apply.runner import Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
@@ -65,7 +66,7 @@ def reconcile(
         memory = _bookkeep(memory, observed, desired, now())
         if not dry_run:  # a dry run changes nothing, the reconciler's memory included
             runtime.state.save(memory)
-        observed = with_memory(observed, memory, now())
+        observed = with_benchmarks(with_memory(observed, memory, now()), desired, runtime.state.root, now())
         plan = make_plan(desired, observed)
         report.plans.append(plan)
         report.notes, report.last_observed = plan.notes, observed

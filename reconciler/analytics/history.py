@@ -11,6 +11,7 @@ history is started, so a damaged file never stops a benchmark.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -18,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from reconciler.analytics.results import BenchRun, Machine, ModelResult, settings_key
+from reconciler.desired.schema import DesiredState
+from reconciler.observed import BenchObs, Observed
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.models (what a run was to measure: a busy or interrupted run defers them)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,7 +36,8 @@ CREATE TABLE IF NOT EXISTS runs (
     gpu_total INTEGER,
     gpu_note TEXT,
     status TEXT NOT NULL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    models TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -100,6 +104,8 @@ class History:
             if version > SCHEMA_VERSION:
                 raise sqlite3.DatabaseError(f"schema version {version} is newer than this reconciler's")
             conn.executescript(_SCHEMA)
+            if 0 < version < 2:
+                conn.execute("ALTER TABLE runs ADD COLUMN models TEXT NOT NULL DEFAULT '[]'")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         except sqlite3.DatabaseError:
             conn.close()
@@ -113,9 +119,11 @@ class History:
         with self._db() as db:
             cursor = db.execute(
                 "INSERT INTO runs (started_at, finished_at, revision, ollama_version, simulated, gpu_name,"
-                " gpu_driver, gpu_total, gpu_note, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " gpu_driver, gpu_total, gpu_note, status, note, models)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (_iso(run.started_at), _iso(run.finished_at), run.revision, m.ollama_version, m.simulated,
-                 m.gpu_name, m.gpu_driver, m.gpu_total, m.gpu_note, run.status, run.note),
+                 m.gpu_name, m.gpu_driver, m.gpu_total, m.gpu_note, run.status, run.note,
+                 json.dumps(list(run.models))),
             )  # fmt: skip
             run_id = int(cursor.lastrowid or 0)
             for r in run.results:
@@ -155,6 +163,17 @@ class History:
                 newest[result.model] = (run, result)
         return newest
 
+    def deferred(self) -> dict[str, datetime]:
+        """Models whose latest benchmark attempt did not complete (people used Ollama), and when."""
+        found: dict[str, datetime] = {}
+        for run in self.runs():
+            for name in run.models:
+                if run.status in ("busy", "interrupted") and name not in {r.model for r in run.results}:
+                    found[name] = run.started_at
+                elif name in {r.model for r in run.results}:
+                    found.pop(name, None)
+        return found
+
     def benchmarked(self) -> set[str]:
         """Settings keys already measured (a model is benchmarked again when its key changes)."""
         if not self.path.exists():
@@ -188,5 +207,20 @@ def _run(data: dict[str, object], results: tuple[ModelResult, ...]) -> BenchRun:
         ),
         status=str(data["status"]),
         note=str(data.get("note") or ""),
+        models=tuple(json.loads(str(data.get("models") or "[]"))),
         results=results,
     )
+
+
+def with_benchmarks(observed: Observed, desired: DesiredState, state_dir: Path, at: datetime) -> Observed:
+    """What the history says, for the planner's `benchmarks.on_change` (read only when it is on,
+    so a reconcile without it does not touch the database)."""
+    if not desired.ollama.benchmarks.on_change:
+        return observed
+    history = History(history_path(state_dir))
+    seen = BenchObs(
+        benchmarked=tuple(sorted(history.benchmarked())),
+        deferred=tuple(sorted(history.deferred().items())),
+        clock=at.astimezone(),  # the server's local time: benchmarks.window is written in it
+    )
+    return observed.model_copy(update={"bench": seen})

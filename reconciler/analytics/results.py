@@ -173,6 +173,7 @@ class BenchRun(_Frozen):
     finished_at: datetime | None = None
     revision: str | None = None  # the desired-state commit
     machine: Machine = Field(default_factory=Machine)
-    status: Literal["completed", "interrupted", "failed"] = "completed"
-    note: str = ""  # why it stopped, when it did
+    status: Literal["completed", "interrupted", "busy", "failed"] = "completed"
+    note: str = ""  # why it stopped (interrupted), or did not start (busy: people used Ollama)
+    models: tuple[str, ...] = ()  # the models it was to measure (canonical)
     results: tuple[ModelResult, ...] = ()

@@ -17,7 +17,8 @@ stops the benchmark (BenchInterrupted) with what it measured so far. Models idle
 than `quiet` are unloaded for the benchmark, as Ollama itself would to make room; the
 reconciler's pinned models among them leave its record of what it warmed, so their unload
 is not taken for an eviction, and are loaded again afterwards by the planner's own load
-actions (`reconciler bench`) or the next reconcile pass (a planned benchmark).
+actions: those of a fresh plan (`reconciler bench`) or those the planner put in the
+RunBenchmark action (`benchmarks.on_change`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import httpx
 import ollama
 
 from reconciler.analytics.activity import InUse, Ledger, Look, Row, judge
+from reconciler.analytics.history import History, history_path
 from reconciler.analytics.results import (
     EMBED,
     LONG,
@@ -49,9 +51,11 @@ from reconciler.errors import ReconcilerError
 from reconciler.observe.gpu_sample import GpuSample, GpuSampler, summarize_samples
 from reconciler.observe.ollama import parse_loaded
 from reconciler.observed import LoadedObs
-from reconciler.plan.bench import Target
+from reconciler.plan.actions import BenchTarget as Target
+from reconciler.plan.actions import RunBenchmark
 from reconciler.plan.ollama_version import go_duration_s
 from reconciler.report.events import EventBus
+from reconciler.runtime import Runtime
 
 KEEP_ALIVE_S = 120  # the keep-alive of the benchmark's own requests: gone soon if it dies
 LONG_FILL = 0.7  # the long prompt fills this much of num_ctx (at ~4 characters a token)
@@ -439,6 +443,7 @@ def measure_all(
         machine=machine,
         status=status,
         note=note,
+        models=tuple(t.canonical for t in targets),
         results=tuple(results),
     )
 
@@ -461,3 +466,64 @@ def measure_one(bench: Bench, t: Target) -> ModelResult:
 def _median(stat: object) -> float | None:
     value = getattr(stat, "median", None)
     return round(value, 3) if isinstance(value, float) else None
+
+
+def forget_warmed(runtime: Runtime, names: list[str]) -> None:
+    """Pinned models the benchmark unloads leave the reconciler's record of what it warmed, as
+    an unload action's do: their absence is the benchmark's doing, not an eviction."""
+    gone = set(names)
+    runtime.state.update(
+        lambda m: m.model_copy(update={"warmed": {k: v for k, v in m.warmed.items() if k not in gone}})
+    )
+
+
+def _history(runtime: Runtime, events: EventBus) -> History:
+    return History(
+        history_path(runtime.state.root), warn=lambda text: events.emit("bench.warning", message=text)
+    )
+
+
+def run_bench(
+    desired: DesiredState,
+    runtime: Runtime,
+    targets: list[Target],
+    events: EventBus,
+    options: BenchOptions,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> BenchRun:
+    """Measure the targets and record the run (completed or interrupted) in the history.
+    BenchBusy (nobody's use disturbed, nothing touched) is raised as it is."""
+    url = runtime.ollama_base(desired)
+    sampler = GpuSampler()
+    try:
+        machine = server_machine(runtime.http(), url, sampler)
+        memory = runtime.state.load()
+        warmed_at = {name: at for name, at in memory.warmed_at.items() if name in memory.warmed}
+        client = runtime.ollama(url, loading=desired)
+        bench = Bench(client, options, events, sampler, wall=now, warmed_at=warmed_at)
+        run = measure_all(bench, targets, machine, revision=desired.revision, started_at=now(),
+                          on_unloaded=lambda names: forget_warmed(runtime, names))  # fmt: skip
+    finally:
+        sampler.close()
+    run = run.model_copy(update={"id": _history(runtime, events).record(run)})
+    events.emit("bench.done", run_id=run.id, status=run.status, models=len(run.results))
+    return run
+
+
+PLANNED_WAIT_S = 15.0  # a planned benchmark waits this long for quiet, then is deferred (never blocks serve)
+
+
+def run_planned(desired: DesiredState, runtime: Runtime, action: RunBenchmark, events: EventBus) -> BenchRun:
+    """The executor of RunBenchmark (`benchmarks.on_change`): measure and record; when people
+    use Ollama it does not wait long: the attempt is recorded as deferred (the planner tries
+    again later) and nothing is touched. The caller runs `action.restore` after it."""
+    options = BenchOptions.of(desired, max_wait_s=PLANNED_WAIT_S)
+    try:
+        return run_bench(desired, runtime, list(action.targets), events, options)
+    except BenchBusy as exc:
+        at = datetime.now(UTC)
+        run = BenchRun(started_at=at, finished_at=at, revision=desired.revision, status="busy", note=str(exc),
+                       models=tuple(t.canonical for t in action.targets))  # fmt: skip
+        run = run.model_copy(update={"id": _history(runtime, events).record(run)})
+        events.emit("bench.deferred", models=[t.model for t in action.targets], reason=str(exc))
+        return run

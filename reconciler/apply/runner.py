@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.apply import models as model_ops
+from reconciler.apply.bench import run_planned
 from reconciler.apply.container import PassthroughMemory, ensure_container
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
@@ -31,6 +32,7 @@ from reconciler.plan.actions import (
     Plan,
     PullModel,
     RemoveModel,
+    RunBenchmark,
     UnloadModel,
 )
 from reconciler.report.events import EventBus
@@ -205,6 +207,8 @@ class Runner:
             self._kamal(action)
         elif isinstance(action, ApplyWebUISettings):
             self._webui_settings(action)
+        elif isinstance(action, RunBenchmark):
+            self._benchmark(action)
 
     def _kamal(self, action: KamalDeploy) -> None:
         """Deploy OpenWebUI's new version, or roll back to it when its container is still on
@@ -248,6 +252,20 @@ class Runner:
         )
         deployed = {"openwebui_settings_hash": action.settings_hash}
         self._remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=deployed)}))
+
+    def _benchmark(self, action: RunBenchmark) -> None:
+        """Measure and record (apply/bench.py), then load the pinned set again with the loads
+        the planner put in the action, through the load executor, unless the benchmark did not
+        start because people use Ollama (it unloaded nothing then)."""
+        if self.desired is None:
+            raise ExecutorUnavailable("a benchmark needs the desired state")
+        run = None
+        try:
+            run = run_planned(self.desired, self.runtime, action, self.events)
+        finally:  # after a failed request too; not when it found Ollama in use (nothing touched)
+            if run is None or run.status != "busy":
+                for load in action.restore:
+                    self._run(load)
 
     def _remember(self, change: Callable[[Memory], Memory]) -> None:
         self.runtime.state.update(change)

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.analytics.results import Setting, settings_key
 from reconciler.units import format_bytes
 
 
@@ -108,6 +109,34 @@ class UnloadModel(_Action):
         return f"unload {self.model}"
 
 
+class BenchTarget(_Frozen):
+    """One model a benchmark measures, at the setting people use it with (plan/bench.py)."""
+
+    model: str  # as the desired state (or the command line) names it
+    canonical: str
+    digest: str
+    setting: Setting
+    embedding: bool
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+
+    def key(self, ollama_version: str | None) -> str:
+        return settings_key(self.canonical, self.digest, self.setting, ollama_version)
+
+
+class RunBenchmark(_Action):
+    """Measure models that were pulled or changed since their last benchmark
+    (`benchmarks.on_change`), then load the pinned set again (`restore`: the planner's loads)."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    targets: tuple[BenchTarget, ...]
+    restore: tuple[LoadModel, ...] = ()
+
+    def title(self) -> str:
+        return f"benchmark {', '.join(t.model for t in self.targets)} (pulled or changed since last measured)"
+
+
 class KamalDeploy(_Action):
     kind: Literal["kamal_deploy"] = "kamal_deploy"
     spec_hash: str
@@ -135,7 +164,8 @@ Action = Annotated[
     | LoadModel
     | UnloadModel
     | KamalDeploy
-    | ApplyWebUISettings,
+    | ApplyWebUISettings
+    | RunBenchmark,
     Field(discriminator="kind"),
 ]
 

@@ -10,29 +10,14 @@ version) has not been measured yet, when the owner's window is open.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, time
 
-from reconciler.analytics.results import Setting, settings_key
+from reconciler.analytics.results import Setting
 from reconciler.desired.refs import InvalidReference, canonical
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import ModelObs, Observed
+from reconciler.plan.actions import BenchTarget as Target
 from reconciler.plan.ollama_version import defaults_for
-
-
-@dataclass(frozen=True)
-class Target:
-    model: str  # as the desired state (or the command line) names it
-    canonical: str
-    digest: str
-    setting: Setting
-    embedding: bool
-    family: str = ""
-    parameter_size: str = ""
-    quantization: str = ""
-
-    def key(self, ollama_version: str | None) -> str:
-        return settings_key(self.canonical, self.digest, self.setting, ollama_version)
 
 
 class NotBenchmarkable(ValueError):
@@ -133,3 +118,7 @@ def due(desired: DesiredState, observed: Observed, benchmarked: set[str]) -> lis
         if t.key(observed.ollama_version) not in benchmarked:
             found.append(t)
     return found
+
+
+def window_label(window: str | None) -> str:
+    return f"benchmarks.window {window}" if window else "any time"

@@ -8,12 +8,13 @@ derived models, warm loads, and OpenWebUI last.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, ModelObs, Observed
 from reconciler.plan import advise, vram
+from reconciler.plan import bench as bench_plan
 from reconciler.plan.actions import (
     Action,
     ApplyWebUISettings,
@@ -25,6 +26,7 @@ from reconciler.plan.actions import (
     Plan,
     PullModel,
     RemoveModel,
+    RunBenchmark,
     UnloadModel,
     Violation,
     VramEstimate,
@@ -95,6 +97,9 @@ def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     if violations:
         return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
     actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
+    if not actions:  # converged: a benchmark that is due may run now
+        benchmark = _bench_action(ctx, notes)
+        actions = [benchmark] if benchmark else []
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
 
 
@@ -639,6 +644,56 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]
             f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully"
         )
     return notes
+
+
+BENCH_RETRY = timedelta(minutes=30)  # a benchmark deferred because people used Ollama: tried again after
+
+
+def _bench_action(ctx: _Ctx, notes: list[str]) -> RunBenchmark | None:
+    """`benchmarks.on_change`: measure the listed models pulled or changed since their last
+    benchmark, once the server has converged, inside the owner's window; then load the pinned
+    set again (the loads are planned here, so the executor decides nothing)."""
+    bench, seen = ctx.desired.ollama.benchmarks, ctx.observed.bench
+    if not bench.on_change or seen is None or seen.clock is None:
+        return None
+    clock = seen.clock
+    due = bench_plan.due(ctx.desired, ctx.observed, set(seen.benchmarked))
+    deferred = {name: at for name, at in seen.deferred if clock - at < BENCH_RETRY}
+    for t in (t for t in due if t.canonical in deferred):
+        again = (deferred[t.canonical] + BENCH_RETRY).astimezone(clock.tzinfo)
+        notes.append(f"benchmark of {t.model} deferred: Ollama was in use; tried again after {again:%H:%M}")
+    due = [t for t in due if t.canonical not in deferred]
+    if not due:
+        return None
+    names = ", ".join(t.model for t in due)
+    if not bench_plan.window_open(bench.window, clock):
+        notes.append(f"benchmark of {names} is due (pulled or changed since it was last measured): "
+                     f"it runs in {bench_plan.window_label(bench.window)}")  # fmt: skip
+        return None
+    return RunBenchmark(
+        targets=tuple(due),
+        restore=_restore_loads(ctx),
+        reason=f"{ctx.since}, {names} not measured at {due[0].setting.label()} on this server "
+        f"(benchmarks.on_change, {bench_plan.window_label(bench.window)})",
+    )
+
+
+def _restore_loads(ctx: _Ctx) -> tuple[LoadModel, ...]:
+    """The pinned set's warm loads, as planned from nothing loaded (the benchmark unloads it)."""
+    groups = _groups(ctx, {}, [])
+    estimates, _ = _vram_check(replace(ctx, advise=False), groups, [], [])
+    return tuple(
+        LoadModel(
+            model=g.lead.name,
+            canonical=canonical(g.lead.name),
+            num_ctx=g.num_ctx,
+            vram_estimate=estimates[g.key].total,
+            embedding=g.embedding,
+            shared_with=tuple(m.name for m in g.members[1:]),
+            reason=f"{ctx.since}, pinned: loaded again after the benchmark",
+        )
+        for g in groups
+    )
 
 
 def _webui_actions(ctx: _Ctx) -> list[Action]:

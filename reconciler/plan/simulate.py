@@ -10,6 +10,7 @@ from datetime import datetime
 
 from reconciler.desired.refs import canonical
 from reconciler.observed import (
+    BenchObs,
     Blob,
     ContainerObs,
     DeployedObs,
@@ -28,6 +29,7 @@ from reconciler.plan.actions import (
     Plan,
     PullModel,
     RemoveModel,
+    RunBenchmark,
     UnloadModel,
 )
 from reconciler.plan.disk_budget import BlobLedger
@@ -45,6 +47,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
     webui = observed.webui
     tls_due = observed.tls_renewal_due
     warmed = set(observed.warmed)
+    bench = observed.bench or BenchObs()
     for action in plan.actions:
         if isinstance(action, EnsureContainer):
             container = ContainerObs(
@@ -101,6 +104,16 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
         elif isinstance(action, KamalDeploy):
             deployed = deployed.model_copy(update={"openwebui_spec_hash": action.spec_hash})
             tls_due = None
+        elif isinstance(action, RunBenchmark):
+            # measured and recorded; the pinned set is loaded again by the action's own loads
+            bench = bench.model_copy(
+                update={
+                    "benchmarked": (
+                        *bench.benchmarked,
+                        *(t.key(observed.ollama_version) for t in action.targets),
+                    )
+                }
+            )
         elif isinstance(action, ApplyWebUISettings):
             deployed = deployed.model_copy(update={"openwebui_settings_hash": action.settings_hash})
             if webui is not None:
@@ -116,6 +129,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             "webui": webui,
             "tls_renewal_due": tls_due,
             "warmed": tuple(sorted(warmed)),
+            "bench": bench if observed.bench is not None else None,
             "disk": _disk_after(observed, tuple(models.values())),
         }
     )

@@ -188,6 +188,12 @@ def closed_window(hours_ahead: int = 2) -> str:
     return f"{start:%H:00}-{start + timedelta(hours=1):%H:00}"
 
 
+def open_window() -> str:
+    """A benchmarks.window open now (from the last hour to two hours ahead)."""
+    now = datetime.now().astimezone()
+    return f"{now - timedelta(hours=1):%H:00}-{now + timedelta(hours=2):%H:00}"
+
+
 def example_on(
     stack: Stack, *, window: str | None = None, extra_env: dict[str, str] | None = None
 ) -> dict[str, str]:

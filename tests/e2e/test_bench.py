@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from reconciler.analytics.history import history_path
-from tests.e2e.stack import Stack, example_on
+from reconciler.analytics.history import History, history_path
+from tests.e2e.stack import Stack, example_on, open_window
 
 pytestmark = pytest.mark.e2e
 # the fake's GPU: 8 GB at 4 GB/s and 200 TFLOP/s (the stand-ins are tiny; this keeps a run short)
@@ -64,6 +64,23 @@ def _chat(
     if seen is not None:
         seen["chunks"] = chunks
     done.set()
+
+
+def _chat_until(stack: Stack, model: str, stop: threading.Event, streaming: threading.Event) -> None:
+    """A person's long chat, streamed until `stop` (then the person closes it, as a browser tab)."""
+    body = {"model": model, "messages": [{"role": "user", "content": "Tell me a long story."}],
+            "options": {"num_ctx": 4096, "num_predict": 100_000}}  # fmt: skip
+    with httpx.stream("POST", f"{stack.url}/api/chat", json=body, timeout=120) as response:
+        for line in response.iter_lines():
+            if line:
+                streaming.set()
+            if stop.is_set():
+                return
+
+
+def _ours(calls: list[str]) -> list[str]:
+    """The mutating calls not made by the person's chat (the reconciler never calls /api/chat)."""
+    return [c for c in calls if c != "POST /api/chat"]
 
 
 def test_bench_measures_the_example_records_it_and_restores_the_pinned_set(stack: Stack) -> None:
@@ -233,3 +250,50 @@ def test_the_report_compares_quantizations_and_renders_offline(stack: Stack, tmp
     rates = {r["quantization"]: r["cases"][0]["eval_tps"]["median"] for r in run["results"]}
     print(f"generation tokens/s by quantization (simulated): {rates}")
     assert rates["Q4_K_M"] > rates["Q5_K_M"] > rates["Q8_0"], rates
+
+
+def test_on_change_benchmarks_what_was_pulled_in_its_window_and_defers_while_people_chat(
+    stack: Stack,
+) -> None:
+    """`benchmarks.on_change` through `apply`: the first reconcile pulls, converges, then plans a
+    benchmark of the listed models (a RunBenchmark with its reason), measures and records them,
+    and loads the pinned set again; the next reconcile does nothing. A setting that changes
+    while somebody chats: the benchmark is deferred, recorded as such, and nothing is touched."""
+    names = example_on(stack, window=open_window(), extra_env=HARDWARE)
+    llama3, phi3 = names["llama3:8b-instruct-q4_K_M"], names["phi3:mini"]
+    bench = stack.ollama["benchmarks"]
+    bench.update({"models": [llama3, phi3], "runs": 1, "long_prompt": False, "quiet": "1s"})
+    stack.ollama["container"]["env"]["OLLAMA_MAX_LOADED_MODELS"] = 3  # a person's phi3 beside the pinned two
+    stack.write()
+    first = stack.apply()
+    assert first.result == "converged", (first.notes, [o.failed for o in first.outcomes])
+    planned = [a for p in first.plans for a in p.actions if a.kind == "benchmark"]
+    assert len(planned) == 1 and "benchmarks.on_change" in planned[0].reason
+    history = History(history_path(stack.state.root))
+    (run,) = history.runs()
+    assert run.status == "completed" and run.machine.simulated
+    assert {_tail(r.model) for r in run.results} == {_tail(llama3), _tail(phi3)}
+    assert {llama3, names["nomic-embed-text"]} <= set(stack.loaded())
+    calls = stack.mutating_ollama_calls()
+    again = stack.apply()
+    assert again.result == "converged" and again.actions_run == 0, again.plans[0].actions
+    assert stack.mutating_ollama_calls() == calls
+
+    # a new num_ctx for phi3 is a new setting to measure, while somebody chats with phi3
+    (entry,) = [m for m in stack.ollama["models"] if m["name"] == phi3]
+    entry["num_ctx"] = 2048
+    stack.write()
+    stop, streaming = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_chat_until, args=(stack, phi3, stop, streaming), daemon=True)
+    thread.start()
+    assert streaming.wait(60)
+    before = _ours(stack.mutating_ollama_calls())
+    deferred = stack.apply()
+    assert not stop.is_set() and thread.is_alive(), "the chat ended before the benchmark looked"
+    assert _ours(stack.mutating_ollama_calls()) == before  # nothing unloaded, nothing loaded
+    assert deferred.result == "converged", deferred.notes
+    assert [r.status for r in history.runs()] == ["completed", "busy"]
+    assert "phi3" in history.runs()[-1].note
+    assert any("deferred: Ollama was in use" in n for n in deferred.notes), deferred.notes
+    stop.set()
+    thread.join(60)
