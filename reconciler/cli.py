@@ -216,12 +216,14 @@ def _observe(
 
     if recorded is not None:
         return Observed.model_validate_json(recorded.read_text())
+    from reconciler.analytics.history import with_benchmarks
     from reconciler.observe.server import observe_server, with_memory
 
     runtime = _runtime(state_dir, url)
     memory = runtime.state.load()
     at = datetime.now(UTC)
-    return with_memory(observe_server(desired, runtime, memory, at), memory, at)
+    seen = with_memory(observe_server(desired, runtime, memory, at), memory, at)
+    return with_benchmarks(seen, desired, runtime.state.root, at)  # `plan` shows a due benchmark
 
 
 @main.command()

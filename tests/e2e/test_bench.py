@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from reconciler.analytics.history import History, history_path
+from reconciler.report.bench_html import figures
 from tests.e2e.stack import Stack, example_on, open_window
 
 pytestmark = pytest.mark.e2e
@@ -245,6 +246,9 @@ def test_the_report_compares_quantizations_and_renders_offline(stack: Stack, tmp
     _screenshot(page, shot, tmp_path / "profile")
     assert shot.is_file() and shot.stat().st_size > 50_000
     (ARTIFACTS / "bench-report.html").write_text(text)
+    # the README's plot (docs/bench-tokens-vs-vram.png is a copy of this one)
+    plot = figures(History(history_path(stack.state.root)).runs())["tokens_vs_vram"]
+    plot.savefig(ARTIFACTS / "bench-tokens-vs-vram.png", dpi=100, bbox_inches="tight")
     # the generation rate falls as the quantization grows: bandwidth over bytes read per token
     run = json.loads(done.stdout)["run"]
     rates = {r["quantization"]: r["cases"][0]["eval_tps"]["median"] for r in run["results"]}

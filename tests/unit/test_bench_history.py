@@ -105,3 +105,23 @@ def test_no_history_yet_reads_as_empty(tmp_path: Path) -> None:
     history = History(history_path(tmp_path))
     assert history.runs() == [] and history.latest() == {} and history.benchmarked() == set()
     assert not history.path.exists()
+
+
+def test_a_history_of_schema_1_gains_the_models_column_and_keeps_its_runs(tmp_path: Path) -> None:
+    path = history_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    v1 = (
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, finished_at TEXT,"
+        " revision TEXT, ollama_version TEXT, simulated TEXT, gpu_name TEXT, gpu_driver TEXT,"
+        " gpu_total INTEGER, gpu_note TEXT, status TEXT NOT NULL, note TEXT NOT NULL DEFAULT '')"
+    )
+    old.execute(v1)
+    old.execute("INSERT INTO runs (started_at, status) VALUES (?, 'completed')", (AT.isoformat(),))
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    history = History(path)
+    history.record(BenchRun(started_at=AT, status="busy", models=("phi3",)))
+    assert [(r.status, r.models) for r in history.runs()] == [("completed", ()), ("busy", ("phi3",))]
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone() == (2,)
