@@ -602,15 +602,32 @@ def advise(
         best=best,
         blocked=_blocked(rows, best),
         alternatives=alternatives,
-        evictions=tuple(_evictions(w, cands)),
+        evictions=tuple(_evictions(w, cands, base)),
         notes=_notes(desired, observed, base),
     )
 
 
-def _evictions(w: _World, cands: Mapping[str, list[Candidate]]) -> list[EvictionAdvice]:
-    """A pinned model pushed out by another again and again: the options with which both fit."""
+DEFAULT_MODELS_PER_GPU = 3  # v0.32.15 server/sched.go defaultModelsPerGPU (OLLAMA_MAX_LOADED_MODELS unset)
+
+
+def _max_loaded(w: _World, copies: int) -> Change | None:
+    """Ollama unloads a model to make room once OLLAMA_MAX_LOADED_MODELS runners are loaded,
+    whatever VRAM is free (v0.32.15 server/sched.go processPending: `loadedCount >=
+    maxRunners` → findRunnerToUnload; unset, 3 per GPU): the edit that lets `copies` stay."""
+    env = w.desired.ollama.container.env
+    limit = env.OLLAMA_MAX_LOADED_MODELS or DEFAULT_MODELS_PER_GPU * max(len(w.observed.gpus), 1)
+    if copies <= limit:
+        return None
+    path = ("container", "env", "OLLAMA_MAX_LOADED_MODELS")
+    return Change("ollama.yaml", path, env.OLLAMA_MAX_LOADED_MODELS, copies)
+
+
+def _evictions(w: _World, cands: Mapping[str, list[Candidate]], base: Plan) -> list[EvictionAdvice]:
+    """A pinned model pushed out by another again and again: the options with which both fit in
+    VRAM, each with the OLLAMA_MAX_LOADED_MODELS that lets both stay loaded when that is short."""
     found = []
     desired_models = {_canon(m.name): m for m in w.desired.ollama.models}
+    runners = _max_loaded(w, len(base.budget.vram_estimates) + 1)  # the pinned copies and the other
     for e in w.observed.evictions:
         if e.count < 2:
             continue
@@ -619,6 +636,8 @@ def _evictions(w: _World, cands: Mapping[str, list[Candidate]]) -> list[Eviction
             if other is None or _pinned(w.desired, other):
                 continue
             both = [o for o in _grid(w, other, cands.get(_canon(by), []), beside=True) if o.fits]
+            if runners is not None:
+                both = [replace(o, changes=(*o.changes, runners), axes=o.axes + 1) for o in both]
             both.sort(key=_rank, reverse=True)
             found.append(EvictionAdvice(model=e.model, by=other.name, count=e.count, options=tuple(both[:3])))
     return found

@@ -115,3 +115,24 @@ def test_advise_on_the_server_lists_the_registrys_tags_and_benchmarked_rates(sta
     assert not any(
         "q8_0" in m["name"] for m in httpx.get(f"{stack.url}/api/tags", timeout=10).json()["models"]
     )
+
+    # people chat with phi3 again and again: with OLLAMA_MAX_LOADED_MODELS 2 Ollama unloads a
+    # pinned model for it each time (the reconciler loads it back and remembers the eviction)
+    phi3 = names["phi3:mini"]
+    for _ in range(3):
+        body = {"model": phi3, "prompt": "hi", "stream": False, "options": {"num_predict": 4}}
+        assert httpx.post(f"{stack.url}/api/generate", json=body, timeout=60).status_code == 200
+        assert stack.apply().result == "converged"
+    evictions = stack.state.load().evictions
+    assert max(len(v) for v in evictions.values()) >= 2, evictions
+    data = json.loads(_cli("advise", "--repo", str(stack.repo), "--json", *state).stdout)
+    found = [e for e in data["evictions"] if e["by"] == phi3]
+    assert found, data["evictions"]
+    for seen in found:  # each pinned model it pushed out twice or more
+        assert seen["count"] >= 2 and seen["options"], seen
+        runners = [
+            c for o in seen["options"] for c in o["changes"] if "OLLAMA_MAX_LOADED_MODELS" in c["path"]
+        ]
+        assert len(runners) == len(seen["options"]) and all(c["new"] == 3 for c in runners), seen["options"]
+    text = _cli("advise", "--repo", str(stack.repo), *state).stdout
+    assert "evicted" in text and "OLLAMA_MAX_LOADED_MODELS: 2 → 3" in text, text

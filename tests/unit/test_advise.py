@@ -150,6 +150,31 @@ def test_a_pinned_model_evicted_again_and_again_gets_the_options_that_keep_both(
     assert evicted.by == "deepseek-r1:7b" and evicted.count == 3
     assert bool(evicted.options) == keeps_both
     assert all(o.fits and o.model == "deepseek-r1:7b" for o in evicted.options)
+    # the example loads at most 2 runners; the pinned copies (llama3, nomic-embed-text) and
+    # deepseek are 3: whatever VRAM is free, Ollama would unload one of them
+    runners = ("container", "env", "OLLAMA_MAX_LOADED_MODELS")
+    assert all(
+        any(c.path == runners and (c.old, c.new) == (2, 3) for c in o.changes) for o in evicted.options
+    )
+
+
+@pytest.mark.parametrize(("limit", "edit"), [(4, None), (None, None), (1, (1, 3))])
+def test_the_runner_limit_is_raised_only_when_it_is_what_evicts(limit: int | None, edit: object) -> None:
+    env = EXAMPLE.ollama.container.env.model_copy(update={"OLLAMA_MAX_LOADED_MODELS": limit})
+    container = EXAMPLE.ollama.container.model_copy(update={"env": env})
+    desired = EXAMPLE.model_copy(
+        update={"ollama": EXAMPLE.ollama.model_copy(update={"container": container})}
+    )
+    world = example_world().model_copy(
+        update={"evictions": (EvictionObs(model=(LIB + llama3_tag("q4_K_M")).lower(), count=2,
+                                          suspects=(LIB + "deepseek-r1:7b",)),)}
+    )  # fmt: skip
+    (evicted,) = A.advise(desired, A.with_gpu(world, 16 * GIB), check=plan).evictions
+    assert evicted.options
+    runners = ("container", "env", "OLLAMA_MAX_LOADED_MODELS")
+    for o in evicted.options:
+        found = [(c.old, c.new) for c in o.changes if c.path == runners]
+        assert found == ([edit] if edit else [])  # unset: 3 per GPU (sched.go), enough for 3
 
 
 def test_the_sentence() -> None:
