@@ -34,7 +34,7 @@ from reconciler.desired.secrets import SecretPolicy, secret_uses, use_refusal
 from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source, Unreadable
 from reconciler.desired.yamlpos import MAX_FILE_BYTES, Document, Path, YamlProblem, load_yaml
 from reconciler.errors import InvalidDesiredState, Problem
-from reconciler.plan.ollama_version import image_version
+from reconciler.versions import image_version
 
 SERVER_FILE, OLLAMA_FILE, OPENWEBUI_FILE = "server.yaml", "ollama.yaml", "openwebui.yaml"
 _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {

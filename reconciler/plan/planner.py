@@ -33,9 +33,10 @@ from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
-from reconciler.plan.ollama_version import ServerDefaults, defaults_for, show, support
+from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
+from reconciler.versions import show
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EVICTION_LIMIT = 3  # evictions of one pinned model within an hour before we stop re-warming it

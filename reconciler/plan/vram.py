@@ -34,13 +34,13 @@ free (`total` + `margin`, the margin once per GPU, see `pinned_total`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.observed import Architecture, Blob, GpuObs, LoadedObs
 from reconciler.plan.actions import VramEstimate
+from reconciler.versions import parse_version
 
 MIB = 2**20
 CUDA_MINIMUM = 457 * MIB  # discover/gpu.go cudaMinimumMemory (rocm the same)
@@ -86,16 +86,6 @@ _ENGINE_SINCE: dict[str, tuple[int, int, int]] = {
 _ENGINE_FLASH_ATTENTION = frozenset(
     {"bert", "gemma3", "gemma4", "gptoss", "gpt-oss", "mistral3", "olmo3", "qwen3", "qwen3moe", "qwen3vl"}
 )
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_version(version: str | None) -> tuple[int, int, int] | None:
-    """`0.12.11`, `v0.6.8`, `0.5.9-3-g2629a7a`, `0.30.0-rc2` → a comparable triple."""
-    match = _VERSION.match(version or "")
-    if match is None:
-        return None
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
 
 
 def on_ollama_engine(family: str, version: tuple[int, int, int] | None) -> bool:

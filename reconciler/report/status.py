@@ -16,9 +16,10 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
-from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
+from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
+from reconciler.versions import show
 
 if TYPE_CHECKING:
     from reconciler.reconcile import ReconcileReport
