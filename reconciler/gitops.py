@@ -18,7 +18,7 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.redact import printable
 from reconciler.desired.secrets import SecretPolicy
 from reconciler.desired.source import GitCommitSource
-from reconciler.errors import InvalidDesiredState, ReconcilerError
+from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line
@@ -35,7 +35,7 @@ HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
 HOOK_ERRORS = "hook-errors.log"
 
 
-class GitFailed(ReconcilerError):
+class GitFailed(TemporaryError):
     pass
 
 
@@ -79,7 +79,7 @@ def _seed(repo: Path, seed: Path, branch: str) -> None:
         git("push", "-q", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
 
 
-class InvalidBranch(ReconcilerError):
+class InvalidBranch(PermanentError):
     pass
 
 

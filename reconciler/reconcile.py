@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from reconciler.apply.runner import Outcome, RunHooks, Runner
+from reconciler.apply.runner import Failure, Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
+from reconciler.errors import ReconcilerError
 from reconciler.observe.server import observe_server, with_memory
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
@@ -37,10 +38,24 @@ class ReconcileReport:
     outcomes: list[Outcome] = field(default_factory=list)
     notes: tuple[str, ...] = ()
     last_observed: Observed | None = None
+    observe_error: ReconcilerError | None = None  # observing failed: nothing was planned
 
     @property
     def actions_run(self) -> int:
         return sum(len(o.done) for o in self.outcomes)
+
+    @property
+    def failures(self) -> list[Failure]:
+        found = [f for o in self.outcomes for f in o.failed]
+        if self.observe_error is not None:
+            found.insert(0, Failure("observe the server", self.observe_error))
+        return found
+
+    @property
+    def stalled(self) -> bool:
+        """Failed, and no retry of this commit can help: every failure is a permanent error."""
+        failures = self.failures
+        return self.result == "failed" and bool(failures) and all(f.error.permanent for f in failures)
 
 
 def _utcnow() -> datetime:
@@ -61,7 +76,12 @@ def reconcile(
     events.emit("reconcile.start", dry_run=dry_run)
     for number in range(1, MAX_PASSES + 1):
         memory = runtime.state.load()
-        observed = observe_server(desired, runtime, memory, now())
+        try:
+            observed = observe_server(desired, runtime, memory, now())
+        except ReconcilerError as exc:  # Docker down, a registry login secret missing…
+            report.result, report.observe_error = "failed", exc
+            report.notes += (str(exc),)
+            break
         memory = _bookkeep(memory, observed, desired, now())
         if not dry_run:  # a dry run changes nothing, the reconciler's memory included
             runtime.state.save(memory)

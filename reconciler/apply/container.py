@@ -19,7 +19,14 @@ import docker.errors
 import docker.types
 import httpx
 
-from reconciler.errors import ContainerFailed, ContainerNotReady, ImageUnavailable
+from reconciler.errors import (
+    Conflict,
+    ContainerFailed,
+    ContainerNotReady,
+    EngineBusy,
+    ImageNotInRegistry,
+    RegistryUnreachable,
+)
 from reconciler.labels import MANAGED, SPEC_HASH
 from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
@@ -31,6 +38,9 @@ API_PORT = "11434/tcp"
 STOP_TIMEOUT_S = 10
 POLL_S = 0.2
 LOG_LINES = 20
+# The engine's answer to a pull of an image its registry does not have or will not give us
+# (404 "manifest unknown" / "pull access denied", 401/403): the same pull fails again.
+_NOT_IN_REGISTRY = (401, 403, 404)
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -93,8 +103,12 @@ def _ensure_image(client: docker.DockerClient, image: str, on_event: Event | Non
         pass
     try:
         client.images.pull(image)
+    except docker.errors.APIError as exc:
+        if exc.status_code in _NOT_IN_REGISTRY:
+            raise ImageNotInRegistry(image, _short(exc)) from exc
+        raise RegistryUnreachable(image, _short(exc)) from exc
     except docker.errors.DockerException as exc:
-        raise ImageUnavailable(image, _short(exc)) from exc
+        raise RegistryUnreachable(image, _short(exc)) from exc
     _emit(on_event, "image_pulled", image=image)
 
 
@@ -115,7 +129,7 @@ def _remove_existing(client: docker.DockerClient, name: str, on_event: Event | N
     except docker.errors.NotFound:
         return
     except docker.errors.APIError as exc:
-        raise ContainerFailed(f"could not remove the old container {name}: {_short(exc)}") from exc
+        raise EngineBusy(f"could not remove the old container {name}: {_short(exc)}") from exc
     _emit(on_event, "container_removed", container=name, id=old.id)
 
 
@@ -181,7 +195,8 @@ def ensure_container(
 ) -> ContainerObs:
     """Carry out `action` and return the container as observed once its API answers.
 
-    Raises ImageUnavailable, ContainerFailed, or ContainerNotReady (with its last log lines).
+    Raises ImageNotInRegistry / ContainerFailed (permanent), RegistryUnreachable, EngineBusy or
+    ContainerNotReady (with its last log lines; temporary).
     """
     spec = action.spec
     _ensure_network(client, spec.network, on_event)
@@ -197,5 +212,5 @@ def ensure_container(
     _emit(on_event, "container_ready", container=spec.name, seconds=round(time.monotonic() - started, 3))
     seen = observe_container(client, spec.name)
     if seen is None:
-        raise ContainerFailed(f"container {spec.name} disappeared right after it answered")
+        raise Conflict(f"container {spec.name} disappeared right after it answered")
     return seen

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import ollama
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
 from reconciler.plan.actions import CreateDerived, LoadModel, PullModel, RemoveModel, UnloadModel
 from reconciler.report.events import EventBus
 
@@ -24,7 +24,22 @@ LOAD_PROGRESS_EVERY = 2.0  # seconds between progress events of one load
 
 
 class ModelActionFailed(ReconcilerError):
-    """Ollama refused or failed an action; the message is Ollama's own."""
+    """Ollama failed an action; the message is Ollama's own."""
+
+
+class ModelActionInterrupted(ModelActionFailed, TemporaryError):
+    """Ollama did not answer, answered 5xx, or the stream ended early: the next run retries."""
+
+
+class ModelActionRefused(ModelActionFailed, PermanentError):
+    """Ollama refused the request as given (4xx: a bad template or parameter, a model that
+    cannot do what was asked): the same request is refused again."""
+
+
+# Ollama's answers that say the request itself is wrong (server/routes.go: 400 for a bad
+# request, 401/403 from the registry behind a pull). 404 (the model is gone) is not among them:
+# what was observed changed, and the next run plans from what is there.
+_REFUSED = frozenset({400, 401, 403, 422})
 
 
 @dataclass
@@ -63,7 +78,10 @@ def _fail(action: str, model: str, exc: Exception) -> ModelActionFailed:
     detail = exc.error if isinstance(exc, ollama.ResponseError) else str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         detail = f"Ollama did not answer in time ({type(exc).__name__})"
-    return ModelActionFailed(f"{action} {model} failed: {detail}")
+    message = f"{action} {model} failed: {detail}"
+    if isinstance(exc, ollama.ResponseError) and exc.status_code in _REFUSED:
+        return ModelActionRefused(message)
+    return ModelActionInterrupted(message)
 
 
 def pull(client: ollama.Client, action: PullModel, events: EventBus) -> None:
@@ -80,7 +98,7 @@ def pull(client: ollama.Client, action: PullModel, events: EventBus) -> None:
     except (ollama.ResponseError, ConnectionError, OSError, httpx.HTTPError) as exc:
         raise _fail("pull", action.model, exc) from None
     if status != "success":
-        raise ModelActionFailed(f"pull {action.model} ended without success (last status {status!r})")
+        raise ModelActionInterrupted(f"pull {action.model} ended without success (last status {status!r})")
     events.emit("pull.done", model=action.model, **progress.figures())
 
 
@@ -111,7 +129,7 @@ def create(client: ollama.Client, action: CreateDerived) -> str:
     for name, digest in listed.items():
         if name == action.model or name == f"{action.model}:latest":
             return str(digest)
-    raise ModelActionFailed(f"create {action.model}: Ollama does not list it after creating it")
+    raise ModelActionInterrupted(f"create {action.model}: Ollama does not list it after creating it")
 
 
 def load(client: ollama.Client, action: LoadModel, events: EventBus, timeout_s: float | None = None) -> None:
@@ -149,7 +167,7 @@ def load(client: ollama.Client, action: LoadModel, events: EventBus, timeout_s: 
     except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
         if isinstance(exc, httpx.TimeoutException):
             waited = f"{timeout_s:g} s" if timeout_s is not None else "its timeout"
-            raise ModelActionFailed(
+            raise ModelActionInterrupted(
                 f"load {action.model} failed: Ollama had not finished loading it after {waited} "
                 "(twice OLLAMA_LOAD_TIMEOUT plus a minute); raise OLLAMA_LOAD_TIMEOUT in ollama.yaml "
                 "for models this slow to load"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from reconciler.apply import models as model_ops
 from reconciler.apply.container import ensure_container
@@ -51,12 +51,19 @@ class ExecutorUnavailable(ReconcilerError):
     """An action this installation cannot carry out (yet)."""
 
 
+class Failure(NamedTuple):
+    """An action that failed, with the exception itself: its type says whether a retry can help."""
+
+    action: str  # its title
+    error: ReconcilerError
+
+
 @dataclass
 class Outcome:
     done: list[str] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (title, error)
+    failed: list[Failure] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
-    unsupported: list[tuple[str, str]] = field(default_factory=list)  # (title, why)
+    unsupported: list[Failure] = field(default_factory=list)
     preempted: bool = False
 
     @property
@@ -126,12 +133,12 @@ class Runner:
                 self._run(action)
             except ExecutorUnavailable as exc:
                 self.hooks.after(action)
-                outcome.unsupported.append((title, str(exc)))
+                outcome.unsupported.append(Failure(title, exc))
                 self.events.emit("action.unsupported", action=title, reason=str(exc))
                 continue
             except ReconcilerError as exc:
                 self.hooks.after(action)
-                outcome.failed.append((title, str(exc)))
+                outcome.failed.append(Failure(title, exc))
                 self.events.emit("action.failed", action=title, error=str(exc))
                 broken |= {"*"} if isinstance(action, EnsureContainer) else _taints(action)
                 continue

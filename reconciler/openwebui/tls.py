@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from reconciler.desired.schema import DesiredState
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 
 RENEW_BEFORE = timedelta(days=30)
 SERVER_DAYS = 397  # the longest validity Apple platforms accept for a server certificate
@@ -37,7 +37,7 @@ CA_DAYS = 3650
 CA_NAME = "reconciler LAN CA"
 
 
-class TlsError(ReconcilerError):
+class TlsError(PermanentError):
     """The TLS material under the state directory could not be made or read."""
 
 

@@ -175,11 +175,21 @@ def build(
             "Stalled": (False, "Converged", ""),
             "Degraded": (degraded, "Warnings" if degraded else "Healthy", "; ".join(degraded_notes)),
         }
-    elif result in ("refused", "invalid"):
-        reason = "BudgetExceeded" if result == "refused" else "InvalidDesiredState"
+    elif result in ("refused", "invalid", "stalled"):
+        reason = {"refused": "BudgetExceeded", "invalid": "InvalidDesiredState"}.get(
+            result, "PermanentFailure"
+        )
+        waiting = (
+            (
+                "WaitingForFix",
+                "fix what the error says (then SIGHUP, or wait for the resync) or push a new commit",
+            )
+            if result == "stalled"
+            else ("WaitingForNewCommit", "push a fixed commit or free resources")
+        )
         wanted = {
             "Ready": (False, reason, "; ".join(errors)),
-            "Reconciling": (False, "WaitingForNewCommit", "push a fixed commit or free resources"),
+            "Reconciling": (False, *waiting),
             "Stalled": (True, reason, "; ".join(errors)),
             "Degraded": (
                 bool(degraded_notes),
@@ -297,5 +307,7 @@ def report_errors(report: ReconcileReport) -> list[str]:
     budget violations of a refused plan."""
     if report.result == "failed":
         failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
+        if report.observe_error is not None:
+            failed.insert(0, str(report.observe_error))
         return failed or list(report.notes)
     return [v.message for p in report.plans for v in p.violations]
