@@ -21,7 +21,7 @@ from reconciler.desired.source import GitCommitSource
 from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
-from reconciler.report.events import kamal_line
+from reconciler.report.events import kamal_line, note_text
 from reconciler.serverconfig import load_policy
 from reconciler.signing import CONFIG_KEY, unverified
 from reconciler.units import format_bytes
@@ -322,7 +322,7 @@ def push_line(event: dict[str, Any]) -> str | None:
         return "reconciler: rejected: " + "; ".join(map(str, event.get("problems", []) or []))
     if name == "reconcile.done":
         result = event.get("result")
-        notes = "; ".join(map(str, event.get("notes", []) or []))
+        notes = "; ".join(map(note_text, event.get("notes", []) or []))
         mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
         tail = f" — {notes}" if notes else ""
         revision = str(event.get("revision"))[:12]

@@ -19,6 +19,7 @@ from reconciler.errors import ReconcilerError
 from reconciler.observe.server import observe_server, with_memory
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
+from reconciler.plan.notes import Note, note
 from reconciler.plan.planner import plan as make_plan
 from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
@@ -36,7 +37,7 @@ class ReconcileReport:
     revision: str | None
     plans: list[Plan] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     last_observed: Observed | None = None
     observe_error: ReconcilerError | None = None  # observing failed: nothing was planned
 
@@ -80,7 +81,7 @@ def reconcile(
             observed = observe_server(desired, runtime, memory, now())
         except ReconcilerError as exc:  # Docker down, a registry login secret missing…
             report.result, report.observe_error = "failed", exc
-            report.notes += (str(exc),)
+            report.notes += (note("observe_failed", str(exc)),)
             break
         memory = _bookkeep(memory, observed, desired, now())
         if not dry_run:  # a dry run changes nothing, the reconciler's memory included
@@ -97,7 +98,9 @@ def reconcile(
             if not observed.ollama_reachable and observed.container is not None:
                 # Nothing could be planned for the models: that is not convergence.
                 report.result = "failed"
-                report.notes += ("Ollama's API does not answer; the models were not checked",)
+                report.notes += (
+                    note("models_unchecked", "Ollama's API does not answer; the models were not checked"),
+                )
             break
         if dry_run:
             report.result = "planned"
@@ -113,16 +116,20 @@ def reconcile(
             report.result = "failed"
             break
         if outcome.unsupported:
-            report.notes += tuple(f"not implemented: {why}" for _, why in outcome.unsupported)
+            report.notes += tuple(note("not_implemented", str(why)) for _, why in outcome.unsupported)
             if not outcome.done:
                 report.result = "degraded"
                 break
     else:
         report.result = "failed"
-        report.notes += ("the plan was not empty after several passes; see the events",)
+        report.notes += (
+            note("passes_exhausted", "the plan was not empty after several passes; see the events"),
+        )
     if report.result == "converged":
         runtime.state.update(lambda m: m.model_copy(update={"last_applied": desired.revision}))
-    events.emit("reconcile.done", result=report.result, actions=report.actions_run, notes=list(report.notes))
+    events.emit(
+        "reconcile.done", result=report.result, actions=report.actions_run, notes=_notes(report.notes)
+    )
     return report
 
 
@@ -131,8 +138,12 @@ def _plan_summary(plan: Plan) -> dict[str, object]:
     return {
         "actions": [a["title"] + " — " + a["reason"] for a in data["actions"]],
         "violations": [v["message"] for v in data["violations"]],
-        "notes": list(plan.notes),
+        "notes": _notes(plan.notes),
     }
+
+
+def _notes(notes: tuple[Note, ...]) -> list[dict[str, str]]:
+    return [n.model_dump() for n in notes]
 
 
 def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: datetime) -> Memory:

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.plan.notes import Note
 from reconciler.units import format_bytes
 
 
@@ -182,7 +183,7 @@ class Plan(_Frozen):
     revision: str | None = None
     actions: tuple[Action, ...] = ()
     violations: tuple[Violation, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     budget: Budget = Field(default_factory=Budget)
 
     @property

@@ -33,6 +33,7 @@ from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
+from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
@@ -71,12 +72,14 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
     ctx = replace(ctx, defaults=defaults_for(version, image))
-    notes: list[str] = []
+    notes: list[Note] = []
     supported = support(version)
     if observed.ollama_reachable and not supported.supported and supported.message:
-        notes.append(supported.message)
+        notes.append(note("ollama_unsupported", supported.message))
     if not observed.ollama_reachable and container is None:
-        notes.append("Ollama's API does not answer: models are planned once it does")
+        notes.append(
+            note("ollama_unreachable", "Ollama's API does not answer: models are planned once it does")
+        )
     if not observed.ollama_reachable:
         actions: list[Action] = [container] if container else []
         return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
@@ -129,7 +132,7 @@ def derived_layer(d: DerivedModel) -> Blob:
 
 
 def _model_actions(
-    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[str]
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note]
 ) -> tuple[list[Action], Budget]:
     desired, observed = ctx.desired, ctx.observed
     present, inventory = ctx.present, ctx.inventory
@@ -188,7 +191,9 @@ def _model_actions(
         partial=observed.disk.partial if observed.disk else None,
     )
     if observed.disk is None:
-        notes.append("free disk space was not observed: only the models budget is checked")
+        notes.append(
+            note("disk_unobserved", "free disk space was not observed: only the models budget is checked")
+        )
     _disk_violations(ctx, disk, undesired, managed, violations, notes)
     groups = _groups(ctx, to_pull, notes)
     estimates, vram_limit = _vram_check(ctx, groups, violations, notes)
@@ -270,7 +275,7 @@ def _disk_violations(
     undesired: list[str],
     managed: set[str],
     violations: list[Violation],
-    notes: list[str],
+    notes: list[Note],
 ) -> None:
     """A plan that downloads nothing cannot break a budget; over budget already is a note."""
     budget = ctx.desired.server.budgets.disk
@@ -298,7 +303,7 @@ def _disk_violations(
         text = f"pulling {pulling} would leave {left} free, minimum {minimum}"
         messages.append(("free_space", budget.min_free - disk.free_after, budget.min_free, text + tail))
     if disk.download == 0:
-        notes.extend(f"over budget already (nothing to pull): {m[3]}" for m in messages)
+        notes.extend(note("over_budget", f"over budget already (nothing to pull): {m[3]}") for m in messages)
         return
     pulls = tuple(sorted(disk.downloads.items(), key=lambda e: -e[1]))
     for kind, needed, limit, text in messages:
@@ -361,7 +366,7 @@ def _asked_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
     return ctx.defaults.default_num_ctx(ctx.desired.ollama.container.env, _vram_total(ctx))
 
 
-def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -> list[_Group]:
+def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[Note]) -> list[_Group]:
     keys, present = ctx.keys, ctx.present
     remote = {r.name: r for r in ctx.observed.remote}
     by_key: dict[str, list[ModelSpec | DerivedModel]] = {}
@@ -396,21 +401,27 @@ def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -
         groups.append(group)
         if group.num_ctx < asked:
             notes.append(
-                f"{lead.name} was trained on {trained} tokens: Ollama {show(ctx.defaults.version)} caps "
-                f"num_ctx {asked} to {trained}, so it is planned and loaded with num_ctx {trained}"
+                note(
+                    "num_ctx_capped",
+                    f"{lead.name} was trained on {trained} tokens: Ollama {show(ctx.defaults.version)} caps "
+                    f"num_ctx {asked} to {trained}, so it is planned and loaded with num_ctx {trained}",
+                )
             )
         for other in members[1:]:
             if _asked_ctx(ctx, other) != asked:
                 notes.append(
-                    f"{other.name} shares one loaded copy with {lead.name} (one weights file): it runs "
-                    f"with num_ctx {group.num_ctx}, not the {_asked_ctx(ctx, other)} it asks for; "
-                    "give them the same num_ctx"
+                    note(
+                        "shared_copy_options",
+                        f"{other.name} shares one loaded copy with {lead.name} (one weights file): it "
+                        f"runs with num_ctx {group.num_ctx}, not the {_asked_ctx(ctx, other)} it asks for; "
+                        "give them the same num_ctx",
+                    )
                 )
     return groups
 
 
 def _vram_check(
-    ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[str]
+    ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[Note]
 ) -> tuple[dict[str, VramEstimate], int | None]:
     env = ctx.desired.ollama.container.env
     estimates: dict[str, VramEstimate] = {}
@@ -429,12 +440,17 @@ def _vram_check(
     for e in estimates.values():
         if not e.architecture_known:
             notes.append(
-                f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled"
+                note(
+                    "vram_estimate_partial",
+                    f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled",
+                )
             )
     limit = _vram_limit(ctx)
     if limit is None:
         if estimates:
-            notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
+            notes.append(
+                note("vram_unchecked", "no GPU observed and no VRAM budget set: the VRAM check was skipped")
+            )
         return estimates, None
     total = vram.pinned_total(estimates.values())
     if total > limit:
@@ -494,7 +510,7 @@ def _load_actions(
     estimates: dict[str, VramEstimate],
     restarting: bool,
     unloading: set[str],
-    notes: list[str],
+    notes: list[Note],
 ) -> list[Action]:
     """Loads for pinned copies not loaded as wanted. A copy about to be unloaded (its name is
     being removed: `/api/ps` would go on listing it under the deleted name, which no longer
@@ -541,7 +557,7 @@ def _load_actions(
 
 
 def _why_load(
-    ctx: _Ctx, g: _Group, seen: LoadedObs | None, restarting: bool, notes: list[str]
+    ctx: _Ctx, g: _Group, seen: LoadedObs | None, restarting: bool, notes: list[Note]
 ) -> tuple[str, bool] | None:
     """Why pinned group `g` needs a load request and whether that takes fresh VRAM (a first
     load or a reload with another num_ctx); None when it is loaded as wanted or left alone."""
@@ -549,9 +565,12 @@ def _why_load(
     if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
         by = ", ".join(evicted.suspects) or "an unknown model"
         notes.append(
-            f"{g.label} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
-            "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
-            "fewer models so they fit beside what people use"
+            note(
+                "eviction_loop",
+                f"{g.label} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
+                "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
+                "fewer models so they fit beside what people use",
+            )
         )
         return None
     if seen is None:
@@ -571,15 +590,16 @@ def _holders(room: vram.GpuRoom) -> str:
     return f" ({shown})" if shown else ""
 
 
-def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
-    return (
+def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> Note:
+    return note(
+        "no_room",
         f"not warming {model}: it needs ~{format_bytes(need)} of VRAM and only {format_bytes(left)} "
         f"of the GPU's {format_bytes(room.total)} is left for Ollama; other processes hold "
-        f"{format_bytes(room.others)}{_holders(room)} — it is warmed once they free the memory"
+        f"{format_bytes(room.others)}{_holders(room)} — it is warmed once they free the memory",
     )
 
 
-def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]:
+def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[Note]:
     """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
     (a reload into the same shortage would only churn)."""
     keys = ctx.keys
@@ -589,11 +609,14 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]
         if m is None or not m.pinned or m.size <= 0 or m.size_vram >= m.size:
             continue
         notes.append(
-            f"{g.label} runs {'partly ' if m.size_vram else ''}on the CPU: "
-            f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
-            f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
-            f"— once they free memory, unload it "
-            f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully"
+            note(
+                "offloaded",
+                f"{g.label} runs {'partly ' if m.size_vram else ''}on the CPU: "
+                f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
+                f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
+                f"— once they free memory, unload it "
+                f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully",
+            )
         )
     return notes
 

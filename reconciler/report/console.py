@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.desired.redact import printable
-from reconciler.report.events import Event, kamal_line
+from reconciler.report.events import Event, kamal_line, note_text
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
@@ -96,6 +96,6 @@ def human(console: Console) -> Any:
             style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
             show(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
             for note in event.get("notes", []):
-                show(f"  [yellow]note[/]: {esc(note)}")
+                show(f"  [yellow]note[/]: {esc(note_text(note))}")
 
     return write

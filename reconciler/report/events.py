@@ -55,6 +55,13 @@ _KAMAL_LINES = {
 }
 
 
+def note_text(value: object) -> str:
+    """A note of an event (`{"kind", "message"}`; a plain string in logs of older versions)."""
+    if isinstance(value, dict):
+        return str(value.get("message", ""))
+    return str(value)
+
+
 class _Fields(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "?"

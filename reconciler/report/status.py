@@ -16,6 +16,7 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
+from reconciler.plan.notes import Note
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
@@ -62,7 +63,7 @@ class Status(BaseModel):
     models: list[ModelStatus] = Field(default_factory=list)
     disk: dict[str, int | None] = Field(default_factory=dict)
     vram: dict[str, int | None] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
     last_error: str | None = None
     ollama_version: str | None = None
     ollama_supported: bool | None = None  # False: older than the oldest version supported
@@ -131,18 +132,6 @@ def model_rows(
     return rows
 
 
-# Plan notes that mean the server works but is short of what the commit asks for.
-DEGRADED_MARKERS = (
-    "evicted",
-    "over budget",
-    "not implemented",
-    "not warming",
-    "on the CPU: ",
-    "the oldest version the reconciler supports",
-    "shares one loaded copy",
-)
-
-
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -156,7 +145,7 @@ def build(
     observed: Observed | None,
     plan: Plan | None,
     errors: list[str],
-    notes: list[str],
+    notes: list[Note],
     applied: str | None,
     ollama_version: str | None,
     retry_in: float | None = None,
@@ -165,7 +154,7 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    degraded_notes = [n for n in notes if any(marker in n for marker in DEGRADED_MARKERS)]
+    degraded_notes = [n.message for n in notes if n.degraded]
     wanted: dict[ConditionType, tuple[bool, str, str]]
     if result in ("converged", "degraded"):
         degraded = bool(degraded_notes)
@@ -309,5 +298,5 @@ def report_errors(report: ReconcileReport) -> list[str]:
         failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
         if report.observe_error is not None:
             failed.insert(0, str(report.observe_error))
-        return failed or list(report.notes)
+        return failed or [n.message for n in report.notes]
     return [v.message for p in report.plans for v in p.violations]

@@ -182,7 +182,7 @@ def test_num_ctx_above_the_trained_context_is_planned_capped_and_said(stack: Sta
     stack.set_models(pinned(model.name, num_ctx=8192))
     converged_twice(stack)
     assert stack.loaded()[model.name]["context_length"] == 2048
-    notes = " ".join(stack.apply().notes)
+    notes = " ".join(n.message for n in stack.apply().notes if n.kind == "num_ctx_capped")
     assert "8192" in notes and "2048" in notes
 
 

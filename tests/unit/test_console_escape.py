@@ -8,6 +8,7 @@ import io
 from rich.console import Console
 
 from reconciler.plan.actions import Plan
+from reconciler.plan.notes import note
 from reconciler.report.console import human
 from reconciler.report.render import print_plan
 
@@ -42,5 +43,5 @@ def test_terminal_control_codes_from_a_server_are_shown_not_obeyed() -> None:
 
 def test_a_plan_note_with_markup_prints_as_written() -> None:
     console, out = _terminal()
-    print_plan(Plan(revision="abc", notes=("kept [/root/.ollama] [red]",)), console)
+    print_plan(Plan(revision="abc", notes=(note("disk_unobserved", "kept [/root/.ollama] [red]"),)), console)
     assert "kept [/root/.ollama] [red]" in out.getvalue()

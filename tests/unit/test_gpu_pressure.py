@@ -32,8 +32,11 @@ def test_a_pinned_model_that_does_not_fit_beside_another_process_is_not_warmed()
     seen = observed(STATE, models=MODELS, gpus=_gpu(5 * GiB, (4242, 5 * GiB)))
     p = plan(STATE, seen)
     assert _loads(p) == [] and p.violations == ()  # within budget: not refused, just not now
-    (note,) = [n for n in p.notes if "not warming" in n]
-    assert "only 3.0 GiB of the GPU's 8.0 GiB" in note and "hold 5.0 GiB (pid 4242 5.0 GiB)" in note
+    (note,) = [n for n in p.notes if n.kind == "no_room"]
+    assert note.message.startswith(f"not warming {LLAMA3}")
+    assert "only 3.0 GiB of the GPU's 8.0 GiB" in note.message
+    assert "hold 5.0 GiB (pid 4242 5.0 GiB)" in note.message
+    assert note.requeue_after is not None and note.requeue_after < 300  # sooner than the resync
     is_degraded, message = degraded(p, seen)
     assert is_degraded and "pid 4242" in message
 
@@ -41,7 +44,7 @@ def test_a_pinned_model_that_does_not_fit_beside_another_process_is_not_warmed()
 def test_it_is_warmed_once_the_other_process_frees_the_memory() -> None:
     seen = observed(STATE, models=MODELS, gpus=_gpu(300 * 2**20))
     p = plan(STATE, seen)
-    assert _loads(p) == [LLAMA3] and not any("not warming" in n for n in p.notes)
+    assert _loads(p) == [LLAMA3] and not any(n.kind == "no_room" for n in p.notes)
     assert degraded(p, seen) == (False, "")
 
 
@@ -60,7 +63,7 @@ def test_room_goes_to_pinned_models_in_the_order_of_the_commit() -> None:
     seen = observed(state, models=[phi, *MODELS], gpus=_gpu(2 * GiB, (7, 2 * GiB)))
     p = plan(state, seen)
     assert _loads(p) == [PHI]
-    assert any(n.startswith(f"not warming {LLAMA3}") for n in p.notes)
+    assert any(n.kind == "no_room" and n.message.startswith(f"not warming {LLAMA3}") for n in p.notes)
 
 
 def test_a_reload_for_a_new_num_ctx_counts_the_memory_it_frees() -> None:
@@ -80,7 +83,9 @@ def test_a_pinned_model_partly_on_the_cpu_is_reported_and_not_reloaded() -> None
     p = plan(STATE, seen)
     assert p.actions == ()
     (note,) = p.notes
-    assert "runs partly on the CPU: 2.0 GiB of 5.0 GiB is in VRAM" in note and "pid 31 6.0 GiB" in note
+    assert note.kind == "offloaded"
+    assert "runs partly on the CPU: 2.0 GiB of 5.0 GiB is in VRAM" in note.message
+    assert "pid 31 6.0 GiB" in note.message
     assert degraded(p, seen)[0] is True
 
 
@@ -89,7 +94,7 @@ def test_without_a_gpu_observed_only_the_budget_decides() -> None:
     state = desired([{"name": PHI, "keep_loaded": True}, {"name": LLAMA3, "keep_loaded": True}])
     seen = observed(state, models=[model(PHI, ("p", GiB)), *MODELS], loaded=loaded, gpus=(), gpu_total=None)
     p = plan(state, seen)
-    assert _loads(p) == [LLAMA3] and not any("CPU" in n or "not warming" in n for n in p.notes)
+    assert _loads(p) == [LLAMA3] and not any(n.kind in ("offloaded", "no_room") for n in p.notes)
 
 
 def test_ollama_on_the_cpu_by_choice_ignores_the_gpu() -> None:
@@ -106,4 +111,5 @@ def test_a_pinned_model_wholly_on_the_cpu_is_degraded_when_the_gpu_is_full() -> 
     p = plan(STATE, seen)
     assert p.actions == () and degraded(p, seen)[0] is True
     (note,) = p.notes
-    assert note.startswith(f"{LLAMA3} runs on the CPU: 0 B of 5.0 GiB is in VRAM")
+    assert note.kind == "offloaded"
+    assert note.message.startswith(f"{LLAMA3} runs on the CPU: 0 B of 5.0 GiB is in VRAM")

@@ -30,7 +30,7 @@ def test_empty_server_creates_the_container_first_and_waits_for_ollama() -> None
     state = desired([PHI])
     p = plan(state, observed(state, container=None, ollama_reachable=False))
     assert kinds(p) == ["container:create"]
-    assert "planned once it does" not in " ".join(p.notes)  # a create is coming: no warning
+    assert not any(n.kind == "ollama_unreachable" for n in p.notes)  # a create is coming: no warning
 
 
 def test_fresh_container_pulls_every_model_pinned_first_then_loads_pinned() -> None:
@@ -294,7 +294,8 @@ def test_derived_model_is_created_after_its_base_and_recreated_when_its_spec_cha
 def test_ollama_unreachable_with_a_healthy_container_plans_no_model_actions() -> None:
     state = desired([PHI])
     p = plan(state, observed(state, ollama_reachable=False))
-    assert p.empty is True and any("does not answer" in n for n in p.notes)
+    assert p.empty is True
+    assert any(n.kind == "ollama_unreachable" and "does not answer" in n.message for n in p.notes)
 
 
 def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictions() -> None:
@@ -311,7 +312,10 @@ def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictio
         state, models=models, evictions=(EvictionObs(model=canonical(LLAMA3), count=3, suspects=(PHI,)),)
     )
     p = plan(state, thrash)
-    assert p.actions == () and any("evicted 3 times" in n and PHI in n for n in p.notes)
+    assert p.actions == ()
+    assert any(
+        n.kind == "eviction_loop" and "evicted 3 times" in n.message and PHI in n.message for n in p.notes
+    )
 
 
 def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:

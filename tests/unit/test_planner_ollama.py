@@ -88,7 +88,8 @@ def test_num_ctx_above_the_trained_context_is_planned_capped_and_said_for_new_ol
     )  # fmt: skip
     p = plan(state, observed(state, models=[trained], loaded=(capped,), ollama_version="0.32.15"))
     # no reload: Ollama reports the capped 8192, and the plan says why
-    assert not p.actions and any("caps num_ctx 32768 to 8192" in n for n in p.notes)
+    assert not p.actions
+    assert any(n.kind == "num_ctx_capped" and "caps num_ctx 32768 to 8192" in n.message for n in p.notes)
     old = plan(state, observed(state, models=[trained], ollama_version="0.6.8", gpu_total=80 * GiB))
     (load,) = [a for a in old.actions if isinstance(a, LoadModel)]
     assert load.num_ctx == 32768  # 0.6.8 does not cap
