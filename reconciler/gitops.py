@@ -17,18 +17,18 @@ from typing import Any, TextIO
 from reconciler.desired.load import load_desired
 from reconciler.desired.redact import printable
 from reconciler.desired.secrets import SecretPolicy
-from reconciler.desired.source import GitCommitSource
+from reconciler.desired.source import DirSource, GitCommitSource
 from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line, note_text
+from reconciler.resources import git_hooks
+from reconciler.seed import SeedSettings, customize
 from reconciler.serverconfig import load_policy
 from reconciler.signing import CONFIG_KEY, unverified
 from reconciler.units import format_bytes
 
 ZERO = "0" * 40
-PROJECT = Path(__file__).resolve().parents[1]
-HOOK_TEMPLATES = PROJECT / "hooks" / "git"
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
 FOLLOW_ATTEMPTS = 3  # a transient failure is retried by serve: show the retries, up to this many
 HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
@@ -47,16 +47,28 @@ def git(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) 
 
 
 def init_repo(
-    repo: Path, *, seed: Path, state_dir: Path, branch: str = "main", allowed_signers: Path | None = None
+    repo: Path,
+    *,
+    seed: Path,
+    state_dir: Path,
+    branch: str = "main",
+    allowed_signers: Path | None = None,
+    settings: SeedSettings | None = None,
 ) -> bool:
-    """Create (or adopt) the bare repo, seed it when new, install the hooks. Returns True
-    when it was created."""
+    """Create (or adopt) the bare repo, seed it when new (edited by `settings`, then validated),
+    install the hooks. Returns True when it was created."""
     check_branch(branch)
     created = not (repo / "HEAD").exists()
     if created:
-        repo.mkdir(parents=True, exist_ok=True, mode=0o700)
-        git("init", "--bare", "-q", f"--initial-branch={branch}", str(repo))
-        _seed(repo, seed, branch)
+        with tempfile.TemporaryDirectory() as tmp:
+            work = Path(tmp) / "seed"
+            shutil.copytree(seed, work, ignore=shutil.ignore_patterns(".git"))
+            if settings is not None:
+                customize(work, settings)
+            load_desired(DirSource(work))  # never seed a repo with a state that does not validate
+            repo.mkdir(parents=True, exist_ok=True, mode=0o700)
+            git("init", "--bare", "-q", f"--initial-branch={branch}", str(repo))
+            _seed(repo, work, branch)
     os.chmod(repo, 0o700)
     git("config", "receive.denyNonFastForwards", "true", cwd=repo)
     git("config", "receive.denyDeletes", "true", cwd=repo)
@@ -68,15 +80,12 @@ def init_repo(
     return created
 
 
-def _seed(repo: Path, seed: Path, branch: str) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "seed"
-        shutil.copytree(seed, work, ignore=shutil.ignore_patterns(".git"))
-        ident = ["-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
-        git("init", "-q", f"--initial-branch={branch}", cwd=work)
-        git("add", "-A", cwd=work)
-        git(*ident, "commit", "-q", "-m", "Seed the desired state", cwd=work)
-        git("push", "-q", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
+def _seed(repo: Path, work: Path, branch: str) -> None:
+    ident = ["-c", "user.name=reconciler", "-c", "user.email=reconciler@localhost"]
+    git("init", "-q", f"--initial-branch={branch}", cwd=work)
+    git("add", "-A", cwd=work)
+    git(*ident, "commit", "-q", "-m", "Seed the desired state", cwd=work)
+    git("push", "-q", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
 
 
 class InvalidBranch(PermanentError):
@@ -101,11 +110,12 @@ def install_hooks(repo: Path, state_dir: Path, branch: str) -> None:
     check_branch(branch)
     values = {"@PYTHON@": sys.executable, "@STATE_DIR@": str(state_dir), "@BRANCH@": branch}
     for name in ("pre-receive", "post-receive"):
-        text = (HOOK_TEMPLATES / name).read_text()
+        text = (git_hooks() / name).read_text()
         for placeholder, value in values.items():
             text = text.replace(placeholder, shlex.quote(value))
         target = repo / "hooks" / name
-        target.write_text(text)
+        if not target.is_file() or target.read_text() != text:  # a second init changes nothing
+            target.write_text(text)
         target.chmod(0o755)
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from reconciler.apply import models as model_ops
-from reconciler.apply.container import ensure_container
+from reconciler.apply.container import PassthroughMemory, ensure_container
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -35,6 +35,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
+from reconciler.state.gpu import load_passthrough, save_passthrough
 from reconciler.state.store import Memory
 
 
@@ -149,11 +150,17 @@ class Runner:
 
     def _run(self, action: Action) -> None:
         if isinstance(action, EnsureContainer):
+            root, name = self.runtime.state.root, action.spec.name
+            memory = PassthroughMemory(
+                load=lambda: getattr(load_passthrough(root), "mode", None),
+                save=lambda mode: save_passthrough(root, mode, name),
+            )
             seen = ensure_container(
                 self.runtime.docker,
                 action,
                 ready_timeout=self.runtime.ready_timeout,
                 on_event=lambda name, data: self.events.emit(f"container.{name}", **data),
+                memory=memory,
             )
             self.container_id = seen.id
             if self.desired is not None and self.desired.openwebui is not None:

@@ -5,7 +5,7 @@ Layout of the project directory (0700, on the machine that runs kamal):
     config/deploy.yml           rendered, no secret values
     .kamal/secrets              0600, NAME='value' lines (single quotes: Kamal's dotenv parser
                                 takes them literally, no $VAR or $(command) expansion)
-    .kamal/hooks/<hook>         copied from hooks/kamal/, executable
+    .kamal/hooks/<hook>         copied from the package's data/hooks/kamal/, executable
     .kamal/reconciler.env       which Python runs the hooks (this reconciler's)
     .kamal/reconciler-desired.json   the desired state the project was rendered from, for the
                                 hooks when kamal is run by hand (no secret values in it)
@@ -28,9 +28,9 @@ from reconciler.desired.schema import DesiredState
 from reconciler.desired.secrets import SecretPolicy, destinations_of
 from reconciler.errors import PermanentError
 from reconciler.kamal.render import HOOKS, RenderedProject, SecretNeed
+from reconciler.resources import kamal_hooks
 from reconciler.secrets import SecretUnavailable, resolve_secret
 
-HOOKS_SOURCE = Path(__file__).resolve().parents[2] / "hooks" / "kamal"
 DESIRED_SNAPSHOT = ".kamal/reconciler-desired.json"
 GENERATED_KEY = "webui_secret_key"
 PLACEHOLDER = "unused"
@@ -127,7 +127,7 @@ def write_project(
     *,
     environ: Mapping[str, str] | None = None,
     policy: SecretPolicy | None = None,
-    hooks_source: Path = HOOKS_SOURCE,
+    hooks_source: Path | None = None,
 ) -> dict[str, str]:
     """Write the project into `workdir`; return the secret values (for the registry push).
 
@@ -151,6 +151,7 @@ def write_project(
         f'if [ -z "${{RECONCILER_PYTHON:-}}" ]; then RECONCILER_PYTHON={shlex.quote(sys.executable)}; fi\n',
         0o600,
     )
+    hooks_source = hooks_source or kamal_hooks()
     hooks_dir = workdir / ".kamal" / "hooks"
     hooks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in HOOKS:

@@ -20,6 +20,7 @@ from reconciler.loop.journal import Journal
 from reconciler.loop.lock import ServeLock
 from reconciler.loop.queue import Backoff, TriggerQueue
 from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
+from reconciler.loop.systemd import Liveness, Systemd
 from reconciler.reconcile import ReconcileReport, reconcile
 from reconciler.report import status as status_mod
 from reconciler.report.events import Event, EventBus
@@ -39,6 +40,8 @@ class ServeConfig:
     # Leading edge + trailing edge: the first trigger reconciles at once; triggers within
     # this many seconds of the last start coalesce into one reconcile at the window's end.
     min_interval: float = 1.0
+    # The systemd watchdog stops being fed after this long with no loop turn and no event.
+    stuck_after: float = 3600.0
 
 
 def branch_head(repo: Path, branch: str) -> str | None:
@@ -64,6 +67,8 @@ class Server:
         self._last_progress = 0.0
         self._last_start = -1e9
         self.container_name: str | None = None  # of the newest desired state, for Docker events
+        self.liveness = Liveness(config.stuck_after)
+        self.systemd = Systemd()
         events.subscribe(self._on_event)
 
     def run(self) -> None:
@@ -72,7 +77,10 @@ class Server:
         try:
             self._start_sources()
             self.queue.put("startup")
+            self.systemd.ready(f"serving {self.config.repo} ({self.config.branch})")
+            self.systemd.feed(self.liveness, self.stop, self._stuck)
             while not self.stop.is_set():
+                self.liveness.beat()
                 reasons = self.queue.get(timeout=1.0)
                 if not reasons:
                     continue
@@ -82,9 +90,13 @@ class Server:
                 self._last_start = time.monotonic()
                 self.reconcile_once(reasons)
         finally:
+            self.systemd.stopping()
             self.queue.close()
             lock.release()
             self.events.emit("serve.stopped")
+
+    def _stuck(self, silent: float) -> None:
+        self.events.emit("serve.stuck", silent_s=round(silent, 1), watchdog="no longer fed")
 
     def _start_sources(self) -> None:
         crashed = self.journal.recover()
@@ -207,8 +219,13 @@ class Server:
         status_mod.save_status(self.state_dir, self.status)
 
     def _on_event(self, event: Event) -> None:
-        """Keep status.json live while pulling (throttled) and while reconciling."""
+        """Keep status.json live while pulling (throttled) and while reconciling; every event
+        of a reconcile is progress for the watchdog."""
         name = event["event"]
+        if name != "serve.stuck":
+            self.liveness.beat()
+        if name == "reconcile.done":
+            self.systemd.status(f"{event.get('result')} {str(event.get('revision', ''))[:12]}")
         if name == "reconcile.start":
             self._mark_reconciling()
         elif name in ("pull.progress", "load.progress") and time.monotonic() - self._last_progress > 1.0:

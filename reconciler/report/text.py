@@ -95,3 +95,6 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         say(console, f"[yellow]note[/]: {esc(note)}")
     if status.last_error:
         say(console, f"[red]last error[/]: {esc(status.last_error)}")
+    wrong = [c for c in status.conditions if c.type in ("Ready", "Stalled", "Degraded")]
+    if status.last_error or any(c.status != (c.type == "Ready") for c in wrong):
+        say(console, "check this server's prerequisites, each with its fix: [bold]reconciler doctor[/]")

@@ -175,7 +175,7 @@ def test_a_huge_integer_through_git_is_a_line_not_a_traceback(pusher: Pusher) ->
     (pusher.work / "server.yaml").write_text(text)
     pusher.commit("5000 digits")
     out = pusher.push()
-    assert out.returncode != 0 and "server.yaml:4:" in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode != 0 and "server.yaml:5:" in out.stderr and "Traceback" not in out.stderr
 
 
 # -- 8. every commit of a push is validated ----------------------------------------------------
