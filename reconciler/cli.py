@@ -215,7 +215,8 @@ def _observe(
 
     if recorded is not None:
         return Observed.model_validate_json(recorded.read_text())
-    from reconciler.observe.server import observe_server, with_memory
+    from reconciler.memory import with_memory
+    from reconciler.observe.server import observe_server
 
     runtime = _runtime(state_dir, url)
     memory = runtime.state.load()

@@ -16,7 +16,8 @@ from reconciler.apply.runner import Failure, Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
-from reconciler.observe.server import observe_server, with_memory
+from reconciler.memory import Eviction, Memory, with_memory
+from reconciler.observe.server import observe_server
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
 from reconciler.plan.notes import Note, note
@@ -24,7 +25,6 @@ from reconciler.plan.planner import plan as make_plan
 from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.runtime import Runtime
-from reconciler.state.store import Eviction, Memory
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
 Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]

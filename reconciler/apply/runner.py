@@ -19,6 +19,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.kamal import executor as kamal
 from reconciler.kamal.hooks import link_networks
+from reconciler.memory import Memory
 from reconciler.observed import InventoryEntry
 from reconciler.openwebui import converge as settings
 from reconciler.plan.actions import (
@@ -36,7 +37,6 @@ from reconciler.plan.actions import (
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
 from reconciler.state.gpu import load_passthrough, save_passthrough
-from reconciler.state.store import Memory
 
 
 @dataclass

@@ -7,15 +7,15 @@ from pathlib import Path
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState
+from reconciler.memory import Memory, with_memory
 from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.host import observe_addresses
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
-from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
+from reconciler.observed import Observed, RemoteManifest, WebUIObs
 from reconciler.runtime import Runtime
-from reconciler.state.store import Memory, recent
 
 
 def _architecture_wanted(desired: DesiredState) -> set[str]:
@@ -115,21 +115,4 @@ def observe_webui_state(desired: DesiredState, runtime: Runtime) -> WebUIObs:
         knowledge=tuple((k.name, k.file_count) for k in view.knowledge),
         presets=presets,
         drift=tuple(str(op) for op in drift),
-    )
-
-
-def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
-    """The parts of an observation that come from the reconciler's own memory."""
-    evictions = tuple(
-        EvictionObs(model=name, count=len(found), suspects=found[-1].suspects)
-        for name, history in memory.evictions.items()
-        if (found := recent(history, at))
-    )
-    return observed.model_copy(
-        update={
-            "inventory": memory.inventory,
-            "deployed": memory.deployed,
-            "evictions": evictions,
-            "warmed": tuple(sorted(memory.warmed)),
-        }
     )

@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
+from reconciler.memory import Memory
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
 from reconciler.plan.notes import Note
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
-from reconciler.state.store import Memory, read_model, write_atomic
+from reconciler.state.store import read_model, write_atomic
 from reconciler.versions import show
 
 if TYPE_CHECKING:

@@ -15,9 +15,10 @@ import pytest
 from reconciler.loop.journal import Journal
 from reconciler.loop.lock import AlreadyRunning, ServeLock, serve_running
 from reconciler.loop.queue import Backoff, TriggerQueue
+from reconciler.memory import Memory
 from reconciler.report.eventlog import EventLog, follow
 from reconciler.report.status import Condition, set_conditions
-from reconciler.state.store import Memory, StateStore
+from reconciler.state.store import StateStore
 
 
 def test_triggers_that_arrive_together_come_out_as_one() -> None:
