@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
+from reconciler.apply.context import ExecContext, OllamaClients
 from reconciler.apply.runner import Failure, Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
@@ -105,8 +106,7 @@ def reconcile(
         if dry_run:
             report.result = "planned"
             break
-        container_id = observed.container.id if observed.container else ""
-        runner = Runner(runtime, runtime.ollama_base(desired), events, now, hooks, container_id, desired)
+        runner = Runner(_context(desired, runtime, events, now, observed), hooks)
         outcome = runner.run(plan)
         report.outcomes.append(outcome)
         if outcome.preempted:
@@ -131,6 +131,31 @@ def reconcile(
         "reconcile.done", result=report.result, actions=report.actions_run, notes=_notes(report.notes)
     )
     return report
+
+
+def _context(
+    desired: DesiredState, runtime: Runtime, events: EventBus, now: Callable[[], datetime], observed: Observed
+) -> ExecContext:
+    url = runtime.ollama_base(desired)
+    return ExecContext(
+        desired=desired,
+        docker=runtime.docker,
+        state=runtime.state,
+        events=events,
+        now=now,
+        ollama=OllamaClients(
+            api=runtime.ollama(url),
+            puller=runtime.ollama(url, pulling=True),
+            loader=runtime.ollama(url, loading=desired),
+            load_timeout=Runtime.load_timeout(desired),
+        ),
+        ready_timeout=runtime.ready_timeout,
+        api_timeout=runtime.api_timeout,
+        kamal_timing=runtime.kamal_timing,
+        read_knowledge=runtime.read_knowledge,
+        openwebui_url=runtime.openwebui_url,
+        container_id=observed.container.id if observed.container else "",
+    )
 
 
 def _plan_summary(plan: Plan) -> dict[str, object]:

@@ -21,6 +21,8 @@ import docker.errors
 import docker.types
 import httpx
 
+from reconciler.apply.context import ExecContext
+from reconciler.apply.world import World
 from reconciler.errors import (
     Conflict,
     ContainerFailed,
@@ -35,7 +37,7 @@ from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
 from reconciler.plan.container import ready_url
-from reconciler.state.gpu import GPU_MODES, GpuMode, flag, try_order
+from reconciler.state.gpu import GPU_MODES, GpuMode, flag, load_passthrough, save_passthrough, try_order
 
 MODELS_MOUNT = "/root/.ollama"
 API_PORT = "11434/tcp"
@@ -287,3 +289,38 @@ def ensure_container(
     if seen is None:
         raise Conflict(f"container {spec.name} disappeared right after it answered")
     return seen
+
+
+def run_container(action: EnsureContainer, ctx: ExecContext) -> None:
+    root, name = ctx.state.root, action.spec.name
+    memory = PassthroughMemory(
+        load=lambda: getattr(load_passthrough(root), "mode", None),
+        save=lambda mode: save_passthrough(root, mode, name),
+    )
+    seen = ensure_container(
+        ctx.docker,
+        action,
+        ready_timeout=ctx.ready_timeout,
+        on_event=lambda event, data: ctx.events.emit(f"container.{event}", **data),
+        memory=memory,
+    )
+    ctx.container_id = seen.id
+    if ctx.desired.openwebui is not None:
+        from reconciler.kamal.hooks import link_networks
+
+        linked = link_networks(ctx.docker, ctx.desired)  # OpenWebUI reaches `ollama`
+        if linked:
+            ctx.events.emit("container.networks_linked", networks=linked)
+
+
+def container_effect(action: EnsureContainer, world: World) -> None:
+    world.container = ContainerObs(
+        name=action.spec.name,
+        running=True,
+        status="running",
+        image=action.spec.image,
+        spec_hash=action.spec_hash,
+    )
+    world.reachable = True
+    if action.op != "start":
+        world.loaded.clear()

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from reconciler.desired.refs import canonical
 from reconciler.plan.notes import Note
 from reconciler.units import format_bytes
 
@@ -29,12 +30,36 @@ class ContainerSpec(_Frozen):
     restart: str
 
 
+OLLAMA = "ollama"  # what the container provides: every action that talks to Ollama needs it
+
+
+def model_key(name: str) -> str:
+    return f"model:{name}"
+
+
 class _Action(_Frozen):
     reason: str
 
-    @property
-    def mutating(self) -> bool:
-        return True
+    def needs(self) -> frozenset[str]:
+        """What must not have failed earlier in the run for this action to make sense."""
+        return frozenset({OLLAMA})
+
+    def provides(self) -> frozenset[str]:
+        """What this action's failure (or its being blocked) leaves broken for later ones."""
+        return frozenset()
+
+
+class _ModelAction(_Action):
+    """An action on one model: it needs that model not to have failed, and breaks it if it fails."""
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OLLAMA, model_key(self.subject())})
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({model_key(self.subject())})
 
 
 class EnsureContainer(_Action):
@@ -43,22 +68,34 @@ class EnsureContainer(_Action):
     spec: ContainerSpec
     spec_hash: str
 
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({OLLAMA})
+
     def title(self) -> str:
         return f"{self.op} container {self.spec.name} ({self.spec.image})"
 
 
-class PullModel(_Action):
+class PullModel(_ModelAction):
     kind: Literal["pull"] = "pull"
     model: str  # as the user wrote it
     canonical: str
     download_bytes: int
     insecure: bool = False
 
+    def subject(self) -> str:
+        return self.canonical
+
     def title(self) -> str:
         return f"pull {self.model} ({format_bytes(self.download_bytes)} to download)"
 
 
-class CreateDerived(_Action):
+class CreateDerived(_ModelAction):
+    """`ollama create`: a derived model needs its base (a failed pull of it blocks the create);
+    its own failure breaks only itself, never its base (whose warm load goes on)."""
+
     kind: Literal["create"] = "create"
     model: str
     canonical: str
@@ -69,22 +106,31 @@ class CreateDerived(_Action):
     spec_hash: str
     layer_bytes: int = 0
 
+    def subject(self) -> str:
+        return self.canonical
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {model_key(canonical(self.from_model))}
+
     def title(self) -> str:
         return f"create {self.model} from {self.from_model}"
 
 
-class RemoveModel(_Action):
+class RemoveModel(_ModelAction):
     kind: Literal["remove"] = "remove"
     model: str  # canonical
     frees_bytes: int
     eviction: bool = False  # True: evicted from the rollback cache for space
+
+    def subject(self) -> str:
+        return self.model
 
     def title(self) -> str:
         verb = "evict" if self.eviction else "remove"
         return f"{verb} {self.model} (frees {format_bytes(self.frees_bytes)})"
 
 
-class LoadModel(_Action):
+class LoadModel(_ModelAction):
     kind: Literal["load"] = "load"
     model: str
     canonical: str
@@ -92,6 +138,9 @@ class LoadModel(_Action):
     vram_estimate: int
     embedding: bool = False  # an embedding model: loaded through /api/embed (it cannot generate)
     shared_with: tuple[str, ...] = ()  # pinned models on the same weights: one loaded copy
+
+    def subject(self) -> str:
+        return self.canonical
 
     def title(self) -> str:
         shared = f", shared with {', '.join(self.shared_with)}" if self.shared_with else ""
@@ -101,9 +150,12 @@ class LoadModel(_Action):
         )
 
 
-class UnloadModel(_Action):
+class UnloadModel(_ModelAction):
     kind: Literal["unload"] = "unload"
     model: str  # canonical
+
+    def subject(self) -> str:
+        return self.model
 
     def title(self) -> str:
         return f"unload {self.model}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from reconciler.apply.table import simulate
+from reconciler.apply.world import FOREVER
 from reconciler.desired.refs import canonical
 from reconciler.observed import ContainerObs, DiskObs, LoadedObs
 from reconciler.plan.actions import (
@@ -14,7 +16,6 @@ from reconciler.plan.actions import (
     UnloadModel,
 )
 from reconciler.plan.planner import plan
-from reconciler.plan.simulate import FOREVER, simulate
 from tests.unit.factories import GiB, MiB, desired, model, observed, remote
 
 PHI = "phi3:mini"

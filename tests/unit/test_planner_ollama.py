@@ -3,13 +3,14 @@ context cap, pinned-ness, broken blobs, version defaults — tables of (desired,
 
 from __future__ import annotations
 
+from reconciler.apply.table import simulate
+from reconciler.apply.world import FOREVER
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import OllamaEnv
 from reconciler.observed import Architecture, LoadedObs, ModelObs
 from reconciler.plan.actions import LoadModel, PullModel, RemoveModel
 from reconciler.plan.ollama_version import defaults_for, load_timeout_s, support
 from reconciler.plan.planner import plan
-from reconciler.plan.simulate import FOREVER, simulate
 from tests.unit.factories import LLAMA, GiB, MiB, degraded, desired, model, observed, remote
 
 LLAMA3 = "llama3:8b-instruct-q4_K_M"

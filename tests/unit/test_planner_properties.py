@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from reconciler.apply.table import simulate
 from reconciler.desired.refs import canonical
 from reconciler.observed import Architecture, LoadedObs, Observed
 from reconciler.plan.planner import plan
-from reconciler.plan.simulate import simulate
 from tests.unit.factories import GiB, MiB, desired, model, observed, remote
 
 NAMES = ["phi3:mini", "llama3:8b", "llama3:latest", "deepseek-r1:7b", "qwen2:0.5b", "reg.lan:5000/team/m:q4"]

@@ -1,0 +1,80 @@
+"""The one table: each action type → the executor that carries it out and the effect that
+executor promises on what is observed. The runner, the Kamal hooks and `simulate` look
+actions up here; adding an action type is one row (and a test fails until it has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from reconciler.apply import container, kamal, models, openwebui
+from reconciler.apply.context import ExecContext
+from reconciler.apply.world import World
+from reconciler.observed import DiskObs, ModelObs, Observed
+from reconciler.plan.actions import (
+    Action,
+    ApplyWebUISettings,
+    CreateDerived,
+    EnsureContainer,
+    KamalDeploy,
+    LoadModel,
+    Plan,
+    PullModel,
+    RemoveModel,
+    UnloadModel,
+)
+from reconciler.plan.disk_budget import BlobLedger
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class Row(Generic[A]):
+    run: Callable[[A, ExecContext], None]
+    effect: Callable[[A, World], None]
+
+
+def _row(
+    kind: type[A], run: Callable[[A, ExecContext], None], effect: Callable[[A, World], None]
+) -> Row[Any]:
+    return Row(run, effect)
+
+
+TABLE: dict[type, Row[Any]] = {
+    EnsureContainer: _row(EnsureContainer, container.run_container, container.container_effect),
+    PullModel: _row(PullModel, models.run_pull, models.pulled),
+    RemoveModel: _row(RemoveModel, models.run_remove, models.removed),
+    CreateDerived: _row(CreateDerived, models.run_create, models.created),
+    LoadModel: _row(LoadModel, models.run_load, models.loaded),
+    UnloadModel: _row(UnloadModel, models.run_unload, models.unloaded),
+    KamalDeploy: _row(KamalDeploy, kamal.run_deploy, kamal.deployed),
+    ApplyWebUISettings: _row(ApplyWebUISettings, openwebui.run_settings, openwebui.settings_applied),
+}
+
+
+def execute(action: Action, ctx: ExecContext) -> None:
+    TABLE[type(action)].run(action, ctx)
+
+
+def simulate(plan: Plan, observed: Observed) -> Observed:
+    """The observation the plan's executors promise to leave (pure): planning again on it
+    must plan nothing (the property tests)."""
+    world = World.of(observed)
+    for action in plan.actions:
+        TABLE[type(action)].effect(action, world)
+    after = world.observed()
+    return after.model_copy(update={"disk": _disk_after(observed, after.models)})
+
+
+def _disk_after(observed: Observed, models: tuple[ModelObs, ...]) -> DiskObs | None:
+    if observed.disk is None:
+        return None
+    before, after = BlobLedger(), BlobLedger()
+    for m in observed.models:
+        before.add(m.blobs)
+    for m in models:
+        after.add(m.blobs)
+    free = observed.disk.free - (after.total() - before.total())
+    return observed.disk.model_copy(update={"free": free})
