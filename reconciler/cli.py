@@ -211,17 +211,25 @@ def _runtime(state_dir: Path | None, ollama_url: str | None) -> Runtime:
 def _observe(
     desired: DesiredState, recorded: Path | None, state_dir: Path | None, url: str | None
 ) -> Observed:
+    from pydantic import ValidationError
+
     from reconciler.observed import Observed
 
     if recorded is not None:
-        return Observed.model_validate_json(recorded.read_text())
+        try:
+            return Observed.model_validate_json(recorded.read_text())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise ObservationFailed(
+                f"{recorded}: not a recorded observation ({where}: {first['msg']})"
+            ) from None
     from reconciler.memory import with_memory
-    from reconciler.observe.server import observe_server
+    from reconciler.reconcile import observe
 
-    runtime = _runtime(state_dir, url)
-    memory = runtime.state.load()
     at = datetime.now(UTC)
-    return with_memory(observe_server(desired, runtime, memory, at), memory, at)
+    memory, seen = observe(desired, _runtime(state_dir, url), at)
+    return with_memory(seen, memory, at)
 
 
 @main.command()

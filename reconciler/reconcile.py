@@ -20,8 +20,9 @@ from reconciler.errors import ReconcilerError
 from reconciler.memory import Eviction, Memory, with_memory
 from reconciler.observe.server import observe_server
 from reconciler.observed import Observed
-from reconciler.plan.actions import Plan
+from reconciler.plan.actions import OpenWebUIAction, Plan
 from reconciler.plan.notes import Note, note
+from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan as make_plan
 from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
@@ -77,9 +78,8 @@ def reconcile(
     report = ReconcileReport(result="converged", revision=desired.revision)
     events.emit("reconcile.start", dry_run=dry_run)
     for number in range(1, MAX_PASSES + 1):
-        memory = runtime.state.load()
         try:
-            observed = observe_server(desired, runtime, memory, now())
+            memory, observed = observe(desired, runtime, now())
         except ReconcilerError as exc:  # Docker down, a registry login secret missing…
             report.result, report.observe_error = "failed", exc
             report.notes += (note("observe_failed", str(exc)),)
@@ -89,6 +89,8 @@ def reconcile(
             runtime.state.save(memory)
         observed = with_memory(observed, memory, now())
         plan = make_plan(desired, observed)
+        if not dry_run:
+            _openwebui_settled(desired, observed, plan, runtime)
         report.plans.append(plan)
         report.notes, report.last_observed = plan.notes, observed
         events.emit("plan", pass_number=number, **_plan_summary(plan))
@@ -133,6 +135,17 @@ def reconcile(
     return report
 
 
+def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memory, Observed]:
+    """The server as it is, and what the reconciler remembers of it (not yet merged in)."""
+    memory = runtime.state.load()
+    ledger = runtime.state.load_ledger()
+    deployed = desired.openwebui is not None and memory.deployed.openwebui_spec_hash is not None
+    seen = observe_server(
+        desired, runtime.readers(desired), at, openwebui=ledger.own_ids() if deployed else None
+    )
+    return memory, seen.model_copy(update={"ledger": ledger})
+
+
 def _context(
     desired: DesiredState, runtime: Runtime, events: EventBus, now: Callable[[], datetime], observed: Observed
 ) -> ExecContext:
@@ -169,6 +182,30 @@ def _plan_summary(plan: Plan) -> dict[str, object]:
 
 def _notes(notes: tuple[Note, ...]) -> list[dict[str, str]]:
     return [n.model_dump() for n in notes]
+
+
+def _openwebui_settled(desired: DesiredState, observed: Observed, plan: Plan, runtime: Runtime) -> None:
+    """Once OpenWebUI matches the desired settings, remember it (a difference seen later is a
+    hand edit) and record the desired presets seen there as the reconciler's own."""
+    webui, view = desired.openwebui, observed.openwebui
+    if webui is None or view is None or not view.reachable or plan.refused:
+        return
+    if any(isinstance(a, OpenWebUIAction) for a in plan.actions) or any(
+        n.kind == "openwebui_waiting" for n in plan.notes
+    ):
+        return
+    wanted = settings_hash(desired)
+    if observed.deployed.openwebui_settings_hash != wanted:
+        update = {"openwebui_settings_hash": wanted}
+        runtime.state.update(
+            lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=update)})
+        )
+    rows = view.rows_by_id()
+    seen = {p.id for p in webui.presets if p.id in rows and rows[p.id].managed}
+    if not seen <= set(observed.ledger.presets):
+        runtime.state.update_ledger(
+            lambda led: led.model_copy(update={"presets": tuple(sorted(set(led.presets) | seen))})
+        )
 
 
 def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: datetime) -> Memory:

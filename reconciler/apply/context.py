@@ -5,7 +5,7 @@ pass; an executor never reaches past it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.kamal.render import Timing
 from reconciler.memory import Memory
+from reconciler.openwebui.client import OpenWebUIClient, connect_desired
 from reconciler.report.events import EventBus
 from reconciler.state.store import StateStore
 
@@ -50,6 +51,7 @@ class ExecContext:
     read_knowledge: ReadFile | None = None
     openwebui_url: str | None = None
     container_id: str = ""  # where pinned models are warmed (eviction tracking); set by the container
+    _openwebui: OpenWebUIClient | None = field(default=None, repr=False)
 
     @property
     def kamal_workdir(self) -> Path:
@@ -57,6 +59,12 @@ class ExecContext:
 
     def remember(self, change: Callable[[Memory], Memory]) -> None:
         self.state.update(change)
+
+    def openwebui(self) -> OpenWebUIClient:
+        """OpenWebUI's API, signed in as the desired state says (once per pass)."""
+        if self._openwebui is None:
+            self._openwebui = connect_desired(self.desired, self.openwebui_url, self.api_timeout)
+        return self._openwebui
 
     def clients(self) -> OllamaClients:
         if self.ollama is None:

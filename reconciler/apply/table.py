@@ -15,15 +15,25 @@ from reconciler.apply.world import World
 from reconciler.observed import DiskObs, ModelObs, Observed
 from reconciler.plan.actions import (
     Action,
-    ApplyWebUISettings,
+    AddKnowledgeFile,
     CreateDerived,
+    CreateKnowledge,
+    CreatePreset,
+    DeleteKnowledge,
+    DeletePreset,
     EnsureContainer,
+    HideModel,
     KamalDeploy,
     LoadModel,
     Plan,
     PullModel,
+    RemoveKnowledgeFile,
     RemoveModel,
+    ReplaceKnowledgeFile,
+    ShowModel,
     UnloadModel,
+    UpdateKnowledge,
+    UpdatePreset,
 )
 from reconciler.plan.disk_budget import BlobLedger
 
@@ -50,7 +60,17 @@ TABLE: dict[type, Row[Any]] = {
     LoadModel: _row(LoadModel, models.run_load, models.loaded),
     UnloadModel: _row(UnloadModel, models.run_unload, models.unloaded),
     KamalDeploy: _row(KamalDeploy, kamal.run_deploy, kamal.deployed),
-    ApplyWebUISettings: _row(ApplyWebUISettings, openwebui.run_settings, openwebui.settings_applied),
+    CreateKnowledge: _row(CreateKnowledge, openwebui.run_create_knowledge, openwebui.knowledge_created),
+    UpdateKnowledge: _row(UpdateKnowledge, openwebui.run_update_knowledge, openwebui.knowledge_updated),
+    DeleteKnowledge: _row(DeleteKnowledge, openwebui.run_delete_knowledge, openwebui.knowledge_deleted),
+    AddKnowledgeFile: _row(AddKnowledgeFile, openwebui.run_add_file, openwebui.file_added),
+    ReplaceKnowledgeFile: _row(ReplaceKnowledgeFile, openwebui.run_replace_file, openwebui.file_replaced),
+    RemoveKnowledgeFile: _row(RemoveKnowledgeFile, openwebui.run_remove_file, openwebui.file_removed),
+    CreatePreset: _row(CreatePreset, openwebui.run_create_preset, openwebui.preset_written),
+    UpdatePreset: _row(UpdatePreset, openwebui.run_update_preset, openwebui.preset_written),
+    DeletePreset: _row(DeletePreset, openwebui.run_delete_preset, openwebui.preset_deleted),
+    HideModel: _row(HideModel, openwebui.run_hide, openwebui.hidden),
+    ShowModel: _row(ShowModel, openwebui.run_show, openwebui.shown),
 }
 
 

@@ -13,11 +13,12 @@ from reconciler.observed import (
     ContainerObs,
     DeployedObs,
     InventoryEntry,
+    Ledger,
     LoadedObs,
     ModelObs,
     Observed,
+    OpenWebUIObs,
     RemoteManifest,
-    WebUIObs,
 )
 
 FOREVER = datetime(2318, 1, 1)  # what `/api/ps` shows as the expiry of a model loaded with keep_alive < 0
@@ -34,7 +35,8 @@ class World:
     reachable: bool
     deployed: DeployedObs
     warmed: set[str] = field(default_factory=set)
-    webui: WebUIObs | None = None
+    openwebui: OpenWebUIObs | None = None
+    ledger: Ledger = field(default_factory=Ledger)
     tls_due: str | None = None
 
     @classmethod
@@ -49,7 +51,8 @@ class World:
             reachable=observed.ollama_reachable,
             deployed=observed.deployed,
             warmed=set(observed.warmed),
-            webui=observed.webui,
+            openwebui=observed.openwebui,
+            ledger=observed.ledger,
             tls_due=observed.tls_renewal_due,
         )
 
@@ -65,7 +68,8 @@ class World:
                 "loaded": tuple(self.loaded.values()),
                 "inventory": tuple(self.inventory.values()),
                 "deployed": DeployedObs.model_validate(self.deployed.model_dump()),
-                "webui": self.webui,
+                "openwebui": self.openwebui,
+                "ledger": self.ledger,
                 "tls_renewal_due": self.tls_due,
                 "warmed": tuple(sorted(self.warmed)),
             }

@@ -26,7 +26,8 @@ from reconciler.desired.schema import DesiredState
 from reconciler.errors import KamalFailed, KamalMissing
 from reconciler.kamal import runs
 from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
-from reconciler.kamal.render import REGISTRY_SECRET, ROLE, VERSION_LABEL, RenderedProject, Timing, render
+from reconciler.kamal.render import REGISTRY_SECRET, RenderedProject, Timing, render
+from reconciler.labels import ROLE, VERSION_LABEL
 
 Emit = Callable[[str, dict[str, Any]], None]
 

@@ -34,7 +34,7 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource, GitCommitSource
 from reconciler.errors import ReconcilerError, TemporaryError
-from reconciler.kamal.render import KAMAL_NETWORK, OLLAMA_ALIAS
+from reconciler.labels import KAMAL_NETWORK, OLLAMA_ALIAS
 from reconciler.observe.docker import observe_container
 from reconciler.observed import Observed
 from reconciler.plan.actions import EnsureContainer

@@ -22,20 +22,17 @@ from typing import Any, Literal
 import yaml
 
 from reconciler.desired.schema import DesiredState, OpenWebUISpec, SecretRef
+from reconciler.labels import OLLAMA_ALIAS, ROLE, VERSION_LABEL
 from reconciler.plan.container import bind_addresses
 
 APP_PORT = 8080
 DATA_MOUNT = "/app/backend/data"
-OLLAMA_ALIAS = "ollama"  # ContainerSpec.network_alias
 OLLAMA_INNER_PORT = 11434
-KAMAL_NETWORK = "kamal"
-ROLE = "web"
 REGISTRY_SECRET = "KAMAL_REGISTRY_PASSWORD"  # noqa: S105 (a name, not a value)
 WEBUI_SECRET = "WEBUI_SECRET_KEY"  # noqa: S105
 OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
 TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
 TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
-VERSION_LABEL = "reconciler.kamal-version"  # on the wrapper image, so on every app container
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
 
 

@@ -15,8 +15,11 @@ from typing import Any
 
 import httpx
 
+from reconciler.desired.schema import DesiredState
+from reconciler.desired.secrets import host_of
 from reconciler.errors import Conflict, PermanentError, ReconcilerError, TemporaryError
 from reconciler.http import http_client
+from reconciler.secrets import resolve_secret
 
 
 class OpenWebUIError(ReconcilerError):
@@ -145,30 +148,9 @@ class OpenWebUIClient:
             return False
         return isinstance(body, dict) and body.get("status") is True
 
-    def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while True:
-            try:
-                self._request("GET", "/ready", "readiness", timeout=min(self.timeout, 5.0))
-                return
-            except OpenWebUIError as exc:
-                last = exc.message
-            if time.monotonic() > deadline:
-                raise OpenWebUIUnavailable("readiness", f"not ready within {timeout:g} s: {last}")
-            time.sleep(interval)
-
     def config(self) -> dict[str, Any]:
         body = self._request("GET", "/api/config", "config")
         return body if isinstance(body, dict) else {}
-
-    def version(self) -> str | None:
-        version = self.config().get("version")
-        return str(version) if version else None
-
-    def auth_enabled(self) -> bool:
-        features = self.config().get("features") or {}
-        return bool(features.get("auth", True))
 
     def signin_without_auth(self) -> None:
         """With WEBUI_AUTH=False, an empty sign-in gives the built-in admin's token."""
@@ -191,34 +173,30 @@ class OpenWebUIClient:
         data = body.get("data", []) if isinstance(body, dict) else body
         return [m for m in data or [] if isinstance(m, dict)]
 
-    def workspace_models(self) -> list[dict[str, Any]]:
-        """The rows of OpenWebUI's `model` table: presets and per-base-model overrides."""
+    def _paged(self, path: str, what: str) -> list[dict[str, Any]]:
+        """Every item of a paged list (`{"items": [...], "total": N}`; a plain list in older
+        versions), page by page."""
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self._request("GET", "/api/v1/models/list", "workspace model list", params={"page": page})
+            body = self._request("GET", path, what, params={"page": page})
             if isinstance(body, list):
-                return [m for m in body if isinstance(m, dict)]
-            items = [m for m in (body or {}).get("items", []) if isinstance(m, dict)]
+                return [item for item in body if isinstance(item, dict)]
+            items = [item for item in (body or {}).get("items", []) if isinstance(item, dict)]
             found.extend(items)
             total = int((body or {}).get("total", len(found)))
             if not items or len(found) >= total:
                 return found
             page += 1
 
+    def workspace_models(self) -> list[dict[str, Any]]:
+        """The rows of OpenWebUI's `model` table: presets and per-base-model overrides."""
+        return self._paged("/api/v1/models/list", "workspace model list")
+
     def base_model_rows(self) -> list[dict[str, Any]]:
         """Rows that override a base model (same id, no base_model_id): hidden/renamed models."""
         body = self._request("GET", "/api/v1/models/base", "base model rows")
         return [m for m in body or [] if isinstance(m, dict)] if isinstance(body, list) else []
-
-    def model(self, model_id: str) -> dict[str, Any] | None:
-        try:
-            body = self._request("GET", "/api/v1/models/model", "model lookup", params={"id": model_id})
-        except OpenWebUIError as exc:
-            if exc.status in (401, 404):
-                return None
-            raise
-        return body if isinstance(body, dict) else None
 
     def create_model(self, form: dict[str, Any]) -> dict[str, Any]:
         body = self._write("POST", "/api/v1/models/create", f"create model {form['id']}", json=form)
@@ -234,34 +212,10 @@ class OpenWebUIClient:
     # ── knowledge ─────────────────────────────────────────────────────────────
 
     def knowledge_bases(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._request("GET", "/api/v1/knowledge/", "knowledge list", params={"page": page})
-            if isinstance(body, list):
-                return [k for k in body if isinstance(k, dict)]
-            items = [k for k in (body or {}).get("items", []) if isinstance(k, dict)]
-            found.extend(items)
-            total = int((body or {}).get("total", len(found)))
-            if not items or len(found) >= total:
-                return found
-            page += 1
+        return self._paged("/api/v1/knowledge/", "knowledge list")
 
     def knowledge_files(self, knowledge_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._request(
-                "GET", f"/api/v1/knowledge/{knowledge_id}/files", "knowledge files", params={"page": page}
-            )
-            if isinstance(body, list):
-                return [f for f in body if isinstance(f, dict)]
-            items = [f for f in (body or {}).get("items", []) if isinstance(f, dict)]
-            found.extend(items)
-            total = int((body or {}).get("total", len(found)))
-            if not items or len(found) >= total:
-                return found
-            page += 1
+        return self._paged(f"/api/v1/knowledge/{knowledge_id}/files", "knowledge files")
 
     def create_knowledge(self, name: str, description: str) -> dict[str, Any]:
         body = self._write(
@@ -344,9 +298,6 @@ class OpenWebUIClient:
             json={"file_id": file_id},
         )
 
-    def delete_file(self, file_id: str) -> None:
-        self._write("DELETE", f"/api/v1/files/{file_id}", "delete file", ok=(200, 404))
-
 
 def connect(
     base_url: str,
@@ -366,3 +317,23 @@ def connect(
     else:
         client.signin_without_auth()
     return client
+
+
+def default_url(desired: DesiredState) -> str:
+    """Where the reconciler (on the server) reaches OpenWebUI: the published port on loopback, or
+    kamal-proxy on loopback (HTTPS with the LAN CA when TLS is on)."""
+    assert desired.openwebui is not None
+    exposure = desired.openwebui.exposure
+    if exposure.mode == "published":
+        return f"http://127.0.0.1:{exposure.port}"
+    return "https://127.0.0.1" if exposure.tls.enabled else "http://127.0.0.1"
+
+
+def connect_desired(desired: DesiredState, url: str | None = None, timeout: float = 15.0) -> OpenWebUIClient:
+    """A client signed in as the desired state says: without login as the built-in admin, else
+    with the admin API key, resolved for the OpenWebUI address it is sent to."""
+    webui = desired.openwebui
+    assert webui is not None
+    base = url or default_url(desired)
+    token = resolve_secret(webui.admin_token, (host_of(base),)) if webui.auth and webui.admin_token else None
+    return connect(base, auth=webui.auth, token=token, timeout=timeout)

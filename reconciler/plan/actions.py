@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.refs import canonical
+from reconciler.desired.schema import Scalar
+from reconciler.observed import ModelRow
 from reconciler.plan.notes import Note
 from reconciler.units import format_bytes
 
@@ -31,6 +33,7 @@ class ContainerSpec(_Frozen):
 
 
 OLLAMA = "ollama"  # what the container provides: every action that talks to Ollama needs it
+OPENWEBUI = "openwebui"  # what a deploy provides: every change through OpenWebUI's API needs it
 
 
 def model_key(name: str) -> str:
@@ -167,17 +170,159 @@ class KamalDeploy(_Action):
     first: bool = False
     renew_tls: bool = False  # same version, new certificate: a deploy, never a rollback
 
+    def provides(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
+
     def title(self) -> str:
         verb = "kamal setup" if self.first else "kamal deploy"
         return f"{verb} OpenWebUI version {self.spec_hash}"
 
 
-class ApplyWebUISettings(_Action):
-    kind: Literal["openwebui_settings"] = "openwebui_settings"
-    settings_hash: str
+# ───────────────────────── OpenWebUI: knowledge, presets, the model picker ─────────────────────────
+
+
+def knowledge_key(name: str) -> str:
+    return f"knowledge:{name}"
+
+
+class OpenWebUIAction(_Action):
+    """A change made through OpenWebUI's API: it needs OpenWebUI (a failed deploy blocks it)."""
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
+
+
+class CreateKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_create"] = "openwebui_knowledge_create"
+    name: str
+    description: str = ""
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({knowledge_key(self.name)})
 
     def title(self) -> str:
-        return f"apply OpenWebUI settings {self.settings_hash} (knowledge, presets)"
+        return f"create knowledge base {self.name}"
+
+
+class UpdateKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_update"] = "openwebui_knowledge_update"
+    name: str
+    id: str
+    description: str = ""
+    changed: tuple[str, ...]  # the fields that differ: name, description
+
+    def title(self) -> str:
+        return f"update knowledge base {self.name}: {', '.join(self.changed)}"
+
+
+class DeleteKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_delete"] = "openwebui_knowledge_delete"
+    name: str
+    id: str
+
+    def title(self) -> str:
+        return f"remove knowledge base {self.name}"
+
+
+class _FileAction(OpenWebUIAction):
+    base: str  # the knowledge base (folder) name
+    path: str  # under knowledge/<base>/
+    embedding_model: str | None = None  # canonical: Ollama embeds the file with it
+
+    def needs(self) -> frozenset[str]:
+        embed = {model_key(self.embedding_model)} if self.embedding_model else set()
+        return super().needs() | {knowledge_key(self.base)} | embed
+
+
+class AddKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_add"] = "openwebui_file_add"
+    sha256: str
+
+    def title(self) -> str:
+        return f"add {self.path} to knowledge base {self.base}"
+
+
+class ReplaceKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_replace"] = "openwebui_file_replace"
+    sha256: str
+    old_file_id: str
+
+    def title(self) -> str:
+        return f"replace {self.path} in knowledge base {self.base}"
+
+
+class RemoveKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_remove"] = "openwebui_file_remove"
+    file_id: str
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI, knowledge_key(self.base)})
+
+    def title(self) -> str:
+        return f"remove {self.path} from knowledge base {self.base}"
+
+
+class PresetForm(_Frozen):
+    """A preset as OpenWebUI stores it, with its knowledge by name (ids are OpenWebUI's, known
+    once the base exists: the executor fills them in)."""
+
+    id: str
+    name: str
+    base_model_id: str
+    params: dict[str, Scalar] = Field(default_factory=dict)  # the system prompt as `system`
+    knowledge: tuple[str, ...] = ()
+
+
+class _PresetAction(OpenWebUIAction):
+    preset: PresetForm
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {knowledge_key(k) for k in self.preset.knowledge}
+
+
+class CreatePreset(_PresetAction):
+    kind: Literal["openwebui_preset_create"] = "openwebui_preset_create"
+
+    def title(self) -> str:
+        return f"create preset {self.preset.id} on {self.preset.base_model_id}"
+
+
+class UpdatePreset(_PresetAction):
+    kind: Literal["openwebui_preset_update"] = "openwebui_preset_update"
+    changed: tuple[str, ...]  # the fields that differ
+
+    def title(self) -> str:
+        return f"update preset {self.preset.id}: {', '.join(self.changed)}"
+
+
+class DeletePreset(OpenWebUIAction):
+    kind: Literal["openwebui_preset_delete"] = "openwebui_preset_delete"
+    id: str
+
+    def title(self) -> str:
+        return f"remove preset {self.id}"
+
+
+class HideModel(OpenWebUIAction):
+    """Hide a model from the chat picker: a row of its own (made by the reconciler, marked) or
+    `meta.hidden` on the row a person made."""
+
+    kind: Literal["openwebui_hide"] = "openwebui_hide"
+    id: str  # OpenWebUI's model id (Ollama's name for it)
+    row: ModelRow | None = None  # the row there is, or None: one is created
+
+    def title(self) -> str:
+        return f"hide {self.id} from the model picker"
+
+
+class ShowModel(OpenWebUIAction):
+    kind: Literal["openwebui_show"] = "openwebui_show"
+    id: str
+    row: ModelRow
+    delete_row: bool  # the reconciler made the row only to hide it: delete it
+
+    def title(self) -> str:
+        return f"show {self.id} in the model picker again"
 
 
 Action = Annotated[
@@ -188,7 +333,17 @@ Action = Annotated[
     | LoadModel
     | UnloadModel
     | KamalDeploy
-    | ApplyWebUISettings,
+    | CreateKnowledge
+    | UpdateKnowledge
+    | DeleteKnowledge
+    | AddKnowledgeFile
+    | ReplaceKnowledgeFile
+    | RemoveKnowledgeFile
+    | CreatePreset
+    | UpdatePreset
+    | DeletePreset
+    | HideModel
+    | ShowModel,
     Field(discriminator="kind"),
 ]
 

@@ -16,7 +16,6 @@ from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, M
 from reconciler.plan import vram
 from reconciler.plan.actions import (
     Action,
-    ApplyWebUISettings,
     Budget,
     CreateDerived,
     EnsureContainer,
@@ -35,7 +34,8 @@ from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
-from reconciler.plan.webui import deploy_hash, settings_hash
+from reconciler.plan.openwebui import plan_openwebui
+from reconciler.plan.webui import deploy_hash
 from reconciler.units import format_bytes
 from reconciler.versions import show
 
@@ -80,14 +80,17 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
         notes.append(
             note("ollama_unreachable", "Ollama's API does not answer: models are planned once it does")
         )
+    kamal = _kamal_actions(ctx)
+    webui, webui_notes = _openwebui(ctx, container, kamal)
+    notes += webui_notes
     if not observed.ollama_reachable:
         actions: list[Action] = [container] if container else []
-        return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
+        return Plan(revision=rev, actions=tuple(actions + kamal + webui), notes=tuple(notes))
     violations: list[Violation] = []
     model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
     if violations:
         return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
-    actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
+    actions = ([container] if container else []) + model_actions + kamal + webui
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
 
 
@@ -621,8 +624,8 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[Note
     return notes
 
 
-def _webui_actions(ctx: _Ctx) -> list[Action]:
-    wanted_deploy, wanted_settings = deploy_hash(ctx.desired), settings_hash(ctx.desired)
+def _kamal_actions(ctx: _Ctx) -> list[Action]:
+    wanted_deploy = deploy_hash(ctx.desired)
     deployed = ctx.observed.deployed
     actions: list[Action] = []
     if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
@@ -636,12 +639,16 @@ def _webui_actions(ctx: _Ctx) -> list[Action]:
     elif wanted_deploy is not None and ctx.observed.tls_renewal_due:
         reason = f"OpenWebUI's LAN TLS certificate {ctx.observed.tls_renewal_due}: renewing it"
         actions.append(KamalDeploy(spec_hash=wanted_deploy, renew_tls=True, reason=reason))
-    drift = ctx.observed.webui.drift if ctx.observed.webui else ()
-    if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
-        reason = f"{ctx.since}, knowledge/presets/models changed"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
-    elif wanted_settings is not None and drift:
-        shown = "; ".join(drift[:3]) + (f" (+{len(drift) - 3} more)" if len(drift) > 3 else "")
-        reason = f"{ctx.since}, changed in OpenWebUI by hand: {shown}"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
     return actions
+
+
+def _openwebui(
+    ctx: _Ctx, container: EnsureContainer | None, kamal: list[Action]
+) -> tuple[list[Action], list[Note]]:
+    """OpenWebUI's settings, unless this pass deploys it or (re)starts Ollama."""
+    waiting = None
+    if kamal:
+        waiting = "once the new version answers"
+    elif container is not None or not ctx.observed.ollama_reachable:
+        waiting = "once Ollama answers (its files are embedded through Ollama)"
+    return plan_openwebui(ctx.desired, ctx.observed, ctx.since, waiting=waiting)

@@ -16,7 +16,7 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.memory import Memory
 from reconciler.observed import Observed
-from reconciler.plan.actions import Plan
+from reconciler.plan.actions import OpenWebUIAction, Plan
 from reconciler.plan.notes import Note
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
@@ -218,23 +218,24 @@ def build(
         last_error="; ".join(errors) or None,
         ollama_version=ollama_version,
         ollama_supported=support(ollama_version).supported if ollama_version else None,
-        openwebui=_webui(observed, settings_hash),
+        openwebui=_webui(observed, plan, settings_hash),
         updated_at=at,
     )
 
 
-def _webui(observed: Observed | None, settings_hash: str | None) -> dict[str, Any] | None:
-    webui = observed.webui if observed else None
+def _webui(observed: Observed | None, plan: Plan | None, settings_hash: str | None) -> dict[str, Any] | None:
+    webui = observed.openwebui if observed else None
     if webui is None:
         return None
+    pending = [a.title() for a in plan.actions if isinstance(a, OpenWebUIAction)] if plan else []
     return {
         "healthy": webui.reachable,
         "version": webui.version,
         "error": webui.error,
         "applied_settings_hash": settings_hash,
-        "knowledge": {name: files for name, files in webui.knowledge},
-        "presets": list(webui.presets),
-        "drift": list(webui.drift),
+        "knowledge": {k.name: k.file_count for k in webui.knowledge},
+        "presets": sorted(r.id for r in webui.rows if r.base_model_id and r.managed),
+        "drift": pending,  # what the last plan would still change in OpenWebUI
     }
 
 

@@ -15,6 +15,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from reconciler.memory import Memory
+from reconciler.observed import Ledger
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -64,3 +65,17 @@ class StateStore:
         memory = change(self.load())
         self.save(memory)
         return memory
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "openwebui.json"
+
+    def load_ledger(self) -> Ledger:
+        """What the reconciler made in OpenWebUI (`reconciler.observed.Ledger`)."""
+        return read_model(self.ledger_path, Ledger, self.warn) or Ledger()
+
+    def update_ledger(self, change: Callable[[Ledger], Ledger]) -> Ledger:
+        """Saved after every write to OpenWebUI: a crash leaves nothing unowned."""
+        ledger = change(self.load_ledger())
+        write_atomic(self.ledger_path, ledger.model_dump_json(indent=1))
+        return ledger

@@ -21,7 +21,7 @@ from reconciler.desired.schema import (
     Publish,
     ServerSpec,
 )
-from reconciler.kamal.render import KAMAL_NETWORK
+from reconciler.labels import KAMAL_NETWORK
 from tests.harness.kamal_fixtures import Sshd
 from tests.harness.registry import Registry, free_port
 

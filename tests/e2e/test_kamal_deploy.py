@@ -21,7 +21,8 @@ from reconciler.desired.schema import DesiredState
 from reconciler.errors import KamalFailed
 from reconciler.kamal import executor
 from reconciler.kamal.hooks import HookFailed, SshConfig, ensure_ollama_on_hosts
-from reconciler.kamal.render import KAMAL_NETWORK, Timing
+from reconciler.kamal.render import Timing
+from reconciler.labels import KAMAL_NETWORK
 from reconciler.plan.webui import deploy_hash
 from tests.e2e.kamal_support import cleanup, make_desired
 from tests.harness.kamal_fixtures import Sshd

@@ -75,3 +75,11 @@ def test_validate_reads_a_commit_of_a_git_repo(tmp_path: Path) -> None:
     (repo / "server.yaml").write_text("broken: [\n")  # the working tree is broken, the commit is not
     assert run("validate", str(repo), "--rev", "HEAD").returncode == 0
     assert run("validate", str(repo)).returncode == 2
+
+
+def test_a_recorded_observation_that_does_not_validate_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "observed.json"
+    bad.write_text('{"container": {"name": 1}}')
+    result = run("plan", "--repo", "desired_state", "--observed", str(bad))
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert f"{bad}: not a recorded observation (container.name:" in result.stderr

@@ -16,7 +16,8 @@ from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource
 from reconciler.kamal.hooks import SshConfig, is_local
 from reconciler.kamal.project import SecretUnavailable, write_project
-from reconciler.kamal.render import VERSION_LABEL, Timing, render
+from reconciler.kamal.render import Timing, render
+from reconciler.labels import VERSION_LABEL
 from reconciler.plan.webui import deploy_hash
 from tests.harness.server_config import allow_secrets
 

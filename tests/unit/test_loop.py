@@ -146,3 +146,14 @@ def test_conditions_keep_their_transition_time_until_they_flip() -> None:
         message="boom",
         last_transition=t0 + timedelta(minutes=9),
     )
+
+
+def test_memory_written_by_an_older_version_still_loads(tmp_path: Path) -> None:
+    """Older versions kept `deployed.running_versions` (never read): the rest must survive."""
+    store = StateStore(tmp_path)
+    store.memory_path.write_text(
+        '{"inventory": [{"name": "registry.ollama.ai/library/phi3:mini"}], '
+        '"deployed": {"openwebui_spec_hash": "abc", "running_versions": ["abc"]}}'
+    )
+    memory = store.load()
+    assert memory.deployed.openwebui_spec_hash == "abc" and len(memory.inventory) == 1

@@ -320,24 +320,37 @@ def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictio
 
 
 def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
-    from reconciler.observed import DeployedObs, WebUIObs
-    from reconciler.plan.webui import deploy_hash, settings_hash
+    from reconciler.observed import DeployedObs, ModelRow, OpenWebUIObs
+    from reconciler.plan.actions import UpdatePreset
+    from reconciler.plan.openwebui import settings_hash
+    from reconciler.plan.webui import deploy_hash
 
-    state = desired([PHI], openwebui={"default_models": [PHI]})
+    webui = {"default_models": [PHI], "presets": [{"id": "phi3-fast", "name": "Fast", "base": PHI}]}
+    state = desired([PHI], openwebui=webui)
     deployed = DeployedObs(
         openwebui_spec_hash=deploy_hash(state), openwebui_settings_hash=settings_hash(state)
     )
-    calm = observed(state, models=[model(PHI, ("p", GiB))], deployed=deployed, webui=WebUIObs(reachable=True))
+    fresh = observed(
+        state, models=[model(PHI, ("p", GiB))], deployed=deployed, openwebui=OpenWebUIObs(reachable=True)
+    )
+    calm = simulate(plan(state, fresh), fresh)
     assert plan(state, calm).empty
-    edited = calm.model_copy(update={"webui": WebUIObs(reachable=True, drift=("model_update phi3-fast",))})
+    assert calm.openwebui is not None
+    (row,) = calm.openwebui.rows
+    by_hand = row.model_copy(update={"params": {"system": "edited in the UI"}})
+    edited = calm.model_copy(update={"openwebui": calm.openwebui.model_copy(update={"rows": (by_hand,)})})
     (action,) = plan(state, edited).actions
-    assert action.kind == "openwebui_settings" and "changed in OpenWebUI by hand" in action.reason
+    assert isinstance(action, UpdatePreset) and action.changed == ("system",)
+    assert "changed in OpenWebUI by hand: system" in action.reason
+    assert action.title() == "update preset phi3-fast: system"
+    assert isinstance(by_hand, ModelRow)
     assert plan(state, simulate(plan(state, edited), edited)).empty
 
 
 def test_a_lan_certificate_near_expiry_is_renewed_by_a_deploy_never_a_rollback() -> None:
     from reconciler.observed import DeployedObs
-    from reconciler.plan.webui import deploy_hash, settings_hash
+    from reconciler.plan.openwebui import settings_hash
+    from reconciler.plan.webui import deploy_hash
 
     state = desired([PHI], openwebui={"default_models": [PHI]})
     deployed = DeployedObs(
