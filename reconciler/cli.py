@@ -92,7 +92,7 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name == "ensure-ollama":
-            from reconciler.kamal.hooks import ensure_ollama
+            from reconciler.ensure_ollama import ensure_ollama
 
             return ensure_ollama
         return super().get_command(ctx, name)

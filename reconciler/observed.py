@@ -74,6 +74,7 @@ class ContainerObs(Obs):
     health: str | None = None
     image: str = ""
     spec_hash: str | None = None  # the label we set when creating it
+    networks: tuple[str, ...] = ()  # the Docker networks it is attached to
 
 
 class ModelObs(Obs):
@@ -254,6 +255,39 @@ class Ledger(Obs):
         return {entry.id for entry in self.knowledge.values()}
 
 
+class KamalApp(Obs):
+    """One of OpenWebUI's app containers Kamal made (labels `service`, `role=web`), any state."""
+
+    name: str
+    version: str | None  # our image label, else from the container name
+    running: bool = False
+    networks: tuple[str, ...] = ()
+
+
+class CertificateObs(Obs):
+    """OpenWebUI's LAN TLS certificate kept under the state directory (kamal-proxy serves it)."""
+
+    not_after: datetime
+    ca_not_after: datetime | None = None  # None: no CA next to it (it is made again with the next one)
+
+
+class KamalObs(Obs):
+    """What Kamal left on this machine for OpenWebUI."""
+
+    apps: tuple[KamalApp, ...] = ()
+    kamal_network: bool = False  # Kamal's `kamal` network exists
+    certificate: CertificateObs | None = None  # None: not made yet (the first deploy makes it)
+
+    @property
+    def retained(self) -> set[str]:
+        """Versions that still have a container: `kamal rollback` can start one in seconds."""
+        return {a.version for a in self.apps if a.version}
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        return tuple(sorted({a.version for a in self.apps if a.version and a.running}))
+
+
 class EvictionObs(Obs):
     """A pinned model found unloaded after the reconciler warmed it, within the last hour."""
 
@@ -279,8 +313,9 @@ class Observed(Obs):
     warmed: tuple[str, ...] = ()  # models the reconciler itself loaded pinned (its memory)
     openwebui: OpenWebUIObs | None = None  # None: not deployed yet, or not looked at
     ledger: Ledger = Field(default_factory=Ledger)  # what the reconciler made in OpenWebUI (memory)
-    tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
+    kamal: KamalObs | None = None  # None: no OpenWebUI desired, or not looked at
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+    at: datetime | None = None  # when it was observed: what the planner's time windows count from
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

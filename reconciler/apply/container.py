@@ -305,12 +305,6 @@ def run_container(action: EnsureContainer, ctx: ExecContext) -> None:
         memory=memory,
     )
     ctx.container_id = seen.id
-    if ctx.desired.openwebui is not None:
-        from reconciler.kamal.hooks import link_networks
-
-        linked = link_networks(ctx.docker, ctx.desired)  # OpenWebUI reaches `ollama`
-        if linked:
-            ctx.events.emit("container.networks_linked", networks=linked)
 
 
 def container_effect(action: EnsureContainer, world: World) -> None:
@@ -320,6 +314,7 @@ def container_effect(action: EnsureContainer, world: World) -> None:
         status="running",
         image=action.spec.image,
         spec_hash=action.spec_hash,
+        networks=(action.spec.network,),
     )
     world.reachable = True
     if action.op != "start":

@@ -13,6 +13,7 @@ from reconciler.observed import (
     ContainerObs,
     DeployedObs,
     InventoryEntry,
+    KamalObs,
     Ledger,
     LoadedObs,
     ModelObs,
@@ -37,7 +38,7 @@ class World:
     warmed: set[str] = field(default_factory=set)
     openwebui: OpenWebUIObs | None = None
     ledger: Ledger = field(default_factory=Ledger)
-    tls_due: str | None = None
+    kamal: KamalObs | None = None
 
     @classmethod
     def of(cls, observed: Observed) -> World:
@@ -53,7 +54,7 @@ class World:
             warmed=set(observed.warmed),
             openwebui=observed.openwebui,
             ledger=observed.ledger,
-            tls_due=observed.tls_renewal_due,
+            kamal=observed.kamal,
         )
 
     def weights_keys(self) -> dict[str, str]:
@@ -70,7 +71,7 @@ class World:
                 "deployed": DeployedObs.model_validate(self.deployed.model_dump()),
                 "openwebui": self.openwebui,
                 "ledger": self.ledger,
-                "tls_renewal_due": self.tls_due,
+                "kamal": self.kamal,
                 "warmed": tuple(sorted(self.warmed)),
             }
         )

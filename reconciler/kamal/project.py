@@ -71,7 +71,7 @@ def _pem_line(name: str, value: str) -> str:
 
 def _tls_values(desired: DesiredState, workdir: Path) -> dict[str, str]:
     """The LAN certificate (made or renewed now) and its key, from the state directory."""
-    from reconciler.openwebui.tls import ensure_tls, tls_hosts
+    from reconciler.kamal.tls import ensure_tls, tls_hosts
 
     names, addresses = tls_hosts(desired)
     chain, key = ensure_tls(workdir.parent / "tls", names, addresses).server_pem()

@@ -8,7 +8,7 @@ How OpenWebUI reaches Ollama: Kamal runs every app container on its own Docker n
 `kamal` (`--network kamal` is hard-wired in Kamal 2.11's `docker run`), and Docker 20.10
 refuses a second `--network` at create time. So the Ollama container is attached to `kamal`
 with the alias `ollama`, and OpenWebUI's containers are attached to Ollama's own network,
-where Ollama always has that alias (see `reconciler.kamal.hooks.link_networks`, run by the
+where Ollama always has that alias (see `reconciler.plan.kamal.link_actions`, run by the
 Kamal hooks). `OLLAMA_BASE_URL=http://ollama:11434` therefore resolves whichever of the two
 containers was recreated last.
 """

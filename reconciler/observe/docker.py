@@ -2,7 +2,8 @@
 
 Read step: the docker SDK's `containers.get` / `volumes.get` (Engine API
 `GET /containers/{id}/json`, `GET /volumes/{name}`). Parse step: `parse_container` reads
-`State.Running`, `State.Status`, `State.Health.Status`, `Config.Image` and our label.
+`State.Running`, `State.Status`, `State.Health.Status`, `Config.Image`, our label and the
+networks it is attached to (`NetworkSettings.Networks`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def parse_container(attrs: Mapping[str, Any]) -> ContainerObs:
     labels = _dict(config.get("Labels"))
     health = _dict(state.get("Health")).get("Status")
     spec_hash = labels.get(SPEC_HASH)
+    networks = _dict(_dict(attrs.get("NetworkSettings")).get("Networks"))
     return ContainerObs(
         name=_str(attrs.get("Name")).lstrip("/"),
         id=_str(attrs.get("Id")),
@@ -41,6 +43,7 @@ def parse_container(attrs: Mapping[str, Any]) -> ContainerObs:
         health=health if isinstance(health, str) and health else None,
         image=_str(config.get("Image")),
         spec_hash=spec_hash if isinstance(spec_hash, str) and spec_hash else None,
+        networks=tuple(sorted(networks)),
     )
 
 

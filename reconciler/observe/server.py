@@ -1,4 +1,4 @@
-"""One observation of the whole server: Docker, Ollama, GPU, disk, registry, OpenWebUI.
+"""One observation of the whole server: Docker, Ollama, GPU, disk, registry, OpenWebUI, Kamal.
 
 The observers are handed `Readers` (how to reach each part) and never the reconciler's
 memory: the reconcile adds that (`reconciler.memory.with_memory`).
@@ -22,6 +22,7 @@ from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, rea
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.host import observe_addresses
+from reconciler.observe.kamal import observe_kamal
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.openwebui import observe_openwebui
 from reconciler.observe.registry import lookup_all
@@ -131,11 +132,6 @@ def observe_server(
     gpus, gpu_error = observe_gpus()
     view = _ollama(desired, readers, container, volume)
     remote, remote_errors = _remote(desired, readers, view)
-    tls_due = None
-    if desired.openwebui is not None and desired.openwebui.exposure.tls.enabled:
-        from reconciler.openwebui.tls import renewal_due
-
-        tls_due = renewal_due(readers.tls_dir, at)
     return Observed(
         container=container,
         ollama_reachable=view.reachable,
@@ -145,9 +141,10 @@ def observe_server(
         gpus=gpus,
         gpu_error=gpu_error,
         openwebui=observe_webui(readers, openwebui) if openwebui is not None and desired.openwebui else None,
-        tls_renewal_due=tls_due,
+        kamal=observe_kamal(readers.docker, desired, readers.tls_dir),
         disk=observe_disk(disk_path, volume.models_dir),
         remote=remote,
         remote_errors=remote_errors,
         host_addresses=observe_addresses(),
+        at=at,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,6 +35,7 @@ class ContainerSpec(_Frozen):
 
 OLLAMA = "ollama"  # what the container provides: every action that talks to Ollama needs it
 OPENWEBUI = "openwebui"  # what a deploy provides: every change through OpenWebUI's API needs it
+TLS = "tls"  # what a certificate renewal provides: the deploy that hands it to kamal-proxy needs it
 
 
 def model_key(name: str) -> str:
@@ -164,18 +166,90 @@ class UnloadModel(_ModelAction):
         return f"unload {self.model}"
 
 
+# ─────────────────── Kamal: OpenWebUI's versions, its certificate, the networks ───────────────────
+
+
+class NetworkLink(_Frozen):
+    container: str
+    network: str
+    alias: str | None = None
+
+
+class LinkNetworks(_Action):
+    """OpenWebUI reaches Ollama as `http://ollama:11434`: Ollama on Kamal's network under that
+    alias, OpenWebUI's containers on Ollama's network (where it always has the alias)."""
+
+    kind: Literal["networks"] = "networks"
+    links: tuple[NetworkLink, ...]
+
+    def title(self) -> str:
+        shown = ", ".join(
+            f"{x.container} → {x.network}" + (f" as {x.alias}" if x.alias else "") for x in self.links
+        )
+        return f"link networks: {shown}"
+
+
+class RenewCertificate(_Action):
+    kind: Literal["tls_renew"] = "tls_renew"
+    expires: datetime  # the certificate's expiry now
+    new_ca: bool = False  # the CA itself is near its end: devices must trust the new one
+
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({TLS})
+
+    def title(self) -> str:
+        return "renew OpenWebUI's LAN TLS certificate" + (" and its CA" if self.new_ca else "")
+
+
 class KamalDeploy(_Action):
+    """`kamal setup` (the first time) or `kamal deploy` of a version (the wrapper image built
+    and pushed first)."""
+
     kind: Literal["kamal_deploy"] = "kamal_deploy"
-    spec_hash: str
+    version: str  # plan/kamal.py deploy_hash
     first: bool = False
-    renew_tls: bool = False  # same version, new certificate: a deploy, never a rollback
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OLLAMA, TLS})
 
     def provides(self) -> frozenset[str]:
         return frozenset({OPENWEBUI})
 
     def title(self) -> str:
         verb = "kamal setup" if self.first else "kamal deploy"
-        return f"{verb} OpenWebUI version {self.spec_hash}"
+        return f"{verb} OpenWebUI version {self.version}"
+
+
+class KamalRollback(_Action):
+    """`kamal rollback`: the version's container is still on the server (a `git revert` of an
+    OpenWebUI change takes seconds, not a deploy)."""
+
+    kind: Literal["kamal_rollback"] = "kamal_rollback"
+    version: str
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
+
+    def title(self) -> str:
+        return f"kamal rollback OpenWebUI to version {self.version}"
+
+
+class FreePort(_Action):
+    """Published mode, in Kamal's pre-app-boot hook: stop the running OpenWebUI containers so
+    the new version can bind the same addresses and port (Docker refuses a second binding)."""
+
+    kind: Literal["free_port"] = "free_port"
+    containers: tuple[str, ...]
+    port: int
+
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def title(self) -> str:
+        return f"stop {', '.join(self.containers)} to free port {self.port} for the new version"
 
 
 # ───────────────────────── OpenWebUI: knowledge, presets, the model picker ─────────────────────────
@@ -332,7 +406,11 @@ Action = Annotated[
     | RemoveModel
     | LoadModel
     | UnloadModel
+    | LinkNetworks
+    | RenewCertificate
     | KamalDeploy
+    | KamalRollback
+    | FreePort
     | CreateKnowledge
     | UpdateKnowledge
     | DeleteKnowledge

@@ -19,7 +19,6 @@ from reconciler.plan.actions import (
     Budget,
     CreateDerived,
     EnsureContainer,
-    KamalDeploy,
     LoadModel,
     Plan,
     PullModel,
@@ -28,14 +27,14 @@ from reconciler.plan.actions import (
     Violation,
     VramEstimate,
 )
-from reconciler.plan.container import container_spec
+from reconciler.plan.container import container_action
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
+from reconciler.plan.kamal import kamal_actions, link_actions
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.openwebui import plan_openwebui
-from reconciler.plan.webui import deploy_hash
 from reconciler.units import format_bytes
 from reconciler.versions import show
 
@@ -68,7 +67,7 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
     ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
-    container = _container_action(ctx)
+    container = container_action(desired, observed.container)
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
     ctx = replace(ctx, defaults=defaults_for(version, image))
@@ -80,44 +79,18 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
         notes.append(
             note("ollama_unreachable", "Ollama's API does not answer: models are planned once it does")
         )
-    kamal = _kamal_actions(ctx)
+    first = ([container] if container else []) + link_actions(desired, observed, container)
+    kamal = kamal_actions(desired, observed, since)
     webui, webui_notes = _openwebui(ctx, container, kamal)
     notes += webui_notes
     if not observed.ollama_reachable:
-        actions: list[Action] = [container] if container else []
-        return Plan(revision=rev, actions=tuple(actions + kamal + webui), notes=tuple(notes))
+        return Plan(revision=rev, actions=tuple(first + kamal + webui), notes=tuple(notes))
     violations: list[Violation] = []
     model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
     if violations:
         return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
-    actions = ([container] if container else []) + model_actions + kamal + webui
+    actions = first + model_actions + kamal + webui
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
-
-
-def _container_action(ctx: _Ctx) -> EnsureContainer | None:
-    spec = container_spec(ctx.desired)
-    wanted = spec_hash(spec)
-    seen = ctx.observed.container
-    if seen is None:
-        return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
-    if seen.spec_hash != wanted:
-        why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
-        return EnsureContainer(
-            op="recreate",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
-        )
-    if not seen.running:
-        return EnsureContainer(
-            op="start",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"container is {seen.status or 'stopped'}",
-        )
-    if seen.health == "unhealthy":
-        return EnsureContainer(op="recreate", spec=spec, spec_hash=wanted, reason="container is unhealthy")
-    return None
 
 
 def _derived_hash(d: DerivedModel) -> str:
@@ -622,24 +595,6 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[Note
             )
         )
     return notes
-
-
-def _kamal_actions(ctx: _Ctx) -> list[Action]:
-    wanted_deploy = deploy_hash(ctx.desired)
-    deployed = ctx.observed.deployed
-    actions: list[Action] = []
-    if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
-        first = deployed.openwebui_spec_hash is None
-        why = (
-            "OpenWebUI was never deployed"
-            if first
-            else f"OpenWebUI's spec changed ({deployed.openwebui_spec_hash} → {wanted_deploy})"
-        )
-        actions.append(KamalDeploy(spec_hash=wanted_deploy, first=first, reason=f"{ctx.since}, {why}"))
-    elif wanted_deploy is not None and ctx.observed.tls_renewal_due:
-        reason = f"OpenWebUI's LAN TLS certificate {ctx.observed.tls_renewal_due}: renewing it"
-        actions.append(KamalDeploy(spec_hash=wanted_deploy, renew_tls=True, reason=reason))
-    return actions
 
 
 def _openwebui(

@@ -24,8 +24,9 @@ import yaml
 from reconciler.desired.load import load_desired
 from reconciler.desired.secrets import image_repository
 from reconciler.desired.source import DirSource
-from reconciler.kamal import executor, runs
-from reconciler.plan.webui import deploy_hash
+from reconciler.kamal import runs
+from reconciler.observe.kamal import running_versions
+from reconciler.plan.kamal import deploy_hash
 from tests.e2e.gitops import GitOps, dump_state
 from tests.e2e.kamal_support import cleanup
 from tests.faults.support import Tail, assert_converged, kill_when
@@ -73,7 +74,7 @@ class WebUI:
 
     def assert_serving(self, version: str | None, notes: bool) -> None:
         client = self.ops.stack.client
-        assert executor.running_versions(client, self.service) == (version,)
+        assert running_versions(client, self.service) == (version,)
         running = client.containers.list(filters={"label": f"service={self.service}"})
         assert len(running) == 1, [c.name for c in running]  # no orphan of an interrupted deploy
         assert httpx.get(self.url + "/health", timeout=5).json() == {"status": True}

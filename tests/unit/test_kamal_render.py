@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource
-from reconciler.kamal.hooks import SshConfig, is_local
+from reconciler.ensure_ollama import SshConfig, is_local
 from reconciler.kamal.project import SecretUnavailable, write_project
 from reconciler.kamal.render import Timing, render
 from reconciler.labels import VERSION_LABEL
-from reconciler.plan.webui import deploy_hash
+from reconciler.plan.kamal import deploy_hash
 from tests.harness.server_config import allow_secrets
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from reconciler.kamal import runs
+from reconciler.kamal.output import lock_version
 
 # What kamal 2.11.0 prints when `mkdir .kamal/lock-<service>` finds the lock (captured here).
 LOCK_FOUND = [
@@ -75,14 +76,18 @@ def test_an_unreadable_record_means_nothing_is_left(tmp_path: Path) -> None:
 
 def test_only_a_dead_runs_own_lock_is_stale() -> None:
     dead = _dead_run("6b917d28aa4826a4")
-    assert runs.lock_version(LOCK_FOUND) == "6b917d28aa4826a4"
-    assert runs.stale_lock_owner([dead], LOCK_FOUND) == dead
-    assert runs.stale_lock_owner([_dead_run("another")], LOCK_FOUND) is None  # someone else's lock
-    assert runs.stale_lock_owner([dead], [ln for ln in LOCK_FOUND if "Version" not in ln]) is None
-    assert runs.stale_lock_owner([], LOCK_FOUND) is None
+    assert lock_version(LOCK_FOUND) == "6b917d28aa4826a4"
+    assert runs.stale_lock_owner([dead], lock_version(LOCK_FOUND)) == dead
+    assert (
+        runs.stale_lock_owner([_dead_run("another")], lock_version(LOCK_FOUND)) is None
+    )  # someone else's lock
+    assert (
+        runs.stale_lock_owner([dead], lock_version([ln for ln in LOCK_FOUND if "Version" not in ln])) is None
+    )
+    assert runs.stale_lock_owner([], lock_version(LOCK_FOUND)) is None
     started = runs.process_started(os.getpid()) or ""
     me = runs.KamalRun(os.getpid(), started, "kamal deploy", "6b917d28aa4826a4")
-    assert runs.stale_lock_owner([me], LOCK_FOUND) is None  # alive: wait, never release
+    assert runs.stale_lock_owner([me], lock_version(LOCK_FOUND)) is None  # alive: wait, never release
 
 
 def test_the_version_comes_from_the_arguments() -> None:
@@ -97,11 +102,11 @@ def test_a_run_whose_pid_was_never_recorded_is_found_by_its_tag(tmp_path: Path) 
     kamal = subprocess.Popen(["sleep", "30"], env={**os.environ, runs.ENV_TAG: pending.tag})
     try:
         assert runs.alive(pending)  # an orphaned Kamal still running: waited for, never released
-        assert runs.stale_lock_owner(runs.interrupted(tmp_path), LOCK_FOUND) is None
+        assert runs.stale_lock_owner(runs.interrupted(tmp_path), lock_version(LOCK_FOUND)) is None
     finally:
         kamal.kill()
         kamal.wait()
     assert not runs.alive(pending)
-    assert runs.stale_lock_owner(runs.interrupted(tmp_path), LOCK_FOUND) == pending
+    assert runs.stale_lock_owner(runs.interrupted(tmp_path), lock_version(LOCK_FOUND)) == pending
     other = runs.KamalRun(0, "", "kamal deploy", "6b917d28aa4826a4", tag="")
     assert not runs.alive(other)  # an old record without a tag: nothing to find, nothing runs

@@ -31,9 +31,9 @@ from reconciler.plan.actions import (
     UpdateKnowledge,
     model_key,
 )
+from reconciler.plan.kamal import deploy_hash
 from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan
-from reconciler.plan.webui import deploy_hash
 from tests.unit.factories import GiB, MiB, desired, model, observed
 
 PHI, EMBED, OLD = "phi3:mini", "nomic-embed-text", "old-model:1b"

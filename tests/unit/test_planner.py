@@ -16,7 +16,7 @@ from reconciler.plan.actions import (
     UnloadModel,
 )
 from reconciler.plan.planner import plan
-from tests.unit.factories import GiB, MiB, desired, model, observed, remote
+from tests.unit.factories import GiB, MiB, desired, model, observed, remote, running_container
 
 PHI = "phi3:mini"
 LLAMA3 = "llama3:8b-instruct-q4_K_M"
@@ -322,8 +322,8 @@ def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictio
 def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
     from reconciler.observed import DeployedObs, ModelRow, OpenWebUIObs
     from reconciler.plan.actions import UpdatePreset
+    from reconciler.plan.kamal import deploy_hash
     from reconciler.plan.openwebui import settings_hash
-    from reconciler.plan.webui import deploy_hash
 
     webui = {"default_models": [PHI], "presets": [{"id": "phi3-fast", "name": "Fast", "base": PHI}]}
     state = desired([PHI], openwebui=webui)
@@ -348,21 +348,36 @@ def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
 
 
 def test_a_lan_certificate_near_expiry_is_renewed_by_a_deploy_never_a_rollback() -> None:
-    from reconciler.observed import DeployedObs
-    from reconciler.plan.openwebui import settings_hash
-    from reconciler.plan.webui import deploy_hash
+    from datetime import UTC, datetime
 
-    state = desired([PHI], openwebui={"default_models": [PHI]})
-    deployed = DeployedObs(
-        openwebui_spec_hash=deploy_hash(state), openwebui_settings_hash=settings_hash(state)
+    from reconciler.observed import CertificateObs, DeployedObs, KamalApp, KamalObs
+    from reconciler.plan.actions import RenewCertificate
+    from reconciler.plan.kamal import deploy_hash
+    from reconciler.plan.openwebui import settings_hash
+
+    tls = {"exposure": {"mode": "proxy", "host": "chat.lan", "tls": {"enabled": True, "names": ["chat.lan"]}}}
+    state = desired([PHI], openwebui={"default_models": [PHI], **tls})
+    version = deploy_hash(state)
+    assert version is not None
+    deployed = DeployedObs(openwebui_spec_hash=version, openwebui_settings_hash=settings_hash(state))
+    cert = CertificateObs(
+        not_after=datetime(2026, 12, 1, tzinfo=UTC), ca_not_after=datetime(2035, 1, 1, tzinfo=UTC)
     )
+    app = KamalApp(name="openwebui-web-x", version=version, running=True, networks=("kamal", "llm"))
+    kamal = KamalObs(apps=(app,), kamal_network=True, certificate=cert)
     seen = observed(
         state,
         models=[model(PHI, ("p", GiB))],
         deployed=deployed,
-        tls_renewal_due="expires 2026-12-01 (in 6 days)",
+        kamal=kamal,
+        at=datetime(2026, 11, 25, tzinfo=UTC),
+    ).model_copy(
+        update={"container": running_container(state).model_copy(update={"networks": ("kamal", "llm")})}
     )
-    (action,) = plan(state, seen).actions
-    assert isinstance(action, KamalDeploy) and action.renew_tls and not action.first
-    assert "expires 2026-12-01" in action.reason
+    renew, deploy = plan(state, seen).actions
+    assert isinstance(renew, RenewCertificate) and "expires 2026-12-01 (in 6 days)" in renew.reason
+    assert (
+        isinstance(deploy, KamalDeploy) and not deploy.first and deploy.version == version
+    )  # retained, yet deployed
+    assert deploy.needs() >= renew.provides()  # a failed renewal blocks the deploy
     assert plan(state, simulate(plan(state, seen), seen)).empty

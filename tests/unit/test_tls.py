@@ -8,7 +8,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from reconciler.openwebui.tls import covers, ensure_tls, signed_by, trust_instructions
+from reconciler.kamal.tls import covers, ensure_tls, signed_by, trust_instructions
 
 NAMES = ("gpu-box.lan", "chat.lan")
 ADDRESSES = ("127.0.0.1", "192.168.1.50")
@@ -56,14 +56,25 @@ def test_no_key_material_in_messages(tmp_path: Path) -> None:
     assert str(state.ca_path) in text
 
 
-def test_the_observer_says_when_the_certificate_is_due(tmp_path: Path) -> None:
-    from datetime import UTC, datetime, timedelta
-
-    from reconciler.openwebui.tls import SERVER_DAYS, ensure_tls, renewal_due
+def test_the_observer_reads_the_certificate_and_the_planner_says_when_it_is_due(tmp_path: Path) -> None:
+    from reconciler.kamal.tls import SERVER_DAYS
+    from reconciler.observe.kamal import read_certificate
+    from reconciler.plan.kamal import renewal_due
 
     issued = datetime(2026, 1, 1, tzinfo=UTC)
-    assert renewal_due(tmp_path / "tls", issued) is None  # nothing made yet: the deploy makes it
+    assert read_certificate(tmp_path / "tls") is None  # nothing made yet: the deploy makes it
     ensure_tls(tmp_path / "tls", ["gpu-box.lan"], ["192.168.1.50"], now=issued)
-    assert renewal_due(tmp_path / "tls", issued + timedelta(days=10)) is None
-    due = renewal_due(tmp_path / "tls", issued + timedelta(days=SERVER_DAYS - 10))
-    assert (due is not None and "in 9 days" in due) or "in 10 days" in str(due)
+    cert = read_certificate(tmp_path / "tls")
+    assert cert is not None and cert.ca_not_after is not None
+    assert renewal_due(cert, issued + timedelta(days=10)) is None
+    due = renewal_due(cert, issued + timedelta(days=SERVER_DAYS - 10))
+    assert due is not None and not due.new_ca
+    assert "in 9 days" in due.reason or "in 10 days" in due.reason
+
+
+def test_a_planned_renewal_issues_a_new_certificate_now(tmp_path: Path) -> None:
+    first = ensure_tls(tmp_path, NAMES, ADDRESSES).fingerprint()  # of the file as it is now
+    renewed = ensure_tls(tmp_path, NAMES, ADDRESSES, renew=True)
+    assert renewed.renewed and not renewed.ca_created and renewed.fingerprint() != first
+    both = ensure_tls(tmp_path, NAMES, ADDRESSES, renew=True, new_ca=True)
+    assert both.renewed and both.ca_created

@@ -8,9 +8,11 @@ from a phone on the LAN needs HTTPS. `ensure_tls` keeps, under the state directo
     tls/server.crt    0600  the server certificate (names + addresses), signed by the CA
     tls/server.key    0600  its private key
 
-It creates what is missing and renews the server certificate when it is near expiry, when the
-names or addresses changed, or when it is not signed by the current CA. Nothing here prints or
-returns key material except `server_pem()`, whose result goes only into Kamal's secrets file.
+It creates what is missing and issues the server certificate again when the names or addresses
+changed, when it is not signed by the current CA, when it is within the planner's renewal window
+(plan/kamal.py, which plans the renewal: this is its executor, and what a deploy's project
+needs) or when `renew` asks. Nothing here prints or returns key material except `server_pem()`,
+whose result goes only into Kamal's secrets file.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import PermanentError
+from reconciler.plan.kamal import CA_RENEW_BEFORE, RENEW_BEFORE
 
-RENEW_BEFORE = timedelta(days=30)
 SERVER_DAYS = 397  # the longest validity Apple platforms accept for a server certificate
 CA_DAYS = 3650
 CA_NAME = "reconciler LAN CA"
@@ -217,8 +219,11 @@ def ensure_tls(
     *,
     now: datetime | None = None,
     renew_before: timedelta = RENEW_BEFORE,
+    renew: bool = False,
+    new_ca: bool = False,
 ) -> TlsState:
-    """Make or renew the CA and the server certificate; idempotent when nothing is due."""
+    """Make or renew the CA and the server certificate; idempotent when nothing is due.
+    `renew` / `new_ca`: issue them again now (a planned renewal)."""
     now = now or datetime.now(UTC)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     os.chmod(directory, 0o700)
@@ -226,7 +231,7 @@ def ensure_tls(
     try:
         ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
         ca_key = _load_key(directory / "ca.key")
-        if ca.not_valid_after_utc - now < renew_before + timedelta(days=1):
+        if new_ca or ca.not_valid_after_utc - now < renew_before + (CA_RENEW_BEFORE - RENEW_BEFORE):
             raise ValueError("CA near expiry")
     except (OSError, ValueError):
         ca, ca_key = _new_ca(directory, now)
@@ -237,6 +242,7 @@ def ensure_tls(
         _load_key(directory / "server.key")
         due = (
             ca_created
+            or renew
             or cert.not_valid_after_utc - now < renew_before
             or cert.not_valid_before_utc > now
             or covers(cert) != wanted
@@ -270,16 +276,3 @@ def trust_instructions(ca_path: Path, url: str | None = None) -> str:
         "it in Keychain Access, set 'Always Trust'; Windows: certutil -addstore Root ca.crt; Linux: "
         f"copy to /usr/local/share/ca-certificates/ and run update-ca-certificates{where}"
     )
-
-
-def renewal_due(directory: Path, now: datetime, renew_before: timedelta = RENEW_BEFORE) -> str | None:
-    """Why the server certificate under `directory` must be renewed now (None: it need not).
-    Read by the observer, so the pure planner can plan the deploy that renews it."""
-    try:
-        cert = x509.load_pem_x509_certificate((directory / "server.crt").read_bytes())
-    except (OSError, ValueError):
-        return None  # never made yet: the first deploy makes it
-    left = cert.not_valid_after_utc - now
-    if left < renew_before:
-        return f"expires {cert.not_valid_after_utc:%Y-%m-%d} (in {max(left.days, 0)} days)"
-    return None

@@ -1,27 +1,27 @@
-"""What the Kamal hooks run: make sure the Ollama container is up on the hosts being deployed,
-and that OpenWebUI can reach it by the name `ollama`.
+"""`reconciler ensure-ollama`, what the Kamal hooks run: make sure the Ollama container is up
+on the hosts being deployed, and that OpenWebUI can reach it by the name `ollama`.
 
 Kamal runs hooks on the machine that runs kamal (reference kamal.md §1), with the hosts in
-`KAMAL_HOSTS`. For a host that is this machine the reconciler's own code does the work
-(`reconciler.apply.container.ensure_container`, with the action the planner would choose);
-for another host the same command runs there over SSH, the desired state on its stdin.
-
-Register in the CLI with:  `from reconciler.kamal.hooks import ensure_ollama`
-                           `main.add_command(ensure_ollama)`   # → `reconciler ensure-ollama`
-It also runs as `python -m reconciler.kamal.hooks`, which is what the hook scripts call.
+`KAMAL_HOSTS`. For a host that is this machine the reconciler's own layers do the work: observe
+the containers, plan what the hook makes sure of (the container action the planner would
+choose, the network links, in pre-app-boot the published port freed) and run each action
+through the one executor table; for another host the same command runs there over SSH, the
+desired state on its stdin. It also runs as `python -m reconciler.ensure_ollama`, which is
+what the hook scripts call.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import shlex
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +29,19 @@ import click
 import docker
 import docker.errors
 
-from reconciler.apply.container import ensure_container
+from reconciler.apply.context import ExecContext
+from reconciler.apply.table import execute
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource, GitCommitSource
 from reconciler.errors import ReconcilerError, TemporaryError
-from reconciler.labels import KAMAL_NETWORK, OLLAMA_ALIAS
 from reconciler.observe.docker import observe_container
+from reconciler.observe.kamal import observe_kamal
 from reconciler.observed import Observed
-from reconciler.plan.actions import EnsureContainer
-from reconciler.plan.planner import plan
+from reconciler.plan.container import container_action
+from reconciler.plan.kamal import Hook, hook_actions
+from reconciler.report.events import EventBus
+from reconciler.state.store import StateStore
 
 Event = Callable[[str, dict[str, Any]], None]
 SNAPSHOT = Path(".kamal") / "reconciler-desired.json"
@@ -100,84 +103,32 @@ def is_local(host: str) -> bool:
     return True
 
 
-def container_action(desired: DesiredState, client: docker.DockerClient) -> EnsureContainer | None:
-    """What the planner would do about the Ollama container: the same decision, made by
-    `plan` itself on an observation of the container alone."""
-    seen = observe_container(client, desired.ollama.container.name)
-    observed = Observed(container=seen, ollama_reachable=False)
-    for action in plan(desired, observed).actions:
-        if isinstance(action, EnsureContainer):
-            return action
-    return None
-
-
-def link_networks(client: docker.DockerClient, desired: DesiredState) -> list[str]:
-    """Attach the Ollama container to Kamal's network as `ollama`, and OpenWebUI's containers
-    to Ollama's network (where ensure_container always gives Ollama that alias). Idempotent."""
-    did: list[str] = []
-    ollama_name = desired.ollama.container.name
-    ollama_net = desired.ollama.container.network
-    try:
-        ollama = client.containers.get(ollama_name)
-    except docker.errors.NotFound:
-        return did
-    nets = client.networks.list(names=[KAMAL_NETWORK])
-    kamal_net = next((n for n in nets if n.name == KAMAL_NETWORK), None)
-    if kamal_net is not None and KAMAL_NETWORK not in ollama.attrs["NetworkSettings"]["Networks"]:
-        kamal_net.connect(ollama, aliases=[OLLAMA_ALIAS])
-        did.append(f"attached {ollama_name} to network {KAMAL_NETWORK} as {OLLAMA_ALIAS}")
-    if desired.openwebui is None:
-        return did
-    service = desired.openwebui.kamal.service
-    try:
-        net = client.networks.get(ollama_net)
-    except docker.errors.NotFound:
-        return did
-    for app in client.containers.list(all=True, filters={"label": f"service={service}"}):
-        if app.labels.get("service") != service or ollama_net in app.attrs["NetworkSettings"]["Networks"]:
-            continue
-        with contextlib.suppress(docker.errors.NotFound):
-            net.connect(app)
-            did.append(f"attached {app.name} to network {ollama_net}")
-    return did
-
-
-def free_published_port(client: docker.DockerClient, desired: DesiredState) -> list[str]:
-    """Published mode only: stop the running OpenWebUI container(s) so the new version can bind
-    the same host addresses and port (Docker refuses a second binding: "port is already
-    allocated"). Without kamal-proxy a published deploy cannot overlap old and new; the executor
-    starts the stopped version again when the new one fails."""
-    w = desired.openwebui
-    if w is None or w.exposure.mode != "published":
-        return []
-    did: list[str] = []
-    for app in client.containers.list(filters={"label": f"service={w.kamal.service}"}):
-        if app.labels.get("service") != w.kamal.service or app.labels.get("role") != "web":
-            continue
-        app.stop(timeout=10)
-        did.append(f"stopped {app.name} to free port {w.exposure.port} for the new version")
-    return did
-
-
 def ensure_ollama_local(
     desired: DesiredState,
     client: docker.DockerClient,
     *,
-    hook: str = "",
+    hook: Hook = "",
     ready_timeout: float = 60.0,
     on_event: Event | None = None,
+    state_dir: Path | None = None,
 ) -> list[str]:
-    did: list[str] = []
-    action = container_action(desired, client)
-    if action is None:
-        did.append(f"container {desired.ollama.container.name} is running as desired")
-    else:
-        ensure_container(client, action, ready_timeout=ready_timeout, on_event=on_event)
-        did.append(f"{action.title()}: {action.reason}")
-    did += link_networks(client, desired)
-    if hook == "pre-app-boot":
-        did += free_published_port(client, desired)
-    return did
+    """Observe this host's Ollama container and OpenWebUI's, plan what the hook makes sure of
+    (plan/kamal.py hook_actions) and run it through the same executors a reconcile uses."""
+    seen = observe_container(client, desired.ollama.container.name)
+    kamal = observe_kamal(client, desired, (state_dir or Path.cwd()) / "tls")
+    observed = Observed(container=seen, ollama_reachable=False, kamal=kamal)
+    actions = hook_actions(desired, observed, container_action(desired, seen), hook)
+    if not actions:
+        return [f"container {desired.ollama.container.name} is running as desired"]
+    events = EventBus(*([lambda e: on_event(str(e["event"]), e)] if on_event else []))
+    with tempfile.TemporaryDirectory(prefix="rcl-hook-") as scratch:
+        state = StateStore(state_dir or Path(scratch))
+        ctx = ExecContext(
+            desired, client, state, events, lambda: datetime.now(UTC), ready_timeout=ready_timeout
+        )
+        for action in actions:
+            execute(action, ctx)
+    return [f"{action.title()}: {action.reason}" for action in actions]
 
 
 def ensure_ollama_remote(desired: DesiredState, host: str, ssh: SshConfig, hook: str = "") -> list[str]:
@@ -207,7 +158,7 @@ def ensure_ollama_on_hosts(
     *,
     docker_client: docker.DockerClient | None = None,
     force_remote: bool = False,
-    hook: str = "",
+    hook: Hook = "",
     ready_timeout: float = 60.0,
     on_event: Event | None = None,
 ) -> list[HostResult]:
@@ -256,7 +207,12 @@ def _load(state: str | None, repo: str | None, rev: str | None) -> DesiredState:
 @click.option("--state", help="Desired state as JSON: a file, or - for stdin.")
 @click.option("--hosts", default="", help="Comma-separated hosts (Kamal's $KAMAL_HOSTS).")
 @click.option("--local", "all_local", is_flag=True, help="Treat every host as this machine.")
-@click.option("--hook", default="", help="Name of the Kamal hook calling, for the output.")
+@click.option(
+    "--hook",
+    type=click.Choice(["", "docker-setup", "pre-app-boot", "post-deploy"]),
+    default="",
+    help="The Kamal hook calling (pre-app-boot also frees a published port).",
+)
 @click.option("--ready-timeout", type=float, default=60.0, show_default=True)
 def ensure_ollama(
     repo: str | None,
@@ -264,7 +220,7 @@ def ensure_ollama(
     state: str | None,
     hosts: str,
     all_local: bool,
-    hook: str,
+    hook: Hook,
     ready_timeout: float,
 ) -> None:
     """Make sure the Ollama container runs as desired on HOSTS (used by the Kamal hooks)."""
