@@ -291,16 +291,15 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
         _fail(exc, as_json)
     try:
         report = reconcile(desired, runtime, bus)
-        status = status_mod.after_reconcile(
-            status_mod.load_status(runtime.state.root),
-            result=report.result,
+        status_mod.write_status(
+            runtime.state.root,
+            result=status_mod.result_of(report),
             head=desired.revision,
             desired=desired,
             report=report,
-            errors=status_mod.report_errors(report),
             memory=runtime.state.load(),
+            at=runtime.clock.now(),
         )
-        status_mod.save_status(runtime.state.root, status)
     finally:
         lock.release()
     return report

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from reconciler.apply.context import ExecContext, OllamaClients
@@ -21,7 +21,7 @@ from reconciler.memory import Eviction, Memory, with_memory
 from reconciler.observe.server import observe_server
 from reconciler.observed import Observed
 from reconciler.plan.actions import OpenWebUIAction, Plan
-from reconciler.plan.notes import Note, note
+from reconciler.plan.notes import Note, note, requeue_after
 from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan as make_plan
 from reconciler.report.events import EventBus
@@ -35,6 +35,9 @@ MAX_PASSES = 4
 
 @dataclass
 class ReconcileReport:
+    """What one reconcile did, and when to come back (`requeue_after`, controller-runtime's
+    `Result.RequeueAfter`): `serve` schedules the next run by it, never by the text."""
+
     result: Result
     revision: str | None
     plans: list[Plan] = field(default_factory=list)
@@ -42,6 +45,9 @@ class ReconcileReport:
     notes: tuple[Note, ...] = ()
     last_observed: Observed | None = None
     observe_error: ReconcilerError | None = None  # observing failed: nothing was planned
+    # Seconds until the next reconcile even without a trigger; None: at the next trigger or
+    # resync (or, for a failure that can be retried, after `serve`'s backoff).
+    requeue_after: float | None = None
 
     @property
     def actions_run(self) -> int:
@@ -60,9 +66,23 @@ class ReconcileReport:
         failures = self.failures
         return self.result == "failed" and bool(failures) and all(f.error.permanent for f in failures)
 
+    @property
+    def retrying(self) -> bool:
+        """Failed, and a retry of the same commit may succeed (with backoff)."""
+        return self.result == "failed" and not self.stalled
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
+
+def requeue_after_of(report: ReconcileReport) -> float | None:
+    """A preempted run comes back at once; a temporary error that knows when to be retried
+    (a Conflict: at once) says so; otherwise the soonest any note asks for."""
+    if report.result == "preempted":
+        return 0.0
+    if report.retrying:
+        known = [f.error.retry_after for f in report.failures if f.error.retry_after is not None]
+        return min(known) if known else None
+    if report.result == "failed":
+        return None
+    return requeue_after(report.notes)
 
 
 def reconcile(
@@ -71,57 +91,15 @@ def reconcile(
     events: EventBus,
     *,
     dry_run: bool = False,
-    now: Callable[[], datetime] = _utcnow,
     hooks: RunHooks | None = None,
 ) -> ReconcileReport:
     events = events.bind(revision=(desired.revision or "working-tree")[:12])
     report = ReconcileReport(result="converged", revision=desired.revision)
     events.emit("reconcile.start", dry_run=dry_run)
+    passes = _Passes(desired, runtime, events, report, dry_run, hooks)
     for number in range(1, MAX_PASSES + 1):
-        try:
-            memory, observed = observe(desired, runtime, now())
-        except ReconcilerError as exc:  # Docker down, a registry login secret missing…
-            report.result, report.observe_error = "failed", exc
-            report.notes += (note("observe_failed", str(exc)),)
+        if not passes.run(number):
             break
-        memory = _bookkeep(memory, observed, desired, now())
-        if not dry_run:  # a dry run changes nothing, the reconciler's memory included
-            runtime.state.save(memory)
-        observed = with_memory(observed, memory, now())
-        plan = make_plan(desired, observed)
-        if not dry_run:
-            _openwebui_settled(desired, observed, plan, runtime)
-        report.plans.append(plan)
-        report.notes, report.last_observed = plan.notes, observed
-        events.emit("plan", pass_number=number, **_plan_summary(plan))
-        if plan.refused:
-            report.result = "refused"
-            break
-        if not plan.actions:
-            if not observed.ollama_reachable and observed.container is not None:
-                # Nothing could be planned for the models: that is not convergence.
-                report.result = "failed"
-                report.notes += (
-                    note("models_unchecked", "Ollama's API does not answer; the models were not checked"),
-                )
-            break
-        if dry_run:
-            report.result = "planned"
-            break
-        runner = Runner(_context(desired, runtime, events, now, observed), hooks)
-        outcome = runner.run(plan)
-        report.outcomes.append(outcome)
-        if outcome.preempted:
-            report.result = "preempted"
-            break
-        if not outcome.ok:
-            report.result = "failed"
-            break
-        if outcome.unsupported:
-            report.notes += tuple(note("not_implemented", str(why)) for _, why in outcome.unsupported)
-            if not outcome.done:
-                report.result = "degraded"
-                break
     else:
         report.result = "failed"
         report.notes += (
@@ -129,10 +107,83 @@ def reconcile(
         )
     if report.result == "converged":
         runtime.state.update(lambda m: m.model_copy(update={"last_applied": desired.revision}))
+    report.requeue_after = requeue_after_of(report)
     events.emit(
-        "reconcile.done", result=report.result, actions=report.actions_run, notes=_notes(report.notes)
+        "reconcile.done",
+        result=report.result,
+        actions=report.actions_run,
+        notes=_notes(report.notes),
+        requeue_after=report.requeue_after,
     )
     return report
+
+
+@dataclass
+class _Passes:
+    """One pass: observe, plan, run; `run` says whether another pass is needed."""
+
+    desired: DesiredState
+    runtime: Runtime
+    events: EventBus
+    report: ReconcileReport
+    dry_run: bool
+    hooks: RunHooks | None
+
+    def run(self, number: int) -> bool:
+        desired, runtime, report = self.desired, self.runtime, self.report
+        now = runtime.clock.now
+        try:
+            memory, observed = observe(desired, runtime, now())
+        except ReconcilerError as exc:  # Docker down, a registry login secret missing…
+            report.result, report.observe_error = "failed", exc
+            report.notes += (note("observe_failed", str(exc)),)
+            return False
+        memory = _bookkeep(memory, observed, desired, now())
+        if not self.dry_run:  # a dry run changes nothing, the reconciler's memory included
+            runtime.state.save(memory)
+        observed = with_memory(observed, memory, now())
+        plan = make_plan(desired, observed)
+        if not self.dry_run:
+            _openwebui_settled(desired, observed, plan, runtime)
+        report.plans.append(plan)
+        report.notes, report.last_observed = plan.notes, observed
+        self.events.emit("plan", pass_number=number, **_plan_summary(plan))
+        if plan.refused:
+            report.result = "refused"
+            return False
+        if not plan.actions:
+            self._nothing_planned(observed)
+            return False
+        if self.dry_run:
+            report.result = "planned"
+            return False
+        return self._execute(plan, observed)
+
+    def _nothing_planned(self, observed: Observed) -> None:
+        if not observed.ollama_reachable and observed.container is not None:
+            # Nothing could be planned for the models: that is not convergence.
+            self.report.result = "failed"
+            self.report.notes += (
+                note("models_unchecked", "Ollama's API does not answer; the models were not checked"),
+            )
+
+    def _execute(self, plan: Plan, observed: Observed) -> bool:
+        report = self.report
+        ctx = _context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
+        outcome = Runner(ctx, self.hooks).run(plan)
+        report.outcomes.append(outcome)
+        if outcome.preempted:
+            report.result = "preempted"
+            return False
+        if not outcome.ok:
+            report.result = "failed"
+            return False
+        if outcome.unsupported:
+            report.notes += tuple(note("not_implemented", str(why)) for _, why in outcome.unsupported)
+            if not outcome.done:
+                report.result = "degraded"
+                return False
+        return True
 
 
 def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memory, Observed]:

@@ -9,6 +9,7 @@ import docker
 import httpx
 import ollama
 
+from reconciler.clock import SYSTEM, Clock
 from reconciler.desired.schema import DesiredState
 from reconciler.http import http_client, ollama_client
 from reconciler.kamal.render import Timing
@@ -34,6 +35,7 @@ class Runtime:
     # the exposure: http://127.0.0.1:<port>).
     read_knowledge: Callable[[str, str], bytes | None] | None = None
     openwebui_url: str | None = None
+    clock: Clock = SYSTEM  # what observe, the events' times, the journal and serve read
     _clients: dict[tuple[str, float | None], ollama.Client] = field(default_factory=dict, repr=False)
     _registry_http: httpx.Client | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

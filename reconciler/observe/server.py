@@ -81,7 +81,7 @@ class _Volume:
 
 
 def _ollama(
-    desired: DesiredState, readers: Readers, container: ContainerObs | None, volume: _Volume
+    desired: DesiredState, readers: Readers, container: ContainerObs | None, volume: _Volume, at: datetime
 ) -> OllamaView:
     if container is None or not container.running:
         return OllamaView(reachable=False)
@@ -95,6 +95,7 @@ def _ollama(
         want_architecture=_architecture_wanted(desired),
         on_disk=blob_sizes(models_dir) if models_dir is not None else None,
         is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir is not None else None,
+        at=at,
     )
 
 
@@ -130,7 +131,7 @@ def observe_server(
     volume = _Volume(volume_mountpoint(readers.docker, spec.volume))
     disk_path = volume.mount or str(readers.docker.info().get("DockerRootDir", "/"))
     gpus, gpu_error = observe_gpus()
-    view = _ollama(desired, readers, container, volume)
+    view = _ollama(desired, readers, container, volume, at)
     remote, remote_errors = _remote(desired, readers, view)
     return Observed(
         container=container,

@@ -7,27 +7,29 @@ Secrets never reach here: actions and specs carry references, not values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
+
+from reconciler.clock import SYSTEM, Clock
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
 
 class EventBus:
-    def __init__(self, *subscribers: Subscriber, **context: Any) -> None:
+    def __init__(self, *subscribers: Subscriber, clock: Clock = SYSTEM, **context: Any) -> None:
         self._subscribers = list(subscribers)
+        self._clock = clock
         self._context = context
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def bind(self, **context: Any) -> EventBus:
-        bus = EventBus(*self._subscribers, **{**self._context, **context})
+        bus = EventBus(*self._subscribers, clock=self._clock, **{**self._context, **context})
         return bus
 
     def emit(self, event: str, **fields: Any) -> None:
-        record: Event = {"event": event, "ts": datetime.now(UTC).isoformat(), **self._context, **fields}
+        record: Event = {"event": event, "ts": self._clock.now().isoformat(), **self._context, **fields}
         for subscriber in self._subscribers:
             subscriber(record)
 

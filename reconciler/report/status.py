@@ -27,6 +27,29 @@ if TYPE_CHECKING:
     from reconciler.reconcile import ReconcileReport
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
+# Every reason a condition can carry (like Flux's condition_types.go): programs match these,
+# people read the message beside them.
+ConditionReason = Literal[
+    "Converged",  # Ready, Stalled: the server matches the commit
+    "Idle",  # Reconciling: nothing in progress
+    "Reconciling",  # Reconciling: a reconcile runs now
+    "Healthy",  # Degraded: nothing is short of what the commit asks for
+    "Warnings",  # Degraded: some notes say the server is short of the commit (a model not warmed…)
+    "BudgetExceeded",  # the plan was refused: a budget would break
+    "InvalidDesiredState",  # the commit does not validate, or is not signed as required
+    "PermanentFailure",  # an action failed in a way no retry of this commit can fix
+    "WaitingForFix",  # Reconciling: stalled until the fix the error names is made
+    "WaitingForNewCommit",  # Reconciling: stalled until a new commit
+    "NewerCommit",  # a newer commit preempted this reconcile
+    "Progressing",  # Stalled: not stalled, a reconcile is on its way
+    "ActionFailed",  # an action (or observing the server) failed; a retry may help
+    "RetryScheduled",  # Reconciling: a retry is scheduled
+    "Failed",  # Reconciling: failed, with no retry scheduled (a one-off `apply`)
+    "Retrying",  # Stalled: not stalled, the failure is retried
+]
+# How a reconcile (or a rejected commit) ended, as status records it.
+StatusResult = Literal["converged", "degraded", "refused", "invalid", "stalled", "preempted", "failed"]
+Wanted = dict[ConditionType, tuple[bool, ConditionReason, str]]
 
 
 class Condition(BaseModel):
@@ -34,7 +57,7 @@ class Condition(BaseModel):
 
     type: ConditionType
     status: bool
-    reason: str
+    reason: ConditionReason
     message: str = ""
     last_transition: datetime
 
@@ -88,9 +111,7 @@ def save_status(state_dir: Path, status: Status) -> None:
     write_atomic(status_path(state_dir), status.model_dump_json(indent=1))
 
 
-def set_conditions(
-    previous: list[Condition], wanted: dict[ConditionType, tuple[bool, str, str]], at: datetime
-) -> list[Condition]:
+def set_conditions(previous: list[Condition], wanted: Wanted, at: datetime) -> list[Condition]:
     """New conditions; lastTransitionTime moves only when a status flips."""
     before = {c.type: c for c in previous}
     result = []
@@ -137,11 +158,84 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+def _degraded(notes: list[Note]) -> tuple[bool, ConditionReason, str]:
+    messages = [n.message for n in notes if n.degraded]
+    return (bool(messages), "Warnings" if messages else "Healthy", "; ".join(messages))
+
+
+def _ready(head: str | None, notes: list[Note]) -> Wanted:
+    return {
+        "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),
+        "Reconciling": (False, "Idle", ""),
+        "Stalled": (False, "Converged", ""),
+        "Degraded": _degraded(notes),
+    }
+
+
+_STALLED: dict[StatusResult, ConditionReason] = {
+    "refused": "BudgetExceeded",
+    "invalid": "InvalidDesiredState",
+    "stalled": "PermanentFailure",
+}
+
+
+def _stalled(result: StatusResult, errors: str, notes: list[Note]) -> Wanted:
+    reason = _STALLED[result]
+    waiting: tuple[bool, ConditionReason, str] = (
+        (
+            False,
+            "WaitingForFix",
+            "fix what the error says (then SIGHUP, or wait for the resync) or push a new commit",
+        )
+        if result == "stalled"
+        else (False, "WaitingForNewCommit", "push a fixed commit or free resources")
+    )
+    return {
+        "Ready": (False, reason, errors),
+        "Reconciling": waiting,
+        "Stalled": (True, reason, errors),
+        "Degraded": _degraded(notes),
+    }
+
+
+def _preempted() -> Wanted:
+    return {
+        "Ready": (False, "NewerCommit", "a newer commit arrived; reconciling it"),
+        "Reconciling": (True, "NewerCommit", ""),
+        "Stalled": (False, "Progressing", ""),
+        "Degraded": (False, "Healthy", ""),
+    }
+
+
+def _failed(errors: str, retry_in: float | None) -> Wanted:
+    retry = f"retrying in {retry_in:.0f} s" if retry_in is not None else ""
+    return {
+        "Ready": (False, "ActionFailed", errors),
+        "Reconciling": (retry_in is not None, "RetryScheduled" if retry_in is not None else "Failed", retry),
+        "Stalled": (False, "Retrying", ""),
+        "Degraded": (True, "ActionFailed", "; ".join(x for x in (errors, retry) if x)),
+    }
+
+
+def conditions_for(
+    result: StatusResult, head: str | None, errors: list[str], notes: list[Note], retry_in: float | None
+) -> Wanted:
+    """The four conditions a result sets (their reasons from `ConditionReason`, never free text)."""
+    text = "; ".join(errors)
+    if result in ("converged", "degraded"):
+        return _ready(head, notes)
+    if result in _STALLED:
+        return _stalled(result, text, notes)
+    if result == "preempted":
+        return _preempted()
+    return _failed(text, retry_in)
+
+
 def build(
     previous: Status,
     *,
     head: str | None,
-    result: str,
+    result: StatusResult,
     desired_pinned: dict[str, bool],
     observed: Observed | None,
     plan: Plan | None,
@@ -155,57 +249,7 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    degraded_notes = [n.message for n in notes if n.degraded]
-    wanted: dict[ConditionType, tuple[bool, str, str]]
-    if result in ("converged", "degraded"):
-        degraded = bool(degraded_notes)
-        wanted = {
-            "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),
-            "Reconciling": (False, "Idle", ""),
-            "Stalled": (False, "Converged", ""),
-            "Degraded": (degraded, "Warnings" if degraded else "Healthy", "; ".join(degraded_notes)),
-        }
-    elif result in ("refused", "invalid", "stalled"):
-        reason = {"refused": "BudgetExceeded", "invalid": "InvalidDesiredState"}.get(
-            result, "PermanentFailure"
-        )
-        waiting = (
-            (
-                "WaitingForFix",
-                "fix what the error says (then SIGHUP, or wait for the resync) or push a new commit",
-            )
-            if result == "stalled"
-            else ("WaitingForNewCommit", "push a fixed commit or free resources")
-        )
-        wanted = {
-            "Ready": (False, reason, "; ".join(errors)),
-            "Reconciling": (False, *waiting),
-            "Stalled": (True, reason, "; ".join(errors)),
-            "Degraded": (
-                bool(degraded_notes),
-                "Warnings" if degraded_notes else "Healthy",
-                "; ".join(degraded_notes),
-            ),
-        }
-    elif result == "preempted":
-        wanted = {
-            "Ready": (False, "NewerCommit", "a newer commit arrived; reconciling it"),
-            "Reconciling": (True, "NewerCommit", ""),
-            "Stalled": (False, "Progressing", ""),
-            "Degraded": (False, "Healthy", ""),
-        }
-    else:
-        retry = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
-        wanted = {
-            "Ready": (False, "ActionFailed", "; ".join(errors)),
-            "Reconciling": (
-                retry_in is not None,
-                "RetryScheduled" if retry_in else "Failed",
-                retry.lstrip("; "),
-            ),
-            "Stalled": (False, "Retrying", ""),
-            "Degraded": (True, "ActionFailed", "; ".join(errors) + retry),
-        }
+    wanted = conditions_for(result, head, errors, notes, retry_in)
     return Status(
         desired_revision=head,
         last_attempted_revision=head,
@@ -263,34 +307,49 @@ def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
     }
 
 
-def after_reconcile(
-    previous: Status,
+def write_status(
+    state_dir: Path,
     *,
-    result: str,
+    result: StatusResult,
     head: str | None,
-    desired: DesiredState | None,
-    report: ReconcileReport | None,
-    errors: list[str],
     memory: Memory,
+    desired: DesiredState | None = None,
+    report: ReconcileReport | None = None,
+    errors: list[str] | None = None,
     retry_in: float | None = None,
+    at: datetime | None = None,
 ) -> Status:
-    """The status once a reconcile (`serve`'s or `apply`'s) ended, or a commit was rejected."""
+    """The one writer of status.json once a reconcile (`serve`'s or `apply`'s) ended, or a
+    commit was rejected: built on the status before it (transition times), saved, returned.
+    `errors` defaults to what the report says went wrong."""
     pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
     observed = report.last_observed if report else None
-    return build(
-        previous,
+    status = build(
+        load_status(state_dir),
         head=head,
         result=result,
         desired_pinned=pinned,
         observed=observed,
         plan=report.plans[-1] if report and report.plans else None,
-        errors=errors,
+        errors=errors if errors is not None else (report_errors(report) if report else []),
         notes=list(report.notes) if report else [],
         applied=memory.last_applied,
         ollama_version=observed.ollama_version if observed else None,
         retry_in=retry_in,
+        at=at,
         settings_hash=memory.deployed.openwebui_settings_hash,
     )
+    save_status(state_dir, status)
+    return status
+
+
+def result_of(report: ReconcileReport) -> StatusResult:
+    """How status records a reconcile's result: a failure no retry can fix is Stalled."""
+    if report.stalled:
+        return "stalled"
+    if report.result == "planned":  # a dry run writes no status; never recorded as a success
+        return "failed"
+    return report.result
 
 
 def report_errors(report: ReconcileReport) -> list[str]:

@@ -12,36 +12,71 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.runner import Failure, Outcome
+from reconciler.clock import FakeClock
+from reconciler.errors import Conflict, EngineBusy, ReconcilerError
 from reconciler.loop.journal import Journal
 from reconciler.loop.lock import AlreadyRunning, ServeLock, serve_running
-from reconciler.loop.queue import Backoff, TriggerQueue
+from reconciler.loop.queue import Backoff, Trigger, TriggerQueue
+from reconciler.loop.serve import next_run
 from reconciler.memory import Memory
+from reconciler.plan.notes import RECHECK_MEMORY_S, Note, note
+from reconciler.reconcile import ReconcileReport, Result, requeue_after_of
 from reconciler.report.eventlog import EventLog, follow
+from reconciler.report.events import EventBus
 from reconciler.report.status import Condition, set_conditions
+from reconciler.secrets import SecretUnavailable
 from reconciler.state.store import StateStore
 
 
 def test_triggers_that_arrive_together_come_out_as_one() -> None:
-    queue = TriggerQueue()
-    for reason in ["push", "push", "docker:die", "resync"]:
-        queue.put(reason)
-    assert queue.get(timeout=1) == {"push", "docker:die", "resync"}
+    clock = FakeClock()
+    queue = TriggerQueue(clock)
+    for trigger in [Trigger("push"), Trigger("push"), Trigger("docker", "die"), Trigger("resync")]:
+        queue.put(trigger)
+    assert queue.get(timeout=1) == {Trigger("push"), Trigger("docker", "die"), Trigger("resync")}
     assert queue.get(timeout=0.05) is None
+    assert clock.monotonic() == 0.05  # waited out the timeout on fake time, not real time
 
 
-def test_a_scheduled_retry_fires_when_due_and_drain_does_not_wait() -> None:
-    queue = TriggerQueue()
-    queue.put_later("retry", 0.1)
+def test_a_scheduled_retry_fires_exactly_when_due_and_drain_does_not_wait() -> None:
+    clock = FakeClock()
+    queue = TriggerQueue(clock)
+    queue.put_later("retry", 120.0)
     assert queue.drain() == set()
-    start = time.monotonic()
-    assert queue.get(timeout=2) == {"retry"}
-    assert 0.08 <= time.monotonic() - start < 1.0
+    assert queue.get(timeout=60) is None and clock.monotonic() == 60
+    assert queue.get(timeout=600) == {Trigger("retry")}
+    assert clock.monotonic() == 120  # the two-minute backoff took no real time
+
+
+def test_two_scheduled_triggers_fire_each_at_its_own_time() -> None:
+    clock = FakeClock()
+    queue = TriggerQueue(clock)
+    queue.put_later("requeue", 30.0)
+    queue.put_later("retry", 10.0)
+    queue.put_later("retry", 50.0)  # the sooner time of a trigger scheduled twice wins
+    assert queue.get(timeout=100) == {Trigger("retry")} and clock.monotonic() == 10
+    assert queue.get(timeout=100) == {Trigger("requeue")} and clock.monotonic() == 30
+    assert queue.get(timeout=5) is None
 
 
 def test_close_wakes_a_waiting_consumer() -> None:
-    queue = TriggerQueue()
+    queue = TriggerQueue(FakeClock())
     threading.Timer(0.05, queue.close).start()
-    assert queue.get(timeout=5) is None
+    assert queue.get() is None  # no timeout: a real wait, ended by close()
+
+
+def test_the_fake_clock_moves_the_events_and_the_journal_too(tmp_path: Path) -> None:
+    clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
+    seen: list[dict[str, object]] = []
+    bus = EventBus(seen.append, clock=clock).bind(revision="abc")
+    bus.emit("one")
+    clock.advance(90)
+    bus.emit("two")
+    assert [e["ts"] for e in seen] == ["2026-03-01T00:00:00+00:00", "2026-03-01T00:01:30+00:00"]
+    Journal(tmp_path, clock).begin("abc", "pull phi3:mini", "pull")
+    entry = Journal(tmp_path).recover()
+    assert entry is not None and entry.started_at == datetime(2026, 3, 1, 0, 1, 30, tzinfo=UTC)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
@@ -157,3 +192,37 @@ def test_memory_written_by_an_older_version_still_loads(tmp_path: Path) -> None:
     )
     memory = store.load()
     assert memory.deployed.openwebui_spec_hash == "abc" and len(memory.inventory) == 1
+
+
+def _report(result: Result, *errors: ReconcilerError, notes: tuple[Note, ...] = ()) -> ReconcileReport:
+    outcome = Outcome(failed=[Failure(f"action {i}", e) for i, e in enumerate(errors)])
+    report = ReconcileReport(result=result, revision="abc", outcomes=[outcome], notes=notes)
+    report.requeue_after = requeue_after_of(report)
+    return report
+
+
+class _Zero(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_serve_comes_back_by_the_typed_result_alone() -> None:
+    backoff = Backoff(base=2, cap=300, rng=_Zero())
+    waiting = (note("no_room", "phi3:mini waits for 3 GiB another process holds"),)
+    assert next_run(_report("degraded", notes=waiting), backoff) == ("requeue", RECHECK_MEMORY_S)
+    assert next_run(_report("converged"), backoff) is None  # at the next trigger or resync
+    assert next_run(_report("preempted"), backoff) == ("preempted", 0.0)
+    blip = EngineBusy("the engine is busy")
+    assert next_run(_report("failed", blip), backoff) == ("retry", 2.0)
+    assert next_run(_report("failed", blip), backoff) == ("retry", 4.0)  # backoff grows
+    assert next_run(_report("failed", Conflict("the row changed")), backoff) == ("retry", 0.0)
+    missing = SecretUnavailable("OPENWEBUI_SECRET_KEY is not set: add it to /etc/reconciler/secrets.env")
+    stalled = _report("failed", missing)
+    assert stalled.stalled and next_run(stalled, backoff) is None  # Stalled: a new commit, SIGHUP
+    assert next_run(_report("failed", blip), backoff) == ("retry", 2.0)  # reset by the stall
+
+
+def test_a_failed_reconcile_never_asks_for_a_requeue_from_its_notes() -> None:
+    waiting = (note("no_room", "waits for memory"),)
+    assert _report("failed", SecretUnavailable("x"), notes=waiting).requeue_after is None
+    assert _report("refused", notes=waiting).requeue_after == RECHECK_MEMORY_S
