@@ -281,8 +281,7 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     """Converge holding the state directory (never beside a `serve`), then write the status
     `reconciler status` shows."""
     from reconciler.loop.lock import ServeLock
-    from reconciler.reconcile import reconcile
-    from reconciler.report import status as status_mod
+    from reconciler.reconcile import reconcile, result_of, write_status
 
     lock = ServeLock(runtime.state.root, role="apply")
     try:
@@ -291,9 +290,9 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
         _fail(exc, as_json)
     try:
         report = reconcile(desired, runtime, bus)
-        status_mod.write_status(
+        write_status(
             runtime.state.root,
-            result=status_mod.result_of(report),
+            result=result_of(report),
             head=desired.revision,
             desired=desired,
             report=report,

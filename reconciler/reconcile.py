@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Literal
 
 from reconciler.apply.context import ExecContext, OllamaClients
@@ -24,8 +25,10 @@ from reconciler.plan.actions import OpenWebUIAction, Plan
 from reconciler.plan.notes import Note, note, requeue_after
 from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan as make_plan
+from reconciler.report import status as status_mod
 from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
+from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
@@ -280,3 +283,62 @@ def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: dat
                 suspects = tuple(sorted(m.name for m in observed.loaded))
                 evictions[name] = (*evictions.get(name, ()), Eviction(at=at, suspects=suspects))
     return memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})
+
+
+# ───────────────────────────── status: one writer for serve and apply ─────────────────────────────
+
+
+def write_status(
+    state_dir: Path,
+    *,
+    result: StatusResult,
+    head: str | None,
+    memory: Memory,
+    desired: DesiredState | None = None,
+    report: ReconcileReport | None = None,
+    errors: list[str] | None = None,
+    retry_in: float | None = None,
+    at: datetime | None = None,
+) -> status_mod.Status:
+    """The one writer of status.json once a reconcile (`serve`'s or `apply`'s) ended, or a
+    commit was rejected: built on the status before it (transition times), saved, returned.
+    `errors` defaults to what the report says went wrong."""
+    pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
+    observed = report.last_observed if report else None
+    status = status_mod.build(
+        status_mod.load_status(state_dir),
+        head=head,
+        result=result,
+        desired_pinned=pinned,
+        observed=observed,
+        plan=report.plans[-1] if report and report.plans else None,
+        errors=errors if errors is not None else (report_errors(report) if report else []),
+        notes=list(report.notes) if report else [],
+        applied=memory.last_applied,
+        ollama_version=observed.ollama_version if observed else None,
+        retry_in=retry_in,
+        at=at,
+        settings_hash=memory.deployed.openwebui_settings_hash,
+    )
+    status_mod.save_status(state_dir, status)
+    return status
+
+
+def result_of(report: ReconcileReport) -> StatusResult:
+    """How status records a reconcile's result: a failure no retry can fix is Stalled."""
+    if report.stalled:
+        return "stalled"
+    if report.result == "planned":  # a dry run writes no status; never recorded as a success
+        return "failed"
+    return report.result
+
+
+def report_errors(report: ReconcileReport) -> list[str]:
+    """What went wrong, for `last_error`: the failed actions (or why the pass failed), the
+    budget violations of a refused plan."""
+    if report.result == "failed":
+        failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
+        if report.observe_error is not None:
+            failed.insert(0, str(report.observe_error))
+        return failed or [n.message for n in report.notes]
+    return [v.message for p in report.plans for v in p.violations]

@@ -20,11 +20,11 @@ from reconciler.loop.lock import ServeLock
 from reconciler.loop.queue import Backoff, Trigger, TriggerKind, TriggerQueue
 from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
 from reconciler.loop.systemd import Liveness, Systemd
-from reconciler.reconcile import ReconcileReport, reconcile
+from reconciler.reconcile import ReconcileReport, reconcile, result_of, write_status
 from reconciler.report import status as status_mod
 from reconciler.report.events import Event, EventBus
 from reconciler.report.metrics import Metrics
-from reconciler.report.status import StatusResult, result_of
+from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
 from reconciler.serverconfig import ServerConfigInvalid, load_policy
 from reconciler.signing import head_problem
@@ -201,7 +201,7 @@ class Server:
         errors: list[str] | None,
         retry_in: float | None = None,
     ) -> None:
-        self.status = status_mod.write_status(
+        self.status = write_status(
             self.state_dir,
             result=result,
             head=head,

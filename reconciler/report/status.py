@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.desired.refs import canonical
-from reconciler.desired.schema import DesiredState
-from reconciler.memory import Memory
 from reconciler.observed import Observed
 from reconciler.plan.actions import OpenWebUIAction, Plan
 from reconciler.plan.notes import Note
@@ -22,9 +19,6 @@ from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import read_model, write_atomic
 from reconciler.versions import show
-
-if TYPE_CHECKING:
-    from reconciler.reconcile import ReconcileReport
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
 # Every reason a condition can carry (like Flux's condition_types.go): programs match these,
@@ -305,59 +299,3 @@ def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
         "other_processes": room.others if room else None,
         "loaded_vram": sum(m.size_vram for m in observed.loaded) if observed else None,
     }
-
-
-def write_status(
-    state_dir: Path,
-    *,
-    result: StatusResult,
-    head: str | None,
-    memory: Memory,
-    desired: DesiredState | None = None,
-    report: ReconcileReport | None = None,
-    errors: list[str] | None = None,
-    retry_in: float | None = None,
-    at: datetime | None = None,
-) -> Status:
-    """The one writer of status.json once a reconcile (`serve`'s or `apply`'s) ended, or a
-    commit was rejected: built on the status before it (transition times), saved, returned.
-    `errors` defaults to what the report says went wrong."""
-    pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
-    observed = report.last_observed if report else None
-    status = build(
-        load_status(state_dir),
-        head=head,
-        result=result,
-        desired_pinned=pinned,
-        observed=observed,
-        plan=report.plans[-1] if report and report.plans else None,
-        errors=errors if errors is not None else (report_errors(report) if report else []),
-        notes=list(report.notes) if report else [],
-        applied=memory.last_applied,
-        ollama_version=observed.ollama_version if observed else None,
-        retry_in=retry_in,
-        at=at,
-        settings_hash=memory.deployed.openwebui_settings_hash,
-    )
-    save_status(state_dir, status)
-    return status
-
-
-def result_of(report: ReconcileReport) -> StatusResult:
-    """How status records a reconcile's result: a failure no retry can fix is Stalled."""
-    if report.stalled:
-        return "stalled"
-    if report.result == "planned":  # a dry run writes no status; never recorded as a success
-        return "failed"
-    return report.result
-
-
-def report_errors(report: ReconcileReport) -> list[str]:
-    """What went wrong, for `last_error`: the failed actions (or why the pass failed), the
-    budget violations of a refused plan."""
-    if report.result == "failed":
-        failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
-        if report.observe_error is not None:
-            failed.insert(0, str(report.observe_error))
-        return failed or [n.message for n in report.notes]
-    return [v.message for p in report.plans for v in p.violations]
