@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import Scalar
@@ -52,6 +53,10 @@ class _Action(_Frozen):
     def provides(self) -> frozenset[str]:
         """What this action's failure (or its being blocked) leaves broken for later ones."""
         return frozenset()
+
+    def details(self) -> tuple[str, ...]:
+        """Lines `plan` shows under the action (the fields an update changes, before → after)."""
+        return ()
 
 
 class _ModelAction(_Action):
@@ -278,15 +283,37 @@ class CreateKnowledge(OpenWebUIAction):
         return f"create knowledge base {self.name}"
 
 
+class FieldChange(_Frozen):
+    """One field that differs: what OpenWebUI has, what the desired state wants."""
+
+    field: str
+    before: JsonValue
+    after: JsonValue
+
+    def line(self, width: int = 60) -> str:
+        return f"{self.field}: {_short(self.before, width)} → {_short(self.after, width)}"
+
+
+def _short(value: JsonValue, width: int) -> str:
+    if value is None:
+        return "(unset)"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 class UpdateKnowledge(OpenWebUIAction):
     kind: Literal["openwebui_knowledge_update"] = "openwebui_knowledge_update"
     name: str
     id: str
     description: str = ""
     changed: tuple[str, ...]  # the fields that differ: name, description
+    diff: tuple[FieldChange, ...] = ()  # each of them, before → after
 
     def title(self) -> str:
         return f"update knowledge base {self.name}: {', '.join(self.changed)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
 
 
 class DeleteKnowledge(OpenWebUIAction):
@@ -364,9 +391,13 @@ class CreatePreset(_PresetAction):
 class UpdatePreset(_PresetAction):
     kind: Literal["openwebui_preset_update"] = "openwebui_preset_update"
     changed: tuple[str, ...]  # the fields that differ
+    diff: tuple[FieldChange, ...] = ()  # each of them, before → after
 
     def title(self) -> str:
         return f"update preset {self.preset.id}: {', '.join(self.changed)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
 
 
 class DeletePreset(OpenWebUIAction):

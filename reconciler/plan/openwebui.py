@@ -44,6 +44,7 @@ from reconciler.plan.actions import (
     CreatePreset,
     DeleteKnowledge,
     DeletePreset,
+    FieldChange,
     HideModel,
     PresetForm,
     RemoveKnowledgeFile,
@@ -152,19 +153,23 @@ def hide_form(model_id: str, row: ModelRow | None, *, hidden: bool) -> dict[str,
     }
 
 
-def preset_changes(wanted: dict[str, Any], row: ModelRow) -> tuple[str, ...]:
-    """The fields of a preset row that differ from what is wanted, as a person reads them."""
-    changed = [] if row.name == wanted["name"] else ["name"]
-    if (row.base_model_id or None) != (wanted["base_model_id"] or None):
-        changed.append("base model")
-    params = {k: v for k, v in row.params.items() if k != "model_controls" or v}
-    changed += sorted(
-        k for k in params.keys() | wanted["params"].keys() if params.get(k) != wanted["params"].get(k)
+def preset_changes(wanted: dict[str, Any], row: ModelRow) -> tuple[FieldChange, ...]:
+    """The fields of a preset row that differ from what is wanted (named as a person reads
+    them), each with what OpenWebUI has and what is wanted."""
+    changes = [FieldChange(field="name", before=row.name, after=wanted["name"])]
+    changes.append(
+        FieldChange(
+            field="base model", before=row.base_model_id or None, after=wanted["base_model_id"] or None
+        )
     )
-    changed += [k for k, v in wanted["meta"].items() if row.meta.get(k) != v]
-    if row.is_active != wanted["is_active"]:
-        changed.append("active")
-    return tuple(changed)
+    params = {k: v for k, v in row.params.items() if k != "model_controls" or v}
+    changes += [
+        FieldChange(field=k, before=params.get(k), after=wanted["params"].get(k))
+        for k in sorted(params.keys() | wanted["params"].keys())
+    ]
+    changes += [FieldChange(field=k, before=row.meta.get(k), after=v) for k, v in wanted["meta"].items()]
+    changes.append(FieldChange(field="active", before=row.is_active, after=wanted["is_active"]))
+    return tuple(c for c in changes if c.before != c.after)
 
 
 @dataclass(frozen=True)
@@ -227,19 +232,24 @@ def _knowledge_actions(ctx: _Ctx) -> list[Action]:
 
 
 def _base_update(ctx: _Ctx, kb: Knowledge, seen: KnowledgeBase) -> list[Action]:
-    changed = tuple(
-        f
-        for f, same in (("name", seen.name == kb.name), ("description", seen.description == kb.description))
-        if not same
+    diff = tuple(
+        c
+        for c in (
+            FieldChange(field="name", before=seen.name, after=kb.name),
+            FieldChange(field="description", before=seen.description, after=kb.description),
+        )
+        if c.before != c.after
     )
-    if not changed:
+    if not diff:
         return []
+    changed = tuple(c.field for c in diff)
     return [
         UpdateKnowledge(
             name=kb.name,
             id=seen.id,
             description=kb.description,
             changed=changed,
+            diff=diff,
             reason=ctx.why(", ".join(changed)),
         )
     ]
@@ -296,9 +306,11 @@ def _preset_actions(ctx: _Ctx) -> list[Action]:
         if row is None:
             actions.append(CreatePreset(preset=form, reason=f"{ctx.since}, not in OpenWebUI"))
             continue
-        changed = preset_changes(form_json(form, kb_ids), row)
-        if changed:
-            actions.append(UpdatePreset(preset=form, changed=changed, reason=ctx.why(", ".join(changed))))
+        diff = preset_changes(form_json(form, kb_ids), row)
+        if diff:
+            changed = tuple(c.field for c in diff)
+            reason = ctx.why(", ".join(changed))
+            actions.append(UpdatePreset(preset=form, changed=changed, diff=diff, reason=reason))
     wanted = {p.id for p in ctx.webui.presets}
     for model_id in ctx.ledger.presets:
         row = rows.get(model_id)

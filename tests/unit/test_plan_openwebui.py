@@ -24,6 +24,7 @@ from reconciler.plan.actions import (
     CreateKnowledge,
     CreatePreset,
     DeleteKnowledge,
+    FieldChange,
     HideModel,
     RemoveKnowledgeFile,
     ReplaceKnowledgeFile,
@@ -137,6 +138,8 @@ def test_hand_edits_are_put_back_with_the_fields_that_differ() -> None:
     assert isinstance(action, UpdateKnowledge) and action.changed == ("description",)
     assert action.title() == "update knowledge base work: description"
     assert action.reason == "changed in OpenWebUI by hand: description"
+    assert action.diff == (FieldChange(field="description", before="edited in the UI", after=kb.description),)
+    assert action.details() == (f'description: "edited in the UI" → "{kb.description}"',)
 
 
 def test_a_knowledge_folder_removed_removes_the_base_the_reconciler_made_only() -> None:

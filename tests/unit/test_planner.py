@@ -320,10 +320,13 @@ def test_pinned_model_evicted_is_rewarmed_then_left_alone_after_repeated_evictio
 
 
 def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
+    from rich.console import Console
+
     from reconciler.observed import DeployedObs, ModelRow, OpenWebUIObs
-    from reconciler.plan.actions import UpdatePreset
+    from reconciler.plan.actions import FieldChange, UpdatePreset
     from reconciler.plan.kamal import deploy_hash
     from reconciler.plan.openwebui import settings_hash
+    from reconciler.report.render import plan_to_json, print_plan
 
     webui = {"default_models": [PHI], "presets": [{"id": "phi3-fast", "name": "Fast", "base": PHI}]}
     state = desired([PHI], openwebui=webui)
@@ -343,6 +346,12 @@ def test_settings_changed_by_hand_in_openwebui_are_put_back() -> None:
     assert isinstance(action, UpdatePreset) and action.changed == ("system",)
     assert "changed in OpenWebUI by hand: system" in action.reason
     assert action.title() == "update preset phi3-fast: system"
+    assert action.diff == (FieldChange(field="system", before="edited in the UI", after=None),)
+    shown = plan_to_json(plan(state, edited))["actions"][0]["diff"]
+    assert shown == [{"field": "system", "before": "edited in the UI", "after": None}]
+    console = Console(record=True, width=200)
+    print_plan(plan(state, edited), console)
+    assert 'system: "edited in the UI" → (unset)' in console.export_text()
     assert isinstance(by_hand, ModelRow)
     assert plan(state, simulate(plan(state, edited), edited)).empty
 
