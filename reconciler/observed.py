@@ -83,12 +83,10 @@ class ModelObs(Obs):
     blobs: tuple[Blob, ...] = ()
     family: str = ""
     parameter_size: str = ""
-    quantization: str = ""
     modified_at: datetime | None = None
     architecture: Architecture | None = None
     system: str | None = None
     parameters: dict[str, str] = Field(default_factory=dict)
-    base_digest: str | None = None  # digest of the model (GGUF) layer
     capabilities: tuple[str, ...] | None = None  # `/api/show` capabilities, when it was asked
     broken: str | None = None  # why Ollama cannot use it (its own `/api/show` error)
     missing_blobs: tuple[str, ...] = ()  # digests its manifest lists that are not on disk

@@ -223,18 +223,8 @@ class Server:
             self.systemd.status(f"{event.get('result')} {str(event.get('revision', ''))[:12]}")
         if name == "reconcile.start":
             self._mark_reconciling()
-        elif (
-            name in ("pull.progress", "load.progress") and self.clock.monotonic() - self._last_progress > 1.0
-        ):
-            self._last_progress = self.clock.monotonic()
-            field = "pulling_percent" if name == "pull.progress" else "loading_seconds"
-            value = event.get("percent") if name == "pull.progress" else event.get("elapsed_s")
-            rows = [
-                r.model_copy(update={field: value}) if r.name == canonical(str(event.get("model"))) else r
-                for r in self.status.models
-            ]
-            self.status = self.status.model_copy(update={"models": rows, "updated_at": self.clock.now()})
-            status_mod.save_status(self.state_dir, self.status)
+        elif name in ("pull.progress", "load.progress") and self._progress_due():
+            self._progress(event)
 
     def _progress_due(self) -> bool:
         """Progress is written at most once a second."""
@@ -242,6 +232,17 @@ class Server:
             return False
         self._last_progress = self.clock.monotonic()
         return True
+
+    def _progress(self, event: Event) -> None:
+        pulling = event["event"] == "pull.progress"
+        field = "pulling_percent" if pulling else "loading_seconds"
+        value = event.get("percent") if pulling else event.get("elapsed_s")
+        rows = [
+            r.model_copy(update={field: value}) if r.name == canonical(str(event.get("model"))) else r
+            for r in self.status.models
+        ]
+        self.status = self.status.model_copy(update={"models": rows, "updated_at": self.clock.now()})
+        status_mod.save_status(self.state_dir, self.status)
 
     def _mark_reconciling(self) -> None:
         at = self.clock.now()

@@ -238,14 +238,6 @@ def kv_cache_layers(arch: Architecture, load: Load, model: MemoryModel) -> list[
     return [int((swa if s else full) * per_token) for s in swa_layers(arch, model)]
 
 
-def kv_cache_bytes(
-    arch: Architecture, num_ctx: int, num_parallel: int, kv_type: str, flash_attention: bool
-) -> int:
-    """The classic KV cache (num_ctx × parallel tokens on every layer but gemma3's sliding ones)."""
-    load = Load(num_ctx=num_ctx, num_parallel=num_parallel, kv_type=kv_type, flash_attention=flash_attention)
-    return sum(kv_cache_layers(arch, load, MemoryModel.CLASSIC))
-
-
 def classic_graph_bytes(
     arch: Architecture, context: int, kv_total: int, version: tuple[int, int, int] | None
 ) -> int:
