@@ -107,32 +107,49 @@ def derived_layer(d: DerivedModel) -> Blob:
     return Blob(digest=f"derived:{_derived_hash(d)}", size=size)
 
 
-def _model_actions(
-    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note]
-) -> tuple[list[Action], Budget]:
-    desired, observed = ctx.desired, ctx.observed
-    present, inventory = ctx.present, ctx.inventory
-    wanted = {canonical(m.name): m for m in desired.ollama.models}
-    derived = {canonical(d.name): d for d in desired.ollama.derived}
-    remote = {r.name: r for r in observed.remote}
-    insecure = {r.host.lower() for r in desired.ollama.registries if r.insecure}
+@dataclass(frozen=True)
+class _ModelWork:
+    """What the models need, before any budget is checked."""
 
-    broken = {n: m for n, m in present.items() if m.broken is not None}
+    wanted: dict[str, ModelSpec]
+    derived: dict[str, DerivedModel]
+    broken: dict[str, ModelObs]  # present, but Ollama cannot use them
+    to_pull: dict[str, tuple[Blob, ...]]
+    to_create: dict[str, DerivedModel]
+    corrupt: list[str]  # a blob Ollama cannot read: removed first, then pulled again
+    undesired: list[str]
+    managed: set[str]
+    remove_now: list[str]
+    cache: list[str]
+
+
+def _to_pull(
+    ctx: _Ctx, wanted: dict[str, ModelSpec], broken: dict[str, ModelObs], violations: list[Violation]
+) -> dict[str, tuple[Blob, ...]]:
+    remote = {r.name: r for r in ctx.observed.remote}
     to_pull: dict[str, tuple[Blob, ...]] = {}
     for name, spec in wanted.items():
-        if name in present and name not in broken:
+        if name in ctx.present and name not in broken:
             continue
         if name in remote:
             to_pull[name] = remote[name].blobs
-        else:
-            why = observed.remote_errors.get(name, "not looked up")
-            violations.append(
-                Violation(
-                    budget="download_size",
-                    message=f"download size of {spec.name} is unknown ({why}); cannot check the disk budget",
-                )
+            continue
+        why = ctx.observed.remote_errors.get(name, "not looked up")
+        violations.append(
+            Violation(
+                budget="download_size",
+                message=f"download size of {spec.name} is unknown ({why}); cannot check the disk budget",
             )
+        )
+    return to_pull
 
+
+def _model_work(ctx: _Ctx, violations: list[Violation]) -> _ModelWork:
+    desired, present, inventory = ctx.desired, ctx.present, ctx.inventory
+    wanted = {canonical(m.name): m for m in desired.ollama.models}
+    derived = {canonical(d.name): d for d in desired.ollama.derived}
+    broken = {n: m for n, m in present.items() if m.broken is not None}
+    to_pull = _to_pull(ctx, wanted, broken, violations)
     removal = desired.ollama.removal
     managed = set(inventory) | (set(present) if removal.adopt_unmanaged else set())
     undesired = [n for n in present if n not in wanted and n not in derived]
@@ -149,30 +166,44 @@ def _model_actions(
     # A blob Ollama has but cannot read is skipped by a pull (download.go: a cache hit), so a
     # model with one is removed first; a model with missing blobs only needs the pull.
     corrupt = sorted(n for n, m in broken.items() if not m.missing_blobs and (n in wanted or n in derived))
-    new_blobs = dict(to_pull)
-    for name, d in to_create.items():
-        base = canonical(d.from_)
-        base_blobs = present[base].blobs if base in present else to_pull.get(base, ())
-        new_blobs[name] = (*base_blobs, derived_layer(d))
+    return _ModelWork(
+        wanted, derived, broken, to_pull, to_create, corrupt, undesired, managed, remove_now, cache
+    )
 
-    disk_budget = desired.server.budgets.disk
-    disk = plan_disk(
+
+def _disk_plan(ctx: _Ctx, work: _ModelWork) -> DiskPlan:
+    present, observed = ctx.present, ctx.observed
+    new_blobs = dict(work.to_pull)
+    for name, d in work.to_create.items():
+        base = canonical(d.from_)
+        base_blobs = present[base].blobs if base in present else work.to_pull.get(base, ())
+        new_blobs[name] = (*base_blobs, derived_layer(d))
+    disk_budget = ctx.desired.server.budgets.disk
+    return plan_disk(
         {n: _on_disk(m) for n, m in present.items()},
         new_blobs,
-        remove_now + [n for n in corrupt if n not in remove_now],
-        cache,
+        work.remove_now + [n for n in work.corrupt if n not in work.remove_now],
+        work.cache,
         budget=disk_budget.models,
         free=observed.disk.free if observed.disk else None,
         min_free=disk_budget.min_free,
         partial=observed.disk.partial if observed.disk else None,
     )
-    if observed.disk is None:
+
+
+def _model_actions(
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note]
+) -> tuple[list[Action], Budget]:
+    work = _model_work(ctx, violations)
+    disk = _disk_plan(ctx, work)
+    if ctx.observed.disk is None:
         notes.append(
             note("disk_unobserved", "free disk space was not observed: only the models budget is checked")
         )
-    _disk_violations(ctx, disk, undesired, managed, violations, notes)
-    groups = _groups(ctx, to_pull, notes)
+    _disk_violations(ctx, disk, work.undesired, work.managed, violations, notes)
+    groups = _groups(ctx, work.to_pull, notes)
     estimates, vram_limit = _vram_check(ctx, groups, violations, notes)
+    disk_budget = ctx.desired.server.budgets.disk
     budget = Budget(
         disk_models_after=disk.models_after,
         disk_models_limit=disk_budget.models,
@@ -186,22 +217,33 @@ def _model_actions(
     )
     if violations:
         return [], budget
-
     removed = {name for name, _, _ in disk.removed}
-    actions: list[Action] = []
     unloads = _unload_actions(ctx, groups, removed, restarting)
-    actions += unloads
+    actions = [*unloads, *_removals(work, disk), *_pulls(ctx, work, disk), *_creates(ctx, work)]
+    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
+    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
+    return actions, budget
+
+
+def _removals(work: _ModelWork, disk: DiskPlan) -> list[Action]:
+    actions: list[Action] = []
     for name, frees, evicted in disk.removed:
-        if name in corrupt:
-            reason = f"{broken[name].broken}; removed to be pulled again"
+        if name in work.corrupt:
+            reason = f"{work.broken[name].broken}; removed to be pulled again"
         elif evicted:
             reason = "evicted from the rollback cache (least recently used) to make room"
         else:
             reason = "no longer desired; removal policy is `remove`"
         actions.append(RemoveModel(model=name, frees_bytes=frees, eviction=evicted, reason=reason))
-    for name in sorted(to_pull, key=lambda n: not wanted[n].keep_loaded):
-        spec = wanted[name]
-        why = "not present" if name not in broken else f"present but unusable: {broken[name].broken}"
+    return actions
+
+
+def _pulls(ctx: _Ctx, work: _ModelWork, disk: DiskPlan) -> list[Action]:
+    insecure = {r.host.lower() for r in ctx.desired.ollama.registries if r.insecure}
+    actions: list[Action] = []
+    for name in sorted(work.to_pull, key=lambda n: not work.wanted[n].keep_loaded):
+        spec, broken = work.wanted[name], work.broken.get(name)
+        why = "not present" if broken is None else f"present but unusable: {broken.broken}"
         actions.append(
             PullModel(
                 model=spec.name,
@@ -211,11 +253,16 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    for name, d in to_create.items():
-        if name in broken:
-            why = f"present but unusable: {broken[name].broken}"
+    return actions
+
+
+def _creates(ctx: _Ctx, work: _ModelWork) -> list[Action]:
+    actions: list[Action] = []
+    for name, d in work.to_create.items():
+        if name in work.broken:
+            why = f"present but unusable: {work.broken[name].broken}"
         else:
-            why = "not present" if name not in present else "its spec changed"
+            why = "not present" if name not in ctx.present else "its spec changed"
         actions.append(
             CreateDerived(
                 model=d.name,
@@ -229,9 +276,7 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
-    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
-    return actions, budget
+    return actions
 
 
 def _derived_ok(ctx: _Ctx, name: str, d: DerivedModel) -> bool:
