@@ -76,7 +76,7 @@ def cleanup(client: docker.DockerClient, desired: DesiredState) -> None:
         client.containers.get(c.name).remove(force=True)
     for image in client.images.list(filters={"label": f"service={k.service}"}):
         with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(image.id, force=True)
+            client.images.remove(str(image.id), force=True)
     for volume in (k.data_volume, c.volume):
         with contextlib.suppress(docker.errors.APIError):
             client.volumes.get(volume).remove(force=True)

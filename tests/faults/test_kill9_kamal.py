@@ -120,7 +120,7 @@ def _push_and_kill(ops: GitOps, tail: Tail, k: int, group: bool, outputs: list[s
     pusher.start()
 
     def hit(_: dict[str, Any]) -> bool:  # polled over and over: count, do not accumulate
-        return sum(e["event"] == "kamal.output" for e in tail.events[start:]) >= k
+        return sum(1 for e in tail.events[start:] if e["event"] == "kamal.output") >= k
 
     kill_when(ops, tail, start, hit, group=group, timeout=120)
     mid_kamal = runs.interrupted(ops.state_dir / "kamal") != []

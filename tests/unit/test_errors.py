@@ -33,7 +33,7 @@ _SPLIT = {"ImageUnavailable", "ModelActionFailed", "OpenWebUIError", "ExecutorUn
 
 
 def _all_subclasses(cls: type) -> set[type]:
-    found = set(cls.__subclasses__())
+    found: set[type] = set(cls.__subclasses__())
     return found | {sub for child in found for sub in _all_subclasses(child)}
 
 

@@ -13,6 +13,7 @@ import pytest
 from reconciler.apply.container import PassthroughMemory, create_kwargs, ensure_container, gpu_kwargs
 from reconciler.errors import ContainerFailed, GpuPassthroughFailed
 from reconciler.labels import GPU_PASSTHROUGH
+from reconciler.observed import ContainerObs
 from reconciler.plan.actions import EnsureContainer
 from reconciler.state.gpu import flag, load_passthrough, save_passthrough, try_order
 from tests.unit.test_container_kwargs import spec
@@ -80,13 +81,11 @@ def run(engine: FakeEngine, memory: PassthroughMemory | None, gpus: Any = "all")
     action = EnsureContainer(op="create", spec=spec(gpus=gpus), spec_hash="h", reason="unit")
     import reconciler.apply.container as container
 
-    original = container.wait_ready, container.observe_container
-    container.wait_ready = lambda url, timeout: True  # type: ignore[assignment]
-    container.observe_container = lambda client, name: "seen"  # type: ignore[assignment]
-    try:
+    seen = ContainerObs(name=action.spec.name, running=True)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(container, "wait_ready", lambda url, timeout: True)
+        patch.setattr(container, "observe_container", lambda client, name: seen)
         ensure_container(engine, action, memory=memory)  # type: ignore[arg-type]
-    finally:
-        container.wait_ready, container.observe_container = original
 
 
 def memory_in(store: list[str]) -> PassthroughMemory:

@@ -232,9 +232,9 @@ def test_recreate_reloads_pinned_models() -> None:
 
 def test_stopped_container_is_started() -> None:
     state = desired([PHI])
-    stopped = ContainerObs(
-        name="ollama", running=False, status="exited", spec_hash=observed(state).container.spec_hash
-    )  # type: ignore[union-attr]
+    running = observed(state).container
+    assert running is not None
+    stopped = ContainerObs(name="ollama", running=False, status="exited", spec_hash=running.spec_hash)
     assert kinds(plan(state, observed(state, container=stopped, models=[model(PHI, ("p", GiB))]))) == [
         "container:start"
     ]

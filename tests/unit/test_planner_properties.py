@@ -43,7 +43,7 @@ def scenario(draw: st.DrawFn) -> tuple[Any, Observed]:
             "adopt_unmanaged": draw(st.booleans()),
         },
         derived=[{"name": "custom", "from": chosen[0], "system": "x"}]
-        if chosen and draw(st.booleans())
+        if chosen and bool(draw(st.booleans()))
         else [],
     )
     present = draw(st.lists(st.sampled_from(NAMES), unique=True, max_size=5))

@@ -6,6 +6,7 @@ import pytest
 
 from reconciler.observed import Architecture, Blob, VisionTower
 from reconciler.plan import vram
+from reconciler.plan.actions import VramEstimate
 from reconciler.plan.vram import MemoryModel, memory_model
 
 MiB = 2**20
@@ -28,7 +29,7 @@ FILE = 4_661_224_676  # llama3:8b Q4_0
 WEIGHTS = (Blob(digest="sha256:w", size=FILE, media_type="application/vnd.ollama.image.model"),)
 
 
-def est(arch: Architecture = LLAMA3, version: str | None = NEWEST, **kw: object) -> vram.VramEstimate:
+def est(arch: Architecture = LLAMA3, version: str | None = NEWEST, **kw: object) -> VramEstimate:
     opts: dict[str, object] = {"num_ctx": 4096} | kw
     return vram.estimate("m", WEIGHTS, arch, version=version, **opts)  # type: ignore[arg-type]
 
@@ -204,7 +205,7 @@ def test_a_gguf_without_head_count_kv_counts_one_kv_head_in_the_classic_estimate
     assert est(bert, num_ctx=8192).kv_cache == 12 * 8192 * 12 * 128 * 2  # llama.cpp caches every head
 
 
-def _shown_overhead(e: vram.VramEstimate) -> int:
+def _shown_overhead(e: VramEstimate) -> int:
     return e.reported - e.weights - e.kv_cache - e.graph
 
 
