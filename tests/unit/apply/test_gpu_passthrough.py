@@ -16,7 +16,7 @@ from reconciler.labels import GPU_PASSTHROUGH
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import EnsureContainer
 from reconciler.state.gpu import flag, load_passthrough, save_passthrough, try_order
-from tests.unit.test_container_kwargs import spec
+from tests.unit.apply.test_container import spec
 
 
 def mode_of(kwargs: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from reconciler.observe.host import parse_addresses
 from reconciler.observed import Observed
 from reconciler.plan.planner import plan
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 FIXTURE = ROOT / "tests" / "fixtures" / "seed_server.observed.json"
 
 

@@ -21,7 +21,7 @@ from reconciler.labels import VERSION_LABEL
 from reconciler.plan.kamal import deploy_hash
 from tests.harness.server_config import allow_secrets
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SECRET_VALUES = {"REG_PW": "hunter2-registry", "OWUI_KEY": "s3cr3t-session-key", "OPENAI_KEY": "sk-live-abc"}
 
 

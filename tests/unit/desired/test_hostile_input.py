@@ -16,7 +16,7 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.source import DirSource
 from reconciler.errors import InvalidDesiredState, Problem
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "desired_state"
+EXAMPLE = Path(__file__).resolve().parents[3] / "desired_state"
 
 
 @pytest.fixture

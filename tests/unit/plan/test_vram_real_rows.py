@@ -92,7 +92,7 @@ def test_printed_sizes(text: str, size: float) -> None:
 
 
 def _bench() -> Any:
-    path = Path(__file__).resolve().parents[2] / "bench" / "vram_accuracy.py"
+    path = Path(__file__).resolve().parents[3] / "bench" / "vram_accuracy.py"
     spec = importlib.util.spec_from_file_location("vram_accuracy", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -101,7 +101,7 @@ def _bench() -> Any:
 
 
 def test_the_readme_figures_and_worked_example_are_the_code_s_numbers() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     start, end = readme.index("<!-- vram-figures:start"), readme.index("<!-- vram-figures:end -->")
     shown = readme[readme.index("\n", start) + 1 : end].rstrip("\n")
     assert shown == _bench().readme_block(), "regenerate: .venv/bin/python bench/vram_accuracy.py --readme"
