@@ -255,10 +255,14 @@ def apply(
 
     try:
         desired = _load(repo, rev, on_server=True)
-        runtime = _runtime(state_dir, ollama_url)
     except ReconcilerError as exc:
         _fail(exc, as_json)
-        return
+    try:
+        runtime = _runtime(state_dir, ollama_url)
+    except ReconcilerError as exc:  # the engine does not answer: nothing observed, a failure
+        if not dry_run:
+            _record_failure(_state_dir(state_dir), desired, exc)
+        _fail(exc, as_json)
     runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
     if as_json:
         bus = EventBus(json_lines())
@@ -302,6 +306,29 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     finally:
         lock.release()
     return report
+
+
+def _record_failure(state_dir: Path, desired: DesiredState, exc: ReconcilerError) -> None:
+    """An `apply` that could not even observe the server still says so in its status (unless
+    a `serve` or another `apply` holds the state directory: theirs is the status)."""
+    from reconciler.loop.lock import ServeLock
+    from reconciler.reconcile import write_status
+    from reconciler.report.status import StatusResult
+    from reconciler.state.store import StateStore
+
+    lock = ServeLock(state_dir, role="apply")
+    try:
+        lock.acquire()
+    except ReconcilerError:
+        return
+    try:
+        result: StatusResult = "stalled" if exc.permanent else "failed"
+        memory = StateStore(state_dir).load()
+        write_status(
+            state_dir, result=result, head=desired.revision, desired=desired, errors=[str(exc)], memory=memory
+        )
+    finally:
+        lock.release()
 
 
 # ─────────────────────────── the GitOps loop ───────────────────────────

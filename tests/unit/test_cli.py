@@ -15,6 +15,7 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.source import DirSource
 from reconciler.observed import Observed, OpenWebUIObs
 from reconciler.plan.planner import plan
+from reconciler.report.status import Status
 
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVED = ROOT / "tests" / "fixtures" / "seed_server.observed.json"
@@ -127,3 +128,18 @@ def test_plan_lists_each_openwebui_and_kamal_action_with_its_reason(tmp_path: Pa
     ]
     shown = run("plan", "--repo", "desired_state", "--observed", str(recorded))
     assert "create knowledge base work" in shown.stdout and "settings" not in shown.stdout
+
+
+def test_an_apply_that_cannot_observe_exits_4_with_its_status_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    state = tmp_path / "state"
+    result = run("apply", "--repo", "desired_state", "--state-dir", str(state))
+    assert result.returncode == 4 and "cannot reach the Docker engine" in result.stderr, result.stderr
+    status = Status.model_validate_json((state / "status.json").read_text())
+    ready = status.condition("Ready")
+    assert ready is not None and not ready.status and ready.reason == "ActionFailed"
+    assert status.last_error is not None and "cannot reach the Docker engine" in status.last_error
+    dry = run("apply", "--repo", "desired_state", "--state-dir", str(tmp_path / "dry"), "--dry-run")
+    assert dry.returncode == 4 and not (tmp_path / "dry" / "status.json").exists()  # a dry run writes nothing
