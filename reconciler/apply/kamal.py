@@ -18,10 +18,11 @@ from reconciler.kamal.tls import CA_DAYS, SERVER_DAYS, ensure_tls, tls_hosts
 from reconciler.labels import KAMAL_NETWORK
 from reconciler.observed import CertificateObs, KamalApp, KamalObs
 from reconciler.plan.actions import FreePort, KamalDeploy, KamalRollback, LinkNetworks, RenewCertificate
+from reconciler.report.events import EventName
 
 
 def _target(ctx: ExecContext) -> deploy.Target:
-    def emit(name: str, data: dict[str, Any]) -> None:
+    def emit(name: EventName, data: dict[str, Any]) -> None:
         ctx.events.emit(name, **data)
 
     return deploy.Target(workdir=ctx.kamal_workdir, docker=ctx.docker, emit=emit, timing=ctx.kamal_timing)

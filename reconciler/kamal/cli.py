@@ -9,15 +9,16 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from reconciler.errors import KamalFailed, KamalMissing
 from reconciler.kamal import runs
 from reconciler.kamal.output import clean, error_lines, lock_held, lock_version
+from reconciler.report.events import EventName, EventSink
 
-Emit = Callable[[str, dict[str, Any]], None]
+Emit = EventSink
 
 LOCK_RETRIES = 5
 LOCK_WAIT_S = 10.0
@@ -35,7 +36,7 @@ def kamal_binary() -> str:
     return found
 
 
-def _emit(emit: Emit | None, event: str, **data: Any) -> None:
+def _emit(emit: Emit | None, event: EventName, **data: Any) -> None:
     if emit is not None:
         emit(event, data)
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.desired.redact import printable
-from reconciler.report.events import Event, kamal_line, note_text
+from reconciler.report.events import Event, EventName, kamal_line, note_text
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
@@ -96,7 +96,7 @@ def _kamal(event: Event) -> list[str]:
 
 
 # The event each line is for → its lines (rich markup); an event not here is not shown.
-_HUMAN: dict[str, Callable[[Event], list[str]]] = {
+_HUMAN: dict[EventName, Callable[[Event], list[str]]] = {
     "plan": _plan_lines,
     "action.start": _start,
     "action.done": lambda e: [f"  [green]✓[/] {esc(e['action'])}"],

@@ -70,9 +70,9 @@ def test_the_fake_clock_moves_the_events_and_the_journal_too(tmp_path: Path) -> 
     clock = FakeClock(datetime(2026, 3, 1, tzinfo=UTC))
     seen: list[dict[str, object]] = []
     bus = EventBus(seen.append, clock=clock).bind(revision="abc")
-    bus.emit("one")
+    bus.emit("serve.started")
     clock.advance(90)
-    bus.emit("two")
+    bus.emit("serve.stopped")
     assert [e["ts"] for e in seen] == ["2026-03-01T00:00:00+00:00", "2026-03-01T00:01:30+00:00"]
     Journal(tmp_path, clock).begin("abc", "pull phi3:mini", "pull")
     entry = Journal(tmp_path).recover()
