@@ -226,3 +226,36 @@ def test_a_failed_reconcile_never_asks_for_a_requeue_from_its_notes() -> None:
     waiting = (note("no_room", "waits for memory"),)
     assert _report("failed", SecretUnavailable("x"), notes=waiting).requeue_after is None
     assert _report("refused", notes=waiting).requeue_after == RECHECK_MEMORY_S
+
+
+def test_serve_schedules_the_next_reconcile_by_the_report_on_fake_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model waiting for memory another process holds is looked at again in 30 s (not at the
+    five-minute resync), and a blip is retried with backoff: each asserted to the second."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import DirSource
+    from reconciler.loop import serve
+    from reconciler.report.status import load_status
+    from reconciler.runtime import Runtime
+
+    clock = FakeClock()
+    runtime = Runtime(docker=None, state=StateStore(tmp_path / "state"), clock=clock)  # type: ignore[arg-type]
+    server = serve.Server(serve.ServeConfig(repo=tmp_path / "repo"), runtime, EventBus(clock=clock))
+    server.backoff = Backoff(base=2, cap=300, rng=_Zero())
+    desired = load_desired(DirSource(Path(__file__).resolve().parents[3] / "desired_state"))
+    waiting = (note("no_room", "phi3:mini waits for 3 GiB another process holds"),)
+    reports = iter([_report("degraded", notes=waiting), _report("failed", EngineBusy("busy"))])
+    monkeypatch.setattr(serve, "reconcile", lambda *args, **kwargs: next(reports))
+
+    server._reconcile("a" * 40, desired)
+    assert server.queue.get(timeout=600) == {Trigger("requeue")} and clock.monotonic() == RECHECK_MEMORY_S
+    degraded = load_status(runtime.state.root).condition("Degraded")
+    assert degraded is not None and degraded.status and degraded.reason == "Warnings"
+
+    server._reconcile("a" * 40, desired)
+    assert server.queue.get(timeout=600) == {Trigger("retry")} and clock.monotonic() == RECHECK_MEMORY_S + 2
+    status = load_status(runtime.state.root)
+    reconciling = status.condition("Reconciling")
+    assert reconciling is not None and reconciling.reason == "RetryScheduled"
+    assert status.updated_at == clock.now() - timedelta(seconds=2)  # written when the run ended
