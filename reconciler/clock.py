@@ -46,7 +46,9 @@ SYSTEM = SystemClock()
 
 
 class FakeClock:
-    """Time that moves only when told to (`advance`) or when something waits with a timeout."""
+    """Time that moves only when told to (`advance`) or when something waits with a timeout.
+    Meant for one waiting thread: a thread that loops on timed waits (the resync timer) would
+    run the clock forward as fast as it loops."""
 
     def __init__(self, start: datetime = datetime(2026, 1, 1, tzinfo=UTC)) -> None:
         self._lock = threading.Lock()
