@@ -21,7 +21,7 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.refs import InvalidReference, parse_ref
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import Source
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError, ReconcilerError
 from reconciler.observe.registry import LookupFailed, list_tags, lookup_all
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
@@ -126,7 +126,7 @@ def measured(history: History, observed: Observed) -> dict[str, Measured]:
     return found
 
 
-class ProposalInvalid(ReconcilerError):
+class ProposalInvalid(PermanentError):
     """The proposed edit does not load or still does not fit: a bug to report, not an edit to use."""
 
 

@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from reconciler.analytics.results import BenchRun
-from reconciler.apply.bench import BenchBusy, BenchOptions, run_bench
+from reconciler.apply.bench import BenchBusy, BenchOptions, Reach, run_bench
 from reconciler.apply.runner import Runner
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
-from reconciler.observe.server import observe_server, with_memory
+from reconciler.memory import with_memory
 from reconciler.observed import Observed
 from reconciler.plan.actions import BenchTarget as Target
 from reconciler.plan.actions import LoadModel, Plan
 from reconciler.plan.bench import NotBenchmarkable, default_names, target
 from reconciler.plan.planner import plan as make_plan
+from reconciler.reconcile import exec_context
+from reconciler.reconcile import observe as observe_server
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
 
@@ -41,8 +43,8 @@ class BenchReport:
 
 
 def observe(desired: DesiredState, runtime: Runtime, now: Callable[[], datetime] = _utcnow) -> Observed:
-    memory = runtime.state.load()
-    return with_memory(observe_server(desired, runtime, memory, now()), memory, now())
+    memory, seen = observe_server(desired, runtime, now())
+    return with_memory(seen, memory, now())
 
 
 def pick(desired: DesiredState, observed: Observed, names: list[str]) -> tuple[list[Target], list[str]]:
@@ -68,10 +70,10 @@ def restore_pinned(
         return [], [v.message for v in planned.violations]
     loads = tuple(a for a in planned.actions if isinstance(a, LoadModel))
     if not loads:
-        return [], list(planned.notes)
-    container = observed.container.id if observed.container else ""
-    runner = Runner(runtime, runtime.ollama_base(desired), events, now, None, container, desired)
-    outcome = runner.run(Plan(revision=planned.revision, actions=loads))
+        return [], [str(n) for n in planned.notes]
+    outcome = Runner(exec_context(desired, runtime, events, now, observed)).run(
+        Plan(revision=planned.revision, actions=loads)
+    )
     return [a.model for a in loads if a.title() in outcome.done], [f"{t}: {e}" for t, e in outcome.failed]
 
 
@@ -92,7 +94,9 @@ def bench(
         )
     failed: ReconcilerError | None = None
     try:
-        run = run_bench(desired, runtime, targets, events, options, now)
+        url = runtime.ollama_base(desired)
+        reach = Reach(runtime.ollama(url, loading=desired), runtime.http(), url, runtime.state)
+        run = run_bench(desired, reach, targets, events, options, now)
     except BenchBusy:
         raise  # nothing was touched
     except ReconcilerError as exc:  # Ollama failed a request: the pinned set still goes back

@@ -46,8 +46,12 @@ from reconciler.analytics.results import (
     Sample,
 )
 from reconciler.analytics.stats import summarize
+from reconciler.apply import models
+from reconciler.apply.context import ExecContext
+from reconciler.apply.world import World
 from reconciler.desired.schema import BenchPrompt, DesiredState
-from reconciler.errors import ReconcilerError
+from reconciler.errors import TemporaryError
+from reconciler.http import http_client
 from reconciler.observe.gpu_sample import GpuSample, GpuSampler, summarize_samples
 from reconciler.observe.ollama import parse_loaded
 from reconciler.observed import LoadedObs
@@ -55,7 +59,7 @@ from reconciler.plan.actions import BenchTarget as Target
 from reconciler.plan.actions import RunBenchmark
 from reconciler.plan.ollama_version import go_duration_s
 from reconciler.report.events import EventBus
-from reconciler.runtime import Runtime
+from reconciler.state.store import StateStore
 
 KEEP_ALIVE_S = 120  # the keep-alive of the benchmark's own requests: gone soon if it dies
 LONG_FILL = 0.7  # the long prompt fills this much of num_ctx (at ~4 characters a token)
@@ -70,7 +74,7 @@ _PARAGRAPH = (
 )
 
 
-class BenchBusy(ReconcilerError):
+class BenchBusy(TemporaryError):
     """Somebody is using Ollama; the benchmark did not start."""
 
     def __init__(self, signs: list[InUse], waited_s: float) -> None:
@@ -83,7 +87,7 @@ class BenchBusy(ReconcilerError):
         )
 
 
-class BenchInterrupted(ReconcilerError):
+class BenchInterrupted(TemporaryError):
     """A chat started during the benchmark; what was measured before it is kept."""
 
     def __init__(self, sign: InUse, model: str) -> None:
@@ -95,7 +99,7 @@ class BenchInterrupted(ReconcilerError):
         )
 
 
-class BenchFailed(ReconcilerError):
+class BenchFailed(TemporaryError):
     """Ollama failed a benchmark request (its own message)."""
 
 
@@ -468,24 +472,33 @@ def _median(stat: object) -> float | None:
     return round(value, 3) if isinstance(value, float) else None
 
 
-def forget_warmed(runtime: Runtime, names: list[str]) -> None:
+@dataclass(frozen=True)
+class Reach:
+    """What a benchmark reaches the server through: Ollama's API (a client that waits as long
+    as a load may take), plain HTTP for /api/version, and the reconciler's state directory."""
+
+    client: ollama.Client
+    http: httpx.Client
+    url: str
+    state: StateStore
+
+
+def forget_warmed(state: StateStore, names: list[str]) -> None:
     """Pinned models the benchmark unloads leave the reconciler's record of what it warmed, as
     an unload action's do: their absence is the benchmark's doing, not an eviction."""
     gone = set(names)
-    runtime.state.update(
+    state.update(
         lambda m: m.model_copy(update={"warmed": {k: v for k, v in m.warmed.items() if k not in gone}})
     )
 
 
-def _history(runtime: Runtime, events: EventBus) -> History:
-    return History(
-        history_path(runtime.state.root), warn=lambda text: events.emit("bench.warning", message=text)
-    )
+def _history(state: StateStore, events: EventBus) -> History:
+    return History(history_path(state.root), warn=lambda text: events.emit("bench.warning", message=text))
 
 
 def run_bench(
     desired: DesiredState,
-    runtime: Runtime,
+    reach: Reach,
     targets: list[Target],
     events: EventBus,
     options: BenchOptions,
@@ -493,19 +506,17 @@ def run_bench(
 ) -> BenchRun:
     """Measure the targets and record the run (completed or interrupted) in the history.
     BenchBusy (nobody's use disturbed, nothing touched) is raised as it is."""
-    url = runtime.ollama_base(desired)
     sampler = GpuSampler()
     try:
-        machine = server_machine(runtime.http(), url, sampler)
-        memory = runtime.state.load()
+        machine = server_machine(reach.http, reach.url, sampler)
+        memory = reach.state.load()
         warmed_at = {name: at for name, at in memory.warmed_at.items() if name in memory.warmed}
-        client = runtime.ollama(url, loading=desired)
-        bench = Bench(client, options, events, sampler, wall=now, warmed_at=warmed_at)
+        bench = Bench(reach.client, options, events, sampler, wall=now, warmed_at=warmed_at)
         run = measure_all(bench, targets, machine, revision=desired.revision, started_at=now(),
-                          on_unloaded=lambda names: forget_warmed(runtime, names))  # fmt: skip
+                          on_unloaded=lambda names: forget_warmed(reach.state, names))  # fmt: skip
     finally:
         sampler.close()
-    run = run.model_copy(update={"id": _history(runtime, events).record(run)})
+    run = run.model_copy(update={"id": _history(reach.state, events).record(run)})
     events.emit("bench.done", run_id=run.id, status=run.status, models=len(run.results))
     return run
 
@@ -513,17 +524,43 @@ def run_bench(
 PLANNED_WAIT_S = 15.0  # a planned benchmark waits this long for quiet, then is deferred (never blocks serve)
 
 
-def run_planned(desired: DesiredState, runtime: Runtime, action: RunBenchmark, events: EventBus) -> BenchRun:
-    """The executor of RunBenchmark (`benchmarks.on_change`): measure and record; when people
-    use Ollama it does not wait long: the attempt is recorded as deferred (the planner tries
-    again later) and nothing is touched. The caller runs `action.restore` after it."""
+def run_planned(desired: DesiredState, reach: Reach, action: RunBenchmark, events: EventBus) -> BenchRun:
+    """Measure and record a planned benchmark (`benchmarks.on_change`); when people use Ollama
+    it does not wait long: the attempt is recorded as busy (the planner tries again later) and
+    nothing is touched."""
     options = BenchOptions.of(desired, max_wait_s=PLANNED_WAIT_S)
     try:
-        return run_bench(desired, runtime, list(action.targets), events, options)
+        return run_bench(desired, reach, list(action.targets), events, options)
     except BenchBusy as exc:
         at = datetime.now(UTC)
         run = BenchRun(started_at=at, finished_at=at, revision=desired.revision, status="busy", note=str(exc),
                        models=tuple(t.canonical for t in action.targets))  # fmt: skip
-        run = run.model_copy(update={"id": _history(runtime, events).record(run)})
+        run = run.model_copy(update={"id": _history(reach.state, events).record(run)})
         events.emit("bench.deferred", models=[t.model for t in action.targets], reason=str(exc))
         return run
+
+
+def run_benchmark(action: RunBenchmark, ctx: ExecContext) -> None:
+    """The executor of RunBenchmark: measure and record, then load the pinned set again with
+    the loads the planner put in the action (through the load executor) — after a failed
+    request too, but not when it did not start because people use Ollama (it touched nothing)."""
+    clients = ctx.clients()
+    run = None
+    try:
+        with http_client(ctx.api_timeout) as http:
+            run = run_planned(ctx.desired, Reach(clients.loader, http, clients.base_url, ctx.state), action,
+                              ctx.events)  # fmt: skip
+    finally:
+        if run is None or run.status != "busy":
+            for load in action.restore:
+                models.run_load(load, ctx)
+
+
+def benchmarked(action: RunBenchmark, world: World) -> None:
+    """Its targets measured at their settings keys, the pinned set loaded again."""
+    if world.bench is not None:
+        version = world.start.ollama_version
+        keys = (*world.bench.benchmarked, *(t.key(version) for t in action.targets))
+        world.bench = world.bench.model_copy(update={"benchmarked": keys})
+    for load in action.restore:
+        models.loaded(load, world)

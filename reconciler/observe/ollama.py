@@ -243,6 +243,7 @@ def observe_ollama(
     want_architecture: Set[str] = frozenset(),
     on_disk: Mapping[str, int] | None = None,
     is_gguf: Callable[[str], bool | None] = lambda _: None,
+    at: datetime,
 ) -> OllamaView:
     """Everything the planner needs from Ollama's API; unreachable is an observation, and a
     model Ollama cannot read is that model's observation, not the server's. `is_gguf(digest)`
@@ -269,7 +270,7 @@ def observe_ollama(
         reachable=True,
         version=str(version) if version else None,
         models=parse_models(listed, blobs, shown, on_disk, corrupt),
-        loaded=parse_loaded(running, datetime.now(UTC)),
+        loaded=parse_loaded(running, at),
     )
 
 

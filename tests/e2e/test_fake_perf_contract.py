@@ -139,7 +139,12 @@ def test_ps_keeps_the_last_idle_expiry_while_a_request_runs(
     (before,) = httpx.get(f"{fake.url}/api/ps", timeout=10).json()["models"]
     body = {"model": model.name, "prompt": "go on", "options": {"num_predict": 150}, "keep_alive": "10m"}
     done = threading.Event()
-    thread = threading.Thread(target=lambda: (_generate(fake, body), done.set()), daemon=True)
+
+    def request() -> None:
+        _generate(fake, body)
+        done.set()
+
+    thread = threading.Thread(target=request, daemon=True)
     thread.start()
     time.sleep(0.5)
     (during,) = httpx.get(f"{fake.url}/api/ps", timeout=10).json()["models"]

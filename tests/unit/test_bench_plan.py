@@ -12,12 +12,12 @@ import pytest
 
 from reconciler.analytics.history import History, history_path, with_benchmarks
 from reconciler.analytics.results import BenchRun, settings_key
+from reconciler.apply.table import simulate
 from reconciler.desired.refs import canonical
 from reconciler.observed import BenchObs, LoadedObs, Observed
 from reconciler.plan.actions import LoadModel, PullModel, RunBenchmark
 from reconciler.plan.bench import target
 from reconciler.plan.planner import plan
-from reconciler.plan.simulate import simulate
 from tests.unit.factories import GiB, desired, model, observed, remote
 from tests.unit.test_bench_history import _result
 
@@ -82,7 +82,9 @@ def test_outside_the_window_it_waits_with_a_note() -> None:
     state = _state(window="03:00-05:00")
     p = plan(state, _seen(state, BenchObs(clock=NOON)))
     assert p.empty
-    assert any("runs in benchmarks.window 03:00-05:00" in n for n in p.notes), p.notes
+    assert any(
+        "runs in benchmarks.window 03:00-05:00" in str(n) and n.kind == "benchmark_waiting" for n in p.notes
+    )
 
 
 def test_a_deferred_attempt_is_tried_again_after_half_an_hour() -> None:
@@ -91,7 +93,8 @@ def test_a_deferred_attempt_is_tried_again_after_half_an_hour() -> None:
     (action,) = plan(state, _seen(state, recent)).actions
     assert isinstance(action, RunBenchmark) and [t.model for t in action.targets] == [LLAMA3]
     assert any(
-        f"benchmark of {PHI} deferred" in n and "12:20" in n for n in plan(state, _seen(state, recent)).notes
+        f"benchmark of {PHI} deferred" in str(n) and "12:20" in str(n)
+        for n in plan(state, _seen(state, recent)).notes
     )
     old = BenchObs(clock=NOON, deferred=((canonical(PHI), NOON - timedelta(minutes=31)),))
     (action,) = plan(state, _seen(state, old)).actions

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from reconciler.desired.load import load_desired
+from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import DirSource
 from reconciler.plan import advise as A
 from reconciler.plan.planner import REFUSAL_MAX_PINNED, plain_plan, plan
@@ -13,7 +14,7 @@ from tests.advise_world import example_world, llama3_tag
 EXAMPLE = load_desired(DirSource(Path(__file__).resolve().parents[2] / "desired_state"))
 
 
-def _q8() -> A.DesiredState:
+def _q8() -> DesiredState:
     desired, _ = A._rename(EXAMPLE, llama3_tag("q4_K_M"), llama3_tag("q8_0"))
     return A.without_lan(desired)
 
