@@ -12,21 +12,20 @@ import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from reconciler.desired.load import load_desired
 from reconciler.desired.redact import printable
-from reconciler.desired.secrets import SecretPolicy
-from reconciler.desired.source import DirSource, GitCommitSource
 from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line
-from reconciler.resources import git_hooks
-from reconciler.seed import SeedSettings, customize
-from reconciler.serverconfig import load_policy
-from reconciler.signing import CONFIG_KEY, unverified
-from reconciler.units import format_bytes
+from reconciler.signing import CONFIG_KEY
+
+# The post-receive hook starts this module on every push and only follows the event log:
+# the loader (pydantic, the schema, ruamel) is imported by the functions that validate.
+if TYPE_CHECKING:
+    from reconciler.desired.secrets import SecretPolicy
+    from reconciler.seed import SeedSettings
 
 ZERO = "0" * 40
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
@@ -57,6 +56,10 @@ def init_repo(
 ) -> bool:
     """Create (or adopt) the bare repo, seed it when new (edited by `settings`, then validated),
     install the hooks. Returns True when it was created."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import DirSource
+    from reconciler.seed import customize
+
     check_branch(branch)
     created = not (repo / "HEAD").exists()
     if created:
@@ -107,6 +110,8 @@ def check_branch(branch: str) -> None:
 def install_hooks(repo: Path, state_dir: Path, branch: str) -> None:
     """Write the hook scripts with every value shell-quoted: a state directory or branch
     name with `$(…)`, quotes or spaces stays one literal argument."""
+    from reconciler.resources import git_hooks
+
     check_branch(branch)
     values = {"@PYTHON@": sys.executable, "@STATE_DIR@": str(state_dir), "@BRANCH@": branch}
     for name in ("pre-receive", "post-receive"):
@@ -176,6 +181,9 @@ def _log_hook_error(state_dir: Path | None) -> str:
 
 
 def _pre_receive(repo: Path, branch: str, stdin: TextIO, out: TextIO, deadline: float, budget: float) -> int:
+    from reconciler.serverconfig import load_policy
+    from reconciler.signing import unverified
+
     policy: SecretPolicy | None = None
     for old, new in _updates(stdin, branch):
         if new == ZERO:
@@ -200,6 +208,9 @@ def _validate_all(
 ) -> bool:
     """Validate each commit once per distinct tree; False (and the problems written) on the
     first invalid one or when the time budget runs out."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import GitCommitSource
+
     deadline, budget = limit
     checked: set[str] = set()
     models = 0
@@ -316,6 +327,8 @@ def push_line(event: dict[str, Any]) -> str | None:
         if _pulled.get(model) == step:
             return None
         _pulled[model] = step
+        from reconciler.units import format_bytes  # pydantic, only once a pull reports
+
         return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
     if name == "load.progress":
         step = int(float(event.get("elapsed_s", 0)) // 10)  # one line every 10 s of loading

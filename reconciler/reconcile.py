@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reconciler.apply.runner import Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observe.server import observe_server, with_memory
@@ -23,6 +22,9 @@ from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.runtime import Runtime
 from reconciler.state.store import Eviction, Memory
+
+if TYPE_CHECKING:  # the executors are imported only when there is something to do
+    from reconciler.apply.runner import Outcome, RunHooks
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
 Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]
@@ -82,6 +84,8 @@ def reconcile(
         if dry_run:
             report.result = "planned"
             break
+        from reconciler.apply.runner import Runner
+
         container_id = observed.container.id if observed.container else ""
         runner = Runner(runtime, runtime.ollama_base(desired), events, now, hooks, container_id, desired)
         outcome = runner.run(plan)
