@@ -84,17 +84,27 @@ def _fail(exc: ReconcilerError, as_json: bool) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+# Commands defined in their own modules, imported only when run (or listed by --help).
+LAZY_COMMANDS = {
+    "ensure-ollama": "reconciler.kamal.hooks:ensure_ollama",  # the Kamal hooks' command
+    "wait": "reconciler.commands.wait:wait",
+}
+
+
 class _Group(click.Group):
-    """Adds `ensure-ollama` (the Kamal hooks' command) without importing it up front."""
+    """Adds the LAZY_COMMANDS without importing them up front."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), "ensure-ollama"])
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name == "ensure-ollama":
-            from reconciler.kamal.hooks import ensure_ollama
+        if name in LAZY_COMMANDS:
+            import importlib
 
-            return ensure_ollama
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
         return super().get_command(ctx, name)
 
 

@@ -10,15 +10,15 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.desired.redact import printable
 from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
-from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line
+from reconciler.report.waiting import WaitRules, wait_for
 from reconciler.signing import CONFIG_KEY
 
 # The post-receive hook starts this module on every push and only follows the event log:
@@ -28,7 +28,6 @@ if TYPE_CHECKING:
     from reconciler.seed import SeedSettings
 
 ZERO = "0" * 40
-TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
 FOLLOW_ATTEMPTS = 3  # a transient failure is retried by serve: show the retries, up to this many
 HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
 HOOK_ERRORS = "hook-errors.log"
@@ -259,37 +258,32 @@ def post_receive(repo: Path, state_dir: Path, branch: str, stdin: TextIO, out: T
         return 0
     out.write(f"reconciler: reconciling {new[:12]} (Ctrl-C stops watching, not the reconcile)\n")
     out.flush()
-    path = log_path(state_dir)
-    deadline = time.monotonic() + timeout
-    attempts = 0
-    for event in follow(
-        path, from_offset=max(end_offset(path) - TAIL_BACK, 0), stop=lambda: time.monotonic() > deadline
-    ):
-        rev = str(event.get("revision", ""))
-        if event["event"] in ("reconcile.start", "reconcile.rejected") and rev and not new.startswith(rev):
-            if _seen_after(repo, rev, new):
-                out.write(f"reconciler: superseded by a newer push ({rev}); see `reconciler logs -f`\n")
-                return 0
-            continue
-        if rev and not new.startswith(rev):
-            continue
-        line = push_line(event)
-        if line:
-            out.write("\n".join(printable(part) for part in line.split("\n")) + "\n")
-            out.flush()
-        if event["event"] == "retry.scheduled":
-            out.write(f"reconciler: retrying in {event.get('seconds')} s\n")
-            out.flush()
-        failed = event["event"] == "reconcile.done" and event.get("result") in ("failed", "preempted")
-        if failed:
-            attempts += 1
-        if event["event"] == "reconcile.rejected" or (event["event"] == "reconcile.done" and not failed):
-            return 0
-        if failed and attempts >= FOLLOW_ATTEMPTS:
-            out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
-            return 0
-    out.write(f"reconciler: still reconciling after {timeout:.0f} s; follow it with `reconciler logs -f`\n")
+    rules = WaitRules(timeout, attempts=FOLLOW_ATTEMPTS, follow_newer=False, newer=newer_in(repo))
+    waited = wait_for(state_dir, new, rules, lambda event: _show(event, out))
+    if waited.result == "superseded":
+        out.write(f"reconciler: superseded by a newer push ({waited.revision}); see `reconciler logs -f`\n")
+    elif waited.result == "failed":
+        out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
+    elif waited.result == "timeout":
+        out.write(
+            f"reconciler: still reconciling after {timeout:.0f} s; wait for it with "
+            f"`reconciler wait {new[:12]}` or follow it with `reconciler logs -f`\n"
+        )
     return 0
+
+
+def _show(event: dict[str, Any], out: TextIO) -> None:
+    line = push_line(event)
+    if line:
+        out.write("\n".join(printable(part) for part in line.split("\n")) + "\n")
+    if event["event"] == "retry.scheduled":
+        out.write(f"reconciler: retrying in {event.get('seconds')} s\n")
+    out.flush()
+
+
+def newer_in(repo: Path) -> Callable[[str, str], bool]:
+    """For the waits: whether a commit (by a prefix) descends from another, in `repo`."""
+    return lambda other, mine: _seen_after(repo, other, mine)
 
 
 def _seen_after(repo: Path, other: str, new: str) -> bool:
