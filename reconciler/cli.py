@@ -88,6 +88,8 @@ def _fail(exc: ReconcilerError, as_json: bool) -> NoReturn:
 LAZY_COMMANDS = {
     "ensure-ollama": "reconciler.kamal.hooks:ensure_ollama",  # the Kamal hooks' command
     "wait": "reconciler.commands.wait:wait",
+    "suspend": "reconciler.commands.suspend:suspend",
+    "resume": "reconciler.commands.suspend:resume",
 }
 
 
@@ -267,6 +269,7 @@ def apply(
         bus = EventBus(human(make_console()))
     else:
         bus = EventBus(structured(sys.stdout))
+    _refuse_while_suspended(runtime.state.root, dry_run, as_json)
     if dry_run:
         report = reconcile(desired, runtime, bus, dry_run=True)
     else:
@@ -276,6 +279,15 @@ def apply(
     codes = {"converged": EXIT_OK, "degraded": EXIT_OK, "planned": EXIT_CHANGES, "refused": EXIT_REFUSED,
              "failed": EXIT_RUNTIME, "preempted": EXIT_RUNTIME}  # fmt: skip
     sys.exit(codes[report.result])
+
+
+def _refuse_while_suspended(root: Path, dry_run: bool, as_json: bool) -> None:
+    from reconciler.commands.suspend import Suspended
+    from reconciler.state.suspend import load_suspension
+
+    suspension = load_suspension(root)
+    if suspension is not None and not dry_run:
+        _fail(Suspended(f"the reconciler is {suspension.describe()}; `reconciler resume` first"), as_json)
 
 
 def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_json: bool) -> ReconcileReport:
@@ -486,9 +498,10 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     from reconciler.report.console import make_console
     from reconciler.report.status import load_status
     from reconciler.report.text import print_status
+    from reconciler.state.suspend import load_suspension
 
     root = _state_dir(state_dir)
-    current = load_status(root)
+    current = load_status(root).model_copy(update={"suspended": load_suspension(root)})
     pid = serve_running(root)
     if as_json:
         click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))

@@ -264,6 +264,8 @@ def post_receive(repo: Path, state_dir: Path, branch: str, stdin: TextIO, out: T
         out.write(f"reconciler: superseded by a newer push ({waited.revision}); see `reconciler logs -f`\n")
     elif waited.result == "failed":
         out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
+    elif waited.result == "suspended":
+        pass  # said by the events
     elif waited.result == "timeout":
         out.write(
             f"reconciler: still reconciling after {timeout:.0f} s; wait for it with "
@@ -335,6 +337,15 @@ def push_line(event: dict[str, Any]) -> str | None:
         return f"  loaded {event.get('model')} in {event.get('elapsed_s')} s"
     if name.startswith("kamal."):
         return kamal_line(event)
+    if name == "reconcile.suspended":
+        why = f" ({event.get('reason')})" if event.get("reason") else ""
+        since = str(event.get("since"))[:19]
+        return f"reconciler: ⏸ suspended since {since}{why}: validated and recorded, not applied"
+    if name == "reconcile.done" and event.get("result") == "planned":  # serve plans only while suspended
+        return (
+            f"reconciler: ⏸ {str(event.get('revision'))[:12]} not applied (suspended): the plan above "
+            "waits for `reconciler resume`"
+        )
     if name == "reconcile.rejected":
         return "reconciler: rejected: " + "; ".join(map(str, event.get("problems", []) or []))
     if name == "reconcile.done":

@@ -26,7 +26,7 @@ def wait(
     waited for instead.
 
     Exit codes: 0 converged · 2 rejected (invalid) · 3 refused · 4 failed or serve not
-    running · 5 timed out."""
+    running · 5 timed out · 6 suspended (recorded, not applied)."""
     from reconciler.gitops import GitFailed, git, newer_in, push_line
     from reconciler.loop.lock import serve_running
     from reconciler.report.status import load_status

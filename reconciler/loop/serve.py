@@ -28,6 +28,7 @@ from reconciler.report.metrics import Metrics
 from reconciler.runtime import Runtime
 from reconciler.serverconfig import ServerConfigInvalid, load_policy
 from reconciler.signing import head_problem
+from reconciler.state.suspend import Suspension, load_suspension
 
 
 @dataclass
@@ -149,6 +150,10 @@ class Server:
             return None
         self.container_name = desired.ollama.container.name
         self.runtime.read_knowledge = knowledge_reader(lambda: GitCommitSource(self.config.repo, head))
+        suspension = load_suspension(self.state_dir)
+        self.metrics.suspended(suspension)
+        if suspension is not None:
+            return self._suspended(head, desired, suspension)
         hooks = RunHooks(
             before=lambda a: self.journal.begin(head, a.title(), a.kind),
             after=lambda a: self.journal.end(),
@@ -183,6 +188,21 @@ class Server:
             self._save_status(report.result, head, desired, report, status_mod.report_errors(report))
         return report
 
+    def _suspended(self, head: str, desired: DesiredState, suspension: Suspension) -> ReconcileReport | None:
+        """Validated and recorded, observed and planned, never applied: the plan is the drift."""
+        self.events.emit("reconcile.suspended", revision=head[:12], since=suspension.since.isoformat(),
+                         reason=suspension.reason, by=suspension.by)  # fmt: skip
+        try:
+            report = reconcile(desired, self.runtime, self.events, dry_run=True)
+        except ReconcilerError as exc:
+            self.events.emit(
+                "reconcile.done", revision=head[:12], result="failed", actions=0, notes=[str(exc)]
+            )
+            self._save_status("failed", head, desired, None, [str(exc)])
+            return None
+        self._save_status("suspended", head, desired, report, status_mod.report_errors(report))
+        return report
+
     def _newer_commit(self, head: str) -> bool:
         return "push" in self.queue.pending() and branch_head(self.config.repo, self.config.branch) != head
 
@@ -212,7 +232,7 @@ class Server:
             errors=errors,
             memory=self.runtime.state.load(),
             retry_in=retry_in,
-        )
+        ).model_copy(update={"suspended": load_suspension(self.state_dir)})
         status_mod.save_status(self.state_dir, self.status)
 
     def _on_event(self, event: Event) -> None:

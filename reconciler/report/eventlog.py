@@ -51,7 +51,7 @@ class EventLog:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_line(line: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(line)
     except ValueError:
@@ -95,7 +95,7 @@ def follow(
         if chunk:
             *lines, buffer = (buffer + chunk).split(b"\n")
             for line in lines:
-                event = _parse(line)
+                event = parse_line(line)
                 if event is not None:
                     yield event
             continue

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from reconciler.observed import Observed
+from reconciler.state.suspend import Suspension
 
 
 class Metrics:
@@ -30,6 +31,19 @@ class Metrics:
         self.model_vram = Gauge(
             "reconciler_model_vram_bytes", "VRAM of a loaded model", ["model"], registry=self.registry
         )
+
+        self.is_suspended = Gauge(
+            "reconciler_suspended", "1 while suspended: commits recorded, not applied", registry=self.registry
+        )
+        self.suspended_since = Gauge(
+            "reconciler_suspended_since_timestamp_seconds",
+            "When the current suspension began (0: not suspended)",
+            registry=self.registry,
+        )
+
+    def suspended(self, suspension: Suspension | None) -> None:
+        self.is_suspended.set(0 if suspension is None else 1)
+        self.suspended_since.set(0 if suspension is None else suspension.since.timestamp())
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

@@ -19,6 +19,7 @@ from reconciler.plan.actions import Plan
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
+from reconciler.state.suspend import Suspension
 
 if TYPE_CHECKING:
     from reconciler.reconcile import ReconcileReport
@@ -67,6 +68,7 @@ class Status(BaseModel):
     ollama_supported: bool | None = None  # False: older than the oldest version supported
     oldest_supported: str = show(OLDEST_SUPPORTED)
     openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
+    suspended: Suspension | None = None  # `reconciler suspend`: commits recorded, not applied
     updated_at: datetime | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
@@ -185,6 +187,18 @@ def build(
                 "Warnings" if degraded_notes else "Healthy",
                 "; ".join(degraded_notes),
             ),
+        }
+    elif result == "suspended":
+        drift = [a.title() for a in plan.actions] if plan else []
+        wanted = {
+            "Ready": (
+                not drift,
+                "Suspended",
+                f"not applied while suspended: {'; '.join(drift)}" if drift else "",
+            ),
+            "Reconciling": (False, "Suspended", "`reconciler resume` applies the branch head"),
+            "Stalled": (False, "Suspended", ""),
+            "Degraded": (bool(drift), "Drift" if drift else "Healthy", "; ".join(drift)),
         }
     elif result == "preempted":
         wanted = {

@@ -33,6 +33,11 @@ def _version(status: Status) -> str:
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
     running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
     say(console, f"[bold]reconciler[/] — {running}")
+    if status.suspended is not None:
+        say(
+            console,
+            f"[bold yellow]SUSPENDED[/] {esc(status.suspended.describe())} — `reconciler resume` ends it",
+        )
     say(console, f"desired commit:      {esc((status.desired_revision or '—')[:12])}")
     say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
     if status.updated_at:

@@ -14,15 +14,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.errors import EXIT_INVALID, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME
-from reconciler.report.eventlog import end_offset, follow, log_path
+from reconciler.report.eventlog import end_offset, follow, log_path, parse_line
 
 if TYPE_CHECKING:
     from reconciler.report.status import Status
 
 EXIT_TIMEOUT = 5
+EXIT_SUSPENDED = 6
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the wait began
 
-Result = Literal["converged", "degraded", "refused", "rejected", "failed", "superseded", "timeout"]
+Result = Literal[
+    "converged", "degraded", "refused", "rejected", "failed", "superseded", "timeout", "suspended"
+]
 EXIT_CODES: dict[Result, int] = {
     "converged": EXIT_OK,
     "degraded": EXIT_OK,
@@ -31,6 +34,7 @@ EXIT_CODES: dict[Result, int] = {
     "refused": EXIT_REFUSED,
     "failed": EXIT_RUNTIME,
     "timeout": EXIT_TIMEOUT,
+    "suspended": EXIT_SUSPENDED,
 }
 Event = dict[str, Any]
 
@@ -65,22 +69,44 @@ def _about(event: Event, revision: str) -> bool:
     return bool(rev) and revision.startswith(rev)
 
 
-def _marks_start(event: Event) -> bool:
-    return event["event"] in ("trigger", "reconcile.start", "reconcile.rejected")
+def _starts(event: Event, revision: str, recent: list[Event]) -> bool:
+    """Whether `event` begins a reconcile of `revision`: serve's trigger (naming the head), or
+    a reconcile.start after an earlier one of it had ended."""
+    if not _about(event, revision):
+        return False
+    if event["event"] == "trigger":
+        return True
+    ended = any(
+        e["event"] in ("reconcile.done", "reconcile.rejected") and _about(e, revision) for e in recent
+    )
+    return event["event"] in ("reconcile.start", "reconcile.rejected") and (ended or not recent)
+
+
+def _tail(path: Path, end: int) -> list[Event]:
+    """The whole events in the last TAIL_BACK bytes before `end`."""
+    start = max(end - TAIL_BACK, 0)
+    try:
+        with path.open("rb") as handle:
+            handle.seek(start)
+            lines = handle.read(end - start).split(b"\n")
+    except FileNotFoundError:
+        return []
+    if start > 0:
+        lines = lines[1:]  # begun before the window
+    return [e for e in map(parse_line, lines) if e is not None]
 
 
 def _events(path: Path, deadline: float, revision: str) -> Iterator[Event]:
     """The events from the last start of `revision`'s reconcile in the log's tail, then new ones."""
     end = end_offset(path)
-    start = max(end - TAIL_BACK, 0)
     recent: list[Event] = []
-    for event in follow(path, from_offset=start, forever=False):
-        if _marks_start(event) and _about(event, revision):
-            recent = []
-        recent.append(event)
-    marked = any(_marks_start(e) and _about(e, revision) for e in recent)
-    yield from recent if marked else []
-    yield from follow(path, from_offset=end_offset(path), stop=lambda: time.monotonic() > deadline)
+    for event in _tail(path, end):
+        if _starts(event, revision, recent):
+            recent = [event]
+        elif recent:
+            recent.append(event)
+    yield from recent
+    yield from follow(path, from_offset=end, stop=lambda: time.monotonic() > deadline)
 
 
 def wait_for(
@@ -122,6 +148,8 @@ def _ended(event: Event, revision: str) -> Waited | None:
         return Waited("rejected", revision, "; ".join(map(str, event.get("problems") or [])))
     if name != "reconcile.done" or event.get("result") == "preempted":
         return None  # preempted: a newer commit's reconcile follows
+    if event.get("result") == "planned":  # in serve's log: planned only, while suspended
+        return Waited("suspended", revision, "recorded, not applied: `reconciler resume` applies it")
     result = str(event.get("result"))
     notes = "; ".join(map(str, event.get("notes") or []))
     if result in ("converged", "degraded", "refused"):
