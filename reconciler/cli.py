@@ -90,6 +90,7 @@ LAZY_COMMANDS = {
     "wait": "reconciler.commands.wait:wait",
     "suspend": "reconciler.commands.suspend:suspend",
     "resume": "reconciler.commands.suspend:resume",
+    "history": "reconciler.commands.history:history",
 }
 
 
@@ -296,6 +297,7 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     from reconciler.loop.lock import ServeLock
     from reconciler.reconcile import reconcile
     from reconciler.report import status as status_mod
+    from reconciler.state.reconciles import Recorder, history_path
 
     lock = ServeLock(runtime.state.root, role="apply")
     try:
@@ -303,6 +305,7 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     except ReconcilerError as exc:
         _fail(exc, as_json)
     try:
+        bus.subscribe(Recorder(history_path(runtime.state.root), default_trigger="apply"))
         report = reconcile(desired, runtime, bus)
         status = status_mod.after_reconcile(
             status_mod.load_status(runtime.state.root),
@@ -422,10 +425,12 @@ def serve(
     from reconciler.report.console import structured
     from reconciler.report.eventlog import EventLog, log_path
     from reconciler.report.events import EventBus
+    from reconciler.state.reconciles import Recorder, history_path
 
     try:
         runtime = _runtime(state_dir, ollama_url)
         bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr))
+        bus.subscribe(Recorder(history_path(runtime.state.root), default_trigger="serve"))
         server = Server(
             ServeConfig(
                 repo=repo.resolve(),

@@ -31,6 +31,7 @@ def wait(
     from reconciler.loop.lock import serve_running
     from reconciler.report.status import load_status
     from reconciler.report.waiting import Waited, WaitRules, settled, wait_for
+    from reconciler.state.suspend import load_suspension
 
     root = state_dir_of(state_dir)
     wanted = commit or f"refs/heads/{branch}"
@@ -38,7 +39,9 @@ def wait(
         revision = git("rev-parse", "--verify", "--end-of-options", f"{wanted}^{{commit}}", cwd=repo)
     except (GitFailed, OSError):
         fail(NotACommit(f"{wanted} is not a commit of {repo} (pass --repo, or a commit it holds)"))
-    rules = WaitRules(timeout, newer=newer_in(repo))
+    rules = WaitRules(
+        timeout, newer=newer_in(repo), still_suspended=lambda: load_suspension(root) is not None
+    )
     waited = settled(load_status(root), revision, rules)
     if waited is None and serve_running(root) is None:
         waited = Waited("failed", revision, "`reconciler serve` is not running, so nothing applies it")

@@ -62,6 +62,9 @@ class WaitRules:
     follow_newer: bool = True  # a newer commit that contains this one: wait for it instead
     # True when the first commit (a 12-character prefix or more) descends from the second.
     newer: Callable[[str, str], bool] = lambda _other, _mine: False
+    # Whether a suspension is still in force: a reconcile planned while suspended, once
+    # resumed, is followed by the one that applies (`resume` starts it).
+    still_suspended: Callable[[], bool] = lambda: True
 
 
 def _about(event: Event, revision: str) -> bool:
@@ -133,6 +136,8 @@ def wait_for(
         on_event(event)
         ended = _ended(event, revision)
         if ended is None:
+            continue
+        if ended.result == "suspended" and not rules.still_suspended():
             continue
         if ended.result != "failed":
             return ended

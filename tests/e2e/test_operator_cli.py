@@ -36,7 +36,8 @@ def waited(ops: GitOps, *args: str) -> tuple[int, dict[str, Any]]:
 
 
 def test_wait_returns_when_converged_and_exits_3_for_a_refused_plan(gitops: GitOps) -> None:
-    model = gitops.stack.registry.push_model("wait-a", "t", size_bytes=300 * KiB, seed="wa")
+    model = gitops.stack.registry.push_model("wait-a", "t", size_bytes=1024 * KiB, seed="wa")
+    gitops.stack.ollama["container"]["env"]["extra"]["FAKE_OLLAMA_PULL_RATE"] = str(512 * KiB)  # ~2 s
     gitops.start_serve()
     sha = gitops.commit("a model", models(gitops, model.name))
     push = gitops.push(timeout=0)  # the hook stops following at once: `wait` takes over
@@ -122,3 +123,15 @@ def test_suspend_records_and_reports_but_changes_nothing_until_resume(gitops: Gi
     assert (code, result["result"]) == (0, "converged"), result
     assert {keep.name, new.name} <= gitops.stack.tags()
     assert gitops.status()["suspended"] is None
+
+    listed = json.loads(cli(gitops, "history", "-n", "100", "--json").stdout)
+    mine = [(r["revision"], r["result"]) for r in reversed(listed) if r["revision"] == pushed[:12]]
+    assert mine[0] == (pushed[:12], "suspended") and mine[-1] == (pushed[:12], "converged"), listed
+    triggers = {r["trigger"] for r in listed if r["result"] == "suspended"}
+    assert any("push" in t for t in triggers) and any("resync" in t for t in triggers), listed
+    assert any("sighup" in r["trigger"] for r in listed if r["result"] == "converged"), listed  # the resume
+    one = cli(gitops, "history", pushed[:8])
+    assert one.returncode == 0 and "converged" in one.stdout.splitlines()[0]
+    assert (
+        f"pull {new.name}" in one.stdout and "reconcile.done" not in one.stdout
+    )  # shown as the push shows it

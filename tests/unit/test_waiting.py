@@ -102,3 +102,16 @@ def test_the_status_settles_an_applied_or_stalled_commit_without_the_log() -> No
     invalid = stalled.model_copy(update={"reason": "InvalidDesiredState"})
     assert settled(Status(last_attempted_revision=A, conditions=[invalid]), A, rules).exit_code == 2  # type: ignore[union-attr]
     assert settled(Status(last_attempted_revision=A), A, rules) is None
+
+
+def test_a_reconcile_planned_while_suspended_is_passed_over_once_resumed(tmp_path: Path) -> None:
+    suspended = {"event": "reconcile.done", "revision": A[:12], "result": "planned", "actions": 0}
+    write(tmp_path, {"event": "trigger", "head": A[:12]}, start(A), suspended)
+    assert wait_for(tmp_path, A, WaitRules(timeout=2)).exit_code == 6
+
+    def resumed() -> None:
+        time.sleep(0.3)
+        write(tmp_path, {"event": "trigger", "head": A[:12]}, start(A), done(A, "converged"))
+
+    threading.Thread(target=resumed).start()
+    assert wait_for(tmp_path, A, WaitRules(timeout=10, still_suspended=lambda: False)).result == "converged"
