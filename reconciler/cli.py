@@ -91,6 +91,9 @@ LAZY_COMMANDS = {
     "suspend": "reconciler.commands.suspend:suspend",
     "resume": "reconciler.commands.suspend:resume",
     "history": "reconciler.commands.history:history",
+    "status": "reconciler.commands.status:status",
+    "logs": "reconciler.commands.logs:logs",
+    "completion": "reconciler.commands.completion:completion",
 }
 
 
@@ -113,12 +116,19 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name=DISTRIBUTION)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="More detail (`logs` shows progress ticks too).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and results.")
+@click.option("--no-color", is_flag=True, help="No colours (as does the NO_COLOR environment variable).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool, no_color: bool) -> None:
     """GitOps for a self-hosted LLM server: Ollama, its models and OpenWebUI, from a git repo.
 
     Exit codes: 0 ok/no changes, 1 plan has changes, 2 invalid desired state,
-    3 plan refused (budget), 4 runtime failure.
+    3 plan refused (budget), 4 runtime failure (each command's --help lists its own).
     """
+    ctx.obj = {"verbosity": -1 if quiet else (1 if verbose else 0)}
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # rich, in every console made after this, reads it
 
 
 @main.command()
@@ -264,12 +274,14 @@ def apply(
         _fail(exc, as_json)
         return
     runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
+    from reconciler.commands.common import by_verbosity
+
     if as_json:
-        bus = EventBus(json_lines())
+        bus = EventBus(by_verbosity(json_lines()))
     elif sys.stdout.isatty():
-        bus = EventBus(human(make_console()))
+        bus = EventBus(by_verbosity(human(make_console())))
     else:
-        bus = EventBus(structured(sys.stdout))
+        bus = EventBus(by_verbosity(structured(sys.stdout)))
     _refuse_while_suspended(runtime.state.root, dry_run, as_json)
     if dry_run:
         report = reconcile(desired, runtime, bus, dry_run=True)
@@ -429,7 +441,8 @@ def serve(
 
     try:
         runtime = _runtime(state_dir, ollama_url)
-        bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr))
+        journald = "JOURNAL_STREAM" in os.environ  # systemd: stderr goes to the journal
+        bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr, priorities=journald))
         bus.subscribe(Recorder(history_path(runtime.state.root), default_trigger="serve"))
         server = Server(
             ServeConfig(
@@ -492,50 +505,6 @@ def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Pat
     else:
         print_checks(checks, Console())
     sys.exit(EXIT_OK if all(c.ok for c in checks) else 1)
-
-
-@main.command()
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(state_dir: Path | None, as_json: bool) -> None:
-    """Desired vs applied commit, conditions, models, budgets, last error."""
-    from reconciler.loop.lock import serve_running
-    from reconciler.report.console import make_console
-    from reconciler.report.status import load_status
-    from reconciler.report.text import print_status
-    from reconciler.state.suspend import load_suspension
-
-    root = _state_dir(state_dir)
-    current = load_status(root).model_copy(update={"suspended": load_suspension(root)})
-    pid = serve_running(root)
-    if as_json:
-        click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))
-    else:
-        print_status(current, pid, make_console())
-
-
-@main.command()
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
-@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following new events.")
-@click.option("--json", "as_json", is_flag=True, help="Raw JSON lines.")
-@click.option("-n", "--lines", default=50, show_default=True, help="Events to show from the end first.")
-def logs(state_dir: Path | None, follow_: bool, as_json: bool, lines: int) -> None:
-    """Show (and follow) the structured event log."""
-    from collections import deque
-
-    from reconciler.report.console import json_lines, structured
-    from reconciler.report.eventlog import follow, log_path
-
-    path = log_path(_state_dir(state_dir))
-    writer = json_lines() if as_json else structured(sys.stdout)
-    for event in deque(follow(path, forever=False), maxlen=lines):
-        writer(event)
-    if follow_:
-        try:
-            for event in follow(path, from_offset=None):
-                writer(event)
-        except KeyboardInterrupt:
-            return
 
 
 @main.command()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from reconciler.commands.common import dumps, fail, repo_option, state_dir_of, state_dir_option
+from reconciler.commands.common import dumps, fail, repo_option, state_dir_of, state_dir_option, verbosity
 from reconciler.errors import ReconcilerError
 
 
@@ -50,7 +50,7 @@ def wait(
             click.echo(f"waiting for {revision[:12]} (at most {timeout:.0f} s)")
 
         def show(event: dict[str, object]) -> None:
-            line = None if as_json else push_line(event)
+            line = None if as_json or verbosity(click.get_current_context()) < 0 else push_line(event)
             if line:
                 click.echo(line)
 

@@ -43,8 +43,12 @@ def json_lines(stream: TextIO = sys.stdout) -> Any:
     return write
 
 
-def structured(stream: TextIO = sys.stderr) -> Any:
-    """Plain `key=value` lines (structlog), for pipes, journald and the push output."""
+def structured(stream: TextIO = sys.stderr, *, timestamps: bool = False, priorities: bool = False) -> Any:
+    """Plain `key=value` lines (structlog), for pipes, journald and the push output; with
+    `timestamps`, each starts with its time; with `priorities`, with the `<N>` syslog priority
+    journald reads from a service's stderr (`journalctl -p warning` then works)."""
+    from reconciler.report.levels import PRIORITY, level_of
+
     logger = structlog.wrap_logger(
         structlog.PrintLogger(stream),
         processors=[structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)],
@@ -52,6 +56,11 @@ def structured(stream: TextIO = sys.stderr) -> Any:
 
     def write(event: Event) -> None:
         fields = {k: v for k, v in event.items() if k not in _QUIET and k != "event"}
+        prefix = f"<{PRIORITY[level_of(event)]}>" if priorities else ""
+        if timestamps:
+            prefix += f"{str(event.get('ts', ''))[:23].replace('T', ' ')} "
+        if prefix:
+            stream.write(prefix)
         logger.info(event["event"], **fields)
 
     return write
