@@ -94,6 +94,7 @@ LAZY_COMMANDS = {
     "status": "reconciler.commands.status:status",
     "logs": "reconciler.commands.logs:logs",
     "completion": "reconciler.commands.completion:completion",
+    "observe": "reconciler.commands.observe:observe",
 }
 
 
@@ -511,16 +512,23 @@ def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Pat
 @click.argument("commit", required=False)
 @click.option("--repo", type=click.Path(path_type=Path, exists=True), required=True, help="The bare repo.")
 @click.option("--branch", default="main", show_default=True)
-def rollback(commit: str | None, repo: Path, branch: str) -> None:
-    """Revert COMMIT (default: the latest) with a new commit and push it (history stays true)."""
+@click.option(
+    "--to", "to", metavar="COMMIT", help="Bring the desired state back to COMMIT's, in one new commit."
+)
+def rollback(commit: str | None, repo: Path, branch: str, to: str | None) -> None:
+    """Revert COMMIT (default: the latest) with a new commit and push it (history stays true);
+    with --to, one new commit that restores COMMIT's whole desired state."""
     from reconciler.gitops import rollback as do_rollback
+    from reconciler.gitops import rollback_to
 
+    if to is not None and commit is not None:
+        raise click.UsageError("give COMMIT (revert it) or --to COMMIT (go back to it), not both")
     try:
-        sha = do_rollback(repo, commit, branch)
+        sha = do_rollback(repo, commit, branch) if to is None else rollback_to(repo, to, branch)
     except ReconcilerError as exc:
         _fail(exc, False)
         return
-    click.echo(f"pushed revert commit {sha[:12]}")
+    click.echo(f"pushed {'revert' if to is None else 'rollback'} commit {sha[:12]}")
 
 
 @main.command(hidden=True)

@@ -371,3 +371,29 @@ def rollback(repo: Path, commit: str | None, branch: str = "main") -> str:
         if result.returncode != 0:
             raise GitFailed("the revert commit was rejected by the repo (see the messages above)")
         return sha
+
+
+def rollback_to(repo: Path, commit: str, branch: str = "main") -> str:
+    """One new commit whose tree is `commit`'s (what `kamal rollback VERSION` means), pushed
+    through the hooks like any other: history stays true and the rollback cache makes it fast."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "work"
+        git("clone", "-q", "--branch", branch, str(repo), str(work))
+        try:
+            target = git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{commit}}", cwd=work)
+        except GitFailed:
+            raise GitFailed(f"{commit} is not a commit of {repo} (see `reconciler history`)") from None
+        if git("rev-parse", "HEAD^{tree}", cwd=work) == git("rev-parse", f"{target}^{{tree}}", cwd=work):
+            raise GitFailed(
+                f"{branch} already holds the desired state of {target[:12]}: nothing to roll back"
+            )
+        subject = git("log", "-1", "--format=%s", target, cwd=work)
+        git("read-tree", "-u", "--reset", target, cwd=work)
+        ident = ["-c", "user.name=reconciler rollback", "-c", "user.email=reconciler@localhost"]
+        message = f"Roll back to {target[:12]} ({subject})\n\nThe desired state of {target}."
+        git(*ident, "commit", "-q", "-m", message, cwd=work)
+        sha = git("rev-parse", "HEAD", cwd=work)
+        result = subprocess.run(["git", "push", "origin", f"HEAD:{branch}"], cwd=work, check=False)
+        if result.returncode != 0:
+            raise GitFailed("the rollback commit was rejected by the repo (see the messages above)")
+        return sha

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 import ollama
 import pytest
 
-from tests.e2e.gitops import GitOps, dump_state
+from tests.e2e.gitops import GitOps, dump_state, git
 from tests.harness.registry import free_port
 
 pytestmark = pytest.mark.e2e
@@ -135,3 +136,67 @@ def test_suspend_records_and_reports_but_changes_nothing_until_resume(gitops: Gi
     assert (
         f"pull {new.name}" in one.stdout and "reconcile.done" not in one.stdout
     )  # shown as the push shows it
+
+
+def test_observe_to_a_file_then_plan_elsewhere_gives_the_plan_the_server_makes(gitops: GitOps) -> None:
+    a = gitops.stack.registry.push_model("obs-a", "t", size_bytes=100 * KiB, seed="oa")
+    b = gitops.stack.registry.push_model("obs-b", "t", size_bytes=200 * KiB, seed="ob")
+    gitops.commit("two models", models(gitops, a.name, b.name))
+    gitops.push()  # no serve: applied by hand below
+    at_server = ["--repo", str(gitops.bare), "--rev", "main"]
+    applied = cli(gitops, "apply", *at_server)
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    ollama.Client(host=gitops.stack.url).delete(b.name)  # drift, so the plan has something to do
+
+    server_plan = cli(gitops, "plan", *at_server, "--json")
+    assert server_plan.returncode == 1, server_plan.stderr
+    observation = gitops.bare.parent / "f.json"
+    wrote = cli(gitops, "observe", *at_server, "-o", str(observation))
+    assert wrote.returncode == 0 and "2 models" not in wrote.stdout and "1 models" in wrote.stdout, (
+        wrote.stdout
+    )
+    laptop = gitops.bare.parent / "laptop"
+    git("clone", "-q", str(gitops.bare), str(laptop), cwd=gitops.bare.parent)
+    elsewhere = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "plan", "--repo", str(laptop), "--rev", "HEAD", "--observed",
+         str(observation), "--json"], capture_output=True, text=True, timeout=60, check=False, cwd=laptop,
+        env={**os.environ, "RECONCILER_STATE_DIR": str(laptop / "no-state")},
+    )  # fmt: skip
+    assert elsewhere.returncode == 1, elsewhere.stderr
+    laptop_plan, live_plan = json.loads(elsewhere.stdout), json.loads(server_plan.stdout)
+    # The free space is measured twice, seconds apart, on a disk other work shares: all else is equal.
+    free = [p["budget"].pop("disk_free_after") for p in (laptop_plan, live_plan)]
+    assert laptop_plan == live_plan and abs(free[0] - free[1]) < 2**30, free
+    assert any(b.name in action["title"] for action in json.loads(elsewhere.stdout)["actions"])
+    assert not (laptop / "no-state").exists()
+
+
+def test_rollback_to_a_commit_restores_its_state_in_one_commit_from_the_cache(gitops: GitOps) -> None:
+    a = gitops.stack.registry.push_model("back-a", "t", size_bytes=100 * KiB, seed="ba")
+    b = gitops.stack.registry.push_model("back-b", "t", size_bytes=100 * KiB, seed="bb")
+    gitops.start_serve()
+    first = gitops.commit("only a", models(gitops, a.name))
+    assert "✔ converged" in gitops.push().stderr
+    gitops.commit("a and b", models(gitops, a.name, b.name))
+    assert "✔ converged" in gitops.push().stderr
+    gitops.commit("only b", models(gitops, b.name))
+    assert "✔ converged" in gitops.push().stderr
+    pulls = [c for c in gitops.stack.mutating_ollama_calls() if "pull" in c]
+    back = subprocess.run(
+        [sys.executable, "-m", "reconciler.cli", "rollback", "--to", first[:10], "--repo", str(gitops.bare)],
+        capture_output=True, text=True, timeout=180, check=False,
+    )  # fmt: skip
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "✔ converged" in back.stderr  # the hooks stream into the rollback's push
+    head = gitops.head()
+    tree = [git("rev-parse", f"{c}^{{tree}}", cwd=gitops.bare).stdout for c in (head, first)]
+    assert tree[0] == tree[1]
+    assert git("log", "-1", "--format=%s", head, cwd=gitops.bare).stdout.startswith(
+        f"Roll back to {first[:12]}"
+    )
+    assert git("rev-list", "--count", f"{first}..{head}", cwd=gitops.bare).stdout.strip() == "3"  # one more
+    assert [c for c in gitops.stack.mutating_ollama_calls() if "pull" in c] == pulls  # a came from the cache
+    assert waited(gitops)[0] == 0
+    rollback = [sys.executable, "-m", "reconciler.cli", "rollback", "--to", first, "--repo", str(gitops.bare)]
+    again = subprocess.run(rollback, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode != 0 and "nothing to roll back" in again.stderr

@@ -33,6 +33,7 @@ def test_unit_runs_serve_as_a_notify_service_with_a_watchdog_and_hardening() -> 
     service = unit["Service"]
     assert service["ExecStart"] == (
         "/opt/reconciler/bin/reconciler serve --repo /srv/desired-state.git --state-dir /var/lib/reconciler"
+        " --metrics-port 9464 --metrics-addr 127.0.0.1"  # metrics on loopback only
     )
     assert service["Type"] == "notify" and service["NotifyAccess"] == "main" and service["WatchdogSec"]
     assert service["Restart"] == "on-failure" and service["RestartSec"]
