@@ -234,6 +234,7 @@ class Server:
             retry_in=retry_in,
         ).model_copy(update={"suspended": load_suspension(self.state_dir)})
         status_mod.save_status(self.state_dir, self.status)
+        self.metrics.conditions(self.status)
 
     def _on_event(self, event: Event) -> None:
         """Keep status.json live while pulling (throttled) and while reconciling; every event
@@ -243,6 +244,8 @@ class Server:
             self.liveness.beat()
         if name == "reconcile.done":
             self.systemd.status(f"{event.get('result')} {str(event.get('revision', ''))[:12]}")
+        if name in ("pull.progress", "pull.done", "action.failed") and event.get("model"):
+            self.metrics.pulling(str(event["model"]), _ratio(event) if name == "pull.progress" else None)
         if name == "reconcile.start":
             self._mark_reconciling()
         elif name in ("pull.progress", "load.progress") and time.monotonic() - self._last_progress > 1.0:
@@ -272,3 +275,10 @@ class Server:
             )
         self.status = self.status.model_copy(update={"conditions": conditions, "updated_at": at})
         status_mod.save_status(self.state_dir, self.status)
+
+
+def _ratio(event: Event) -> float | None:
+    try:
+        return float(event.get("percent", 0)) / 100
+    except (TypeError, ValueError):
+        return None

@@ -105,7 +105,7 @@ def test_suspend_records_and_reports_but_changes_nothing_until_resume(gitops: Gi
     human = " ".join(cli(gitops, "status").stdout.split())  # rich wraps at 80 columns
     assert "SUSPENDED" in human and "tuning num_ctx by hand" in human
     metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
-    assert "reconciler_suspended 1.0" in metrics
+    assert "reconciler_suspended 1.0" in metrics and 'reconciler_condition{type="Ready"} 0.0' in metrics
 
     gitops.stop_serve()  # the suspension survives a restart
     gitops.start_serve("--resync", "2")
