@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,6 +72,7 @@ class ContainerObs(Obs):
     health: str | None = None
     image: str = ""
     spec_hash: str | None = None  # the label we set when creating it
+    spec: dict[str, Any] | None = None  # the ContainerSpec it was created from (label), for diffs
 
 
 class ModelObs(Obs):

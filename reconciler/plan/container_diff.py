@@ -8,11 +8,25 @@ secret's shape, is never shown: only that it changed.
 
 from __future__ import annotations
 
+import hashlib
+
 from reconciler.desired.redact import secret_shape
 from reconciler.desired.schema import looks_like_secret_name
 from reconciler.plan.actions import ContainerSpec
 
 MAX_SHOWN = 60  # characters of one value
+
+
+def _secret(name: str, value: str) -> bool:
+    return looks_like_secret_name(name) or secret_shape(value) is not None
+
+
+def label_form(spec: ContainerSpec) -> ContainerSpec:
+    """The spec as the `reconciler.spec` label keeps it: a secret-looking value as its digest
+    (enough to tell that it changed)."""
+    env = {k: "sha256:" + hashlib.sha256(v.encode()).hexdigest()[:16] if _secret(k, v) else v
+           for k, v in spec.env.items()}  # fmt: skip
+    return spec.model_copy(update={"env": env})
 
 
 def _show(value: str | None) -> str:
@@ -27,7 +41,11 @@ def _env(old: dict[str, str], new: dict[str, str]) -> list[str]:
         before, after = old.get(name), new.get(name)
         if before == after:
             continue
-        if looks_like_secret_name(name) or secret_shape(before or "") or secret_shape(after or ""):
+        if (
+            _secret(name, before or "")
+            or _secret(name, after or "")
+            or (before or after or "").startswith("sha256:")
+        ):
             changes.append(
                 f"env {name} {'added' if before is None else 'removed' if after is None else 'changed'}"
             )
@@ -41,7 +59,9 @@ def _gpus(value: str | tuple[str, ...]) -> str:
 
 
 def spec_diff(old: ContainerSpec, new: ContainerSpec) -> tuple[str, ...]:
-    """One entry per changed field, in the order a person reads a container's spec."""
+    """One entry per changed field, in the order a person reads a container's spec (`old` as
+    the label keeps it; `new` is put in that form first)."""
+    new = label_form(new)
     changes: list[str] = []
     if old.image != new.image:
         changes.append(f"image {old.image} → {new.image}")

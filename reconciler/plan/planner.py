@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
@@ -18,6 +21,7 @@ from reconciler.plan.actions import (
     Action,
     ApplyWebUISettings,
     Budget,
+    ContainerSpec,
     CreateDerived,
     EnsureContainer,
     KamalDeploy,
@@ -30,6 +34,7 @@ from reconciler.plan.actions import (
     VramEstimate,
 )
 from reconciler.plan.container import container_spec
+from reconciler.plan.container_diff import spec_diff
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
@@ -87,6 +92,16 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
 
 
+def _changed_fields(created: dict[str, Any] | None, spec: ContainerSpec) -> tuple[str, ...]:
+    """The fields a recreate changes, against the spec the container was created from."""
+    if created is None:
+        return ()
+    try:
+        return spec_diff(ContainerSpec.model_validate(created), spec)
+    except ValidationError:  # a label from another version, or edited by hand
+        return ()
+
+
 def _container_action(ctx: _Ctx) -> EnsureContainer | None:
     spec = container_spec(ctx.desired)
     wanted = spec_hash(spec)
@@ -95,11 +110,10 @@ def _container_action(ctx: _Ctx) -> EnsureContainer | None:
         return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
     if seen.spec_hash != wanted:
         why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
+        fields = _changed_fields(seen.spec, spec)
+        what = f": {'; '.join(fields)}" if fields else f" ({seen.spec_hash or 'no label'} → {wanted})"
         return EnsureContainer(
-            op="recreate",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
+            op="recreate", spec=spec, spec_hash=wanted, reason=f"{why}{what}; the models volume is kept"
         )
     if not seen.running:
         return EnsureContainer(

@@ -200,3 +200,16 @@ def test_rollback_to_a_commit_restores_its_state_in_one_commit_from_the_cache(gi
     rollback = [sys.executable, "-m", "reconciler.cli", "rollback", "--to", first, "--repo", str(gitops.bare)]
     again = subprocess.run(rollback, capture_output=True, text=True, timeout=60, check=False)
     assert again.returncode != 0 and "nothing to roll back" in again.stderr
+
+
+def test_the_push_output_names_the_container_fields_a_recreate_changes(gitops: GitOps) -> None:
+    gitops.start_serve()
+    gitops.wait_event(lambda e: e["event"] == "reconcile.done" and e["result"] == "converged")
+    gitops.stack.ollama["container"]["env"]["OLLAMA_KEEP_ALIVE"] = "10m"
+    gitops.stack.ollama["container"]["restart"] = "always"
+    gitops.commit("keep models longer", dump_state(gitops))
+    push = gitops.push().stderr
+    assert "its spec changed: env OLLAMA_KEEP_ALIVE 5m → 10m; restart unless-stopped → always" in push, push
+    assert "✔ converged" in push
+    plan = cli(gitops, "plan", "--repo", str(gitops.bare), "--rev", "main", "--json")
+    assert plan.returncode == 0, plan.stdout  # nothing left: the new label matches
