@@ -137,3 +137,23 @@ def test_no_color_and_NO_COLOR_leave_out_the_colours(tmp_path: Path) -> None:
     assert (
         "\x1b[32m" not in run("status", "--state-dir", str(tmp_path), env={**forced, "NO_COLOR": "1"}).stdout
     )
+
+
+def test_status_watch_prints_again_on_each_change_and_exits_with_the_last_code(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    save_status(tmp_path, Status(conditions=conditions(Ready=(False, "Reconciling"))))
+    cmd = [sys.executable, "-m", "reconciler.cli", "status", "--watch", "--json", "--interval", "0.1"]
+    proc = subprocess.Popen([*cmd, "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None
+    first = json.loads(proc.stdout.readline())
+    save_status(tmp_path, Status(conditions=conditions(Ready=(True, "Converged"))))
+    second = json.loads(proc.stdout.readline())
+    time.sleep(0.3)  # unchanged: nothing more is printed
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=20)
+    assert (
+        first["conditions"][0]["reason"] == "Reconciling" and second["conditions"][0]["reason"] == "Converged"
+    )
+    assert rest == "" and proc.returncode == 0  # Ready at the end
