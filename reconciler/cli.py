@@ -275,14 +275,15 @@ def apply(
         _fail(exc, as_json)
         return
     runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
-    from reconciler.commands.common import by_verbosity
+    from reconciler.report.levels import quiet_filter
 
+    quiet = (click.get_current_context().find_root().obj or {}).get("verbosity", 0) < 0
     if as_json:
-        bus = EventBus(by_verbosity(json_lines()))
+        bus = EventBus(quiet_filter(json_lines(), quiet))
     elif sys.stdout.isatty():
-        bus = EventBus(by_verbosity(human(make_console())))
+        bus = EventBus(quiet_filter(human(make_console()), quiet))
     else:
-        bus = EventBus(by_verbosity(structured(sys.stdout)))
+        bus = EventBus(quiet_filter(structured(sys.stdout), quiet))
     _refuse_while_suspended(runtime.state.root, dry_run, as_json)
     if dry_run:
         report = reconcile(desired, runtime, bus, dry_run=True)
@@ -296,8 +297,7 @@ def apply(
 
 
 def _refuse_while_suspended(root: Path, dry_run: bool, as_json: bool) -> None:
-    from reconciler.commands.suspend import Suspended
-    from reconciler.state.suspend import load_suspension
+    from reconciler.state.suspend import Suspended, load_suspension
 
     suspension = load_suspension(root)
     if suspension is not None and not dry_run:

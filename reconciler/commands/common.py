@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -47,17 +46,3 @@ def verbosity(ctx: click.Context) -> int:
     """-1 with --quiet, 0 by default, 1 with -v (the group's options, in the root's obj)."""
     obj = ctx.find_root().obj
     return int(obj.get("verbosity", 0)) if isinstance(obj, dict) else 0
-
-
-def by_verbosity(subscriber: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], None]:
-    """With --quiet, only warnings, errors and the result reach `subscriber`."""
-    from reconciler.report.levels import at_least, level_of
-
-    if verbosity(click.get_current_context()) >= 0:
-        return subscriber
-
-    def quiet(event: dict[str, Any]) -> None:
-        if event["event"] == "reconcile.done" or at_least(level_of(event), "warning"):
-            subscriber(event)
-
-    return quiet

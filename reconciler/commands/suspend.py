@@ -9,11 +9,6 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import dumps, state_dir_of, state_dir_option
-from reconciler.errors import EXIT_RUNTIME, ReconcilerError
-
-
-class Suspended(ReconcilerError):
-    exit_code = EXIT_RUNTIME
 
 
 def _poke_serve(root: Path) -> int | None:

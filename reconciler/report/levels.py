@@ -6,6 +6,7 @@ suspensions, preemptions and a stuck loop are warnings; progress ticks are debug
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 Level = Literal["debug", "info", "warning", "error"]
@@ -35,3 +36,17 @@ def level_of(event: dict[str, Any]) -> Level:
 
 def at_least(level: Level, floor: Level) -> bool:
     return LEVELS.index(level) >= LEVELS.index(floor)
+
+
+def quiet_filter(
+    subscriber: Callable[[dict[str, Any]], None], quiet: bool
+) -> Callable[[dict[str, Any]], None]:
+    """With `quiet` (--quiet), only warnings, errors and the result reach `subscriber`."""
+    if not quiet:
+        return subscriber
+
+    def only_what_matters(event: dict[str, Any]) -> None:
+        if event["event"] == "reconcile.done" or at_least(level_of(event), "warning"):
+            subscriber(event)
+
+    return only_what_matters
