@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from reconciler.desired.redact import printable
-from reconciler.errors import InvalidDesiredState, ReconcilerError
+from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
-from reconciler.report.events import kamal_line
+from reconciler.report.events import Event, EventName, kamal_line, note_text
 from reconciler.report.waiting import WaitRules, wait_for
 from reconciler.signing import CONFIG_KEY
 
@@ -33,7 +33,7 @@ HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
 HOOK_ERRORS = "hook-errors.log"
 
 
-class GitFailed(ReconcilerError):
+class GitFailed(TemporaryError):
     pass
 
 
@@ -90,7 +90,7 @@ def _seed(repo: Path, work: Path, branch: str) -> None:
     git("push", "-q", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
 
 
-class InvalidBranch(ReconcilerError):
+class InvalidBranch(PermanentError):
     pass
 
 
@@ -306,56 +306,78 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
 _pulled: dict[str, int] = {}
 
 
-def push_line(event: dict[str, Any]) -> str | None:
+def _push_plan(event: Event) -> str | None:
+    lines = [f"plan: {a}" for a in event.get("actions", []) or []]
+    lines += [f"refused: {v}" for v in event.get("violations", []) or []]
+    return "\n".join(lines) or None
+
+
+def _once_per_step(key: str, step: int) -> bool:
+    """Progress is shown once per step (10 % of a pull, 10 s of a load)."""
+    if _pulled.get(key) == step:
+        return False
+    _pulled[key] = step
+    return True
+
+
+def _push_pull(event: Event) -> str | None:
+    model = str(event.get("model"))
+    if not event.get("total") or not _once_per_step(model, int(float(event.get("percent", 0)) // 10)):
+        return None
+    from reconciler.units import format_bytes  # pydantic, only once a pull reports
+
+    return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+
+
+def _push_load(event: Event) -> str | None:
+    if not _once_per_step(f"load:{event.get('model')}", int(float(event.get("elapsed_s", 0)) // 10)):
+        return None
+    return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
+
+
+def _push_suspended(event: Event) -> str:
+    why = f" ({event.get('reason')})" if event.get("reason") else ""
+    since = str(event.get("since"))[:19]
+    return f"reconciler: ⏸ suspended since {since}{why}: validated and recorded, not applied"
+
+
+def _push_done(event: Event) -> str:
+    result = event.get("result")
+    if result == "planned":  # in serve's log, a reconcile only plans while suspended
+        revision = str(event.get("revision"))[:12]
+        return (
+            f"reconciler: ⏸ {revision} not applied (suspended): the plan above waits for `reconciler resume`"
+        )
+    notes = "; ".join(map(note_text, event.get("notes", []) or []))
+    mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
+    tail = f" — {notes}" if notes else ""
+    revision = str(event.get("revision"))[:12]
+    return f"reconciler: {mark} {result} {revision} ({event.get('actions')} action(s)){tail}"
+
+
+# The events the pusher sees (git prefixes `remote: `), each → its line; others are not shown.
+_PUSH: dict[EventName, Callable[[Event], str | None]] = {
+    "plan": _push_plan,
+    "action.start": lambda e: f"[{e.get('step')}/{e.get('of')}] {e.get('action')}",
+    "action.failed": lambda e: f"  failed: {e.get('error')}",
+    "pull.progress": _push_pull,
+    "load.progress": _push_load,
+    "load.done": lambda e: f"  loaded {e.get('model')} in {e.get('elapsed_s')} s",
+    "reconcile.rejected": lambda e: (
+        "reconciler: rejected: " + "; ".join(map(str, e.get("problems", []) or []))
+    ),
+    "reconcile.suspended": _push_suspended,
+    "reconcile.done": _push_done,
+}
+
+
+def push_line(event: Event) -> str | None:
     """One event as the pusher sees it (git prefixes `remote: `)."""
     name = event["event"]
-    if name == "plan":
-        lines = [f"plan: {a}" for a in event.get("actions", []) or []]
-        lines += [f"refused: {v}" for v in event.get("violations", []) or []]
-        return "\n".join(lines) or None
-    if name == "action.start":
-        return f"[{event.get('step')}/{event.get('of')}] {event.get('action')}"
-    if name == "action.failed":
-        return f"  failed: {event.get('error')}"
-    if name == "pull.progress" and event.get("total"):
-        step = int(float(event.get("percent", 0)) // 10)
-        model = str(event.get("model"))
-        if _pulled.get(model) == step:
-            return None
-        _pulled[model] = step
-        from reconciler.units import format_bytes  # pydantic, only once a pull reports
-
-        return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
-    if name == "load.progress":
-        step = int(float(event.get("elapsed_s", 0)) // 10)  # one line every 10 s of loading
-        key = f"load:{event.get('model')}"
-        if _pulled.get(key) == step:
-            return None
-        _pulled[key] = step
-        return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
-    if name == "load.done":
-        return f"  loaded {event.get('model')} in {event.get('elapsed_s')} s"
-    if name.startswith("kamal."):
+    if str(name).startswith("kamal."):
         return kamal_line(event)
-    if name == "reconcile.suspended":
-        why = f" ({event.get('reason')})" if event.get("reason") else ""
-        since = str(event.get("since"))[:19]
-        return f"reconciler: ⏸ suspended since {since}{why}: validated and recorded, not applied"
-    if name == "reconcile.done" and event.get("result") == "planned":  # serve plans only while suspended
-        return (
-            f"reconciler: ⏸ {str(event.get('revision'))[:12]} not applied (suspended): the plan above "
-            "waits for `reconciler resume`"
-        )
-    if name == "reconcile.rejected":
-        return "reconciler: rejected: " + "; ".join(map(str, event.get("problems", []) or []))
-    if name == "reconcile.done":
-        result = event.get("result")
-        notes = "; ".join(map(str, event.get("notes", []) or []))
-        mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
-        tail = f" — {notes}" if notes else ""
-        revision = str(event.get("revision"))[:12]
-        return f"reconciler: {mark} {result} {revision} ({event.get('actions')} action(s)){tail}"
-    return None
+    render = _PUSH.get(name)
+    return render(event) if render else None
 
 
 def rollback(repo: Path, commit: str | None, branch: str = "main") -> str:

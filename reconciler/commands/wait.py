@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from reconciler.commands.common import dumps, fail, repo_option, state_dir_of, state_dir_option, verbosity
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 
 
 @click.command()
@@ -64,5 +64,5 @@ def wait(
     sys.exit(waited.exit_code)
 
 
-class NotACommit(ReconcilerError):
+class NotACommit(PermanentError):
     exit_code = 64

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from reconciler.errors import EXIT_INVALID, EXIT_OK, EXIT_REFUSED, EXIT_RUNTIME
 from reconciler.report.eventlog import end_offset, follow, log_path, parse_line
+from reconciler.report.events import note_text
 
 if TYPE_CHECKING:
     from reconciler.report.status import Status
@@ -156,7 +157,7 @@ def _ended(event: Event, revision: str) -> Waited | None:
     if event.get("result") == "planned":  # in serve's log: planned only, while suspended
         return Waited("suspended", revision, "recorded, not applied: `reconciler resume` applies it")
     result = str(event.get("result"))
-    notes = "; ".join(map(str, event.get("notes") or []))
+    notes = "; ".join(map(note_text, event.get("notes") or []))
     if result in ("converged", "degraded", "refused"):
         return Waited(result, revision, notes)  # type: ignore[arg-type]
     return Waited("failed", revision, notes or f"the reconcile ended {result}")

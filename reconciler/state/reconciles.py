@@ -166,7 +166,7 @@ class Recorder:
         if result == "planned" and self._open.suspended:
             result = "suspended"
         why = [str(v) for e in self._open.events if e["event"] == "plan" for v in e.get("violations") or []]
-        why += [str(n) for n in event.get("notes") or []] if result == "failed" else []
+        why += [_note(n) for n in event.get("notes") or []] if result == "failed" else []
         self._close(result, int(event.get("actions") or 0), "; ".join(why) if result != "converged" else "")
 
     def _close(self, result: str, actions: int, error: str) -> None:
@@ -177,3 +177,8 @@ class Recorder:
                         round(time.monotonic() - current.began, 3), actions, error[:2000])  # fmt: skip
         with suppress(sqlite3.Error, OSError):  # a convenience: a full disk must not stop a reconcile
             record(self.path, row, current.events)
+
+
+def _note(value: object) -> str:
+    """A note of an event: `{"kind", "message"}` (a plain string in logs of older versions)."""
+    return str(value.get("message", "")) if isinstance(value, dict) else str(value)

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.errors import EXIT_RUNTIME, ReconcilerError
+from reconciler.errors import EXIT_RUNTIME, PermanentError
 from reconciler.state.store import write_atomic
 
 MAX_REASON = 500
 
 
-class Suspended(ReconcilerError):
+class Suspended(PermanentError):
     """A change was asked for while suspended (`apply`): resume first."""
 
     exit_code = EXIT_RUNTIME

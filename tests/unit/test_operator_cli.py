@@ -28,7 +28,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
 
 
 def conditions(**wanted: tuple[bool, str]) -> list[Condition]:
-    return [Condition(type=k, status=v, reason=r, last_transition=AT) for k, (v, r) in wanted.items()]  # type: ignore[arg-type]
+    return [Condition(type=k, status=v, reason=r, last_transition=AT) for k, (v, r) in wanted.items()]
 
 
 @pytest.mark.parametrize(
