@@ -157,3 +157,16 @@ def test_status_watch_prints_again_on_each_change_and_exits_with_the_last_code(t
         first["conditions"][0]["reason"] == "Reconciling" and second["conditions"][0]["reason"] == "Converged"
     )
     assert rest == "" and proc.returncode == 0  # Ready at the end
+
+
+def test_under_journald_each_line_carries_its_syslog_priority() -> None:
+    import io
+
+    from reconciler.report.console import structured
+
+    out = io.StringIO()
+    write = structured(out, priorities=True)
+    write({"event": "action.failed", "ts": "2026-12-02T01:00:00+00:00", "error": "boom"})
+    write({"event": "retry.scheduled", "ts": "2026-12-02T01:00:00+00:00", "seconds": 2})
+    write({"event": "reconcile.done", "ts": "2026-12-02T01:00:01+00:00", "result": "converged"})
+    assert [line[:3] for line in out.getvalue().splitlines()] == ["<3>", "<4>", "<6>"]
