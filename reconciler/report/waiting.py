@@ -175,5 +175,5 @@ def settled(status: Status, revision: str, rules: WaitRules) -> Waited | None:
     stalled = status.condition("Stalled")
     if stalled is None or not stalled.status:
         return None
-    result: Result = "refused" if stalled.reason == "BudgetExceeded" else "rejected"
-    return Waited(result, revision, stalled.message)
+    by_reason: dict[str, Result] = {"BudgetExceeded": "refused", "InvalidDesiredState": "rejected"}
+    return Waited(by_reason.get(stalled.reason, "failed"), revision, stalled.message)  # PermanentFailure

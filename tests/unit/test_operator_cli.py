@@ -47,6 +47,12 @@ def conditions(**wanted: tuple[bool, str]) -> list[Condition]:
         ),
         (Status(conditions=conditions(Ready=(False, "BudgetExceeded"), Stalled=(True, "BudgetExceeded"))), 3),
         (Status(conditions=conditions(Ready=(False, "ActionFailed"), Stalled=(False, "Retrying"))), 4),
+        (
+            Status(
+                conditions=conditions(Ready=(False, "PermanentFailure"), Stalled=(True, "PermanentFailure"))
+            ),
+            4,
+        ),
         (Status(conditions=conditions(Ready=(False, "Suspended")), suspended=Suspension(since=AT)), 6),
         (Status(conditions=conditions(Ready=(True, "Suspended")), suspended=Suspension(since=AT)), 0),
     ],

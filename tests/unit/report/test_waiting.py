@@ -102,6 +102,8 @@ def test_the_status_settles_an_applied_or_stalled_commit_without_the_log() -> No
     invalid = stalled.model_copy(update={"reason": "InvalidDesiredState"})
     assert settled(Status(last_attempted_revision=A, conditions=[invalid]), A, rules).exit_code == 2  # type: ignore[union-attr]
     assert settled(Status(last_attempted_revision=A), A, rules) is None
+    permanent = stalled.model_copy(update={"reason": "PermanentFailure"})
+    assert settled(Status(last_attempted_revision=A, conditions=[permanent]), A, rules).exit_code == 4  # type: ignore[union-attr]
 
 
 def test_a_reconcile_planned_while_suspended_is_passed_over_once_resumed(tmp_path: Path) -> None:
