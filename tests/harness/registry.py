@@ -100,7 +100,12 @@ class Registry:
     """Registry container on ``network`` (alias ``registry.test``), port P inside and outside."""
 
     def __init__(
-        self, client: docker.DockerClient, network: Network | str, *, name: str | None = None
+        self,
+        client: docker.DockerClient,
+        network: Network | str,
+        *,
+        name: str | None = None,
+        storage: Path | None = None,
     ) -> None:
         self.client = client
         self.network_name: str = network if isinstance(network, str) else str(network.name)
@@ -108,7 +113,9 @@ class Registry:
         self.port = free_port()
         self.host = f"{REGISTRY_ALIAS}:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}"
-        self.storage = Path(tempfile.mkdtemp(prefix="rcl-registry-", dir="/tmp"))
+        # `storage`: a directory kept after stop (a cache across runs); default a temporary one
+        self._own_storage = storage is None
+        self.storage = storage or Path(tempfile.mkdtemp(prefix="rcl-registry-", dir="/tmp"))
         self.container: Container = client.containers.run(
             self.image,
             name=name or f"rcl-test-registry-{uuid.uuid4().hex[:8]}",
@@ -148,7 +155,8 @@ class Registry:
         self.http.close()
         with contextlib.suppress(docker.errors.NotFound):
             self.container.remove(force=True)
-        shutil.rmtree(self.storage, ignore_errors=True)
+        if self._own_storage:
+            shutil.rmtree(self.storage, ignore_errors=True)
 
     def __enter__(self) -> Registry:
         return self
