@@ -18,8 +18,8 @@ from reconciler.errors import InvalidDesiredState, ReconcilerError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import kamal_line
+from reconciler.report.progress import PullSteps, pull_line
 from reconciler.signing import CONFIG_KEY, unverified
-from reconciler.units import format_bytes
 
 ZERO = "0" * 40
 PROJECT = Path(__file__).resolve().parents[1]
@@ -173,7 +173,7 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
         return False
 
 
-_pulled: dict[str, int] = {}
+_pull_steps = PullSteps()  # one line per model per 10 %
 
 
 def push_line(event: dict[str, Any]) -> str | None:
@@ -187,13 +187,8 @@ def push_line(event: dict[str, Any]) -> str | None:
         return f"[{event.get('step')}/{event.get('of')}] {event.get('action')}"
     if name == "action.failed":
         return f"  failed: {event.get('error')}"
-    if name == "pull.progress" and event.get("total"):
-        step = int(float(event.get("percent", 0)) // 10)
-        model = str(event.get("model"))
-        if _pulled.get(model) == step:
-            return None
-        _pulled[model] = step
-        return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+    if name == "pull.progress":
+        return f"  {pull_line(event)}" if _pull_steps.wanted(event) else None
     if name.startswith("kamal."):
         return kamal_line(event)
     if name == "reconcile.rejected":
