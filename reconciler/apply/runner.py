@@ -72,6 +72,8 @@ def _subject(action: Action) -> set[str]:
         return {action.canonical, canonical(action.from_model)}
     if isinstance(action, RemoveModel | UnloadModel):
         return {action.model}
+    if isinstance(action, ApplyWebUISettings):
+        return set(action.needs)
     return set()
 
 

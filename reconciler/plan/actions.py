@@ -116,6 +116,7 @@ class KamalDeploy(_Action):
 class ApplyWebUISettings(_Action):
     kind: Literal["openwebui_settings"] = "openwebui_settings"
     settings_hash: str
+    needs: tuple[str, ...] = ()  # canonical models it depends on (the RAG embedding model)
 
     def title(self) -> str:
         return f"apply OpenWebUI settings {self.settings_hash} (knowledge, presets)"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from reconciler.desired.refs import canonical, parse_ref
+from reconciler.desired.refs import InvalidReference, canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import Blob, InventoryEntry, LoadedObs, ModelObs, Observed
 from reconciler.plan import vram
@@ -62,8 +62,11 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     if not observed.ollama_reachable and container is None:
         notes.append("Ollama's API does not answer: models are planned once it does")
     if not observed.ollama_reachable:
+        # OpenWebUI can be deployed, but its settings wait: files are embedded through Ollama
+        # and the model list comes from it (the next pass plans them after the pulls).
         actions: list[Action] = [container] if container else []
-        return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
+        actions += _webui_actions(ctx, settings=False)
+        return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes))
     violations: list[Violation] = []
     model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
     if violations:
@@ -452,8 +455,10 @@ def _offloaded(ctx: _Ctx, room: vram.GpuRoom) -> list[str]:
     ]
 
 
-def _webui_actions(ctx: _Ctx) -> list[Action]:
+def _webui_actions(ctx: _Ctx, *, settings: bool = True) -> list[Action]:
     wanted_deploy, wanted_settings = deploy_hash(ctx.desired), settings_hash(ctx.desired)
+    if not settings:
+        wanted_settings = None
     deployed = ctx.observed.deployed
     actions: list[Action] = []
     if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
@@ -470,9 +475,25 @@ def _webui_actions(ctx: _Ctx) -> list[Action]:
     drift = ctx.observed.webui.drift if ctx.observed.webui else ()
     if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
         reason = f"{ctx.since}, knowledge/presets/models changed"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
+        actions.append(
+            ApplyWebUISettings(settings_hash=wanted_settings, needs=_settings_needs(ctx), reason=reason)
+        )
     elif wanted_settings is not None and drift:
         shown = "; ".join(drift[:3]) + (f" (+{len(drift) - 3} more)" if len(drift) > 3 else "")
         reason = f"{ctx.since}, changed in OpenWebUI by hand: {shown}"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
+        actions.append(
+            ApplyWebUISettings(settings_hash=wanted_settings, needs=_settings_needs(ctx), reason=reason)
+        )
     return actions
+
+
+def _settings_needs(ctx: _Ctx) -> tuple[str, ...]:
+    """The models the settings apply cannot do without: the RAG embedding model, when Ollama
+    embeds the knowledge files (a failed pull of it blocks the apply instead of failing it)."""
+    webui = ctx.desired.openwebui
+    if webui is None or webui.rag.embedding_engine != "ollama" or not webui.knowledge:
+        return ()
+    try:
+        return (canonical(webui.rag.embedding_model),)
+    except InvalidReference:
+        return ()

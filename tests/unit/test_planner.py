@@ -338,3 +338,35 @@ def test_a_lan_certificate_near_expiry_is_renewed_by_a_deploy_never_a_rollback()
     assert isinstance(action, KamalDeploy) and action.renew_tls and not action.first
     assert "expires 2026-12-01" in action.reason
     assert plan(state, simulate(plan(state, seen), seen)).empty
+
+
+WEBUI_WITH_RAG = {
+    "default_models": [PHI],
+    "rag": {"embedding_engine": "ollama", "embedding_model": "nomic-embed-text"},
+    "knowledge": [{"name": "work"}],
+}
+
+
+def test_an_empty_server_deploys_openwebui_but_applies_its_settings_once_ollama_answers() -> None:
+    """Files are embedded through Ollama: the settings wait for the pass after the container,
+    and come after the pulls, needing the embedding model."""
+    state = desired([PHI, "nomic-embed-text"], openwebui=WEBUI_WITH_RAG)
+    first = plan(state, observed(state, container=None, ollama_reachable=False))
+    assert [a.kind for a in first.actions] == ["container", "kamal_deploy"]
+    seen = simulate(first, observed(state, container=None, ollama_reachable=False))
+    seen = seen.model_copy(update={"ollama_reachable": True})
+    with_remotes = observed(
+        state, remotes=[remote(PHI, ("p", GiB)), remote("nomic-embed-text", ("n", MiB))]
+    ).model_copy(update={"deployed": seen.deployed})
+    second = plan(state, with_remotes)
+    assert [a.kind for a in second.actions] == ["pull", "pull", "openwebui_settings"]
+    settings = second.actions[-1]
+    assert settings.needs == (canonical("nomic-embed-text"),)  # type: ignore[union-attr]
+
+
+def test_settings_need_no_model_without_ollama_embeddings_or_knowledge() -> None:
+    for webui in ({**WEBUI_WITH_RAG, "knowledge": []}, {**WEBUI_WITH_RAG, "rag": {"embedding_engine": ""}}):
+        state = desired([PHI], openwebui=webui)
+        (settings,) = [a for a in plan(state, observed(state, models=[model(PHI, ("p", GiB))])).actions
+                       if a.kind == "openwebui_settings"]  # fmt: skip
+        assert settings.needs == ()  # type: ignore[union-attr]
