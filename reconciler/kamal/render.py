@@ -56,12 +56,20 @@ class SecretNeed:
 
 @dataclass(frozen=True)
 class Timing:
-    """How long Kamal waits for a new container; tests make these small."""
+    """How long Kamal waits for a new container; tests make these small.
+
+    `health_interval` / `health_start_period`: in published mode Kamal waits until Docker calls
+    the new container healthy, and OpenWebUI's image checks `/health` at Docker's default
+    30 s interval, so every deploy (with the old version already stopped to free the port)
+    would last at least 30 s however fast OpenWebUI boots; checked every 5 s it is ready as
+    soon as it answers, and failures while it boots (20-30 s) do not count."""
 
     readiness_delay: int = 3
     deploy_timeout: int = 180
     drain_timeout: int = 10
     retain_containers: int = 3
+    health_interval: int = 5
+    health_start_period: int = 120
 
 
 @dataclass(frozen=True)
@@ -235,7 +243,11 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         config["proxy"] = proxy
     else:
         role["proxy"] = False
-        role["options"] = {"publish": publish_args(desired)}
+        role["options"] = {
+            "publish": publish_args(desired),
+            "health-interval": f"{timing.health_interval}s",
+            "health-start-period": f"{timing.health_start_period}s",
+        }
     return config
 
 

@@ -58,6 +58,9 @@ def test_published_mode_binds_loopback_and_lan_only() -> None:
     assert web["options"]["publish"] == ["127.0.0.1:3000:8080", "192.168.1.50:3000:8080"]
     assert "proxy" not in config
     assert not any("0.0.0.0" in p for p in web["options"]["publish"])
+    # Kamal waits for Docker's `healthy`: checked every 5 s, not the image's default 30 s
+    assert web["options"]["health-interval"] == "5s"
+    assert web["options"]["health-start-period"] == "120s"
 
 
 def test_published_mode_explicit_addresses_and_ipv6() -> None:
