@@ -38,11 +38,12 @@ class GitOps:
         self.stderr_path = root / "serve.stderr"
 
     # -- serve ----------------------------------------------------------------------------------
-    def start_serve(self, *extra: str) -> None:
+    def start_serve(self, *extra: str, env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(self.bare),
                "--state-dir", str(self.state_dir), *extra]  # fmt: skip
         self.proc = subprocess.Popen(  # a session of its own: kill_serve(group=True) is systemd's kill
             cmd,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=self.stderr_path.open("w"),
             text=True,
