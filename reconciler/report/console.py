@@ -8,18 +8,11 @@ from typing import Any, TextIO
 
 import structlog
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
 from reconciler.report.events import Event, kamal_line
 from reconciler.report.progress import PullSteps
+from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
 
@@ -51,12 +44,26 @@ def structured(stream: TextIO = sys.stderr) -> Any:
     return write
 
 
+def _left(seconds: float) -> str:
+    """`ollama pull`'s way: 45s, 3m12s, 1h04m."""
+    if seconds < 0:
+        return ""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
 class PullBars:
     """One bar per model being pulled, redrawn in place (rich.progress), as `ollama pull` shows
     a download: bytes done of the total, the rate and the time left. The bars appear with the
     first progress event and stay on screen, finished, once the last pull ends; lines printed
     meanwhile go above them. Redrawn on each event (no refresh thread), so the output is the
-    same for the same events."""
+    same for the same events. Rate and time left are the pull's own figures (the event's
+    `rate_bps`, `eta_s`: since the pull started), not rich's estimate, which needs many small
+    updates and misreads a few large ones."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
@@ -68,9 +75,9 @@ class PullBars:
             self._progress = Progress(
                 TextColumn("  {task.description}", markup=False),
                 BarColumn(bar_width=30),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
+                DownloadColumn(binary_units=True),
+                TextColumn("{task.fields[rate]}", markup=False),
+                TextColumn("{task.fields[left]}", markup=False),
                 console=self.console,
                 auto_refresh=False,
             )
@@ -82,8 +89,15 @@ class PullBars:
         model = str(event["model"])
         total = int(event.get("total") or 0) or None
         if model not in self._tasks:
-            self._tasks[model] = bars.add_task(model, total=total)
-        bars.update(self._tasks[model], completed=int(event.get("completed") or 0), total=total)
+            self._tasks[model] = bars.add_task(model, total=total, rate="", left="")
+        rate = int(event.get("rate_bps") or 0)
+        bars.update(
+            self._tasks[model],
+            completed=int(event.get("completed") or 0),
+            total=total,
+            rate=f"{format_bytes(rate)}/s" if rate > 0 else "",
+            left=_left(float(event.get("eta_s", -1))),
+        )
         bars.refresh()
 
     def done(self, model: str) -> None:
@@ -91,7 +105,7 @@ class PullBars:
         if self._progress is None or task is None:
             return
         total = next(t.total for t in self._progress.tasks if t.id == task)
-        self._progress.update(task, completed=total or 0)
+        self._progress.update(task, completed=total or 0, left="")
         self._progress.stop_task(task)
         self._progress.refresh()
         if all(t.stop_time is not None for t in self._progress.tasks):

@@ -10,7 +10,7 @@ from typing import Any
 from rich.console import Console
 
 from reconciler.gitops import push_line
-from reconciler.report.console import human, structured
+from reconciler.report.console import _left, human, structured
 
 GB = 1_000_000_000
 _CONTROL = re.compile(r"\x1b\[(\?25[lh]|2K|1A)|\r|\n|[^\x1b\r\n]+")
@@ -75,11 +75,11 @@ def test_on_a_terminal_each_pull_is_one_bar_redrawn_in_place() -> None:
     shown = screen(out.getvalue())
     assert shown[0] == "→ [1/1] pull both"
     assert shown[1] == "  kamal| a line printed while pulling"  # printed above the bars
-    bars = [line for line in shown if "GB" in line]
+    bars = [line for line in shown if "GiB" in line]
     assert len(bars) == 2, shown  # 8 progress events, one line per model on screen
-    assert bars[0].startswith("  llama3:8b ━") and "4.7/4.7 GB" in bars[0]
-    assert bars[1].startswith("  phi3:mini ━") and "2.2/2.2 GB" in bars[1]
-    assert all(re.search(r"GB/s|MB/s", b) and re.search(r"\d:\d\d:\d\d", b) for b in bars)  # rate, ETA
+    assert bars[0].startswith("  llama3:8b ━") and "4.4/4.4 GiB" in bars[0]
+    assert bars[1].startswith("  phi3:mini ━") and "2.0/2.0 GiB" in bars[1]
+    assert all(b.endswith("47.7 MiB/s") for b in bars)  # the pull's own rate; done: no time left
     assert shown[-1] == "  ✓ pull both"
     assert out.getvalue().count("llama3:8b") > 4  # it was redrawn, not printed once
 
@@ -90,8 +90,12 @@ def test_a_failed_pull_leaves_its_bar_and_the_error_below() -> None:
     write(_progress("deepseek-r1:7b", 4 * GB, 1))
     write({"event": "action.failed", "action": "pull deepseek-r1:7b", "error": "registry gone"})
     shown = screen(out.getvalue())
-    assert "1.0/4.0 GB" in shown[0]
+    assert "0.9/3.7 GiB" in shown[0] and shown[0].endswith("47.7 MiB/s 3s")  # its last figures
     assert shown[1] == "  ✗ pull deepseek-r1:7b: registry gone"
+
+
+def test_time_left_reads_like_ollama_pull() -> None:
+    assert [_left(s) for s in (-1, 0.4, 45, 192, 3840)] == ["", "0s", "45s", "3m12s", "1h04m"]
 
 
 def test_in_a_pipe_progress_is_plain_lines_once_per_ten_percent() -> None:
