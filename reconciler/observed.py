@@ -21,8 +21,21 @@ class Blob(Obs):
         return self.media_type.endswith((".model", ".projector", ".adapter"))
 
 
+class VisionTower(Obs):
+    """A vision encoder in the model file (`v.*`/`mm.*` tensors, `<arch>.vision.*` keys)."""
+
+    weights: int = Field(default=0, ge=0)  # bytes of its tensors
+    image_size: int = Field(default=0, ge=0)
+    patch_size: int = Field(default=0, ge=0)
+    num_channels: int = Field(default=3, ge=0)
+    embedding_length: int = Field(default=0, ge=0)
+    head_count: int = Field(default=0, ge=0)
+
+
 class Architecture(Obs):
-    """From `/api/show` model_info (or the GGUF header): what sizes the KV cache."""
+    """From `/api/show` (model_info and tensors) or the GGUF header: what sizes the weights
+    Ollama places on the GPU, the KV cache and the compute graph. Everything after
+    `value_length` is optional (0 / None = not known) so older observations still load."""
 
     family: str
     block_count: int = Field(ge=0)
@@ -32,6 +45,22 @@ class Architecture(Obs):
     context_length: int = Field(default=0, ge=0)
     key_length: int | None = None
     value_length: int | None = None
+    head_count_kv_given: bool = (
+        True  # False: the GGUF has no head_count_kv (Ollama's old estimate then assumes 1)
+    )
+    vocab_size: int = Field(default=0, ge=0)
+    parameter_count: int = Field(default=0, ge=0)  # general.parameter_count
+    tied_embeddings: bool | None = None  # True: no output.weight, the token embedding doubles as the output
+    token_embd_bytes: int = Field(default=0, ge=0)
+    output_bytes: int = Field(default=0, ge=0)  # output.weight (+ output_norm) when untied
+    sliding_window: int = Field(default=0, ge=0)
+    sliding_window_pattern: tuple[bool, ...] = ()  # per layer, True = sliding-window layer
+    kv_lora_rank: int = Field(default=0, ge=0)  # deepseek2 multi-head latent attention
+    rope_dimension: int = Field(default=0, ge=0)
+    expert_count: int = Field(default=0, ge=0)
+    expert_used_count: int = Field(default=0, ge=0)
+    embedding_model: bool = False  # `<arch>.pooling_type` present: served by /api/embed
+    vision: VisionTower | None = None
 
 
 class ContainerObs(Obs):

@@ -150,8 +150,11 @@ class VramEstimate(_Frozen):
     weights: int
     kv_cache: int
     graph: int
-    overhead: int
+    overhead: int  # runtime VRAM beside the model: CUDA minimum, Ollama's buffer layer, OLLAMA_GPU_OVERHEAD
     architecture_known: bool
+    reported: int = 0  # what `ollama ps` SIZE shows for it on this Ollama version
+    margin: int = 0  # free VRAM the runner leaves beside it when placing layers, once per GPU
+    memory_model: str = ""  # how this Ollama version counts memory (plan/vram.py MemoryModel)
 
     @property
     def total(self) -> int:

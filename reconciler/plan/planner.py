@@ -172,7 +172,7 @@ def _model_actions(
         disk_free_after=disk.free_after,
         disk_min_free=disk_budget.min_free,
         download_bytes=disk.download,
-        vram_pinned=sum(e.total for e in estimates),
+        vram_pinned=vram.pinned_total(estimates),
         vram_limit=vram_limit,
         vram_estimates=tuple(estimates),
         cached_models=tuple(disk.cached),
@@ -298,8 +298,9 @@ def _vram_check(
                 num_ctx=_num_ctx(ctx, m),
                 num_parallel=env.OLLAMA_NUM_PARALLEL or 1,
                 kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
-                flash_attention=bool(env.OLLAMA_FLASH_ATTENTION),
+                flash_attention=env.OLLAMA_FLASH_ATTENTION,
                 gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
+                version=ctx.observed.ollama_version,
             )
         )
     for e in estimates:
@@ -312,7 +313,7 @@ def _vram_check(
         if estimates:
             notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
         return estimates, None
-    total = sum(e.total for e in estimates)
+    total = vram.pinned_total(estimates)
     if total > limit:
         entries = tuple(sorted(((e.model, e.total) for e in estimates), key=lambda x: -x[1]))
         listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
@@ -379,9 +380,10 @@ def _load_actions(
     actions: list[Action] = []
     for m, num_ctx, why, fresh in wanted:
         need = by_model[m.name].total if fresh else 0
+        margin = by_model[m.name].margin if fresh else 0  # left free beside it, not taken
         if room is not None:  # no GPU observed: only the budget check stands
-            if need > left:
-                notes.append(_no_room(m.name, need, left, room))
+            if need + margin > left:
+                notes.append(_no_room(m.name, need + margin, left, room))
                 continue
             left -= need
         actions.append(

@@ -69,6 +69,7 @@ def test_lookup_reads_blobs_and_architecture_with_a_range_request(registry: Regi
         head_count_kv=4,
         embedding_length=3584,
         context_length=32768,
+        parameter_count=8_030_261_248,  # general.parameter_count, the test GGUF's default
     )
     # The access log line is written once the registry notices the client hung up.
     deadline = time.monotonic() + 10

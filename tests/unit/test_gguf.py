@@ -32,9 +32,32 @@ def value(vtype: int, v: object) -> bytes:
     return struct.pack(_FMT[vtype], v)
 
 
-def gguf(kvs: list[tuple[str, int, object]], *, version: int = 3, magic: bytes = b"GGUF") -> bytes:
-    head = magic + struct.pack("<IQQ", version, 291, len(kvs))
-    return head + b"".join(gstr(k) + struct.pack("<I", t) + value(t, v) for k, t, v in kvs)
+Tensor = tuple[str, tuple[int, ...], int]  # name, dims, ggml type
+F32_T, F16_T, Q4_0_T, Q4_K_T, Q6_K_T = 0, 1, 2, 12, 14
+
+
+def tensor_info(name: str, dims: tuple[int, ...], ggml_type: int, offset: int = 0) -> bytes:
+    return (
+        gstr(name)
+        + struct.pack("<I", len(dims))
+        + struct.pack(f"<{len(dims)}Q", *dims)
+        + struct.pack("<IQ", ggml_type, offset)
+    )
+
+
+def gguf(
+    kvs: list[tuple[str, int, object]],
+    *,
+    version: int = 3,
+    magic: bytes = b"GGUF",
+    tensors: list[Tensor] | None = None,
+    tensor_count: int | None = None,
+) -> bytes:
+    infos = tensors or []
+    count = tensor_count if tensor_count is not None else (len(infos) if tensors is not None else 291)
+    head = magic + struct.pack("<IQQ", version, count, len(kvs))
+    body = b"".join(gstr(k) + struct.pack("<I", t) + value(t, v) for k, t, v in kvs)
+    return head + body + b"".join(tensor_info(n, d, t) for n, d, t in infos)
 
 
 LLAMA = [
@@ -53,7 +76,13 @@ LLAMA = [
     ("tokenizer.ggml.scores", ARR, (F32, [0.0] * 2000)),
 ]
 LLAMA_ARCH = Architecture(
-    family="llama", block_count=32, head_count=32, head_count_kv=8, embedding_length=4096, context_length=8192
+    family="llama",
+    block_count=32,
+    head_count=32,
+    head_count_kv=8,
+    embedding_length=4096,
+    context_length=8192,
+    vocab_size=2000,  # the length of tokenizer.ggml.tokens
 )
 
 
@@ -87,12 +116,16 @@ def test_version_2() -> None:
     assert parse_architecture([gguf(LLAMA, version=2)]) == LLAMA_ARCH
 
 
-def test_stops_before_the_tokenizer() -> None:
-    data = gguf(LLAMA)
-    source = Counting(data, 256)
-    assert parse_architecture(source) == LLAMA_ARCH
-    tokens_at = data.index(b"tokenizer.ggml.tokens")
-    assert source.pulled < tokens_at + 256
+def test_reads_the_tensor_infos_and_stops_before_the_tensor_data() -> None:
+    tensors: list[Tensor] = [
+        ("token_embd.weight", (4096, 2000), Q4_0_T),
+        ("blk.0.attn_q.weight", (4096, 4096), Q4_K_T),
+    ]
+    header = gguf(LLAMA, tensors=tensors)
+    source = Counting(header + b"\0" * 1_000_000, 4096)
+    arch = parse_architecture(source)
+    assert arch is not None and arch.token_embd_bytes == 2000 * 4096 * 18 // 32
+    assert source.pulled <= len(header) + 4096
 
 
 def test_head_count_kv_missing_defaults_to_head_count() -> None:
@@ -100,6 +133,7 @@ def test_head_count_kv_missing_defaults_to_head_count() -> None:
     arch = parse_architecture([gguf(kvs)])
     assert arch is not None
     assert arch.head_count_kv == arch.head_count == 32
+    assert arch.head_count_kv_given is False  # Ollama's classic estimate then counts one KV head
 
 
 def test_key_and_value_length_and_other_int_types() -> None:
@@ -124,6 +158,7 @@ def test_key_and_value_length_and_other_int_types() -> None:
         context_length=8192,
         key_length=256,
         value_length=256,
+        vocab_size=10,
     )
 
 
@@ -178,7 +213,7 @@ def test_truncated_inside_the_arch_keys_is_none() -> None:
 def test_truncated_after_the_arch_keys_still_answers() -> None:
     data = gguf(LLAMA)
     cut = data.index(b"tokenizer.ggml.tokens") + 5
-    assert parse_architecture(chunked(data[:cut], 10)) == LLAMA_ARCH
+    assert parse_architecture(chunked(data[:cut], 10)) == LLAMA_ARCH.model_copy(update={"vocab_size": 0})
 
 
 def test_empty_input() -> None:
@@ -245,3 +280,129 @@ def test_random_garbage_never_raises() -> None:
 
 def test_non_bytes_chunks_are_malformed() -> None:
     assert parse_architecture(["GGUF"]) is None  # type: ignore[list-item]
+
+
+UNTIED: list[Tensor] = [
+    ("token_embd.weight", (4096, 2000), Q4_0_T),
+    ("blk.0.attn_q.weight", (4096, 4096), Q4_K_T),
+    ("output_norm.weight", (4096,), F32_T),
+    ("output.weight", (4096, 2000), Q6_K_T),
+]
+
+
+def test_untied_output_and_token_embedding_sizes_come_from_the_tensor_infos() -> None:
+    arch = parse_architecture([gguf(LLAMA, tensors=UNTIED)])
+    assert arch is not None
+    assert arch.tied_embeddings is False
+    assert arch.token_embd_bytes == 2000 * 4096 * 18 // 32  # q4_0: 18 bytes per 32
+    assert arch.output_bytes == 2000 * 4096 * 210 // 256 + 4096 * 4  # q6_K output + f32 norm
+    assert arch.vocab_size == 2000
+
+
+def test_no_output_tensor_means_tied_embeddings() -> None:
+    arch = parse_architecture([gguf(LLAMA, tensors=[t for t in UNTIED if t[0] != "output.weight"])])
+    assert arch is not None and arch.tied_embeddings is True and arch.output_bytes == 0
+
+
+def test_vocabulary_from_the_token_embedding_shape_over_the_tokenizer() -> None:
+    tensors: list[Tensor] = [("token_embd.weight", (4096, 2048), Q4_0_T)]  # padded vocabulary
+    arch = parse_architecture([gguf(LLAMA, tensors=tensors)])
+    assert arch is not None and arch.vocab_size == 2048
+
+
+def test_header_cut_inside_the_tensor_infos_keeps_the_keys_but_no_sizes() -> None:
+    data = gguf(LLAMA, tensors=UNTIED)
+    cut = data.index(b"output.weight")
+    arch = parse_architecture([data[:cut]])
+    assert arch is not None and arch.vocab_size == 2000  # from the tokenizer
+    assert arch.tied_embeddings is None and arch.token_embd_bytes == 0
+
+
+def test_unknown_tensor_type_leaves_its_size_unknown() -> None:
+    tensors: list[Tensor] = [("token_embd.weight", (4096, 2000), 250)]
+    arch = parse_architecture([gguf(LLAMA, tensors=tensors)])
+    assert arch is not None and arch.token_embd_bytes == 0 and arch.vocab_size == 2000
+
+
+GEMMA3 = [
+    ("general.architecture", STR, "gemma3"),
+    ("general.parameter_count", U64, 12_187_325_040),
+    ("gemma3.block_count", U32, 6),
+    ("gemma3.context_length", U32, 131072),
+    ("gemma3.embedding_length", U32, 3840),
+    ("gemma3.attention.head_count", U32, 16),
+    ("gemma3.attention.head_count_kv", U32, 8),
+    ("gemma3.attention.key_length", U32, 256),
+    ("gemma3.attention.value_length", U32, 256),
+    ("gemma3.attention.sliding_window", U32, 1024),
+    ("gemma3.attention.sliding_window_pattern", ARR, (BOOL, [True] * 5 + [False])),
+    ("gemma3.vision.image_size", U32, 896),
+    ("gemma3.vision.patch_size", U32, 14),
+    ("gemma3.vision.embedding_length", U32, 1152),
+    ("gemma3.vision.attention.head_count", U32, 16),
+    ("tokenizer.ggml.tokens", ARR, (STR, ["t"] * 300)),
+]
+
+
+def test_sliding_window_vision_tower_and_parameter_count() -> None:
+    tensors: list[Tensor] = [
+        ("token_embd.weight", (3840, 300), Q6_K_T),
+        ("v.patch_embd.weight", (14, 14, 3, 1152), F16_T),
+        ("mm.mm_input_projection.weight", (1152, 3840), F16_T),
+    ]
+    arch = parse_architecture([gguf(GEMMA3, tensors=tensors)])
+    assert arch is not None
+    assert arch.sliding_window == 1024 and arch.sliding_window_pattern == (True,) * 5 + (False,)
+    assert arch.parameter_count == 12_187_325_040 and arch.tied_embeddings is True
+    assert arch.vision is not None
+    assert arch.vision.weights == (14 * 14 * 3 * 1152 + 1152 * 3840) * 2
+    assert (arch.vision.image_size, arch.vision.patch_size, arch.vision.head_count) == (896, 14, 16)
+
+
+def test_a_pattern_of_the_wrong_length_is_dropped() -> None:
+    kvs = [(k, t, (BOOL, [True, False]) if k.endswith("pattern") else v) for k, t, v in GEMMA3]
+    arch = parse_architecture([gguf(kvs)])
+    assert arch is not None and arch.sliding_window_pattern == ()
+
+
+def test_deepseek2_latent_attention_and_experts() -> None:
+    kvs = [
+        ("general.architecture", STR, "deepseek2"),
+        ("deepseek2.block_count", U32, 27),
+        ("deepseek2.context_length", U32, 163840),
+        ("deepseek2.embedding_length", U32, 2048),
+        ("deepseek2.attention.head_count", U32, 16),
+        ("deepseek2.attention.head_count_kv", U32, 16),
+        ("deepseek2.attention.key_length", U32, 192),
+        ("deepseek2.attention.value_length", U32, 128),
+        ("deepseek2.attention.kv_lora_rank", U32, 512),
+        ("deepseek2.rope.dimension_count", U32, 64),
+        ("deepseek2.expert_count", U32, 64),
+        ("deepseek2.expert_used_count", U32, 6),
+        ("deepseek2.vocab_size", U32, 102400),
+    ]
+    arch = parse_architecture([gguf(kvs)])
+    assert arch is not None
+    assert (arch.kv_lora_rank, arch.rope_dimension, arch.expert_count, arch.expert_used_count) == (
+        512,
+        64,
+        64,
+        6,
+    )
+    assert arch.vocab_size == 102400  # <arch>.vocab_size when there is no tokenizer array
+
+
+def test_pooling_type_marks_an_embedding_model() -> None:
+    kvs = [*LLAMA, ("llama.pooling_type", U32, 1)]
+    arch = parse_architecture([gguf(kvs)])
+    assert arch is not None and arch.embedding_model is True
+    plain = parse_architecture([gguf(LLAMA)])
+    assert plain is not None and plain.embedding_model is False
+
+
+def test_absurd_tensor_counts_and_dims_are_malformed() -> None:
+    assert parse_architecture([gguf(LLAMA, tensor_count=2**40)]) is None
+    bad = gguf(LLAMA, tensors=[]) + gstr("t") + struct.pack("<I", 99)
+    raw = bytearray(bad)
+    raw[8:16] = struct.pack("<Q", 1)
+    assert parse_architecture([bytes(raw)]) is None
