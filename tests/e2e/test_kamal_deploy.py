@@ -3,13 +3,18 @@
 One module-scoped deployment is walked through its life: `kamal setup`, an env change (new
 version, data volume kept), a hand-typed `kamal deploy` that brings a stopped Ollama back
 through the hooks, a broken image that fails while the old version keeps serving, and a
-rollback. Ollama is the harness's fake (`gpus: none`), OpenWebUI a stand-in image."""
+rollback. Ollama is the harness's fake (`gpus: none`). OpenWebUI is, in CI, a small stand-in
+image (seconds a deploy); with `-m fullstack` the same life runs with the real OpenWebUI image
+(tests/harness/openwebui_image.py, ~30 s a deploy). The checks look into the running container
+(its environment, a file in the data volume, Ollama's API from inside), so they hold for both."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,19 +29,46 @@ from reconciler.kamal.hooks import HookFailed, SshConfig, ensure_ollama_on_hosts
 from reconciler.kamal.render import KAMAL_NETWORK, Timing
 from reconciler.plan.webui import deploy_hash
 from tests.e2e.kamal_support import cleanup, make_desired
-from tests.harness.kamal_fixtures import Sshd
+from tests.harness.fullstack import kamal_registry
+from tests.harness.kamal_fixtures import Sshd, ensure_standin_images
+from tests.harness.openwebui_image import OFFICIAL_TAG, ensure_broken_openwebui_image, ensure_openwebui_image
 from tests.harness.registry import Registry
 
 pytestmark = pytest.mark.e2e
 
-TIMING = Timing(readiness_delay=1, deploy_timeout=12, drain_timeout=2)
+TIMING = Timing(readiness_delay=1, deploy_timeout=12, drain_timeout=2, health_interval=1)
+REAL_TIMING = Timing(readiness_delay=1, deploy_timeout=150, drain_timeout=2, health_interval=2)
+PROBE_OLLAMA = (
+    "import json, os, urllib.request; print(json.load(urllib.request.urlopen("
+    "os.environ['OLLAMA_BASE_URL'] + '/api/version', timeout=5))['version'])"
+)
+
+
+@dataclass(frozen=True)
+class Images:
+    good: str
+    broken: str
+    timing: Timing
+
+
+@pytest.fixture(scope="module", params=["standin", pytest.param("openwebui", marks=pytest.mark.fullstack)])
+def images(request: pytest.FixtureRequest, docker_client: docker.DockerClient, base_image: str) -> Images:
+    """The OpenWebUI image to deploy and its broken twin: the stand-in, or the real one."""
+    if request.param == "standin":
+        good, broken = ensure_standin_images(docker_client)
+        return Images(good, broken, TIMING)
+    ensure_openwebui_image(docker_client)
+    return Images(OFFICIAL_TAG, ensure_broken_openwebui_image(docker_client), REAL_TIMING)
 
 
 class Deployment:
-    def __init__(self, client: docker.DockerClient, desired: DesiredState, workdir: Path) -> None:
+    def __init__(
+        self, client: docker.DockerClient, desired: DesiredState, workdir: Path, timing: Timing
+    ) -> None:
         self.client = client
         self.desired = desired
         self.workdir = workdir
+        self.timing = timing
         self.events: list[tuple[str, dict[str, Any]]] = []
 
     @property
@@ -62,7 +94,7 @@ class Deployment:
             first=first,
             events_emit=self.emit,
             docker_client=self.client,
-            timing=TIMING,
+            timing=self.timing,
             lock_retries=1,
             lock_wait_s=1,
         )
@@ -71,6 +103,34 @@ class Deployment:
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, timeout=5)
+
+    def container(self) -> Any:
+        (running,) = executor_containers(self.client, self.service)
+        return running
+
+    def env(self) -> dict[str, str]:
+        pairs = (item.split("=", 1) for item in self.container().attrs["Config"]["Env"])
+        return {k: v for k, v in pairs}
+
+    def exec(self, *command: str) -> str:
+        code, out = self.container().exec_run(list(command))
+        assert code == 0, out
+        return out.decode()
+
+    def write_data(self, name: str, text: str) -> None:
+        self.exec("python3", "-c", f"open('/app/backend/data/{name}', 'w').write({text!r})")
+
+    def read_data(self, name: str) -> str:
+        return self.exec("cat", f"/app/backend/data/{name}")
+
+    def reaches_ollama(self) -> bool:
+        """From inside OpenWebUI's container, as OpenWebUI itself calls OLLAMA_BASE_URL."""
+        return bool(self.exec("python3", "-c", PROBE_OLLAMA).strip())
+
+
+def executor_containers(client: docker.DockerClient, service: str) -> list[Any]:
+    found = client.containers.list(filters={"label": f"service={service}"})
+    return [c for c in found if c.labels.get("role") == "web"]
 
 
 def _with_webui(desired: DesiredState, **update: Any) -> DesiredState:
@@ -83,25 +143,28 @@ def deployment(
     docker_client: docker.DockerClient,
     sshd: Sshd,
     registry: Registry,
-    openwebui_standin: tuple[str, str],
+    images: Images,
     fake_ollama_image: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Deployment]:
-    desired = make_desired(
-        sshd=sshd, registry=registry, standin=openwebui_standin[0], ollama_image=fake_ollama_image
-    )
-    dep = Deployment(docker_client, desired, tmp_path_factory.mktemp("kamal") / "project")
-    try:
-        yield dep
-    finally:
-        cleanup(docker_client, dep.desired)
+    with contextlib.ExitStack() as stack:
+        if images.good == OFFICIAL_TAG:  # ~1 GB compressed: the registry that keeps it pushed
+            registry = stack.enter_context(kamal_registry(docker_client))
+        desired = make_desired(
+            sshd=sshd, registry=registry, standin=images.good, ollama_image=fake_ollama_image
+        )
+        dep = Deployment(docker_client, desired, tmp_path_factory.mktemp("kamal") / "project", images.timing)
+        try:
+            yield dep
+        finally:
+            cleanup(docker_client, dep.desired)
 
 
 def _step_1_setup_serves_health_and_reaches_ollama(deployment: Deployment) -> None:
     version = deployment.deploy(deployment.desired, first=True)
     assert deployment.get("/health").json() == {"status": True}
     # OpenWebUI reaches the Ollama container the hooks created, by name, over Docker networks.
-    assert "version" in deployment.get("/ollama").json()
+    assert deployment.reaches_ollama()
     assert executor.running_versions(deployment.client, deployment.service) == (version,)
     outputs = [d["line"] for e, d in deployment.events if e == "kamal.output"]
     assert any("docker-setup" in line for line in outputs) and any("post-deploy" in line for line in outputs)
@@ -110,16 +173,15 @@ def _step_1_setup_serves_health_and_reaches_ollama(deployment: Deployment) -> No
 
 
 def _step_2_env_change_deploys_new_version_and_keeps_data(deployment: Deployment) -> None:
-    put = httpx.put(deployment.url + "/data/notes.txt", content=b"kept across deploys", timeout=5)
-    assert put.status_code == 201
+    deployment.write_data("notes.txt", "kept across deploys")
     old = executor.running_versions(deployment.client, deployment.service)
     changed = _with_webui(deployment.desired, task_model="phi3:mini")
     version = deployment.deploy(changed)
     assert version not in old
     assert executor.running_versions(deployment.client, deployment.service) == (version,)
-    assert deployment.get("/env").json()["TASK_MODEL"] == "phi3:mini"
-    assert deployment.get("/data/notes.txt").content == b"kept across deploys"
-    assert "version" in deployment.get("/ollama").json()
+    assert deployment.env()["TASK_MODEL"] == "phi3:mini"
+    assert deployment.read_data("notes.txt") == "kept across deploys"
+    assert deployment.reaches_ollama()
 
 
 def _step_3_hand_typed_deploy_brings_ollama_back(deployment: Deployment) -> None:
@@ -139,14 +201,12 @@ def _step_3_hand_typed_deploy_brings_ollama_back(deployment: Deployment) -> None
     assert deployment.client.containers.get(name).status == "running"
     assert "start container" in done.stdout
     assert deployment.get("/health").status_code == 200
-    assert "version" in deployment.get("/ollama").json()
+    assert deployment.reaches_ollama()
 
 
-def _step_4_broken_image_fails_and_old_version_keeps_serving(
-    deployment: Deployment, openwebui_standin: tuple[str, str]
-) -> None:
+def _step_4_broken_image_fails_and_old_version_keeps_serving(deployment: Deployment, images: Images) -> None:
     good = executor.running_versions(deployment.client, deployment.service)
-    broken = _with_webui(deployment.desired, image=openwebui_standin[1])
+    broken = _with_webui(deployment.desired, image=images.broken)
     with pytest.raises(KamalFailed) as info:
         deployment.deploy(broken)
     text = str(info.value)
@@ -157,7 +217,7 @@ def _step_4_broken_image_fails_and_old_version_keeps_serving(
     assert deployment.get("/health").json() == {"status": True}
 
 
-def _step_5_rollback_to_previous_version(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
+def _step_5_rollback_to_previous_version(deployment: Deployment) -> None:
     current = executor.running_versions(deployment.client, deployment.service)
     previous = _with_webui(deployment.desired, task_model=None)  # the state of test 2's first version
     version = deploy_hash(previous)
@@ -169,11 +229,11 @@ def _step_5_rollback_to_previous_version(deployment: Deployment, openwebui_stand
         workdir=deployment.workdir,
         events_emit=deployment.emit,
         docker_client=deployment.client,
-        timing=TIMING,
+        timing=deployment.timing,
     )
     deployment.desired = previous
     assert executor.running_versions(deployment.client, deployment.service) == (version,)
-    assert "TASK_MODEL" not in deployment.get("/env").json()
+    assert "TASK_MODEL" not in deployment.env()
     assert not executor.rollback(
         previous,
         "never-deployed",
@@ -201,13 +261,13 @@ def _step_6_someone_elses_lock_is_waited_for_never_released(deployment: Deployme
         kamal("lock", "release")
 
 
-def test_kamal_lifecycle(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
+def test_kamal_lifecycle(deployment: Deployment, images: Images) -> None:
     """One deployment through its life, in order (pytest-randomly must not shuffle these)."""
     _step_1_setup_serves_health_and_reaches_ollama(deployment)
     _step_2_env_change_deploys_new_version_and_keeps_data(deployment)
     _step_3_hand_typed_deploy_brings_ollama_back(deployment)
-    _step_4_broken_image_fails_and_old_version_keeps_serving(deployment, openwebui_standin)
-    _step_5_rollback_to_previous_version(deployment, openwebui_standin)
+    _step_4_broken_image_fails_and_old_version_keeps_serving(deployment, images)
+    _step_5_rollback_to_previous_version(deployment)
     _step_6_someone_elses_lock_is_waited_for_never_released(deployment)
 
 

@@ -309,6 +309,28 @@ def _lock_cache(progress: Progress) -> tuple[Path | None, Any]:
     return KAMAL_REGISTRY_STORAGE, handle
 
 
+@contextlib.contextmanager
+def kamal_registry(
+    client: docker.DockerClient, progress: Progress = lambda _line: None
+) -> Iterator[Registry]:
+    """The registry Kamal pushes OpenWebUI to, on a network of its own (its alias must not
+    shadow the model registry's), with the kept storage when no other run holds it."""
+    storage, lock = _lock_cache(progress)
+    network = client.networks.create(
+        f"rcl-kreg-{uuid.uuid4().hex[:8]}", driver="bridge", labels=dict(TEST_LABEL)
+    )
+    try:
+        registry = Registry(client, network, storage=storage)
+        try:
+            yield registry
+        finally:
+            registry.stop()
+    finally:
+        _remove_network(client, str(network.name), force=True)
+        if lock is not None:
+            lock.close()
+
+
 def _push_models(registry: Registry, progress: Progress) -> dict[str, str]:
     local = {}
     for name, (model, tag, arch, blocks, heads, kv, emb, size) in MODELS.items():
@@ -427,78 +449,77 @@ def full_stack(
     client = docker.from_env(timeout=600)
     manifest = Manifest(path=manifest_path)
     manifest.save()
-    cache_lock = None
     try:
-        ensure_base_image(client)
-        fake_image = ensure_fake_ollama_image(client)
-        report = ensure_openwebui_image(client, progress)
-        if report.built:
-            progress(f"built {report.image} in {report.seconds:.0f} s ({report.size_bytes / GiB:.1f} GiB)")
-        sfx = uuid.uuid4().hex[:8]
-        root = Path(tempfile.mkdtemp(prefix="rcl-full-"))
-        manifest.add("dirs", str(root))
-        network = client.networks.create(f"rcl-full-{sfx}", driver="bridge", labels=dict(TEST_LABEL))
-        manifest.add("networks", str(network.name))
-        kamal_net = client.networks.create(f"rcl-kreg-{sfx}", driver="bridge", labels=dict(TEST_LABEL))
-        manifest.add("networks", str(kamal_net.name))
-        registry = Registry(client, network)
-        manifest.add("containers", registry.container.name)
-        manifest.add("dirs", str(registry.storage))
-        storage, cache_lock = _lock_cache(progress)
-        kamal_registry = Registry(client, kamal_net, storage=storage)
-        manifest.add("containers", kamal_registry.container.name)
-        if storage is None:
-            manifest.add("dirs", str(kamal_registry.storage))
-        progress("pushing small copies of the example's models to the local registry")
-        local = _push_models(registry, progress)
-        the_cloud = _start_cloud(client, fake_image, str(network.name), registry, manifest) if cloud else None
-        with running_sshd() as sshd:
-            sshd_pid = sshd.key.parent / "sshd.pid"
-            if sshd_pid.is_file():
-                manifest.add("pids", int(sshd_pid.read_text().split()[0]))
-            manifest.add("dirs", str(sshd.key.parent))
-            stack = Stack(root, client, registry, network, fake_image)
-            manifest.add("containers", stack.name)
-            manifest.add("volumes", stack.volume)
-            service, data_volume = f"openwebui-{sfx}", f"rcl-owui-data-{sfx}"
-            manifest.add("services", service)
-            manifest.add("volumes", data_volume)
-            manifest.add("networks", KAMAL_NETWORK)
-            port = webui_port or free_port()
-            kamal = {
-                "service": service,
-                "servers": ["127.0.0.1"],
-                "ssh_port": sshd.port,
-                "ssh_keys": [str(sshd.key)],
-                "registry": {"server": f"127.0.0.1:{kamal_registry.port}"},
-                "image": WRAPPER_REPOSITORY,
-                "data_volume": data_volume,
-            }
-            _desired_files(stack.repo, stack, local, kamal, port, the_cloud)
-            ops = GitOps(stack, root / "gitops")
-            env = {CLOUD_KEY_ENV: the_cloud.key} if the_cloud else {}
-            fs = FullStack(
-                client=client,
-                root=root,
-                manifest=manifest,
-                registry=registry,
-                kamal_registry=kamal_registry,
-                sshd=sshd,
-                stack=stack,
-                ops=ops,
-                local=local,
-                service=service,
-                data_volume=data_volume,
-                webui_port=port,
-                cloud=the_cloud,
-                env=env,
-            )
-            try:
-                yield fs
-            finally:
-                ops.stop_serve()
+        with _up(client, manifest, progress, cloud, webui_port) as fs:
+            yield fs
     finally:
         manifest.teardown(client)
-        if cache_lock is not None:
-            cache_lock.close()
         client.close()
+
+
+@contextlib.contextmanager
+def _up(
+    client: docker.DockerClient, manifest: Manifest, progress: Progress, cloud: bool, webui_port: int | None
+) -> Iterator[FullStack]:
+    ensure_base_image(client)
+    fake_image = ensure_fake_ollama_image(client)
+    report = ensure_openwebui_image(client, progress)
+    if report.built:
+        progress(f"built {report.image} in {report.seconds:.0f} s ({report.size_bytes / GiB:.1f} GiB)")
+    sfx = uuid.uuid4().hex[:8]
+    root = Path(tempfile.mkdtemp(prefix="rcl-full-"))
+    manifest.add("dirs", str(root))
+    network = client.networks.create(f"rcl-full-{sfx}", driver="bridge", labels=dict(TEST_LABEL))
+    manifest.add("networks", str(network.name))
+    registry = Registry(client, network)
+    manifest.add("containers", registry.container.name)
+    manifest.add("dirs", str(registry.storage))
+    progress("pushing small copies of the example's models to the local registry")
+    local = _push_models(registry, progress)
+    the_cloud = _start_cloud(client, fake_image, str(network.name), registry, manifest) if cloud else None
+    with kamal_registry(client, progress) as kreg, running_sshd() as sshd:
+        manifest.add("containers", kreg.container.name)
+        manifest.add("networks", kreg.network_name)
+        sshd_pid = sshd.key.parent / "sshd.pid"
+        if sshd_pid.is_file():
+            manifest.add("pids", int(sshd_pid.read_text().split()[0]))
+        manifest.add("dirs", str(sshd.key.parent))
+        stack = Stack(root, client, registry, network, fake_image)
+        manifest.add("containers", stack.name)
+        manifest.add("volumes", stack.volume)
+        service, data_volume = f"openwebui-{sfx}", f"rcl-owui-data-{sfx}"
+        manifest.add("services", service)
+        manifest.add("volumes", data_volume)
+        manifest.add("networks", KAMAL_NETWORK)
+        port = webui_port or free_port()
+        kamal = {
+            "service": service,
+            "servers": ["127.0.0.1"],
+            "ssh_port": sshd.port,
+            "ssh_keys": [str(sshd.key)],
+            "registry": {"server": f"127.0.0.1:{kreg.port}"},
+            "image": WRAPPER_REPOSITORY,
+            "data_volume": data_volume,
+        }
+        _desired_files(stack.repo, stack, local, kamal, port, the_cloud)
+        ops = GitOps(stack, root / "gitops")
+        fs = FullStack(
+            client=client,
+            root=root,
+            manifest=manifest,
+            registry=registry,
+            kamal_registry=kreg,
+            sshd=sshd,
+            stack=stack,
+            ops=ops,
+            local=local,
+            service=service,
+            data_volume=data_volume,
+            webui_port=port,
+            cloud=the_cloud,
+            env={CLOUD_KEY_ENV: the_cloud.key} if the_cloud else {},
+        )
+        try:
+            yield fs
+        finally:
+            ops.stop_serve()
