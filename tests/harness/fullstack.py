@@ -384,18 +384,26 @@ def _start_cloud(
 
 
 def _desired_files(
-    repo: Path, stack: Stack, local: dict[str, str], fs_kamal: dict[str, Any], port: int, cloud: Cloud | None
+    repo: Path, stack: Stack, local: dict[str, str], kamal: dict[str, Any], port: int, cloud: Cloud | None
 ) -> None:
     """desired_state/ with the names and addresses of this machine."""
-    for path in EXAMPLE.iterdir():
-        if path.is_dir() and path.name == "knowledge":
-            shutil.copytree(path, repo / path.name, dirs_exist_ok=True)
-    ollama = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
+    shutil.copytree(EXAMPLE / "knowledge", repo / "knowledge", dirs_exist_ok=True)
+    stack.ollama = _ollama_yaml(stack, local)
+    stack.server = yaml.safe_load((EXAMPLE / "server.yaml").read_text())
+    stack.server["lan_addresses"] = []
+    stack.write()
+    (repo / "openwebui.yaml").write_text(
+        yaml.safe_dump(_openwebui_yaml(local, kamal, port, cloud), sort_keys=False)
+    )
+
+
+def _ollama_yaml(stack: Stack, local: dict[str, str]) -> dict[str, Any]:
+    ollama: dict[str, Any] = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
     for entry in ollama["models"]:
         entry["name"] = local[entry["name"]]
     for entry in ollama["derived"]:
         entry["from"] = local[entry["from"]]
-    container = dict(stack.ollama["container"])
+    container = dict(stack.ollama["container"])  # the harness's fake, named for this run
     container["env"] = {
         **ollama["container"]["env"],
         "OLLAMA_CONTEXT_LENGTH": 4096,
@@ -403,12 +411,17 @@ def _desired_files(
     }
     ollama["container"] = container
     ollama["registries"] = stack.ollama["registries"]
-    stack.ollama = ollama
-    stack.server = yaml.safe_load((EXAMPLE / "server.yaml").read_text())
-    stack.server["lan_addresses"] = []
-    stack.write()
-    webui = yaml.safe_load((EXAMPLE / "openwebui.yaml").read_text())
-    assert webui["image"] == OFFICIAL_TAG, "the harness builds the image the example names"
+    return ollama
+
+
+def _openwebui_yaml(
+    local: dict[str, str], kamal: dict[str, Any], port: int, cloud: Cloud | None
+) -> dict[str, Any]:
+    webui: dict[str, Any] = yaml.safe_load((EXAMPLE / "openwebui.yaml").read_text())
+    if webui["image"] != OFFICIAL_TAG:
+        raise RuntimeError(
+            f"desired_state/openwebui.yaml names {webui['image']}; the harness builds {OFFICIAL_TAG}"
+        )
     webui["exposure"] = {"mode": "published", "port": port, "addresses": ["127.0.0.1"]}
     webui["default_models"] = [local[m] for m in webui["default_models"]]
     webui["task_model"] = local[webui["task_model"]]
@@ -433,8 +446,8 @@ def _desired_files(
                 "knowledge": ["work"],
             }
         )
-    webui["kamal"] = fs_kamal
-    (repo / "openwebui.yaml").write_text(yaml.safe_dump(webui, sort_keys=False))
+    webui["kamal"] = kamal
+    return webui
 
 
 @contextlib.contextmanager
