@@ -68,6 +68,10 @@ def _answering(events: list[dict[str, Any]], question: str) -> dict[str, Any]:
     return found[0]
 
 
+def _model_shown(dom: str) -> bool:
+    return selected_model(dom) is not None
+
+
 def dismiss_whats_new(fs: FullStack) -> None:
     """The admin has seen this version's release notes (the user setting the button writes)."""
     httpx.post(
@@ -152,12 +156,14 @@ def test_one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path
     assert first in _text(cloud_chat["messages"]) and reply in [m["content"] for m in cloud_chat["messages"]]
 
     # headless Chromium: no login, the default model selected
-    page = open_page(fs.webui_url + "/", ARTIFACTS / "openwebui-kamal-first.png", tmp_path / "profile")
+    page = open_page(
+        fs.webui_url + "/", ARTIFACTS / "openwebui-kamal-first.png", tmp_path / "profile", ready=_model_shown
+    )
     assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
     assert selected_model(page) == desired.openwebui.default_models[0], page[-3000:]
     dismiss_whats_new(fs)  # what "Okay, Let's Go!" on the release notes does, for the screenshot
     shot = ARTIFACTS / "openwebui-kamal.png"
-    page = open_page(fs.webui_url + "/", shot, tmp_path / "profile")
+    page = open_page(fs.webui_url + "/", shot, tmp_path / "profile", ready=_model_shown)
     (ARTIFACTS / "openwebui-kamal.html").write_text(page)
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert selected_model(page) == desired.openwebui.default_models[0]
@@ -330,7 +336,7 @@ def test_a_fresh_clone_runs_the_demo_to_a_working_openwebui(tmp_path: Path) -> N
         seconds = time.monotonic() - started
         assert httpx.get(f"{url}/health", timeout=10).json() == {"status": True}
         shot = ARTIFACTS / "demo-openwebui.png"
-        page = open_page(url + "/", shot, tmp_path / "profile")
+        page = open_page(url + "/", shot, tmp_path / "profile", ready=_model_shown)
         assert shot.is_file() and shot.stat().st_size > 10_000
         assert "Sign in" not in page and "llama3:8b-instruct-q4_K_M" in str(selected_model(page))
         (ARTIFACTS / "demo-timing.txt").write_text(f"fresh clone to OpenWebUI answering: {seconds:.0f} s\n")

@@ -109,8 +109,8 @@ class Deployment:
         return running
 
     def env(self) -> dict[str, str]:
-        pairs = (item.split("=", 1) for item in self.container().attrs["Config"]["Env"])
-        return {k: v for k, v in pairs}
+        items = self.container().attrs["Config"]["Env"]
+        return {key: value for key, _, value in (item.partition("=") for item in items)}
 
     def exec(self, *command: str) -> str:
         code, out = self.container().exec_run(list(command))
