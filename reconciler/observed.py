@@ -146,6 +146,9 @@ class DeployedObs(Obs):
     openwebui_spec_hash: str | None = None
     openwebui_settings_hash: str | None = None
     running_versions: tuple[str, ...] = ()
+    # a version whose container did not become healthy when deployed: not deployed again
+    # until the desired spec changes (each retry would stop the serving version for nothing)
+    openwebui_failed_hash: str | None = None
 
 
 class WebUIObs(Obs):

@@ -78,6 +78,8 @@ def reconcile(
                 # Nothing could be planned for the models: that is not convergence.
                 report.result = "failed"
                 report.notes += ("Ollama's API does not answer; the models were not checked",)
+            elif plan.held:
+                report.result = "degraded"  # all that can be done is done; not the commit's state
             break
         if dry_run:
             report.result = "planned"

@@ -16,7 +16,7 @@ from reconciler.apply import models as model_ops
 from reconciler.apply.container import ensure_container
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
-from reconciler.errors import ReconcilerError
+from reconciler.errors import KamalFailed, ReconcilerError
 from reconciler.kamal import executor as kamal
 from reconciler.kamal.hooks import link_networks
 from reconciler.observed import InventoryEntry
@@ -208,8 +208,16 @@ class Runner:
         if rollback_possible and action.spec_hash in kamal.available_versions(self.runtime.docker, service):
             rolled_back = kamal.rollback(self.desired, action.spec_hash, **common)
         if not rolled_back:
-            kamal.deploy(self.desired, action.spec_hash, first=action.first, **common)
-        deployed = {"openwebui_spec_hash": action.spec_hash}
+            try:
+                kamal.deploy(self.desired, action.spec_hash, first=action.first, **common)
+            except KamalFailed:
+                if kamal.version_unhealthy(self.runtime.docker, service, action.spec_hash):
+                    failed = {"openwebui_failed_hash": action.spec_hash}
+                    self._remember(
+                        lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=failed)})
+                    )
+                raise
+        deployed = {"openwebui_spec_hash": action.spec_hash, "openwebui_failed_hash": None}
         self._remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=deployed)}))
 
     def _webui_settings(self, action: ApplyWebUISettings) -> None:

@@ -352,6 +352,19 @@ def running_versions(docker_client: docker.DockerClient, service: str) -> tuple[
     return tuple(sorted(v for v in versions if v))
 
 
+def version_unhealthy(docker_client: docker.DockerClient, service: str, version: str) -> bool:
+    """A failed deploy got as far as a container of `version`, and it is not running healthy:
+    the image (or its settings) is at fault, not the way there (SSH, the registry, a lock)."""
+    for container in _service_containers(docker_client, service, running=False):
+        if _version_of(container.attrs, service) != version:
+            continue
+        state = container.attrs.get("State") or {}
+        health = (state.get("Health") or {}).get("Status")
+        if not state.get("Running") or health not in (None, "healthy"):
+            return True
+    return False
+
+
 def available_versions(docker_client: docker.DockerClient, service: str) -> tuple[str, ...]:
     """Versions that still have a container (any state) Kamal can roll back to."""
     versions = {

@@ -178,6 +178,7 @@ class Plan(_Frozen):
     actions: tuple[Action, ...] = ()
     violations: tuple[Violation, ...] = ()
     notes: tuple[str, ...] = ()
+    held: tuple[str, ...] = ()  # what is wanted but held back until the desired state changes
     budget: Budget = Field(default_factory=Budget)
 
     @property

@@ -61,18 +61,20 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     notes: list[str] = []
     if not observed.ollama_reachable and container is None:
         notes.append("Ollama's API does not answer: models are planned once it does")
+    held = _held_deploys(ctx)
+    notes += held
     if not observed.ollama_reachable:
         # OpenWebUI can be deployed, but its settings wait: files are embedded through Ollama
         # and the model list comes from it (the next pass plans them after the pulls).
         actions: list[Action] = [container] if container else []
         actions += _webui_actions(ctx, settings=False)
-        return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes))
+        return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), held=tuple(held))
     violations: list[Violation] = []
     model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
     if violations:
         return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
     actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
-    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
+    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget, held=tuple(held))
 
 
 def _container_action(ctx: _Ctx) -> EnsureContainer | None:
@@ -463,7 +465,9 @@ def _webui_actions(ctx: _Ctx, *, settings: bool = True) -> list[Action]:
         wanted_settings = None
     deployed = ctx.observed.deployed
     actions: list[Action] = []
-    if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
+    if wanted_deploy is not None and wanted_deploy == deployed.openwebui_failed_hash:
+        pass  # held back: see _held_deploys
+    elif wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
         first = deployed.openwebui_spec_hash is None
         why = (
             "OpenWebUI was never deployed"
@@ -487,6 +491,19 @@ def _webui_actions(ctx: _Ctx, *, settings: bool = True) -> list[Action]:
             ApplyWebUISettings(settings_hash=wanted_settings, needs=_settings_needs(ctx), reason=reason)
         )
     return actions
+
+
+def _held_deploys(ctx: _Ctx) -> list[str]:
+    """A version whose container did not become healthy is not deployed again for the same
+    desired spec: in published mode every try stops the serving version first."""
+    wanted, deployed = deploy_hash(ctx.desired), ctx.observed.deployed
+    if wanted is None or wanted != deployed.openwebui_failed_hash or wanted == deployed.openwebui_spec_hash:
+        return []
+    serving = deployed.openwebui_spec_hash or "no version"
+    return [
+        f"OpenWebUI version {wanted} held back: its container did not become healthy when it was "
+        f"deployed, so {serving} keeps serving; fix openwebui.yaml (or `git revert`) and push"
+    ]
 
 
 def _settings_needs(ctx: _Ctx) -> tuple[str, ...]:

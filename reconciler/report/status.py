@@ -123,7 +123,7 @@ def model_rows(
 
 
 # Plan notes that mean the server works but is short of what the commit asks for.
-DEGRADED_MARKERS = ("evicted", "over budget", "not implemented", "not warming", "on the CPU: ")
+DEGRADED_MARKERS = ("evicted", "over budget", "not implemented", "not warming", "on the CPU: ", "held back: ")
 
 
 def now() -> datetime:

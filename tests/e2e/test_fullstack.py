@@ -292,6 +292,13 @@ def test_openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullS
     out = _push(fs, "A broken OpenWebUI", {"openwebui.yaml": [(("image",), BROKEN_TAG)]})
     assert "kamal| " in out and "ERROR" in out and re.search(r"not ready|unhealthy|exited", out), out[-3000:]
     assert "✘ failed" in out, out[-3000:]
+    # serve retries the failed reconcile, but not that version: OpenWebUI is not stopped again
+    mark = len(fs.ops.events())
+    retried = fs.ops.wait_event(lambda e: e["event"] == "reconcile.done", timeout=120, after=mark)
+    assert retried["result"] == "degraded" and "held back" in " ".join(retried["notes"]), retried
+    assert not [e for e in fs.ops.events()[mark:] if e["event"] == "kamal.start"]
+    degraded = {c["type"]: c for c in fs.ops.status()["conditions"]}["Degraded"]
+    assert degraded["status"] is True and "held back" in degraded["message"]
     assert executor.running_versions(fs.client, fs.service) == (base_version,)  # the old one serves
     assert httpx.get(f"{fs.webui_url}/health", timeout=10).json() == {"status": True}
     assert _data(fs, chat_id) == before

@@ -372,3 +372,25 @@ def test_settings_need_no_model_without_ollama_embeddings_or_knowledge() -> None
         (settings,) = [a for a in plan(state, observed(state, models=[model(PHI, ("p", GiB))])).actions
                        if a.kind == "openwebui_settings"]  # fmt: skip
         assert settings.needs == ()  # type: ignore[union-attr]
+
+
+def test_a_version_that_did_not_become_healthy_is_held_back_until_the_spec_changes() -> None:
+    from reconciler.observed import DeployedObs
+    from reconciler.plan.webui import deploy_hash, settings_hash
+
+    good = desired([PHI], openwebui={"default_models": [PHI]})
+    broken = desired([PHI], openwebui={"default_models": [PHI], "image": "example/openwebui:bad"})
+    deployed = DeployedObs(
+        openwebui_spec_hash=deploy_hash(good),
+        openwebui_settings_hash=settings_hash(good),
+        openwebui_failed_hash=deploy_hash(broken),
+    )
+    seen = observed(broken, models=[model(PHI, ("p", GiB))], deployed=deployed)
+    p = plan(broken, seen)
+    assert not [a for a in p.actions if a.kind == "kamal_deploy"]
+    (why,) = p.held
+    assert why in p.notes and f"{deploy_hash(good)} keeps serving" in why and "push" in why
+    fixed = desired([PHI], openwebui={"default_models": [PHI], "image": "example/openwebui:fixed"})
+    (deploy,) = [a for a in plan(fixed, seen).actions if a.kind == "kamal_deploy"]
+    assert isinstance(deploy, KamalDeploy) and not plan(fixed, seen).held
+    assert plan(good, seen.model_copy(update={"deployed": deployed})).empty  # a revert: nothing to do
