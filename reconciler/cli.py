@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from reconciler import DISTRIBUTION
 from reconciler.errors import (
     EXIT_CHANGES,
     EXIT_OK,
@@ -49,10 +50,21 @@ def _source(path: Path, rev: str | None) -> Source:
     return DirSource(path)
 
 
-def _load(path: Path, rev: str | None) -> DesiredState:
+def _load(path: Path, rev: str | None, *, on_server: bool = False, note: bool = False) -> DesiredState:
+    """Load with the one loader. Secret references are checked against this server's
+    reconciler.toml when it exists, or always (`on_server`: apply, which resolves them, where
+    a missing file allows none); on a laptop without it, only their form is checked."""
+    from reconciler import serverconfig
     from reconciler.desired.load import load_desired
 
-    return load_desired(_source(path, rev))
+    policy = serverconfig.load_policy() if on_server or serverconfig.exists() else None
+    if policy is None and note:
+        click.echo(
+            f"note: {serverconfig.config_path()} does not exist here: secret references were checked "
+            "for their form only (the server checks them against its own)",
+            err=True,
+        )
+    return load_desired(_source(path, rev), secrets=policy)
 
 
 def dumps(data: Any) -> str:
@@ -87,7 +99,7 @@ class _Group(click.Group):
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="reconciler")
+@click.version_option(package_name=DISTRIBUTION)
 def main() -> None:
     """GitOps for a self-hosted LLM server: Ollama, its models and OpenWebUI, from a git repo.
 
@@ -103,7 +115,7 @@ def main() -> None:
 def validate(path: Path, rev: str | None, as_json: bool) -> None:
     """Check a desired state; print every problem with file:line:column, field and hint."""
     try:
-        desired = _load(path, rev)
+        desired = _load(path, rev, note=not as_json)
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
@@ -112,6 +124,34 @@ def validate(path: Path, rev: str | None, as_json: bool) -> None:
         click.echo(dumps({"valid": True, "revision": desired.revision, "models": models}))
     else:
         click.echo(f"ok: {path} is a valid desired state ({models} models)")
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Choice(["server.yaml", "ollama.yaml", "openwebui.yaml"]))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Write <file>.schema.json files into this directory instead of printing.",
+)
+def schema(file: str | None, out: Path | None) -> None:
+    """Print the JSON Schema of FILE (all three, as one JSON object, without FILE).
+
+    Editors that speak the YAML language server pick it up from the first line of each
+    file: `# yaml-language-server: $schema=schema/ollama.schema.json`."""
+    from reconciler.desired.docs import schemas
+
+    texts = schemas()
+    chosen = {file: texts[file]} if file else texts
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        for name, text in chosen.items():
+            target = out / name.replace(".yaml", ".schema.json")
+            target.write_text(text)
+            click.echo(f"wrote {target}")
+    elif file:
+        click.echo(texts[file], nl=False)
+    else:
+        click.echo(dumps({name: json.loads(text) for name, text in texts.items()}))
 
 
 @main.command()
@@ -140,16 +180,15 @@ def plan(
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
-    from rich.console import Console
-
     from reconciler.plan.planner import plan as make_plan
+    from reconciler.report.console import make_console
     from reconciler.report.render import plan_to_json, print_plan
 
     result = make_plan(desired, seen)
     if as_json:
         click.echo(dumps(plan_to_json(result)))
     else:
-        print_plan(result, Console())
+        print_plan(result, make_console())
     if result.refused:
         sys.exit(EXIT_REFUSED)
     sys.exit(EXIT_CHANGES if result.actions else EXIT_OK)
@@ -200,15 +239,13 @@ def apply(
     state directory (push instead). Exit 0: converged (or, with --dry-run, nothing to do);
     1: --dry-run found changes; 2: invalid; 3: refused; 4: an action failed or serve runs.
     """
-    from rich.console import Console
-
     from reconciler.desired.source import knowledge_reader
     from reconciler.reconcile import reconcile
-    from reconciler.report.console import human, json_lines, structured
+    from reconciler.report.console import human, json_lines, make_console, structured
     from reconciler.report.events import EventBus
 
     try:
-        desired = _load(repo, rev)
+        desired = _load(repo, rev, on_server=True)
         runtime = _runtime(state_dir, ollama_url)
     except ReconcilerError as exc:
         _fail(exc, as_json)
@@ -217,7 +254,7 @@ def apply(
     if as_json:
         bus = EventBus(json_lines())
     elif sys.stdout.isatty():
-        bus = EventBus(human(Console()))
+        bus = EventBus(human(make_console()))
     else:
         bus = EventBus(structured(sys.stdout))
     if dry_run:
@@ -262,8 +299,6 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
 
 # ─────────────────────────── the GitOps loop ───────────────────────────
 
-_SEED = Path(__file__).resolve().parents[1] / "desired_state"
-
 
 def _state_dir(value: Path | None) -> Path:
     return value or default_state_dir()
@@ -274,10 +309,9 @@ def _state_dir(value: Path | None) -> Path:
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
 @click.option(
     "--seed",
-    type=click.Path(path_type=Path, exists=True),
-    default=_SEED,
-    show_default=True,
-    help="Desired state to seed a new repo with.",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="Desired state to seed a new repo with (default: the example shipped with the package).",
 )
 @click.option("--branch", default="main", show_default=True)
 @click.option(
@@ -285,13 +319,51 @@ def _state_dir(value: Path | None) -> Path:
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     help="Only commits signed by a key in this SSH allowed_signers file are accepted and applied.",
 )
-def init(repo: Path, state_dir: Path | None, seed: Path, branch: str, allowed_signers: Path | None) -> None:
-    """Create (or adopt) the bare desired-state repo and install its git hooks."""
-    from reconciler.gitops import init_repo
+@click.option("--lan-address", "lan", multiple=True, help="Seed server.yaml lan_addresses with these.")
+@click.option("--no-lan", is_flag=True, help="Seed lan_addresses: [] (loopback only).")
+@click.option(
+    "--gpus-none", is_flag=True, help="Seed container.gpus: none (no NVIDIA GPU: Ollama on the CPU)."
+)
+@click.option("--kamal-ssh-key", "ssh_keys", multiple=True, help="Seed kamal.ssh_keys with this key file.")
+@click.option("--kamal-ssh-port", "ssh_port", type=int, help="Seed kamal.ssh_port (when sshd is not on 22).")
+def init(
+    repo: Path,
+    state_dir: Path | None,
+    seed: Path | None,
+    branch: str,
+    allowed_signers: Path | None,
+    lan: tuple[str, ...],
+    no_lan: bool,
+    gpus_none: bool,
+    ssh_keys: tuple[str, ...],
+    ssh_port: int | None,
+) -> None:
+    """Create (or adopt) the bare desired-state repo and install its git hooks.
 
-    created = init_repo(
-        repo, seed=seed, state_dir=_state_dir(state_dir), branch=branch, allowed_signers=allowed_signers
+    A new repo is seeded with the example (or --seed), edited for this server by the --lan-*,
+    --gpus-none and --kamal-* options, and validated first. An existing repo is left as it is."""
+    from reconciler.gitops import init_repo
+    from reconciler.resources import example_desired_state
+    from reconciler.seed import SeedSettings
+
+    settings = SeedSettings(
+        lan_addresses=() if no_lan else (tuple(lan) or None),
+        gpus_none=gpus_none,
+        kamal_ssh_keys=ssh_keys,
+        kamal_ssh_port=ssh_port,
     )
+    try:
+        created = init_repo(
+            repo,
+            seed=seed or example_desired_state(),
+            state_dir=_state_dir(state_dir),
+            branch=branch,
+            allowed_signers=allowed_signers,
+            settings=settings,
+        )
+    except ReconcilerError as exc:
+        _fail(exc, False)
+        return
     verb = "created and seeded" if created else "adopted"
     click.echo(f"{verb} {repo}; hooks installed. Push to it: git remote add server <host>:{repo}")
 
@@ -304,6 +376,12 @@ def init(repo: Path, state_dir: Path | None, seed: Path, branch: str, allowed_si
 @click.option("--resync", default=300.0, show_default=True, help="Seconds between periodic resyncs.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on this port.")
 @click.option("--metrics-addr", default="127.0.0.1", show_default=True, help="Metrics bind address.")
+@click.option(
+    "--stuck-after",
+    default=3600.0,
+    show_default=True,
+    help="Under systemd: stop feeding the watchdog after this many seconds with no progress.",
+)
 def serve(
     repo: Path,
     branch: str,
@@ -312,8 +390,12 @@ def serve(
     resync: float,
     metrics_port: int | None,
     metrics_addr: str,
+    stuck_after: float,
 ) -> None:
-    """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP."""
+    """Run the reconciler: on push, Docker events, a periodic resync and SIGHUP.
+
+    Under systemd (Type=notify) it reports READY once serving and feeds the watchdog while
+    its loop makes progress."""
     from reconciler.loop.serve import ServeConfig, Server
     from reconciler.report.console import structured
     from reconciler.report.eventlog import EventLog, log_path
@@ -329,6 +411,7 @@ def serve(
                 resync_seconds=resync,
                 metrics_port=metrics_port,
                 metrics_addr=metrics_addr,
+                stuck_after=stuck_after,
             ),
             runtime,
             bus,
@@ -339,13 +422,58 @@ def serve(
 
 
 @main.command()
+@click.option(
+    "--repo",
+    type=click.Path(path_type=Path),
+    envvar="RECONCILER_REPO",
+    default="/srv/desired-state.git",
+    show_default=True,
+    help="The desired state to check the server against (a bare repo's branch head, or a directory).",
+)
+@click.option("--rev", help="Check against this commit of a git repo.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    envvar="RECONCILER_CONFIG",
+    default="/etc/reconciler/reconciler.toml",
+    show_default=True,
+    help="The server's own settings file (never in git).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Path, as_json: bool) -> None:
+    """Check every prerequisite of the desired state on this server, each with the fix.
+
+    Docker, the GPU (NVML, driver, the NVIDIA runtime or CDI, the passthrough that works),
+    free disk against the budgets, published ports, LAN addresses, Kamal, SSH to the Kamal
+    hosts, the registry, Ollama's version, OpenWebUI. Changes nothing. Exit 0 only when every
+    check passes (or is not needed); 1 when one fails."""
+    from rich.console import Console
+
+    from reconciler.doctor import print_checks, run_doctor, to_json
+    from reconciler.errors import ObservationFailed as NoRepo
+
+    def load() -> DesiredState:
+        if not repo.exists():
+            raise NoRepo(f"{repo} does not exist (bootstrap creates it; or pass --repo)")
+        return _load(repo, rev)
+
+    checks = run_doctor(load, _state_dir(state_dir), config_path=config_path)
+    if as_json:
+        click.echo(dumps(to_json(checks)))
+    else:
+        print_checks(checks, Console())
+    sys.exit(EXIT_OK if all(c.ok for c in checks) else 1)
+
+
+@main.command()
 @click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(state_dir: Path | None, as_json: bool) -> None:
     """Desired vs applied commit, conditions, models, budgets, last error."""
-    from rich.console import Console
-
     from reconciler.loop.lock import serve_running
+    from reconciler.report.console import make_console
     from reconciler.report.status import load_status
     from reconciler.report.text import print_status
 
@@ -355,7 +483,7 @@ def status(state_dir: Path | None, as_json: bool) -> None:
     if as_json:
         click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))
     else:
-        print_status(current, pid, Console())
+        print_status(current, pid, make_console())
 
 
 @main.command()
@@ -410,12 +538,19 @@ def rollback(commit: str | None, repo: Path, branch: str) -> None:
     default=300.0,
     help="Most seconds the post-receive hook follows the reconcile.",
 )
-def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float) -> None:
+@click.option(
+    "--budget",
+    type=float,
+    envvar="RECONCILER_HOOK_BUDGET",
+    default=60.0,
+    help="Most seconds the pre-receive hook spends validating one push.",
+)
+def hook(which: str, repo: Path, state_dir: Path, branch: str, timeout: float, budget: float) -> None:
     """Git hooks installed by `init` (not for direct use)."""
     from reconciler.gitops import post_receive, pre_receive
 
     if which == "pre-receive":
-        sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr))
+        sys.exit(pre_receive(repo, branch, sys.stdin, sys.stderr, budget_s=budget, state_dir=state_dir))
     sys.exit(post_receive(repo, state_dir, branch, sys.stdin, sys.stdout, timeout))
 
 

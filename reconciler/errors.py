@@ -87,6 +87,31 @@ class ContainerFailed(ReconcilerError):
 
     exit_code = EXIT_RUNTIME
 
+    def __init__(self, message: str, engine_error: str = "") -> None:
+        self.engine_error = engine_error or message
+        super().__init__(message)
+
+
+GPU_FIX = (
+    "install the NVIDIA driver (`nvidia-smi` must work) and the NVIDIA Container Toolkit, then "
+    "register it with Docker: `nvidia-ctk runtime configure --runtime=docker && systemctl restart "
+    "docker` (or write a CDI spec: `nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml`); "
+    "`docker info` then lists the nvidia runtime. To run Ollama on the CPU instead, set "
+    "container.gpus: none in ollama.yaml"
+)
+
+
+class GpuPassthroughFailed(ContainerFailed):
+    """No way of passing the GPU into the Ollama container works on this server."""
+
+    def __init__(self, name: str, attempts: list[tuple[str, str]]) -> None:
+        self.attempts = attempts
+        tried = "\n".join(f"    {how}: {error}" for how, error in attempts)
+        super().__init__(
+            f"container {name} could not be given the GPU; every way was refused by the engine:\n"
+            f"{tried}\nfix: {GPU_FIX}"
+        )
+
 
 class KamalFailed(ReconcilerError):
     """A kamal command failed. Carries Kamal's own last error lines."""

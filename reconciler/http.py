@@ -23,5 +23,5 @@ def http_client(timeout: float, **kwargs: object) -> httpx.Client:
     return httpx.Client(timeout=timeout, verify=ssl_context(), **kwargs)  # type: ignore[arg-type]
 
 
-def ollama_client(url: str, timeout: float) -> ollama.Client:
+def ollama_client(url: str, timeout: float | None) -> ollama.Client:
     return ollama.Client(host=url, timeout=timeout, verify=ssl_context())

@@ -85,10 +85,24 @@ class ModelObs(Obs):
     system: str | None = None
     parameters: dict[str, str] = Field(default_factory=dict)
     base_digest: str | None = None  # digest of the model (GGUF) layer
+    capabilities: tuple[str, ...] | None = None  # `/api/show` capabilities, when it was asked
+    broken: str | None = None  # why Ollama cannot use it (its own `/api/show` error)
+    missing_blobs: tuple[str, ...] = ()  # digests its manifest lists that are not on disk
 
     @property
     def size(self) -> int:
         return sum(b.size for b in self.blobs)
+
+    @property
+    def weights_digest(self) -> str | None:
+        """The GGUF layer's digest: Ollama loads one copy per weights file (server/sched.go)."""
+        return next((b.digest for b in self.blobs if b.media_type.endswith(".model")), None)
+
+    @property
+    def embedding(self) -> bool:
+        if self.capabilities is not None:
+            return "embedding" in self.capabilities and "completion" not in self.capabilities
+        return self.architecture is not None and self.architecture.embedding_model
 
 
 class LoadedObs(Obs):
@@ -128,6 +142,10 @@ class RemoteManifest(Obs):
     @property
     def size(self) -> int:
         return sum(b.size for b in self.blobs)
+
+    @property
+    def weights_digest(self) -> str | None:
+        return next((b.digest for b in self.blobs if b.media_type.endswith(".model")), None)
 
 
 class InventoryEntry(Obs):
@@ -184,5 +202,27 @@ class Observed(Obs):
     inventory: tuple[InventoryEntry, ...] = ()
     deployed: DeployedObs = Field(default_factory=DeployedObs)
     evictions: tuple[EvictionObs, ...] = ()
+    warmed: tuple[str, ...] = ()  # models the reconciler itself loaded pinned (its memory)
     webui: WebUIObs | None = None
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
+    host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+
+    def weights_keys(self) -> dict[str, str]:
+        """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,
+        else the name itself (server/sched.go keys runners by the model file)."""
+        keys = {r.name: r.weights_digest for r in self.remote if r.weights_digest}
+        keys.update({m.name: m.weights_digest for m in self.models if m.weights_digest})
+        return keys
+
+    def runner_of(self, name: str, keys: dict[str, str] | None = None) -> LoadedObs | None:
+        """The loaded runner that serves `name`: listed under it, or under another name on the
+        same weights (`/api/ps` lists a shared copy once, under the name that loaded it)."""
+        keys = self.weights_keys() if keys is None else keys
+        key = keys.get(name, f"name:{name}")
+        return next((m for m in self.loaded if m.name == name or keys.get(m.name) == key), None)
+
+    def served_names(self) -> set[str]:
+        """Every model name a loaded runner serves: the names listed and those sharing their weights."""
+        keys = self.weights_keys()
+        loaded = {keys.get(m.name) for m in self.loaded} - {None}
+        return {m.name for m in self.loaded} | {n for n, k in keys.items() if k in loaded}

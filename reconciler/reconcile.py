@@ -120,7 +120,8 @@ def _plan_summary(plan: Plan) -> dict[str, object]:
 def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: datetime) -> Memory:
     """Refresh LRU times of desired/loaded models and record evictions of warmed models."""
     wanted = {canonical(m.name) for m in desired.ollama.all_models()}
-    loaded = {m.name for m in observed.loaded}
+    # A copy /api/ps lists once serves every name on its weights (server/sched.go).
+    loaded = observed.served_names()
     inventory = tuple(
         e.model_copy(update={"last_used": at}) if e.name in wanted or e.name in loaded else e
         for e in memory.inventory
@@ -134,6 +135,6 @@ def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: dat
                 continue
             del warmed[name]
             if container_id and loaded_in == container_id and name in wanted:
-                suspects = tuple(sorted(loaded))
+                suspects = tuple(sorted(m.name for m in observed.loaded))
                 evictions[name] = (*evictions.get(name, ()), Eviction(at=at, suspects=suspects))
     return memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})

@@ -13,6 +13,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.http import http_client, ollama_client
 from reconciler.kamal.render import Timing
 from reconciler.plan.container import container_spec, ready_url
+from reconciler.plan.ollama_version import load_timeout_s
 from reconciler.state.store import StateStore
 
 
@@ -31,17 +32,31 @@ class Runtime:
     # the exposure: http://127.0.0.1:<port>).
     read_knowledge: Callable[[str, str], bytes | None] | None = None
     openwebui_url: str | None = None
-    _clients: dict[tuple[str, float], ollama.Client] = field(default_factory=dict, repr=False)
+    _clients: dict[tuple[str, float | None], ollama.Client] = field(default_factory=dict, repr=False)
     _registry_http: httpx.Client | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)
 
-    def ollama(self, url: str, *, pulling: bool = False) -> ollama.Client:
-        """A long-lived client per (URL, timeout); pulls get the long read timeout."""
-        timeout = self.pull_timeout if pulling else self.api_timeout
+    def ollama(
+        self, url: str, *, pulling: bool = False, loading: DesiredState | None = None
+    ) -> ollama.Client:
+        """A long-lived client per (URL, timeout); pulls get the long read timeout, loads the
+        load timeout of `loading`'s Ollama settings."""
+        timeout: float | None = self.pull_timeout if pulling else self.api_timeout
+        if loading is not None:
+            timeout = self.load_timeout(loading)
         key = (url, timeout)
         if key not in self._clients:
             self._clients[key] = ollama_client(url, timeout)
         return self._clients[key]
+
+    @staticmethod
+    def load_timeout(desired: DesiredState) -> float | None:
+        """How long to wait for Ollama to load a model: twice its OLLAMA_LOAD_TIMEOUT plus a
+        minute (11 min by default). Ollama gives up on a load that stalls that long itself, and
+        aborts one whose client hangs up, so waiting less would fail loads Ollama would finish;
+        None when OLLAMA_LOAD_TIMEOUT is 0 or negative (no limit in Ollama either)."""
+        stall = load_timeout_s(desired.ollama.container.env)
+        return None if stall is None else 2 * stall + 60
 
     def http(self) -> httpx.Client:
         if self._http is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
@@ -19,7 +21,7 @@ _UNITS: dict[str, int] = {
     "gib": 2**30,
     "tib": 2**40,
 }
-_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE_RE = re.compile(r"[ \t]*([0-9]{1,30}(?:\.[0-9]{1,30})?)[ \t]*([a-zA-Z]*)[ \t]*", re.ASCII)
 MAX_BYTES = 2**62  # far beyond any disk; keeps arithmetic in int64 for JSON consumers
 
 
@@ -30,21 +32,23 @@ def parse_bytes(value: object) -> int:
     if isinstance(value, int):
         number = value
     elif isinstance(value, float):
-        number = int(value)
+        if not math.isfinite(value):
+            raise ValueError("a size must be a finite number of bytes")
+        number = int(value) if abs(value) <= MAX_BYTES else MAX_BYTES + 1
     elif isinstance(value, str):
-        match = _SIZE_RE.match(value)
+        match = _SIZE_RE.fullmatch(value)
         if match is None or match.group(2).lower() not in _UNITS:
             raise ValueError(
-                f"{value!r} is not a size: write a number of bytes or a number with a unit "
+                "not a size: write a number of bytes or a number with a unit "
                 "(B, KB, MB, GB, TB, KiB, MiB, GiB, TiB), e.g. 120GiB"
             )
-        number = int(float(match.group(1)) * _UNITS[match.group(2).lower()])
+        number = int(Decimal(match.group(1)) * _UNITS[match.group(2).lower()])
     else:
         raise ValueError("expected a size such as 120GiB or a number of bytes")
     if number < 0:
         raise ValueError("a size cannot be negative")
     if number > MAX_BYTES:
-        raise ValueError(f"{value!r} is larger than any disk or GPU (max {format_bytes(MAX_BYTES)})")
+        raise ValueError(f"larger than any disk or GPU (max {format_bytes(MAX_BYTES)})")
     return number
 
 

@@ -31,12 +31,20 @@ def run(suite: str) -> int:
 def section(faults: dict[str, Any], fuzz: dict[str, Any], streak: list[dict[str, Any]] | None = None) -> str:
     cases = faults.get("cases", {})
     passed = [c for c in cases.values() if c.get("outcome") == "passed"]
+    skipped = [c for c in cases.values() if c.get("outcome") == "skipped"]
+    ran = len(cases) - len(skipped)
     injected = sum(int(c.get("faults", 0)) for c in cases.values())
     survived = sum(int(c.get("faults", 0)) for c in passed)
     rows = [
         "| figure | value |",
         "|---|---|",
-        f"| fault cases run / passed | {len(cases)} / {len(passed)} |",
+        f"| fault cases run / passed | {ran} / {len(passed)}"
+        + (
+            f" ({len(skipped)} skipped: the Docker engine is shared, not this run's to restart)"
+            if skipped
+            else ""
+        )
+        + " |",
         f"| faults injected / survived | {injected} / {survived} |",
         f"| fault suite wall time | {faults.get('wall_seconds', '?')} s |",
         *(
@@ -52,7 +60,7 @@ def section(faults: dict[str, Any], fuzz: dict[str, Any], streak: list[dict[str,
         f"{fuzz.get('rejected', 0)} / {fuzz.get('planned', 0)} |",
         f"| crashes | {fuzz.get('crashes', '?')} |",
         "| models or volumes lost | 0 (every case ends converged with its models and volume checked) |"
-        if len(passed) == len(cases) and cases
+        if len(passed) == ran and cases
         else "| models or volumes lost | see the failing cases |",
     ]
     kills: Counter[str] = Counter()

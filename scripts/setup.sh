@@ -7,7 +7,11 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet --upgrade pip "setuptools>=77"
+  # The distribution was called `reconciler` before it took a name free on PyPI.
+  if .venv/bin/pip show --quiet reconciler >/dev/null 2>&1; then
+    .venv/bin/pip uninstall --quiet --yes reconciler
+  fi
   .venv/bin/pip install --quiet -e '.[dev]'
   rm -f .venv/.installed-*
   touch "$stamp"

@@ -3,8 +3,9 @@
 Equivalent of Ollama's documented `docker run -d --gpus=all -v ollama:/root/.ollama
 -p 11434:11434 --name ollama ollama/ollama` (docs/docker.mdx), with ports bound only to the
 listed addresses, our labels, a restart policy and a network alias OpenWebUI uses. The
-models volume is never removed. Readiness is `GET /api/version` (the image has no
-HEALTHCHECK; reference §7).
+models volume is never removed. When `--gpus` does not work on this server, CDI and then the
+`nvidia` runtime are tried (see reconciler.state.gpu); the one that worked is recorded.
+Readiness is `GET /api/version` (the image has no HEALTHCHECK; reference §7).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -19,12 +21,13 @@ import docker.errors
 import docker.types
 import httpx
 
-from reconciler.errors import ContainerFailed, ContainerNotReady, ImageUnavailable
-from reconciler.labels import MANAGED, SPEC_HASH
+from reconciler.errors import ContainerFailed, ContainerNotReady, GpuPassthroughFailed, ImageUnavailable
+from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC_HASH
 from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
 from reconciler.plan.container import ready_url
+from reconciler.state.gpu import GPU_MODES, GpuMode, flag, try_order
 
 MODELS_MOUNT = "/root/.ollama"
 API_PORT = "11434/tcp"
@@ -35,34 +38,61 @@ LOG_LINES = 20
 Event = Callable[[str, dict[str, Any]], None]
 
 
-def _device_requests(gpus: str | tuple[str, ...]) -> list[docker.types.DeviceRequest]:
-    """`--gpus all` ⇔ Count -1 with capability gpu; a list ⇔ those DeviceIDs; none ⇔ nothing."""
-    if gpus == "none":
-        return []
-    if gpus == "all":
-        return [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    return [docker.types.DeviceRequest(device_ids=list(gpus), capabilities=[["gpu"]])]
+def gpu_kwargs(gpus: str | tuple[str, ...], mode: GpuMode) -> dict[str, Any]:
+    """Keyword arguments that hand the GPUs to the container in one of Docker's three ways.
+
+    `--gpus all` ⇔ a device request with Count -1 and capability gpu (a list ⇔ those
+    DeviceIDs); CDI ⇔ a device request with Driver "cdi" for `nvidia.com/gpu=<id>`; the runtime
+    ⇔ Runtime "nvidia" with NVIDIA_VISIBLE_DEVICES (nvidia-container-runtime's variables)."""
+    ids = ["all"] if gpus == "all" else list(gpus)
+    if mode == "device-request":
+        if gpus == "all":
+            return {"device_requests": [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]}
+        return {"device_requests": [docker.types.DeviceRequest(device_ids=ids, capabilities=[["gpu"]])]}
+    if mode == "cdi":
+        names = [f"nvidia.com/gpu={i}" for i in ids]
+        return {"device_requests": [docker.types.DeviceRequest(driver="cdi", device_ids=names)]}
+    return {
+        "runtime": "nvidia",
+        "environment": {
+            "NVIDIA_VISIBLE_DEVICES": ",".join(ids),
+            "NVIDIA_DRIVER_CAPABILITIES": "compute,utility",
+        },
+    }
 
 
-def create_kwargs(spec: ContainerSpec, spec_hash: str) -> dict[str, Any]:
+def create_kwargs(
+    spec: ContainerSpec, spec_hash: str, gpu_mode: GpuMode = "device-request"
+) -> dict[str, Any]:
     """Keyword arguments for `client.containers.create` (pure)."""
+    labels = {SPEC_HASH: spec_hash, MANAGED: "1"}
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "name": spec.name,
         "environment": dict(spec.env),
-        "labels": {SPEC_HASH: spec_hash, MANAGED: "1"},
+        "labels": labels,
         "volumes": {spec.volume: {"bind": MODELS_MOUNT, "mode": "rw"}},
         "ports": {API_PORT: [(address, spec.port) for address in spec.bind_addresses]},
         "network": spec.network,
         "networking_config": {spec.network: {"Aliases": [spec.network_alias]}},
         "detach": True,
     }
-    requests = _device_requests(spec.gpus)
-    if requests:
-        kwargs["device_requests"] = requests
+    if spec.gpus != "none":
+        gpu = gpu_kwargs(spec.gpus, gpu_mode)
+        kwargs["environment"] = {**gpu.pop("environment", {}), **kwargs["environment"]}
+        kwargs.update(gpu)
+        labels[GPU_PASSTHROUGH] = gpu_mode
     if spec.restart != "no":
         kwargs["restart_policy"] = {"Name": spec.restart}
     return kwargs
+
+
+@dataclass(frozen=True)
+class PassthroughMemory:
+    """Where the executor keeps the GPU passthrough mode that worked (the state directory)."""
+
+    load: Callable[[], GpuMode | None]
+    save: Callable[[GpuMode], None]
 
 
 def _emit(on_event: Event | None, event: str, **data: Any) -> None:
@@ -104,45 +134,84 @@ def _short(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _remove_existing(client: docker.DockerClient, name: str, on_event: Event | None) -> None:
+def _remove_existing(client: docker.DockerClient, name: str, on_event: Event | None) -> GpuMode | None:
+    """Remove the old container (never its volume); return the GPU mode it was created with."""
     try:
         old = client.containers.get(name)
     except docker.errors.NotFound:
-        return
+        return None
+    label = (old.labels or {}).get(GPU_PASSTHROUGH)
+    mode: GpuMode | None = label if label in GPU_MODES else None
     try:
         old.stop(timeout=STOP_TIMEOUT_S)
         old.remove(v=False)  # the named models volume is never removed
     except docker.errors.NotFound:
-        return
+        return mode
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not remove the old container {name}: {_short(exc)}") from exc
     _emit(on_event, "container_removed", container=name, id=old.id)
+    return mode
 
 
-def _create_and_start(client: docker.DockerClient, action: EnsureContainer, on_event: Event | None) -> None:
+def _discard(client: docker.DockerClient, name: str) -> None:
+    """Remove a container that was created but would not start (a failed GPU attempt)."""
+    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+        client.containers.get(name).remove(v=False, force=True)
+
+
+def _create_and_start(
+    client: docker.DockerClient,
+    action: EnsureContainer,
+    on_event: Event | None,
+    memory: PassthroughMemory | None = None,
+) -> None:
     spec = action.spec
     _ensure_image(client, spec.image, on_event)
-    _remove_existing(client, spec.name, on_event)
+    previous = _remove_existing(client, spec.name, on_event)
+    if spec.gpus == "none":
+        _create_start_once(client, create_kwargs(spec, action.spec_hash), on_event)
+        _emit(on_event, "container_started", container=spec.name)
+        return
+    recorded = (memory.load() if memory else None) or previous
+    failures: list[tuple[GpuMode, str]] = []
+    for mode in try_order(recorded):
+        try:
+            _create_start_once(client, create_kwargs(spec, action.spec_hash, mode), on_event)
+        except ContainerFailed as exc:
+            failures.append((mode, exc.engine_error))
+            _discard(client, spec.name)
+            continue
+        if memory is not None and mode != recorded:
+            memory.save(mode)
+        _emit(on_event, "gpu_passthrough", container=spec.name, mode=mode, flag=flag(mode, spec.gpus),
+              failed=[flag(m, spec.gpus) for m, _ in failures])  # fmt: skip
+        _emit(on_event, "container_started", container=spec.name)
+        return
+    if len({error for _, error in failures}) == 1:  # the same refusal whatever the GPU flag
+        raise ContainerFailed(f"could not start container {spec.name}: {failures[0][1]}")
+    raise GpuPassthroughFailed(spec.name, [(flag(m, spec.gpus), error) for m, error in failures])
+
+
+def _create_start_once(client: docker.DockerClient, kwargs: dict[str, Any], on_event: Event | None) -> None:
+    name = kwargs["name"]
     try:
-        container = client.containers.create(**create_kwargs(spec, action.spec_hash))
-        _emit(on_event, "container_created", container=spec.name, id=container.id)
+        container = client.containers.create(**kwargs)
+        _emit(on_event, "container_created", container=name, id=container.id)
         container.start()
     except docker.errors.APIError as exc:
-        hint = (
-            " (GPU passthrough needs the NVIDIA Container Toolkit: `nvidia-ctk runtime configure "
-            "--runtime=docker`, or set container.gpus: none)"
-            if spec.gpus != "none" and "gpu" in str(exc).lower()
-            else ""
-        )
-        raise ContainerFailed(f"could not start container {spec.name}: {_short(exc)}{hint}") from exc
-    _emit(on_event, "container_started", container=spec.name)
+        raise ContainerFailed(f"could not start container {name}: {_short(exc)}", _short(exc)) from exc
 
 
-def _start(client: docker.DockerClient, action: EnsureContainer, on_event: Event | None) -> None:
+def _start(
+    client: docker.DockerClient,
+    action: EnsureContainer,
+    on_event: Event | None,
+    memory: PassthroughMemory | None,
+) -> None:
     try:
         container = client.containers.get(action.spec.name)
     except docker.errors.NotFound:
-        _create_and_start(client, action, on_event)  # gone since it was observed
+        _create_and_start(client, action, on_event, memory)  # gone since it was observed
         return
     try:
         container.start()
@@ -178,18 +247,21 @@ def ensure_container(
     *,
     ready_timeout: float = 60.0,
     on_event: Event | None = None,
+    memory: PassthroughMemory | None = None,
 ) -> ContainerObs:
     """Carry out `action` and return the container as observed once its API answers.
 
-    Raises ImageUnavailable, ContainerFailed, or ContainerNotReady (with its last log lines).
+    With GPUs, the three passthrough modes are tried in turn (the one `memory` recorded
+    first) and the one that started is recorded. Raises ImageUnavailable, ContainerFailed,
+    GpuPassthroughFailed (no mode worked) or ContainerNotReady (with its last log lines).
     """
     spec = action.spec
     _ensure_network(client, spec.network, on_event)
     _ensure_volume(client, spec.volume, on_event)
     if action.op == "start":
-        _start(client, action, on_event)
+        _start(client, action, on_event, memory)
     else:
-        _create_and_start(client, action, on_event)
+        _create_and_start(client, action, on_event, memory)
     url = ready_url(spec)
     started = time.monotonic()
     if not wait_ready(url, ready_timeout):

@@ -8,6 +8,8 @@ loading a loaded model only refreshes its keep-alive.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 import httpx
@@ -18,6 +20,7 @@ from reconciler.plan.actions import CreateDerived, LoadModel, PullModel, RemoveM
 from reconciler.report.events import EventBus
 
 PROGRESS_EVERY = 0.5  # seconds between progress events of one pull
+LOAD_PROGRESS_EVERY = 2.0  # seconds between progress events of one load
 
 
 class ModelActionFailed(ReconcilerError):
@@ -111,14 +114,56 @@ def create(client: ollama.Client, action: CreateDerived) -> str:
     raise ModelActionFailed(f"create {action.model}: Ollama does not list it after creating it")
 
 
-def load(client: ollama.Client, action: LoadModel) -> None:
+def load(client: ollama.Client, action: LoadModel, events: EventBus, timeout_s: float | None = None) -> None:
+    """Load a pinned model with keep_alive -1 and the planned num_ctx: through `/api/embed`
+    for an embedding model (`/api/generate` answers it 400 "does not support generate"),
+    `/api/generate` otherwise (routes.go: both load when given no input).
+
+    Ollama answers only once the model is in memory and aborts the load when the client hangs
+    up (server/sched.go, llm/server.go WaitUntilRunning), so `client` must wait at least
+    Ollama's own OLLAMA_LOAD_TIMEOUT; meanwhile `load.progress` events say how long it has
+    taken. The request runs in a worker thread so the events come from this one."""
+    options = {"num_ctx": action.num_ctx}
+
+    def request() -> None:
+        if action.embedding:
+            client.embed(model=action.model, input=[], keep_alive=-1, options=options)
+        else:
+            client.generate(model=action.model, keep_alive=-1, options=options)
+
+    started = time.monotonic()
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="load")
     try:
-        client.generate(model=action.model, keep_alive=-1, options={"num_ctx": action.num_ctx})
+        future = pool.submit(request)
+        while True:
+            try:
+                future.result(timeout=LOAD_PROGRESS_EVERY)
+                break
+            except FutureTimeout:
+                events.emit(
+                    "load.progress",
+                    model=action.model,
+                    elapsed_s=round(time.monotonic() - started, 1),
+                    timeout_s=timeout_s if timeout_s is not None else -1,
+                )
     except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
+        if isinstance(exc, httpx.TimeoutException):
+            waited = f"{timeout_s:g} s" if timeout_s is not None else "its timeout"
+            raise ModelActionFailed(
+                f"load {action.model} failed: Ollama had not finished loading it after {waited} "
+                "(twice OLLAMA_LOAD_TIMEOUT plus a minute); raise OLLAMA_LOAD_TIMEOUT in ollama.yaml "
+                "for models this slow to load"
+            ) from None
         raise _fail("load", action.model, exc) from None
+    finally:
+        pool.shutdown(wait=True)
+    events.emit("load.done", model=action.model, elapsed_s=round(time.monotonic() - started, 1))
 
 
 def unload(client: ollama.Client, action: UnloadModel) -> None:
+    """`/api/generate` with no prompt and keep_alive 0, what `ollama stop` sends: Ollama expires
+    the runner before any capability check, so it unloads embedding models too (routes.go
+    GenerateHandler), and never loads a model only to unload it (as `/api/embed` would)."""
     try:
         client.generate(model=action.model, keep_alive=0)
     except ollama.ResponseError as exc:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.apply import models as model_ops
-from reconciler.apply.container import ensure_container
+from reconciler.apply.container import PassthroughMemory, ensure_container
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import KamalFailed, ReconcilerError
@@ -35,6 +35,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
+from reconciler.state.gpu import load_passthrough, save_passthrough
 from reconciler.state.store import Memory
 
 
@@ -65,11 +66,17 @@ class Outcome:
 
 
 def _subject(action: Action) -> set[str]:
-    """Model names an action touches or depends on (canonical)."""
-    if isinstance(action, PullModel | LoadModel):
-        return {action.canonical}
+    """Model names an action depends on (canonical): a failure of any of them blocks it."""
     if isinstance(action, CreateDerived):
         return {action.canonical, canonical(action.from_model)}
+    return _taints(action)
+
+
+def _taints(action: Action) -> set[str]:
+    """Model names an action's failure leaves broken: a derived model's failed create breaks
+    only that model, never its base (whose warm load goes on)."""
+    if isinstance(action, PullModel | LoadModel | CreateDerived):
+        return {action.canonical}
     if isinstance(action, RemoveModel | UnloadModel):
         return {action.model}
     if isinstance(action, ApplyWebUISettings):
@@ -93,6 +100,7 @@ class Runner:
         self.hooks = hooks or RunHooks()
         self.events = events
         self.now = now
+        self.base_url = base_url
         self.api = runtime.ollama(base_url)
         self.puller = runtime.ollama(base_url, pulling=True)
         self.container_id = container_id  # where pinned models are warmed (eviction tracking)
@@ -108,6 +116,7 @@ class Runner:
                 break
             if _subject(action) & broken or "*" in broken:
                 outcome.blocked.append(title)
+                broken |= _taints(action)
                 self.events.emit(
                     "action.blocked", action=title, reason="an earlier action it depends on failed"
                 )
@@ -127,9 +136,7 @@ class Runner:
                 self.hooks.after(action)
                 outcome.failed.append((title, str(exc)))
                 self.events.emit("action.failed", action=title, error=str(exc))
-                broken |= (
-                    _subject(action) or {"*"} if isinstance(action, EnsureContainer) else _subject(action)
-                )
+                broken |= {"*"} if isinstance(action, EnsureContainer) else _taints(action)
                 continue
             self.hooks.after(action)
             outcome.done.append(title)
@@ -138,11 +145,17 @@ class Runner:
 
     def _run(self, action: Action) -> None:
         if isinstance(action, EnsureContainer):
+            root, name = self.runtime.state.root, action.spec.name
+            memory = PassthroughMemory(
+                load=lambda: getattr(load_passthrough(root), "mode", None),
+                save=lambda mode: save_passthrough(root, mode, name),
+            )
             seen = ensure_container(
                 self.runtime.docker,
                 action,
                 ready_timeout=self.runtime.ready_timeout,
                 on_event=lambda name, data: self.events.emit(f"container.{name}", **data),
+                memory=memory,
             )
             self.container_id = seen.id
             if self.desired is not None and self.desired.openwebui is not None:
@@ -170,9 +183,14 @@ class Runner:
             )
             self._remember(lambda m: _inventory_add(m, entry))
         elif isinstance(action, LoadModel):
-            model_ops.load(self.api, action)
+            loader = self.runtime.ollama(self.base_url, loading=self.desired) if self.desired else self.api
+            timeout = Runtime.load_timeout(self.desired) if self.desired else self.runtime.api_timeout
+            model_ops.load(loader, action, self.events, timeout)
+            names = {action.canonical, *(canonical(n) for n in action.shared_with)}
             self._remember(
-                lambda m: m.model_copy(update={"warmed": {**m.warmed, action.canonical: self.container_id}})
+                lambda m: m.model_copy(
+                    update={"warmed": {**m.warmed, **dict.fromkeys(names, self.container_id)}}
+                )
             )
         elif isinstance(action, UnloadModel):
             model_ops.unload(self.api, action)

@@ -1,7 +1,11 @@
-"""Generate the JSON Schemas and SCHEMA.md of the desired-state format from the models.
+"""Generate the JSON Schemas and SCHEMA.md of the desired-state format from the models, and
+the package's copy of the example (what `reconciler init` seeds from an installed wheel).
 
-python -m reconciler.desired.docs          # write desired_state/schema/*.json, SCHEMA.md
-python -m reconciler.desired.docs --check  # fail when they are out of date (CI)
+python -m reconciler.desired.docs          # write desired_state/schema/*.json, SCHEMA.md, and
+                                           # mirror desired_state/ into reconciler/data/desired_state/
+python -m reconciler.desired.docs --check  # fail when any of them is out of date (CI)
+
+The top-level `desired_state/` is the one to edit; the package copy is only ever written here.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from pydantic_core import PydanticUndefined
 from reconciler.desired.load import OLLAMA_FILE, OPENWEBUI_FILE, SERVER_FILE
 from reconciler.desired.schema import OllamaSpec, OpenWebUISpec, ServerSpec
 
-ROOT = Path(__file__).resolve().parents[2] / "desired_state"
+CHECKOUT = Path(__file__).resolve().parents[2]
+ROOT = CHECKOUT / "desired_state"
+PACKAGE_COPY = CHECKOUT / "reconciler" / "data" / "desired_state"
 FILES: list[tuple[str, type[BaseModel]]] = [
     (SERVER_FILE, ServerSpec),
     (OLLAMA_FILE, OllamaSpec),
@@ -41,6 +47,7 @@ _NAMED = {
     "_docker_name": "Docker name",
     "_env_value": "string",
     "_validate": "size",
+    "_host": "host",
 }
 
 
@@ -136,7 +143,29 @@ def markdown() -> str:
         "do not edit by hand. Sizes accept bytes or units (`120GiB`, `7.5GB`, `512MiB`).",
         "Editors: point YAML language servers at `schema/<file>.schema.json`, e.g. with",
         "`# yaml-language-server: $schema=schema/ollama.schema.json` on the first line.",
-        "Secrets are never written here: they are referenced as `{env: NAME}` or `{file: PATH}`.",
+        "",
+        "The files are read as YAML 1.2 (core schema), as editors read them: `no`, `on` and `1:30`",
+        "are text, a boolean is `true`/`false`; anchors, aliases, tags, merge keys, duplicate keys,",
+        "hexadecimal/octal numbers, `.inf`/`.nan`, more than 40,000 values or 64 levels in a file,",
+        "files over 1 MiB and knowledge documents over 64 MiB (10,000 in all) are refused with",
+        "file:line:column. Symbolic links and submodules are refused, never followed.",
+        "",
+        "Secrets are never written here: they are referenced as `{env: NAME}` or `{file: NAME}`, and",
+        "the server's own `/etc/reconciler/reconciler.toml` (outside git) says which names may be used",
+        "and where each may be sent:",
+        "",
+        "```toml",
+        "[secrets]",
+        'dir = "/etc/reconciler/secrets"   # {file: NAME} is a file in this folder (0700, root)',
+        'env = ["OPENAI_API_KEY"]          # the only names {env: NAME} may use',
+        "[secrets.send_to]                 # hosts (or image:REPOSITORY) each secret may reach, besides",
+        'OPENAI_API_KEY = ["api.openai.com"]  # this machine and the default OpenWebUI image',
+        "```",
+        "",
+        "`validate` checks references against that file where it exists (on the server, and in the",
+        "pre-receive hook); on a laptop without it, only their form. A value shaped like a secret",
+        "(`sk-…`, `ghp_…`, `hf_…`, `AKIA…`, a private key, `user:password@` in a URL) is refused in",
+        "any field, and no message repeats a value written here.",
     ]
     for file, model in FILES:
         out.append(f"\n## `{file}`\n")
@@ -144,22 +173,43 @@ def markdown() -> str:
     return "\n".join(out) + "\n"
 
 
-def outputs() -> dict[Path, str]:
-    files = {ROOT / "SCHEMA.md": markdown()}
-    for file, model in FILES:
-        files[ROOT / "schema" / file.replace(".yaml", ".schema.json")] = json_schema(model, file)
+def schemas() -> dict[str, str]:
+    """`{file: JSON Schema text}` for the three files (what `reconciler schema` prints)."""
+    return {file: json_schema(model, file) for file, model in FILES}
+
+
+def outputs() -> dict[Path, bytes]:
+    """Every generated file and its content: the docs, then the package copy of the example."""
+    files = {ROOT / "SCHEMA.md": markdown().encode()}
+    for file, text in schemas().items():
+        files[ROOT / "schema" / file.replace(".yaml", ".schema.json")] = text.encode()
+    example = {p for p in ROOT.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    for path in sorted(example | set(files)):
+        files[PACKAGE_COPY / path.relative_to(ROOT)] = files.get(path) or path.read_bytes()
     return files
 
 
+def strays(wanted: dict[Path, bytes]) -> list[Path]:
+    """Files in the package copy that the example no longer has."""
+    found = (p for p in PACKAGE_COPY.rglob("*") if p.is_file()) if PACKAGE_COPY.is_dir() else iter(())
+    return sorted(p for p in found if p not in wanted)
+
+
 def main(argv: list[str]) -> int:
-    stale = [path for path, text in outputs().items() if not path.is_file() or path.read_text() != text]
+    wanted = outputs()
+    stale = [path for path, data in wanted.items() if not path.is_file() or path.read_bytes() != data]
+    extra = strays(wanted)
     if "--check" in argv:
         for path in stale:
             print(f"out of date: {path} (run python -m reconciler.desired.docs)", file=sys.stderr)
-        return 1 if stale else 0
-    for path, text in outputs().items():
+        for path in extra:
+            print(f"not in desired_state/: {path} (run python -m reconciler.desired.docs)", file=sys.stderr)
+        return 1 if stale or extra else 0
+    for path, data in wanted.items():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        path.write_bytes(data)
+    for path in extra:
+        path.unlink()
     return 0
 
 

@@ -1,5 +1,9 @@
 """Read and validate a desired state; every problem comes back with file:line:column.
 
+Messages never repeat a value written in the files: they point at it (file:line:column and
+the field). Only field names are repeated (through `shown`: truncated, and hidden when shaped
+like a secret), so a key pasted into the wrong field never reaches a terminal or a log.
+
 `load_desired` is the one loader used by `validate`, `plan`, `apply`, `serve` and the
 pre-receive hook, so what passes one passes all.
 """
@@ -7,18 +11,30 @@ pre-receive hook, so what passes one passes all.
 from __future__ import annotations
 
 import difflib
-import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
+from reconciler.desired.checks import port_and_volume_checks
+from reconciler.desired.redact import secret_shape, shown
 from reconciler.desired.refs import DEFAULT_HOST, canonical
-from reconciler.desired.schema import DesiredState, OllamaSpec, OpenWebUISpec, ServerSpec
-from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source
-from reconciler.desired.yamlpos import Document, Path, YamlProblem, load_yaml
+from reconciler.desired.schema import (
+    PARAMETERS_FROM_0_30,
+    PARAMETERS_UNTIL_0_7,
+    DerivedModel,
+    DesiredState,
+    ModelSpec,
+    OllamaSpec,
+    OpenWebUISpec,
+    ServerSpec,
+)
+from reconciler.desired.secrets import SecretPolicy, secret_uses, use_refusal
+from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source, Unreadable
+from reconciler.desired.yamlpos import MAX_FILE_BYTES, Document, Path, YamlProblem, load_yaml
 from reconciler.errors import InvalidDesiredState, Problem
+from reconciler.plan.ollama_version import image_version
 
 SERVER_FILE, OLLAMA_FILE, OPENWEBUI_FILE = "server.yaml", "ollama.yaml", "openwebui.yaml"
 _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
@@ -27,6 +43,12 @@ _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
     "openwebui": (OPENWEBUI_FILE, OpenWebUISpec, False),
 }
 _SCHEMA_HINT = "see desired_state/SCHEMA.md for every field and its default"
+_REFERENCE_ADVICE = (
+    "secrets never go in git: keep the value on the server and reference it as {file: NAME} or "
+    "{env: NAME} (see docs/threat-model.md)"
+)
+_YAML11_HINT = "YAML 1.2 reads yes/no/on/off as text: write true or false"
+MAX_DOCUMENTS = 10_000  # knowledge files in one desired state, all bases together
 
 
 @dataclass
@@ -41,14 +63,22 @@ class _Parsed:
 
 
 def format_path(path: Iterable[str | int]) -> str:
+    """`models[1].name`; a key shaped like a secret shows as `(hidden)`, and a long or
+    unprintable one as `shown` writes it."""
     text = ""
     for part in path:
+        if isinstance(part, str) and (secret_shape(part) or not part.isprintable() or len(part) > 60):
+            part = "(hidden)" if secret_shape(part) else shown(part)
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
 
-def load_desired(source: Source) -> DesiredState:
-    """Parse, validate and cross-check every file; raise InvalidDesiredState listing all."""
+def load_desired(source: Source, *, secrets: SecretPolicy | None = None) -> DesiredState:
+    """Parse, validate and cross-check every file; raise InvalidDesiredState listing all.
+
+    With `secrets` (the server's policy), every secret reference is also checked against it:
+    the hook and `serve` pass it; `validate` on a laptop, with no server config, checks only
+    the form of the references."""
     problems: list[Problem] = []
     parsed: dict[str, _Parsed] = {}
     for section, (file, model, required) in _SECTIONS.items():
@@ -59,22 +89,36 @@ def load_desired(source: Source) -> DesiredState:
         raise InvalidDesiredState(problems)
     knowledge = _knowledge_files(source, parsed, problems)
     problems.extend(_cross_checks(parsed, knowledge))
+    if secrets is not None:
+        problems.extend(_secret_checks(parsed, secrets))
     if problems:
         raise InvalidDesiredState(problems)
-    webui = parsed.get("openwebui")
     return DesiredState(
-        server=parsed["server"].model,
-        ollama=parsed["ollama"].model,
-        openwebui=webui.model if webui else None,
+        server=_spec(parsed, "server", ServerSpec),
+        ollama=_spec(parsed, "ollama", OllamaSpec),
+        openwebui=_spec(parsed, "openwebui", OpenWebUISpec) if "openwebui" in parsed else None,
         knowledge_files=knowledge,
         revision=source.revision,
     )
 
 
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _spec(parsed: dict[str, _Parsed], section: str, model: type[_M]) -> _M:
+    spec = parsed[section].model
+    assert isinstance(spec, model)
+    return spec
+
+
 def _parse_file(
     source: Source, file: str, model: type[BaseModel], required: bool, problems: list[Problem]
 ) -> _Parsed | None:
-    raw = source.read(file)
+    try:
+        raw = source.read(file, MAX_FILE_BYTES)
+    except Unreadable as exc:
+        problems.append(Problem(file, 1, 1, "", exc.message, exc.hint))
+        return None
     if raw is None:
         if required:
             problems.append(Problem(file, 1, 1, "", "file is missing", f"create {file}; {_SCHEMA_HINT}"))
@@ -95,11 +139,56 @@ def _parse_file(
     if not isinstance(doc.data, dict):
         problems.append(Problem(file, 1, 1, "", "the file must be a mapping of fields", _SCHEMA_HINT))
         return None
+    shaped = _secret_shaped(file, doc)
+    problems.extend(shaped)
     try:
-        return _Parsed(file, doc, model.model_validate(doc.data))
+        result = _Parsed(file, doc, model.model_validate(doc.data))
     except ValidationError as exc:
         problems.extend(_validation_problems(file, doc, model, exc))
         return None
+    return None if shaped else result
+
+
+def _secret_shaped(file: str, doc: Document) -> list[Problem]:
+    """A secret written into any field (or key) of the file, wherever it is."""
+    problems: list[Problem] = []
+    stack: list[tuple[Path, Any]] = [((), doc.data)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                child = (*path, key)
+                kind = secret_shape(key)
+                if kind is not None:
+                    pos = doc.position_of(child)
+                    problems.append(
+                        Problem(
+                            file,
+                            pos.line,
+                            pos.column,
+                            format_path(path),
+                            f"a key looks like {kind}",
+                            _REFERENCE_ADVICE,
+                        )
+                    )
+                stack.append((child, value))
+        elif isinstance(node, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(node))
+        elif isinstance(node, str):
+            kind = secret_shape(node)
+            if kind is not None:
+                pos = doc.position_of(path, value=True)
+                problems.append(
+                    Problem(
+                        file,
+                        pos.line,
+                        pos.column,
+                        format_path(path),
+                        f"the value looks like {kind}",
+                        _REFERENCE_ADVICE,
+                    )
+                )
+    return sorted(problems, key=lambda p: (p.line, p.column))
 
 
 def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:
@@ -127,12 +216,14 @@ def _validation_problems(
         path = _data_path(doc.data, tuple(error["loc"]))
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
-            message = f"unknown field {path[-1]!r}"
+            message = f"unknown field {shown(path[-1])}"
             hints[path] = _field_hint(model, path)
         elif error["type"] == "missing":
-            message = f"required field {path[-1]!r} is missing"
+            message = f"required field {shown(path[-1])} is missing"
         else:
             on_value.add(path)
+            if error["type"].startswith("bool") and path in doc.plain_words:
+                hints[path] = _YAML11_HINT
         messages = merged.setdefault(path, [])
         if message not in messages:
             messages.append(message)
@@ -184,20 +275,18 @@ def _knowledge_files(
         return {}
     spec: OpenWebUISpec = webui.model  # type: ignore[assignment]
     result: dict[str, dict[str, str]] = {}
+    counted = 0
     for index, base in enumerate(spec.knowledge):
         prefix = f"knowledge/{base.name}"
-        files: dict[str, str] = {}
-        for path in source.files_under(prefix):
-            data = source.read(path) or b""
-            if len(data) > MAX_KNOWLEDGE_FILE:
-                problems.append(
-                    webui.problem(
-                        ("knowledge", index, "name"),
-                        f"{path} is larger than 64 MiB",
-                        "split it or leave it out of the knowledge base",
-                    )
-                )
-            files[path.removeprefix(prefix + "/")] = hashlib.sha256(data).hexdigest()
+        try:
+            files = source.documents(prefix, MAX_KNOWLEDGE_FILE, MAX_DOCUMENTS - counted)
+        except Unreadable as exc:
+            problems.append(
+                webui.problem(("knowledge", index, "name"), f"{exc.path} {exc.message}", exc.hint)
+            )
+            result[base.name] = {}
+            continue
+        counted += len(files)
         if not files:
             problems.append(
                 webui.problem(
@@ -216,6 +305,27 @@ def _cross_checks(parsed: dict[str, _Parsed], knowledge: dict[str, dict[str, str
     webui = parsed.get("openwebui")
     if webui is not None:
         problems += _webui_checks(webui, ollama.model)  # type: ignore[arg-type]
+    checks = port_and_volume_checks(
+        _spec(parsed, "server", ServerSpec),
+        _spec(parsed, "ollama", OllamaSpec),
+        _spec(parsed, "openwebui", OpenWebUISpec) if webui else None,
+    )
+    for section, path, message, hint in checks:
+        problems.append(parsed[section].problem(path, message, hint))
+    return problems
+
+
+def _secret_checks(parsed: dict[str, _Parsed], policy: SecretPolicy) -> list[Problem]:
+    webui = parsed.get("openwebui")
+    problems = []
+    uses = secret_uses(
+        _spec(parsed, "ollama", OllamaSpec), _spec(parsed, "openwebui", OpenWebUISpec) if webui else None
+    )
+    for use in uses:
+        why = use_refusal(policy, use)
+        if why is not None:
+            section = "ollama" if use.file == OLLAMA_FILE else "openwebui"
+            problems.append(parsed[section].problem(use.path, *why))
     return problems
 
 
@@ -231,7 +341,7 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
                 problems.append(
                     ollama.problem(
                         (section, index, "name"),
-                        f"model {entry.name!r} is listed twice (first on line {first})",
+                        f"this model is listed twice (first on line {first})",
                         "keep one entry",
                     )
                 )
@@ -242,18 +352,21 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
             problems.append(
                 ollama.problem(
                     ("derived", index, "from"),
-                    f"base model {derived.from_!r} is not listed under models",
+                    "this base model is not listed under models",
                     "add it to models so it is pulled first",
                 )
             )
+    problems += _shared_weights_checks(ollama, spec)
+    problems += _parameter_version_checks(ollama, spec)
     limit = spec.container.env.OLLAMA_MAX_LOADED_MODELS
-    pinned = [m.name for m in spec.all_models() if m.keep_loaded]
-    if limit and len(pinned) > limit:
+    groups = pinned_groups(spec)
+    if limit and len(groups) > limit:
+        listing = ", ".join(" + ".join(shown(m.name) for m in group) for group in groups.values())
         problems.append(
             ollama.problem(
                 ("container", "env", "OLLAMA_MAX_LOADED_MODELS"),
-                f"{len(pinned)} models are pinned (keep_loaded) but at most {limit} may be "
-                f"loaded: {', '.join(pinned)}",
+                f"{len(groups)} loaded copies are pinned (keep_loaded; a derived model pinned with "
+                f"its base is one copy) but at most {limit} may be loaded: {listing}",
                 "raise the limit or unpin a model",
             )
         )
@@ -263,8 +376,88 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
             problems.append(
                 ollama.problem(
                     ("registries", index, "host"),
-                    f"registry {host!r} is declared twice or is the default",
+                    "this registry is declared twice or is the default",
                     "keep one entry",
+                )
+            )
+    return problems
+
+
+def pinned_groups(spec: OllamaSpec) -> dict[str, list[ModelSpec | DerivedModel]]:
+    """Pinned models by the weights they load: a derived model shares its base's (Ollama keeps
+    one loaded copy per weights file, server/sched.go)."""
+    listed = {canonical(m.name) for m in spec.models}
+    groups: dict[str, list[ModelSpec | DerivedModel]] = {}
+    for m in spec.all_models():
+        key = canonical(m.from_ if isinstance(m, DerivedModel) else m.name)
+        if m.keep_loaded and key in listed:  # a derived model on an unlisted base has its own error
+            groups.setdefault(key, []).append(m)
+    return groups
+
+
+def runner_view(m: ModelSpec | DerivedModel, base: ModelSpec | None) -> dict[str, object]:
+    """The runner options a pinned model is loaded with (what Ollama compares to reload)."""
+    if isinstance(m, ModelSpec):
+        return {"num_ctx": m.num_ctx}
+    view: dict[str, object] = {"num_ctx": base.num_ctx if base else None}
+    view.update(m.parameters.runner())
+    return view
+
+
+def _shared_weights_checks(ollama: _Parsed, spec: OllamaSpec) -> list[Problem]:
+    """Pinned models on one weights file are one runner: loaded with other runner options
+    they would reload each other on every pass."""
+    bases = {canonical(m.name): m for m in spec.models}
+    problems: list[Problem] = []
+    for key, group in pinned_groups(spec).items():
+        if len(group) < 2:
+            continue
+        first = group[0]
+        want = runner_view(first, bases.get(key))
+        for m in group[1:]:
+            got = runner_view(m, bases.get(key))
+            if got == want:
+                continue
+            index = spec.derived.index(m) if isinstance(m, DerivedModel) else spec.models.index(m)
+            section = "derived" if isinstance(m, DerivedModel) else "models"
+            path: Path = (section, index, "parameters") if section == "derived" else (section, index)
+            differ = ", ".join(
+                f"{k} {got.get(k)} vs {want.get(k)}"
+                for k in sorted(set(got) | set(want))
+                if got.get(k) != want.get(k)
+            )
+            problems.append(
+                ollama.problem(
+                    path,
+                    f"{shown(m.name)} and {shown(first.name)} share one weights file, so Ollama keeps "
+                    f"one loaded copy for both; pinned with other runner options ({differ}) they would "
+                    "reload each other on every pass",
+                    f"give {shown(m.name)} the same num_ctx (and num_batch, num_gpu, ...) as "
+                    f"{shown(first.name)}, or pin only one of them",
+                )
+            )
+    return problems
+
+
+def _parameter_version_checks(ollama: _Parsed, spec: OllamaSpec) -> list[Problem]:
+    """Options the pinned Ollama version does not take: it would ignore them with a warning."""
+    version = image_version(spec.container.image)
+    if version is None:
+        return []
+    problems: list[Problem] = []
+    for index, d in enumerate(spec.derived):
+        for name in d.parameters.as_options():
+            if name in PARAMETERS_UNTIL_0_7 and version >= (0, 7, 0):
+                why = "was removed in Ollama 0.7.0"
+            elif name in PARAMETERS_FROM_0_30 and version < (0, 30, 0):
+                why = "exists only from Ollama 0.30.0"
+            else:
+                continue
+            problems.append(
+                ollama.problem(
+                    ("derived", index, "parameters", name),
+                    f"{name} {why}; the image {shown(spec.container.image)} would ignore it",
+                    "remove it, or pin an Ollama image that takes it",
                 )
             )
     return problems
@@ -297,7 +490,7 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
             problems.append(
                 webui.problem(
                     path,
-                    f"model {name!r} is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
+                    "this model is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
                     "add it to ollama.yaml models, or name a cloud endpoint",
                 )
             )
@@ -313,7 +506,7 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
                 problems.append(
                     webui.problem(
                         ("presets", index, "knowledge", k_index),
-                        f"knowledge base {base!r} is not declared",
+                        "this knowledge base is not declared",
                         "add it under `knowledge`",
                     )
                 )
@@ -327,5 +520,7 @@ def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
         for index, item in enumerate(items):
             if item in items[:index]:
                 key = "id" if field == "presets" else "name"
-                problems.append(webui.problem((field, index, key), f"{item!r} is declared twice", "keep one"))
+                problems.append(
+                    webui.problem((field, index, key), f"this {key} is declared twice", "keep one")
+                )
     return problems

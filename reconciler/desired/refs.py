@@ -18,7 +18,7 @@ DEFAULT_TAG = "latest"
 
 _PART = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 _HOST_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,5})?$")
-_NAMESPACE_RE = re.compile(rf"^{_PART}$")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # Ollama: no '.' in a namespace
 _MODEL_RE = re.compile(rf"^{_PART}$")
 _TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 _MAX_PART = 80
@@ -63,12 +63,18 @@ def _check(kind: str, value: str, pattern: re.Pattern[str], limit: int) -> None:
         raise InvalidReference(f"the {kind} part is longer than {limit} characters")
     if ".." in value:
         raise InvalidReference(f"the {kind} part contains '..'")
-    if not pattern.match(value):
+    if not pattern.fullmatch(value):
         raise InvalidReference(
-            f"the {kind} part {value!r} may only contain letters, digits, '_', '-' and '.'"
+            f"the {kind} part may only contain letters, digits, '_', '-'"
+            + (" and '.'" if kind != "namespace" else "")
             + (" (and ':port')" if kind == "host" else "")
             + ", starting with a letter or digit"
         )
+
+
+def valid_port(port: str, host: str) -> bool:
+    """True when `host` has no `:port`, or its port is 1-65535."""
+    return ":" not in host or (port.isascii() and port.isdigit() and 1 <= int(port) <= 65535)
 
 
 def parse_ref(text: str) -> ModelRef:
@@ -98,6 +104,8 @@ def parse_ref(text: str) -> ModelRef:
     else:
         (model,) = parts
     _check("host", host, _HOST_RE, _MAX_HOST)
+    if not valid_port(host.rpartition(":")[2], host):
+        raise InvalidReference("the host's port must be 1-65535")
     _check("namespace", namespace, _NAMESPACE_RE, _MAX_PART)
     _check("model", model, _MODEL_RE, _MAX_PART)
     _check("tag", tag, _TAG_RE, _MAX_PART)

@@ -12,9 +12,18 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from reconciler.desired.refs import InvalidReference, parse_ref
+from reconciler.desired.redact import shown
+from reconciler.desired.refs import InvalidReference, parse_ref, valid_port
 from reconciler.units import ByteSize
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -24,18 +33,58 @@ _IMAGE = re.compile(
     r"^(?:[a-z0-9.-]+(?::[0-9]{1,5})?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
-_DURATION = re.compile(r"^-?(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+_SECRET_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Words in an environment variable's name that say it holds a secret (whole or as a part).
+_SECRET_WORDS = ("KEY", "SECRET", "PASSWORD", "PASSWD", "TOKEN", "CREDENTIAL", "PRIVATE", "COOKIE")
+_SECRET_PARTS = {"AUTH", "PASS", "PWD", "PW", "PAT"}
+# OpenWebUI settings the reconciler renders (kamal/render.py clear_env) → the field they come from.
+MANAGED_WEBUI_ENV: dict[str, str] = {
+    "OLLAMA_BASE_URL": "the managed Ollama container",
+    "ENABLE_OLLAMA_API": "the managed Ollama container",
+    "RAG_OLLAMA_BASE_URL": "the managed Ollama container",
+    "WEBUI_AUTH": "`auth`",
+    "ENABLE_SIGNUP": "`auth`",
+    "ENABLE_PERSISTENT_CONFIG": "`persistent_config`",
+    "ENABLE_OPENAI_API": "`cloud`",
+    "OPENAI_API_BASE_URLS": "`cloud`",
+    "OPENAI_API_KEYS": "`cloud` api_key references",
+    "WEBUI_SECRET_KEY": "`kamal.webui_secret_key`",
+    "DEFAULT_MODELS": "`default_models`",
+    "TASK_MODEL": "`task_model`",
+    "RAG_EMBEDDING_ENGINE": "`rag.embedding_engine`",
+    "RAG_EMBEDDING_MODEL": "`rag.embedding_model`",
+    "CHUNK_SIZE": "`rag.chunk_size`",
+    "CHUNK_OVERLAP": "`rag.chunk_overlap`",
+    "RAG_TOP_K": "`rag.top_k`",
+    "AUDIO_STT_ENGINE": "`voice`",
+    "WHISPER_MODEL": "`voice`",
+    "AUDIO_TTS_ENGINE": "`voice`",
+    "AUDIO_TTS_VOICE": "`voice`",
+    "USER_PERMISSIONS_CHAT_STT": "`voice.enabled`",
+    "USER_PERMISSIONS_CHAT_TTS": "`voice.enabled`",
+    "USER_PERMISSIONS_CHAT_CALL": "`voice.enabled`",
+}
+
+
+def looks_like_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS) or bool(_SECRET_PARTS & set(upper.split("_")))
+
+
+_DURATION = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    # strict: a YAML string is never taken for a boolean or a number ("yes", "8"), so the
+    # reconciler reads a file as the JSON Schemas (and editors) do.
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
 
 
 def _model_ref(value: str) -> str:
     try:
         parse_ref(value)
     except InvalidReference as exc:
-        raise ValueError(f"{value!r} is not a valid Ollama model reference: {exc}") from None
+        raise ValueError(f"not a valid Ollama model reference: {exc}") from None
     return value
 
 
@@ -51,10 +100,9 @@ def _env_value(value: Any) -> str:
 
 
 def _slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
-            f"{value!r} must be lower-case letters, digits, '-' or '_' (at most 63, starting "
-            "with a letter or digit)"
+            "must be lower-case letters, digits, '-' or '_' (at most 63, starting with a letter or digit)"
         )
     return value
 
@@ -63,19 +111,19 @@ def _ip(value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        raise ValueError(f"{value!r} is not an IP address") from None
+        raise ValueError("not an IP address") from None
     return value
 
 
 def _image(value: str) -> str:
-    if not _IMAGE.match(value):
-        raise ValueError(f"{value!r} is not a Docker image reference (e.g. ollama/ollama:0.6.8)")
+    if not _IMAGE.fullmatch(value):
+        raise ValueError("not a Docker image reference (e.g. ollama/ollama:0.32.15)")
     return value
 
 
 def _docker_name(value: str) -> str:
-    if not _DOCKER_NAME.match(value):
-        raise ValueError(f"{value!r} is not a valid Docker name (letters, digits, '_', '.', '-')")
+    if not _DOCKER_NAME.fullmatch(value):
+        raise ValueError("not a valid Docker name (letters, digits, '_', '.', '-')")
     return value
 
 
@@ -178,6 +226,12 @@ class OllamaEnv(Frozen):
     OLLAMA_GPU_OVERHEAD: ByteSize | None = Field(
         default=None, description="VRAM Ollama reserves per GPU, in bytes."
     )
+    OLLAMA_LOAD_TIMEOUT: str | int | None = Field(
+        default=None,
+        description="How long a model load may make no progress before Ollama gives up (Go "
+        "duration or seconds; 0 or negative = no limit). Ollama's default: 5m. The reconciler "
+        "waits for a load at least this long.",
+    )
     OLLAMA_NOPRUNE: bool | None = Field(
         default=None,
         description="Keep unreferenced blobs and partial downloads across restarts. The "
@@ -190,21 +244,24 @@ class OllamaEnv(Frozen):
         "UPPER_CASE). OLLAMA_HOST and OLLAMA_MODELS are managed by the reconciler.",
     )
 
-    @field_validator("OLLAMA_KEEP_ALIVE")
+    @field_validator("OLLAMA_KEEP_ALIVE", "OLLAMA_LOAD_TIMEOUT")
     @classmethod
     def _keep_alive(cls, value: str | int | None) -> str | int | None:
-        if isinstance(value, str) and not _DURATION.match(value):
-            raise ValueError(
-                f"{value!r} is not a Go duration: write e.g. 5m, 24h, -1m or a number of seconds"
-            )
+        if isinstance(value, str) and not _DURATION.fullmatch(value):
+            raise ValueError("not a Go duration: write e.g. 5m, 24h, -1m or a number of seconds")
         return value
 
     @field_validator("extra")
     @classmethod
     def _extra_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{shown(name)} is not an environment variable name (UPPER_CASE)")
+            if looks_like_secret_name(name):
+                raise ValueError(
+                    f"{name} looks like a secret: secrets never go in git, and Ollama's container "
+                    "gets none from the reconciler"
+                )
             if name in {"OLLAMA_HOST", "OLLAMA_MODELS"}:
                 raise ValueError(f"{name} is managed by the reconciler; remove it")
             if name in OllamaEnv.model_fields:
@@ -234,7 +291,11 @@ class Publish(Frozen):
 
 class OllamaContainer(Frozen):
     name: DockerName = Field(default="ollama", description="Container name.")
-    image: Image = Field(default="ollama/ollama:0.6.8", description="Ollama image; pin a tag or a digest.")
+    image: Image = Field(
+        default="ollama/ollama:0.32.15",
+        description="Ollama image; pin a tag or a digest. The reconciler supports Ollama 0.6.8 "
+        "and later; a version tag also tells it the server's defaults before it answers.",
+    )
     gpus: Literal["all", "none"] | list[str] = Field(
         default="all",
         description="GPU passthrough: all (like --gpus all), none, or a list of device indexes/UUIDs.",
@@ -248,6 +309,17 @@ class OllamaContainer(Frozen):
         "`ollama` whatever container is recreated.",
     )
     publish: Publish = Field(default_factory=Publish, description="Published API port.")
+
+    @field_validator("network")
+    @classmethod
+    def _own_network(cls, value: str) -> str:
+        if value in {"host", "none", "bridge"}:
+            raise ValueError(
+                f"{value} is one of Docker's built-in networks, where OpenWebUI cannot reach Ollama "
+                "by name: name a network of its own (e.g. llm)"
+            )
+        return value
+
     env: OllamaEnv = Field(default_factory=OllamaEnv, description="Server settings.")
     restart: Literal["no", "always", "unless-stopped", "on-failure"] = Field(
         default="unless-stopped", description="Docker restart policy."
@@ -259,26 +331,44 @@ class OllamaContainer(Frozen):
         if isinstance(value, list):
             if not value:
                 raise ValueError("an empty list selects no GPU: write `none` instead")
-            for item in value:
-                if not re.match(r"^(\d{1,2}|GPU-[0-9a-fA-F-]{8,64})$", str(item)):
-                    raise ValueError(f"{item!r} is not a GPU index or a GPU-UUID")
+            for index, item in enumerate(value):
+                if not re.fullmatch(r"^([0-9]{1,2}|GPU-[0-9a-fA-F-]{8,64})$", str(item)):
+                    raise ValueError(f"item {index} is not a GPU index or a GPU-UUID")
         return value
+
+
+class RegistryLogin(Frozen):
+    username: str = Field(description="User name for the registry's token server.")
+    password: SecretRef = Field(description="The password (or access token), by reference.")
 
 
 class Registry(Frozen):
     host: str = Field(description="Registry host as written in model references, e.g. registry.lan:5000.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return _registry_server(value)
+
     insecure: bool = Field(default=False, description="Plain HTTP (Ollama's --insecure).")
     url: str | None = Field(
         default=None,
         description="How the reconciler itself reaches the registry for manifest look-ups "
         "when that differs from inside the container (e.g. http://127.0.0.1:5000).",
     )
+    login: RegistryLogin | None = Field(
+        default=None,
+        description="Credentials for the reconciler's manifest look-ups in a registry that "
+        "demands a token (private namespaces): tried after an anonymous token. Ollama itself "
+        "pulls with its own key (/root/.ollama/id_ed25519.pub in the models volume), which "
+        "the registry must accept.",
+    )
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[A-Za-z0-9.:\[\]-]+/?$", value):
-            raise ValueError(f"{value!r} must be http(s)://host[:port]")
+        if value is not None and not re.fullmatch(r"^https?://[A-Za-z0-9.:\[\]-]+/?$", value):
+            raise ValueError("must be http(s)://host[:port]")
         return value
 
 
@@ -303,29 +393,118 @@ class ModelSpec(Frozen):
 Scalar = str | int | float | bool
 
 
+def _whole(value: Any) -> Any:
+    """An integer option (Go `int`): a whole number, not a boolean, string or fraction."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a whole number (Ollama refuses it at every load: must be of type integer)")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number (Ollama would silently drop the fraction)")
+    return int(value)
+
+
+def _number(value: Any) -> Any:
+    """A float32 option: a number, not a boolean or a string."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a number (Ollama refuses it at every load: must be of type float32)")
+    return float(value)
+
+
+def _flag(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false (Ollama refuses it at every load: must be of type boolean)")
+    return value
+
+
+def _strings(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(
+            'must be a list of strings, e.g. ["<|end|>"] (Ollama refuses anything else at every '
+            "load: must be of type array)"
+        )
+    return value
+
+
+WholeOption = Annotated[int | None, BeforeValidator(_whole)]
+NumberOption = Annotated[float | None, BeforeValidator(_number)]
+FlagOption = Annotated[bool | None, BeforeValidator(_flag)]
+StringsOption = Annotated[list[str] | None, BeforeValidator(_strings)]
+
+# Options that must agree between pinned models sharing one loaded copy: api/types.go Runner
+# (a change reloads the runner, server/sched.go needsReload).
+RUNNER_PARAMETERS = ("num_ctx", "num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
+# Options only some releases take (api/types.go Options): gone in 0.7.0 / new in 0.30.0. Ollama
+# ignores an option it does not know (with a warning), so the loader checks them against the
+# version the image pins.
+PARAMETERS_UNTIL_0_7 = (
+    "mirostat", "mirostat_tau", "mirostat_eta", "low_vram", "f16_kv", "logits_all", "vocab_only", "use_mlock",
+)  # fmt: skip
+PARAMETERS_FROM_0_30 = ("draft_num_predict",)
+
+
+class Parameters(Frozen):
+    """Modelfile parameters, each of the type Ollama checks it against at every load.
+
+    The JSON options of Ollama's api/types.go `Options` and `Runner` (v0.32.15, plus those
+    v0.6.8 still had), checked by `Options.FromMap`."""
+
+    num_ctx: WholeOption = Field(default=None, description="Context length (tokens).")
+    num_batch: WholeOption = Field(default=None, description="Prompt batch size.")
+    num_gpu: WholeOption = Field(default=None, description="Layers to put on the GPU (-1 = all).")
+    main_gpu: WholeOption = Field(default=None, description="GPU for small tensors.")
+    use_mmap: FlagOption = Field(default=None, description="Memory-map the weights.")
+    num_thread: WholeOption = Field(default=None, description="CPU threads.")
+    num_keep: WholeOption = Field(default=None, description="Tokens kept when the context shifts.")
+    seed: WholeOption = Field(default=None, description="Random seed.")
+    num_predict: WholeOption = Field(default=None, description="Most tokens to generate (-1 = no limit).")
+    top_k: WholeOption = Field(default=None, description="Top-k sampling.")
+    top_p: NumberOption = Field(default=None, description="Top-p sampling.")
+    min_p: NumberOption = Field(default=None, description="Min-p sampling.")
+    typical_p: NumberOption = Field(default=None, description="Locally typical sampling.")
+    repeat_last_n: WholeOption = Field(default=None, description="Tokens looked back for repeats.")
+    temperature: NumberOption = Field(default=None, description="Sampling temperature.")
+    repeat_penalty: NumberOption = Field(default=None, description="Penalty for repeats.")
+    presence_penalty: NumberOption = Field(default=None, description="Penalty for tokens present.")
+    frequency_penalty: NumberOption = Field(default=None, description="Penalty by token frequency.")
+    stop: StringsOption = Field(default=None, description="Stop sequences: a list of strings.")
+    draft_num_predict: WholeOption = Field(default=None, description="Draft tokens (Ollama 0.30.0+).")
+    mirostat: WholeOption = Field(default=None, description="Mirostat sampling (Ollama before 0.7.0).")
+    mirostat_tau: NumberOption = Field(default=None, description="Mirostat target (Ollama before 0.7.0).")
+    mirostat_eta: NumberOption = Field(default=None, description="Mirostat rate (Ollama before 0.7.0).")
+    low_vram: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    f16_kv: FlagOption = Field(default=None, description="Ignored; Ollama before 0.7.0.")
+    logits_all: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    vocab_only: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
+    use_mlock: FlagOption = Field(default=None, description="Lock the weights in RAM (Ollama before 0.7.0).")
+
+    def as_options(self) -> dict[str, int | float | bool | list[str]]:
+        """The parameters that are set, as Ollama's JSON options."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+    def runner(self) -> dict[str, int | float | bool | list[str]]:
+        return {k: v for k, v in self.as_options().items() if k in RUNNER_PARAMETERS}
+
+
 class DerivedModel(Frozen):
     name: ModelName = Field(description="Name of the model to create (like `ollama create`).")
     from_: ModelName = Field(alias="from", description="Base model, listed under `models`.")
     system: str | None = Field(default=None, description="System prompt.")
-    template: str | None = Field(default=None, description="Prompt template override.")
-    parameters: dict[str, Scalar | list[str]] = Field(
-        default_factory=dict,
-        description="Modelfile parameters: temperature, top_p, top_k, num_ctx, stop, seed, "
-        "repeat_penalty, num_predict, min_p.",
+    template: str | None = Field(
+        default=None,
+        description="Prompt template override (Go text/template). Ollama checks it when it "
+        "creates the model; one it cannot parse fails only this model's create.",
     )
-    keep_loaded: bool = Field(default=False, description="Pin the derived model in VRAM.")
-
-    @field_validator("parameters")
-    @classmethod
-    def _known_parameters(cls, value: dict[str, Any]) -> dict[str, Any]:
-        known = {
-            "temperature", "top_p", "top_k", "min_p", "num_ctx", "stop", "seed",
-            "repeat_penalty", "repeat_last_n", "num_predict", "mirostat", "num_gpu",
-        }  # fmt: skip
-        for name in value:
-            if name not in known:
-                raise ValueError(f"unknown parameter {name!r}; known: {', '.join(sorted(known))}")
-        return value
+    parameters: Parameters = Field(
+        default_factory=Parameters,
+        description="Modelfile parameters, typed as Ollama checks them at every load: "
+        "whole numbers (num_ctx, top_k, seed, num_predict, ...), numbers (temperature, top_p, "
+        "min_p, repeat_penalty, ...), true/false (use_mmap) and `stop`, a list of strings.",
+    )
+    keep_loaded: bool = Field(
+        default=False,
+        description="Pin the derived model in VRAM. It shares its base's weights: pinned "
+        "together they are one loaded copy, so they must agree on num_ctx and the other "
+        "runner parameters.",
+    )
 
 
 class RemovalPolicy(Frozen):
@@ -366,17 +545,28 @@ class OllamaSpec(Frozen):
 class SecretRef(Frozen):
     """A secret by reference: its value never enters git."""
 
-    env: str | None = Field(default=None, description="Environment variable of `serve`.")
-    file: str | None = Field(default=None, description="Absolute path of a file on the server.")
+    env: str | None = Field(
+        default=None,
+        description="Environment variable of `serve`; the server's reconciler.toml must list it "
+        "under [secrets] env.",
+    )
+    file: str | None = Field(
+        default=None,
+        description="Name of a file in the server's secrets directory ([secrets] dir of "
+        "reconciler.toml, e.g. /etc/reconciler/secrets); no paths.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> SecretRef:
         if (self.env is None) == (self.file is None):
             raise ValueError("give exactly one of `env` or `file`")
-        if self.env is not None and not _ENV_NAME.match(self.env):
-            raise ValueError(f"{self.env!r} is not an environment variable name")
-        if self.file is not None and not self.file.startswith("/"):
-            raise ValueError("`file` must be an absolute path on the server")
+        if self.env is not None and not _ENV_NAME.fullmatch(self.env):
+            raise ValueError("`env` is not an environment variable name (UPPER_CASE)")
+        if self.file is not None and (not _SECRET_FILE.fullmatch(self.file) or ".." in self.file):
+            raise ValueError(
+                "`file` is the name of a file in the server's secrets directory (letters, digits, "
+                "'.', '_', '-'; no '/'), e.g. {file: openai.key}"
+            )
         return self
 
     def describe(self) -> str:
@@ -392,8 +582,8 @@ class CloudEndpoint(Frozen):
     @field_validator("base_url")
     @classmethod
     def _https(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
-            raise ValueError(f"{value!r} is not an http(s) URL")
+        if not re.fullmatch(r"^https?://[^\s/@]+(/[^\s]*)?$", value):
+            raise ValueError("not an http(s) URL without credentials (put the key in api_key)")
         return value
 
 
@@ -466,9 +656,9 @@ class Tls(Frozen):
     @field_validator("names")
     @classmethod
     def _names(cls, value: list[str]) -> list[str]:
-        for name in value:
-            if not _DNS_NAME.match(name):
-                raise ValueError(f"{name!r} is not a DNS name (letters, digits, '-', dots)")
+        for index, name in enumerate(value):
+            if not _DNS_NAME.fullmatch(name):
+                raise ValueError(f"item {index} is not a DNS name (letters, digits, '-', dots)")
         if len(set(value)) != len(value):
             raise ValueError("names must be unique")
         return value
@@ -492,7 +682,7 @@ class Exposure(Frozen):
         if self.tls.enabled and self.mode != "proxy":
             raise ValueError("tls.enabled needs mode: proxy (kamal-proxy terminates TLS)")
         if self.tls.enabled and self.host and self.host not in self.tls.names:
-            raise ValueError(f"add the proxy host {self.host!r} to tls.names")
+            raise ValueError("add the proxy host (exposure.host) to tls.names")
         return self
 
 
@@ -502,9 +692,16 @@ _SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/@+-]{1,4095}$")
 _REPOSITORY = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
 
 
+def _registry_server(value: str) -> str:
+    port = value.rpartition(":")[2]
+    if not _REGISTRY_SERVER.fullmatch(value) or ".." in value or not valid_port(port, value):
+        raise ValueError("not a registry host[:port] (port 1-65535)")
+    return value
+
+
 def _host(value: str) -> str:
-    if not _HOST.match(value) or ".." in value:
-        raise ValueError(f"{value!r} is not a host name or IP address (no spaces, shell characters or ports)")
+    if not _HOST.fullmatch(value) or ".." in value:
+        raise ValueError("not a host name or IP address (no spaces, shell characters or ports)")
     return value
 
 
@@ -525,15 +722,13 @@ class KamalRegistry(Frozen):
     @field_validator("server")
     @classmethod
     def _server(cls, value: str) -> str:
-        if not _REGISTRY_SERVER.match(value) or ".." in value:
-            raise ValueError(f"{value!r} is not a registry host[:port]")
-        return value
+        return _registry_server(value)
 
     @field_validator("username")
     @classmethod
     def _username(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", value):
-            raise ValueError(f"{value!r} is not a registry user name (letters, digits, '.', '_', '@', '-')")
+        if not re.fullmatch(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$", value):
+            raise ValueError("not a registry user name (letters, digits, '.', '_', '@', '-')")
         return value
 
 
@@ -576,23 +771,25 @@ class KamalSpec(Frozen):
     @field_validator("ssh_user")
     @classmethod
     def _user(cls, value: str) -> str:
-        if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", value):
-            raise ValueError(f"{value!r} is not a Unix user name")
+        if not re.fullmatch(r"^[a-z_][a-z0-9_-]{0,31}$", value):
+            raise ValueError("not a Unix user name")
         return value
 
     @field_validator("ssh_keys")
     @classmethod
     def _keys(cls, value: list[str]) -> list[str]:
-        for path in value:
-            if not _SAFE_PATH.match(path) or "/../" in path or path.endswith("/.."):
-                raise ValueError(f"{path!r} must be an absolute path of letters, digits and . _ / @ + - only")
+        for index, path in enumerate(value):
+            if not _SAFE_PATH.fullmatch(path) or "/../" in path or path.endswith("/.."):
+                raise ValueError(
+                    f"item {index} must be an absolute path of letters, digits and . _ / @ + - only"
+                )
         return value
 
     @field_validator("image")
     @classmethod
     def _repository(cls, value: str) -> str:
-        if not _REPOSITORY.match(value) or len(value) > 255:
-            raise ValueError(f"{value!r} is not a repository name (lower-case, e.g. openwebui-local)")
+        if not _REPOSITORY.fullmatch(value) or len(value) > 255:
+            raise ValueError("not a repository name (lower-case, e.g. openwebui-local)")
         return value
 
 
@@ -604,6 +801,11 @@ class OpenWebUISpec(Frozen):
     )
     exposure: Exposure = Field(default_factory=Exposure)
     auth: bool = Field(default=False, description="Require login (WEBUI_AUTH). false = LAN MVP, no login.")
+    persistent_config: bool = Field(
+        default=False,
+        description="ENABLE_PERSISTENT_CONFIG: false = the rendered settings win on every start (git is "
+        "the truth); true = OpenWebUI keeps what its database holds and they only seed a fresh one.",
+    )
     admin_token: SecretRef | None = Field(
         default=None,
         description="An admin's API key by reference, for converging knowledge and presets through "
@@ -637,10 +839,13 @@ class OpenWebUISpec(Frozen):
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
-            if not _ENV_NAME.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name (UPPER_CASE)")
-            lowered = name.lower()
-            if any(word in lowered for word in ("key", "secret", "password", "token")):
+            if not _ENV_NAME.fullmatch(name):
+                raise ValueError(f"{shown(name)} is not an environment variable name (UPPER_CASE)")
+            if name in MANAGED_WEBUI_ENV:
+                raise ValueError(
+                    f"{name} is set by the reconciler from {MANAGED_WEBUI_ENV[name]}; remove it from env"
+                )
+            if looks_like_secret_name(name):
                 raise ValueError(
                     f"{name} looks like a secret: secrets never go in git; use a cloud "
                     "endpoint's api_key reference"
@@ -659,3 +864,6 @@ class DesiredState(Frozen):
         description="knowledge/<name>/<path> → sha256 of the file, read from the commit.",
     )
     revision: str | None = Field(default=None, description="Commit the state was read from.")
+
+
+RegistryLogin.model_rebuild()  # its SecretRef is defined further down, with the other secrets

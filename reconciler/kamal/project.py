@@ -5,7 +5,7 @@ Layout of the project directory (0700, on the machine that runs kamal):
     config/deploy.yml           rendered, no secret values
     .kamal/secrets              0600, NAME='value' lines (single quotes: Kamal's dotenv parser
                                 takes them literally, no $VAR or $(command) expansion)
-    .kamal/hooks/<hook>         copied from hooks/kamal/, executable
+    .kamal/hooks/<hook>         copied from the package's data/hooks/kamal/, executable
     .kamal/reconciler.env       which Python runs the hooks (this reconciler's)
     .kamal/reconciler-desired.json   the desired state the project was rendered from, for the
                                 hooks when kamal is run by hand (no secret values in it)
@@ -24,39 +24,20 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from reconciler.desired.schema import DesiredState, SecretRef
+from reconciler.desired.schema import DesiredState
+from reconciler.desired.secrets import SecretPolicy, destinations_of
 from reconciler.errors import ReconcilerError
 from reconciler.kamal.render import HOOKS, RenderedProject, SecretNeed
+from reconciler.resources import kamal_hooks
+from reconciler.secrets import SecretUnavailable, resolve_secret
 
-HOOKS_SOURCE = Path(__file__).resolve().parents[2] / "hooks" / "kamal"
 DESIRED_SNAPSHOT = ".kamal/reconciler-desired.json"
 GENERATED_KEY = "webui_secret_key"
 PLACEHOLDER = "unused"
 
 
-class SecretUnavailable(ReconcilerError):
-    """A secret reference could not be resolved. The message names the reference, never a value."""
-
-
-def resolve_secret(ref: SecretRef, environ: Mapping[str, str] | None = None) -> str:
-    """The value behind `ref`: an environment variable of this process, or a file on this
-    machine (trailing newline stripped)."""
-    env = os.environ if environ is None else environ
-    if ref.env is not None:
-        value = env.get(ref.env)
-        if value is None or value == "":
-            raise SecretUnavailable(
-                f"secret {ref.describe()} is not set: export {ref.env} in the reconciler's environment"
-            )
-        return value
-    assert ref.file is not None
-    try:
-        value = Path(ref.file).read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SecretUnavailable(f"secret {ref.describe()} cannot be read: {exc.strerror}") from None
-    if not value:
-        raise SecretUnavailable(f"secret {ref.describe()} is empty")
-    return value
+# resolve_secret now lives in reconciler.secrets (it needs the destinations); re-exported here
+__all__ = ["SecretUnavailable", "resolve_secret", "secret_values", "write_project"]
 
 
 def _check_value(need: SecretNeed, value: str) -> str:
@@ -99,10 +80,14 @@ def _tls_values(desired: DesiredState, workdir: Path) -> dict[str, str]:
 
 def secret_values(
     needs: tuple[SecretNeed, ...],
+    desired: DesiredState,
     workdir: Path,
+    *,
     environ: Mapping[str, str] | None = None,
     tls: Mapping[str, str] | None = None,
+    policy: SecretPolicy | None = None,
 ) -> dict[str, str]:
+    """Each secret Kamal needs, resolved for the destinations the desired state sends it to."""
     values: dict[str, str] = {}
     for need in needs:
         if need.fallback in ("tls_certificate", "tls_private_key"):
@@ -111,7 +96,10 @@ def secret_values(
             values[need.name] = tls[need.fallback]
             continue
         if need.refs:
-            value = ";".join(resolve_secret(ref, environ) for ref in need.refs)
+            value = ";".join(
+                resolve_secret(ref, destinations_of(desired, ref), policy=policy, environ=environ)
+                for ref in need.refs
+            )
         elif need.fallback == "generate":
             value = _generated_key(workdir)
         elif need.fallback == "placeholder":
@@ -138,7 +126,8 @@ def write_project(
     workdir: Path,
     *,
     environ: Mapping[str, str] | None = None,
-    hooks_source: Path = HOOKS_SOURCE,
+    policy: SecretPolicy | None = None,
+    hooks_source: Path | None = None,
 ) -> dict[str, str]:
     """Write the project into `workdir`; return the secret values (for the registry push).
 
@@ -147,7 +136,7 @@ def write_project(
     os.chmod(workdir, 0o700)
     wants_tls = any(n.fallback in ("tls_certificate", "tls_private_key") for n in project.secrets)
     tls = _tls_values(desired, workdir) if wants_tls else None
-    values = secret_values(project.secrets, workdir, environ, tls)
+    values = secret_values(project.secrets, desired, workdir, environ=environ, tls=tls, policy=policy)
     multiline = {n.name for n in project.secrets if n.fallback in ("tls_certificate", "tls_private_key")}
     _write(workdir / "config" / "deploy.yml", project.deploy_yml, 0o644)
     _write(workdir / "Dockerfile", project.dockerfile, 0o644)
@@ -162,6 +151,7 @@ def write_project(
         f'if [ -z "${{RECONCILER_PYTHON:-}}" ]; then RECONCILER_PYTHON={shlex.quote(sys.executable)}; fi\n',
         0o600,
     )
+    hooks_source = hooks_source or kamal_hooks()
     hooks_dir = workdir / ".kamal" / "hooks"
     hooks_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     for name in HOOKS:

@@ -111,7 +111,7 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
         "OLLAMA_BASE_URL": ollama_url or ollama_base_url(),
         "ENABLE_OLLAMA_API": "True",
         "WEBUI_AUTH": "True" if w.auth else "False",
-        "ENABLE_PERSISTENT_CONFIG": "False",
+        "ENABLE_PERSISTENT_CONFIG": "True" if w.persistent_config else "False",
         "ENABLE_OPENAI_API": "True" if w.cloud else "False",
         "OFFLINE_MODE": "True",  # no Hugging Face downloads, no update checks: a LAN box
         "HF_HUB_OFFLINE": "1",
@@ -144,7 +144,7 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
         env["USER_PERMISSIONS_CHAT_CALL"] = "False"
     if w.cloud:
         env["OPENAI_API_BASE_URLS"] = ";".join(c.base_url for c in w.cloud)
-    env.update(w.env)  # the owner's explicit settings win (secrets are refused by the schema)
+    env.update(w.env)  # the owner's other settings (the schema refuses secrets and MANAGED_WEBUI_ENV)
     return dict(sorted(env.items()))
 
 

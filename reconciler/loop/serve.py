@@ -20,11 +20,13 @@ from reconciler.loop.journal import Journal
 from reconciler.loop.lock import ServeLock
 from reconciler.loop.queue import Backoff, TriggerQueue
 from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
+from reconciler.loop.systemd import Liveness, Systemd
 from reconciler.reconcile import ReconcileReport, reconcile
 from reconciler.report import status as status_mod
 from reconciler.report.events import Event, EventBus
 from reconciler.report.metrics import Metrics
 from reconciler.runtime import Runtime
+from reconciler.serverconfig import ServerConfigInvalid, load_policy
 from reconciler.signing import head_problem
 
 
@@ -38,6 +40,8 @@ class ServeConfig:
     # Leading edge + trailing edge: the first trigger reconciles at once; triggers within
     # this many seconds of the last start coalesce into one reconcile at the window's end.
     min_interval: float = 1.0
+    # The systemd watchdog stops being fed after this long with no loop turn and no event.
+    stuck_after: float = 3600.0
 
 
 def branch_head(repo: Path, branch: str) -> str | None:
@@ -63,6 +67,8 @@ class Server:
         self._last_progress = 0.0
         self._last_start = -1e9
         self.container_name: str | None = None  # of the newest desired state, for Docker events
+        self.liveness = Liveness(config.stuck_after)
+        self.systemd = Systemd()
         events.subscribe(self._on_event)
 
     def run(self) -> None:
@@ -71,7 +77,10 @@ class Server:
         try:
             self._start_sources()
             self.queue.put("startup")
+            self.systemd.ready(f"serving {self.config.repo} ({self.config.branch})")
+            self.systemd.feed(self.liveness, self.stop, self._stuck)
             while not self.stop.is_set():
+                self.liveness.beat()
                 reasons = self.queue.get(timeout=1.0)
                 if not reasons:
                     continue
@@ -81,9 +90,13 @@ class Server:
                 self._last_start = time.monotonic()
                 self.reconcile_once(reasons)
         finally:
+            self.systemd.stopping()
             self.queue.close()
             lock.release()
             self.events.emit("serve.stopped")
+
+    def _stuck(self, silent: float) -> None:
+        self.events.emit("serve.stuck", silent_s=round(silent, 1), watchdog="no longer fed")
 
     def _start_sources(self) -> None:
         crashed = self.journal.recover()
@@ -123,12 +136,16 @@ class Server:
             return None
         try:
             with GitCommitSource(self.config.repo, head) as source:
-                desired = load_desired(source)
+                desired = load_desired(source, secrets=load_policy())
         except InvalidDesiredState as exc:
             self.events.emit(
                 "reconcile.rejected", revision=head[:12], problems=[str(p) for p in exc.problems]
             )
             self._save_status("invalid", head, None, None, [str(p) for p in exc.problems])
+            return None
+        except ServerConfigInvalid as exc:  # the owner's reconciler.toml, not the commit
+            self.events.emit("reconcile.rejected", revision=head[:12], problems=[str(exc)])
+            self._save_status("invalid", head, None, None, [str(exc)])
             return None
         self.container_name = desired.ollama.container.name
         self.runtime.read_knowledge = knowledge_reader(lambda: GitCommitSource(self.config.repo, head))
@@ -199,16 +216,21 @@ class Server:
         status_mod.save_status(self.state_dir, self.status)
 
     def _on_event(self, event: Event) -> None:
-        """Keep status.json live while pulling (throttled) and while reconciling."""
+        """Keep status.json live while pulling (throttled) and while reconciling; every event
+        of a reconcile is progress for the watchdog."""
         name = event["event"]
+        if name != "serve.stuck":
+            self.liveness.beat()
+        if name == "reconcile.done":
+            self.systemd.status(f"{event.get('result')} {str(event.get('revision', ''))[:12]}")
         if name == "reconcile.start":
             self._mark_reconciling()
-        elif name == "pull.progress" and time.monotonic() - self._last_progress > 1.0:
+        elif name in ("pull.progress", "load.progress") and time.monotonic() - self._last_progress > 1.0:
             self._last_progress = time.monotonic()
+            field = "pulling_percent" if name == "pull.progress" else "loading_seconds"
+            value = event.get("percent") if name == "pull.progress" else event.get("elapsed_s")
             rows = [
-                r.model_copy(update={"pulling_percent": event.get("percent")})
-                if r.name == canonical(str(event.get("model")))
-                else r
+                r.model_copy(update={field: value}) if r.name == canonical(str(event.get("model"))) else r
                 for r in self.status.models
             ]
             self.status = self.status.model_copy(update={"models": rows, "updated_at": datetime.now(UTC)})

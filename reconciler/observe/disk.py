@@ -113,6 +113,43 @@ def read_manifests(models_dir: Path) -> dict[str, tuple[Blob, ...]]:
     return found
 
 
+def blob_sizes(models_dir: Path) -> dict[str, int]:
+    """Digest → size of every complete blob file (`blobs/sha256-<hex>`), symlinks not followed."""
+    found: dict[str, int] = {}
+    try:
+        entries = list(os.scandir(models_dir / "blobs"))
+    except OSError:
+        return found
+    for entry in entries:
+        digest = entry.name.replace("sha256-", "sha256:", 1)
+        if not _DIGEST.match(digest):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            found[digest] = info.st_size
+    return found
+
+
+def gguf_magic_ok(models_dir: Path, digest: str) -> bool | None:
+    """Does the blob start like a GGUF file? None when it cannot be read (no opinion)."""
+    if not _DIGEST.match(digest):
+        return None
+    path = models_dir / "blobs" / digest.replace("sha256:", "sha256-", 1)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return os.read(fd, 4) == b"GGUF"
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
 def partial_bytes(models_dir: Path) -> dict[str, int]:
     """Disk held by unfinished downloads (`blobs/sha256-<hex>-partial*`), per blob digest.
 

@@ -6,7 +6,7 @@ tested without I/O. Names are compared in canonical form (refs.canonical).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -141,17 +141,61 @@ def show_tensors(http: httpx.Client, url: str, model: str) -> list[Any]:
     return tensors if isinstance(tensors, list) else []
 
 
+@dataclass(frozen=True)
+class Shown:
+    """What `/api/show` said of one model: its architecture and capabilities, or why Ollama
+    cannot read it (a missing weights blob is 404 "not found", weights that are not a GGUF a
+    500 with the decoder's message: server/routes.go ShowHandler / GetModelInfo)."""
+
+    architecture: Architecture | None = None
+    capabilities: tuple[str, ...] | None = None
+    error: str | None = None
+
+
+def parse_show(response: Any, tensors: Iterable[Any] = ()) -> Shown:
+    caps = getattr(response, "capabilities", None)
+    return Shown(
+        architecture=parse_architecture(getattr(response, "modelinfo", None), tensors),
+        capabilities=tuple(str(c) for c in caps) if caps is not None else None,
+    )
+
+
+def blob_problems(
+    blobs: tuple[Blob, ...], on_disk: Mapping[str, int] | None
+) -> tuple[tuple[str, ...], str | None]:
+    """(digests not on disk, why a blob on disk is wrong) — from the manifest and the blobs dir."""
+    if on_disk is None:
+        return (), None
+    missing = tuple(b.digest for b in blobs if b.digest not in on_disk)
+    for b in blobs:
+        size = on_disk.get(b.digest)
+        if size is not None and size != b.size:
+            return missing, f"blob {b.digest} is {size} bytes on disk, its manifest says {b.size}"
+    return missing, None
+
+
 def parse_models(
     listed: Iterable[Any],
     blobs: Mapping[str, tuple[Blob, ...]],
-    architectures: Mapping[str, Architecture | None],
+    shown: Mapping[str, Shown],
+    on_disk: Mapping[str, int] | None = None,
+    corrupt: Set[str] = frozenset(),
 ) -> tuple[ModelObs, ...]:
-    """`/api/tags` entries + blobs read from the manifests on disk (when readable)."""
+    """`/api/tags` entries + blobs read from the manifests on disk (when readable) + what
+    `/api/show` said of the models it was asked about. A model is broken only on evidence
+    from disk — a blob missing, of the wrong size, or weights (in `corrupt`) that are not a
+    GGUF — never on Ollama's error alone, which may be passing: re-pulling is not free."""
     models = []
     for entry in listed:
         name = name_of(str(entry.model))
         details = entry.details
         own = blobs.get(name) or (Blob(digest=f"manifest:{entry.digest}", size=int(entry.size or 0)),)
+        seen = shown.get(name, Shown())
+        missing, wrong = blob_problems(blobs[name], on_disk) if name in blobs else ((), None)
+        gone = f"blobs missing on disk: {', '.join(missing)}" if missing else None
+        weights = next((b.digest for b in own if b.media_type.endswith(".model")), None)
+        unreadable = seen.error if weights in corrupt and seen.error else None
+        broken = gone or wrong or unreadable
         models.append(
             ModelObs(
                 name=name,
@@ -161,7 +205,10 @@ def parse_models(
                 parameter_size=str(getattr(details, "parameter_size", "") or ""),
                 quantization=str(getattr(details, "quantization_level", "") or ""),
                 modified_at=entry.modified_at,
-                architecture=architectures.get(name),
+                architecture=seen.architecture,
+                capabilities=seen.capabilities,
+                broken=broken,
+                missing_blobs=missing,
             )
         )
     return tuple(models)
@@ -192,24 +239,47 @@ def observe_ollama(
     url: str,
     *,
     blobs: Mapping[str, tuple[Blob, ...]],
-    want_architecture: set[str],
+    want_show: set[str],
+    want_architecture: Set[str] = frozenset(),
+    on_disk: Mapping[str, int] | None = None,
+    is_gguf: Callable[[str], bool | None] = lambda _: None,
 ) -> OllamaView:
-    """Everything the planner needs from Ollama's API; unreachable is an observation."""
+    """Everything the planner needs from Ollama's API; unreachable is an observation, and a
+    model Ollama cannot read is that model's observation, not the server's. `is_gguf(digest)`
+    looks at a weights blob on disk when Ollama could not read a model."""
     try:
         version = http.get(f"{url}/api/version").json().get("version")  # the client has no call for it
         listed = client.list().models
         running = client.ps().models
-        architectures = {}
+        shown: dict[str, Shown] = {}
         for entry in listed:
             name = name_of(str(entry.model))
-            if name in want_architecture:
-                shown = client.show(str(entry.model)).modelinfo
-                architectures[name] = parse_architecture(shown, show_tensors(http, url, str(entry.model)))
+            if name in want_show:
+                shown[name] = _show(client, http, url, str(entry.model), tensors=name in want_architecture)
     except (httpx.HTTPError, ConnectionError, ollama.ResponseError, ValueError) as exc:
         return OllamaView(reachable=False, error=f"{type(exc).__name__}: {exc}"[:300])
+    corrupt = {
+        b.digest
+        for name, seen in shown.items()
+        if seen.error
+        for b in blobs.get(name, ())
+        if b.media_type.endswith(".model") and is_gguf(b.digest) is False
+    }
     return OllamaView(
         reachable=True,
         version=str(version) if version else None,
-        models=parse_models(listed, blobs, architectures),
+        models=parse_models(listed, blobs, shown, on_disk, corrupt),
         loaded=parse_loaded(running, datetime.now(UTC)),
     )
+
+
+def _show(client: ollama.Client, http: httpx.Client, url: str, model: str, *, tensors: bool) -> Shown:
+    """`/api/show` of one listed model (with its tensor list when the VRAM estimate needs it);
+    Ollama's 4xx/5xx answer is that model's problem."""
+    try:
+        response = client.show(model)
+    except ollama.ResponseError as exc:
+        if exc.status_code < 400:
+            raise
+        return Shown(error=f"Ollama cannot read it (HTTP {exc.status_code}: {exc.error})"[:300])
+    return parse_show(response, show_tensors(http, url, model) if tensors else ())

@@ -2,8 +2,9 @@
 
 The protocol is what `ollama pull` speaks (Ollama `server/images.go` `pullModelManifest`,
 Docker Registry HTTP API v2): `GET /v2/<ns>/<model>/manifests/<tag>` with the Docker v2
-manifest media type, a bearer token fetched from the `WWW-Authenticate` challenge on 401,
-blobs by digest under `/v2/<ns>/<model>/blobs/<digest>` (often a redirect to a CDN).
+manifest media type, a bearer token fetched from the `WWW-Authenticate` challenge on 401
+(anonymous first, then with the registry's `login` for a private repository), blobs by digest
+under `/v2/<ns>/<model>/blobs/<digest>` (often a redirect to a CDN).
 The architecture comes from the first bytes of the GGUF model layer, fetched with a Range
 request so a multi-GB blob is never downloaded here.
 """
@@ -14,6 +15,7 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -70,25 +72,78 @@ def parse_challenge(header: str) -> dict[str, str] | None:
     return params if realm.startswith(("https://", "http://")) else None
 
 
-class _Session:
-    """One look-up's requests, with the anonymous bearer token once one was needed."""
+@dataclass(frozen=True)
+class _Login:
+    username: str
+    password: str = field(repr=False)
+    reference: str  # how the password is referenced, for messages (never the value)
 
-    def __init__(self, client: httpx.Client, host: str) -> None:
+
+def registry_login(reg: Registry | None, contacted: str) -> _Login | None:
+    """The credentials of a registry entry, the password resolved (through the one resolver,
+    which checks the server's secrets policy) for the registry's host and `contacted`, the
+    host of the token realm it is sent to."""
+    if reg is None or reg.login is None:
+        return None
+    from reconciler.desired.secrets import host_of
+    from reconciler.secrets import SecretUnavailable, resolve_secret
+
+    try:
+        password = resolve_secret(reg.login.password, (host_of(reg.host), host_of(contacted)))
+    except SecretUnavailable as exc:
+        raise LookupFailed(f"{reg.host} needs its login for this model: {exc}") from None
+    return _Login(reg.login.username, password, reg.login.password.describe())
+
+
+class _Session:
+    """One look-up's requests through the OCI token challenge (distribution's token auth, what
+    Ollama answers a 401 with: server/images.go makeRequestWithRetry, server/auth.go): an
+    anonymous token first, then — for a private repository — one got with the registry's login."""
+
+    def __init__(self, client: httpx.Client, host: str, base: str, registry: Registry | None) -> None:
         self.client = client
         self.host = host
+        self.base = base
+        self.registry = registry
         self.token: str | None = None
+        self.tried_login = False
 
     def _headers(self, extra: dict[str, str]) -> dict[str, str]:
         if self.token is None:
             return extra
         return {**extra, "Authorization": f"Bearer {self.token}"}
 
+    def _realm(self, realm: str) -> tuple[str, bool] | None:
+        """Where to fetch the token, and whether it is the registry's own host. A realm there is
+        reached the way the registry is (its declared `url`); another host only over HTTPS,
+        and never with the login."""
+        parts = httpx.URL(realm)
+        if parts.netloc.decode().lower() == self.host.lower():
+            return str(httpx.URL(self.base).copy_with(path=parts.path, query=parts.query or None)), True
+        return (realm, False) if parts.scheme == "https" else None
+
     def _authenticate(self, response: httpx.Response) -> bool:
+        """A token for the challenge: anonymous the first time, with the login after (or at
+        once when the token server refuses anonymous requests). False: nothing more to try."""
         params = parse_challenge(response.headers.get("www-authenticate", ""))
-        if params is None:
+        found = self._realm(params["realm"]) if params is not None else None
+        if params is None or found is None:
             return False
+        realm, own_host = found
         query = {k: v for k, v in params.items() if k in ("service", "scope")}
-        answer = self.client.get(params["realm"], params=query)
+        if self.token is None and not self.tried_login and self._fetch(realm, query, None):
+            return True
+        if self.tried_login or not own_host:
+            return False
+        self.tried_login = True
+        login = registry_login(self.registry, realm)
+        return login is not None and self._fetch(realm, query, login)
+
+    def _fetch(self, realm: str, query: dict[str, str], login: _Login | None) -> bool:
+        auth = httpx.BasicAuth(login.username, login.password) if login else None
+        answer = self.client.get(realm, params=query, auth=auth)
+        if answer.status_code in (401, 403) and login is not None:
+            raise LookupFailed(f"{self.host} refused the login of {login.username} ({login.reference})")
         if answer.status_code != 200:
             return False
         try:
@@ -102,42 +157,47 @@ class _Session:
         return True
 
     def read(self, url: str, headers: dict[str, str], limit: int) -> bytes:
-        """GET `url` (retrying once with a token on 401) and return at most `limit` bytes."""
-        for attempt in (0, 1):
+        """GET `url` (through the token challenge) and return at most `limit` bytes."""
+        for _ in range(3):
             with self.client.stream("GET", url, headers=self._headers(headers)) as response:
-                if response.status_code == 401 and attempt == 0 and self._authenticate(response):
+                if response.status_code == 401 and self._authenticate(response):
                     continue
-                _check_status(response, self.host)
+                _check_status(response, self.host, self.registry)
                 body = bytearray()
                 for chunk in response.iter_bytes():
                     body += chunk
                     if len(body) > limit:
                         raise LookupFailed(f"{self.host} sent a manifest larger than {limit} bytes")
                 return bytes(body)
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise LookupFailed(f"{self.host} kept refusing the token it issued (HTTP 401)")
 
     def architecture(self, url: str, limit: int) -> Architecture | None:
         headers = {"Range": f"bytes=0-{limit - 1}"}
-        for attempt in (0, 1):
+        for _ in range(3):
             with self.client.stream(
                 "GET", url, headers=self._headers(headers), follow_redirects=True
             ) as response:
-                if response.status_code == 401 and attempt == 0 and self._authenticate(response):
+                if response.status_code == 401 and self._authenticate(response):
                     continue
                 if response.status_code not in (200, 206):
                     return None
                 return parse_architecture(response.iter_bytes(), limit=limit)
-        return None  # pragma: no cover
+        return None
 
 
-def _check_status(response: httpx.Response, host: str) -> None:
+def _check_status(response: httpx.Response, host: str, registry: Registry | None = None) -> None:
     code = response.status_code
     if code < 400:
         return
     if code == 404:
         raise LookupFailed(f"model not found in registry {host}")
     if code in (401, 403):
-        raise LookupFailed(f"{host} refused anonymous access (HTTP {code})")
+        if registry is None or registry.login is None:
+            raise LookupFailed(
+                f"{host} refused anonymous access (HTTP {code}): give its entry under `registries` "
+                "in ollama.yaml a `login` (username, password: {env: NAME})"
+            )
+        raise LookupFailed(f"{host} refused {registry.login.username} (HTTP {code})")
     raise LookupFailed(f"{host} answered HTTP {code}")
 
 
@@ -167,7 +227,8 @@ def lookup(
     """
     base = base_url(ref.host, registries)
     repo = f"{base}/v2/{ref.namespace}/{ref.model}"
-    session = _Session(client, ref.host)
+    declared = next((r for r in registries if r.host.lower() == ref.host.lower()), None)
+    session = _Session(client, ref.host, base, declared)
     try:
         body = session.read(f"{repo}/manifests/{ref.tag}", {"Accept": MANIFEST_V2}, _MAX_MANIFEST)
     except httpx.HTTPError as exc:

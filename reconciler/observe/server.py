@@ -7,9 +7,10 @@ from pathlib import Path
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState
-from reconciler.observe.disk import observe_disk, read_manifests
+from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
+from reconciler.observe.host import observe_addresses
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
 from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
@@ -18,10 +19,23 @@ from reconciler.state.store import Memory, recent
 
 
 def _architecture_wanted(desired: DesiredState) -> set[str]:
+    """The models whose full architecture (`/api/show` tensors too) the VRAM estimate needs:
+    the weights of pinned models."""
     wanted = set()
     for m in desired.ollama.all_models():
         if m.keep_loaded:
             wanted.add(canonical(m.from_ if isinstance(m, DerivedModel) else m.name))
+    return wanted
+
+
+def _show_wanted(desired: DesiredState) -> set[str]:
+    """The models `/api/show` is asked about: every desired one (can Ollama read it, what can
+    it do) and the bases of pinned derived models (their architecture)."""
+    wanted = set()
+    for m in desired.ollama.all_models():
+        wanted.add(canonical(m.name))
+        if isinstance(m, DerivedModel):
+            wanted.add(canonical(m.from_))
     return wanted
 
 
@@ -30,7 +44,9 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
     container = observe_container(runtime.docker, spec.name)
     mount = volume_mountpoint(runtime.docker, spec.volume)
     models_dir = Path(mount) / "models" if mount else None
-    blobs = read_manifests(models_dir) if models_dir and models_dir.is_dir() else {}
+    readable = models_dir is not None and models_dir.is_dir()
+    blobs = read_manifests(models_dir) if models_dir is not None and readable else {}
+    on_disk = blob_sizes(models_dir) if models_dir is not None and readable else None
     disk_path = mount or str(runtime.docker.info().get("DockerRootDir", "/"))
     gpus, gpu_error = observe_gpus()
     view = OllamaView(reachable=False)
@@ -41,9 +57,12 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
             runtime.http(),
             url,
             blobs=blobs,
+            want_show=_show_wanted(desired),
             want_architecture=_architecture_wanted(desired),
+            on_disk=on_disk,
+            is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
         )
-    present = {m.name for m in view.models}
+    present = {m.name for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
     remote: tuple[RemoteManifest, ...] = ()
     remote_errors: dict[str, str] = {}
@@ -72,6 +91,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         disk=observe_disk(disk_path, models_dir),
         remote=remote,
         remote_errors=remote_errors,
+        host_addresses=observe_addresses(),
     )
     return with_memory(observed, memory, at)
 
@@ -106,5 +126,10 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
         if (found := recent(history, at))
     )
     return observed.model_copy(
-        update={"inventory": memory.inventory, "deployed": memory.deployed, "evictions": evictions}
+        update={
+            "inventory": memory.inventory,
+            "deployed": memory.deployed,
+            "evictions": evictions,
+            "warmed": tuple(sorted(memory.warmed)),
+        }
     )

@@ -405,17 +405,26 @@ def default_url(desired: DesiredState) -> str:
     return "https://127.0.0.1" if exposure.tls.enabled else "http://127.0.0.1"
 
 
+def _admin_token(desired: DesiredState, base: str) -> str | None:
+    """The admin API key, resolved for the OpenWebUI address it is sent to."""
+    from reconciler.desired.secrets import host_of
+    from reconciler.secrets import resolve_secret
+
+    webui = _webui(desired)
+    if not (webui.auth and webui.admin_token):
+        return None
+    return resolve_secret(webui.admin_token, (host_of(base),))
+
+
 def observe_drift(
     desired: DesiredState, state_dir: Path, *, url: str | None = None, timeout: float = 15.0
 ) -> tuple[OpenWebUIView, list[Op]]:
     """Read OpenWebUI and say what a converge would change (nothing written): how a setting
     changed by hand in the UI is noticed and put back on the next reconcile."""
-    from reconciler.kamal.project import resolve_secret
     from reconciler.openwebui.client import connect
 
-    webui = _webui(desired)
-    token = resolve_secret(webui.admin_token) if webui.auth and webui.admin_token else None
-    client = connect(url or default_url(desired), auth=webui.auth, token=token, timeout=timeout)
+    base = url or default_url(desired)
+    client = connect(base, auth=_webui(desired).auth, token=_admin_token(desired, base), timeout=timeout)
     ledger = load_ledger(state_dir)
     view = observe_webui(client, _own_ids(ledger))
     if not view.reachable:
@@ -435,12 +444,10 @@ def apply_settings(
     emit: Callable[[str, dict[str, Any]], None] = lambda _n, _d: None,
 ) -> ConvergeResult:
     """Connect (signing in as the configuration says) and converge; what the runner calls."""
-    from reconciler.kamal.project import resolve_secret
     from reconciler.openwebui.client import connect
 
-    webui = _webui(desired)
-    token = resolve_secret(webui.admin_token) if webui.auth and webui.admin_token else None
-    client = connect(url or default_url(desired), auth=webui.auth, token=token, timeout=timeout)
+    base = url or default_url(desired)
+    client = connect(base, auth=_webui(desired).auth, token=_admin_token(desired, base), timeout=timeout)
     result = converge(
         desired, client, read_file, state_dir, on_op=lambda op: emit("openwebui.change", {"change": str(op)})
     )

@@ -89,9 +89,15 @@ class LoadModel(_Action):
     canonical: str
     num_ctx: int
     vram_estimate: int
+    embedding: bool = False  # an embedding model: loaded through /api/embed (it cannot generate)
+    shared_with: tuple[str, ...] = ()  # pinned models on the same weights: one loaded copy
 
     def title(self) -> str:
-        return f"load {self.model} pinned, num_ctx {self.num_ctx} (~{format_bytes(self.vram_estimate)} VRAM)"
+        shared = f", shared with {', '.join(self.shared_with)}" if self.shared_with else ""
+        return (
+            f"load {self.model} pinned, num_ctx {self.num_ctx} (~{format_bytes(self.vram_estimate)} VRAM)"
+            + shared
+        )
 
 
 class UnloadModel(_Action):
@@ -138,7 +144,7 @@ Action = Annotated[
 class Violation(_Frozen):
     """One broken budget, with the numbers and the entries responsible."""
 
-    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count"]
+    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses"]
     message: str
     needed: int = 0
     limit: int = 0

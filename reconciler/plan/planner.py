@@ -7,12 +7,12 @@ derived models, warm loads, and OpenWebUI last.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from reconciler.desired.refs import InvalidReference, canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
-from reconciler.observed import Blob, InventoryEntry, LoadedObs, ModelObs, Observed
+from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, ModelObs, Observed
 from reconciler.plan import vram
 from reconciler.plan.actions import (
     Action,
@@ -32,6 +32,8 @@ from reconciler.plan.actions import (
 from reconciler.plan.container import container_spec
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
+from reconciler.plan.host import lan_violations
+from reconciler.plan.ollama_version import ServerDefaults, defaults_for, show, support
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
 
@@ -44,6 +46,8 @@ class _Ctx:
     desired: DesiredState
     observed: Observed
     since: str  # "desired since abc1234"
+    defaults: ServerDefaults  # of the Ollama version the server reports (or the image pins)
+    keys: dict[str, str]  # model → its weights digest (what Ollama keys a loaded copy by)
 
     @property
     def present(self) -> dict[str, ModelObs]:
@@ -56,9 +60,20 @@ class _Ctx:
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
     rev = desired.revision
-    ctx = _Ctx(desired, observed, f"desired since {rev[:7]}" if rev else "desired")
+    foreign = lan_violations(desired, observed)
+    if foreign:
+        return Plan(revision=rev, violations=tuple(foreign))
+    image = desired.ollama.container.image
+    since = f"desired since {rev[:7]}" if rev else "desired"
+    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
     container = _container_action(ctx)
+    # The server's own version, unless the container is about to be (re)created from the image.
+    version = observed.ollama_version if container is None or container.op == "start" else None
+    ctx = replace(ctx, defaults=defaults_for(version, image))
     notes: list[str] = []
+    supported = support(version)
+    if observed.ollama_reachable and not supported.supported and supported.message:
+        notes.append(supported.message)
     if not observed.ollama_reachable and container is None:
         notes.append("Ollama's API does not answer: models are planned once it does")
     held = _held_deploys(ctx)
@@ -104,13 +119,16 @@ def _container_action(ctx: _Ctx) -> EnsureContainer | None:
 
 
 def _derived_hash(d: DerivedModel) -> str:
-    return spec_hash(d.model_dump(mode="json", by_alias=True))
+    """What `ollama create` is given (pinning it changes nothing on disk)."""
+    dumped = d.model_dump(mode="json", by_alias=True, exclude={"keep_loaded", "parameters"})
+    return spec_hash({**dumped, "parameters": d.parameters.as_options()})
 
 
 def derived_layer(d: DerivedModel) -> Blob:
     """The layers `ollama create` adds (system prompt, parameters, template), as one blob
     whose size is what they take on disk, give or take JSON framing."""
-    size = len((d.system or "").encode()) + len((d.template or "").encode()) + len(str(d.parameters)) + 64
+    params = str(d.parameters.as_options())
+    size = len((d.system or "").encode()) + len((d.template or "").encode()) + len(params) + 64
     return Blob(digest=f"derived:{_derived_hash(d)}", size=size)
 
 
@@ -124,9 +142,10 @@ def _model_actions(
     remote = {r.name: r for r in observed.remote}
     insecure = {r.host.lower() for r in desired.ollama.registries if r.insecure}
 
+    broken = {n: m for n, m in present.items() if m.broken is not None}
     to_pull: dict[str, tuple[Blob, ...]] = {}
     for name, spec in wanted.items():
-        if name in present:
+        if name in present and name not in broken:
             continue
         if name in remote:
             to_pull[name] = remote[name].blobs
@@ -146,7 +165,15 @@ def _model_actions(
     lru = sorted(removable, key=lambda n: (inventory[n].last_used or _EPOCH) if n in inventory else _EPOCH)
     remove_now, cache = (lru, []) if removal.undesired == "remove" else ([], lru)
     stale = [n for n in derived if n in present and not _derived_ok(ctx, n, derived[n])]
-    to_create = {n: d for n, d in derived.items() if n not in present or n in stale}
+    repulled = {canonical(d.from_) for d in derived.values()} & set(to_pull)
+    to_create = {
+        n: d
+        for n, d in derived.items()
+        if n not in present or n in stale or (n in broken and canonical(d.from_) in repulled)
+    }
+    # A blob Ollama has but cannot read is skipped by a pull (download.go: a cache hit), so a
+    # model with one is removed first; a model with missing blobs only needs the pull.
+    corrupt = sorted(n for n, m in broken.items() if not m.missing_blobs and (n in wanted or n in derived))
     new_blobs = dict(to_pull)
     for name, d in to_create.items():
         base = canonical(d.from_)
@@ -155,9 +182,9 @@ def _model_actions(
 
     disk_budget = desired.server.budgets.disk
     disk = plan_disk(
-        {n: m.blobs for n, m in present.items()},
+        {n: _on_disk(m) for n, m in present.items()},
         new_blobs,
-        remove_now,
+        remove_now + [n for n in corrupt if n not in remove_now],
         cache,
         budget=disk_budget.models,
         free=observed.disk.free if observed.disk else None,
@@ -167,16 +194,17 @@ def _model_actions(
     if observed.disk is None:
         notes.append("free disk space was not observed: only the models budget is checked")
     _disk_violations(ctx, disk, undesired, managed, violations, notes)
-    estimates, vram_limit = _vram_check(ctx, to_pull, violations, notes)
+    groups = _groups(ctx, to_pull, notes)
+    estimates, vram_limit = _vram_check(ctx, groups, violations, notes)
     budget = Budget(
         disk_models_after=disk.models_after,
         disk_models_limit=disk_budget.models,
         disk_free_after=disk.free_after,
         disk_min_free=disk_budget.min_free,
         download_bytes=disk.download,
-        vram_pinned=vram.pinned_total(estimates),
+        vram_pinned=vram.pinned_total(estimates.values()),
         vram_limit=vram_limit,
-        vram_estimates=tuple(estimates),
+        vram_estimates=tuple(estimates.values()),
         cached_models=tuple(disk.cached),
     )
     if violations:
@@ -184,27 +212,33 @@ def _model_actions(
 
     removed = {name for name, _, _ in disk.removed}
     actions: list[Action] = []
-    actions += _unload_actions(ctx, removed, restarting)
+    unloads = _unload_actions(ctx, groups, removed, restarting)
+    actions += unloads
     for name, frees, evicted in disk.removed:
-        reason = (
-            "evicted from the rollback cache (least recently used) to make room"
-            if evicted
-            else "no longer desired; removal policy is `remove`"
-        )
+        if name in corrupt:
+            reason = f"{broken[name].broken}; removed to be pulled again"
+        elif evicted:
+            reason = "evicted from the rollback cache (least recently used) to make room"
+        else:
+            reason = "no longer desired; removal policy is `remove`"
         actions.append(RemoveModel(model=name, frees_bytes=frees, eviction=evicted, reason=reason))
     for name in sorted(to_pull, key=lambda n: not wanted[n].keep_loaded):
         spec = wanted[name]
+        why = "not present" if name not in broken else f"present but unusable: {broken[name].broken}"
         actions.append(
             PullModel(
                 model=spec.name,
                 canonical=name,
                 download_bytes=disk.downloads[name],
                 insecure=parse_ref(spec.name).host.lower() in insecure,
-                reason=f"{ctx.since}, not present",
+                reason=f"{ctx.since}, {why}",
             )
         )
     for name, d in to_create.items():
-        why = "not present" if name not in present else "its spec changed"
+        if name in broken:
+            why = f"present but unusable: {broken[name].broken}"
+        else:
+            why = "not present" if name not in present else "its spec changed"
         actions.append(
             CreateDerived(
                 model=d.name,
@@ -212,13 +246,14 @@ def _model_actions(
                 from_model=d.from_,
                 system=d.system,
                 template=d.template,
-                parameters=dict(d.parameters),
+                parameters=d.parameters.as_options(),
                 spec_hash=_derived_hash(d),
                 layer_bytes=derived_layer(d).size,
                 reason=f"{ctx.since}, {why}",
             )
         )
-    actions += _load_actions(ctx, estimates, restarting, notes)
+    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
+    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
     return actions, budget
 
 
@@ -226,6 +261,11 @@ def _derived_ok(ctx: _Ctx, name: str, d: DerivedModel) -> bool:
     entry = ctx.inventory.get(name)
     model = ctx.present[name]
     return entry is not None and entry.digest == model.digest and entry.spec_hash == _derived_hash(d)
+
+
+def _on_disk(m: ModelObs) -> tuple[Blob, ...]:
+    """A model's blobs as they take disk space now (a missing one takes none)."""
+    return tuple(b for b in m.blobs if b.digest not in m.missing_blobs)
 
 
 def _disk_violations(
@@ -269,43 +309,128 @@ def _disk_violations(
         violations.append(Violation(budget=kind, needed=needed, limit=limit, entries=pulls, message=text))
 
 
-def _pinned(ctx: _Ctx) -> list[ModelSpec | DerivedModel]:
-    return [m for m in ctx.desired.ollama.all_models() if m.keep_loaded]
+@dataclass(frozen=True)
+class _Group:
+    """Pinned models Ollama loads as one copy: they share a weights file (server/sched.go keys
+    loaded runners by the model file; `/api/ps` lists the copy once, under the name that
+    loaded it first). Usually one model; a derived model pinned with its base is two."""
+
+    key: str  # the weights digest, or `name:<base>` while it is not known
+    members: tuple[ModelSpec | DerivedModel, ...]
+    source: str  # canonical name of the model whose weights these are
+    num_ctx: int  # what the load asks for: the desired num_ctx, capped where Ollama caps it
+    asked: int  # what the desired state asks for
+    trained: int  # the model's trained context (0 = unknown)
+    embedding: bool
+    architecture: Architecture | None
+    blobs: tuple[Blob, ...]
+
+    @property
+    def lead(self) -> ModelSpec | DerivedModel:
+        return self.members[0]
+
+    @property
+    def names(self) -> set[str]:
+        return {canonical(m.name) for m in self.members}
+
+    @property
+    def label(self) -> str:
+        return " + ".join(m.name for m in self.members)
 
 
-def _num_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
+def _source(m: ModelSpec | DerivedModel) -> str:
+    return canonical(m.from_ if isinstance(m, DerivedModel) else m.name)
+
+
+def _vram_total(ctx: _Ctx) -> int | None:
+    """The VRAM Ollama sees for its context default (none without GPU passthrough)."""
+    if ctx.desired.ollama.container.gpus == "none":
+        return None
+    if ctx.observed.gpus:
+        return sum(g.total for g in ctx.observed.gpus)
+    return ctx.desired.server.budgets.vram.assume_gpu_total
+
+
+def _asked_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
+    """The num_ctx a pinned model is loaded with: its own, a derived model's parameter, else
+    its base's (they share one copy), else the server's default for its version."""
     if isinstance(m, ModelSpec) and m.num_ctx:
         return m.num_ctx
-    if isinstance(m, DerivedModel) and isinstance(m.parameters.get("num_ctx"), int):
-        return int(m.parameters["num_ctx"])  # type: ignore[arg-type]
-    return ctx.desired.ollama.container.env.OLLAMA_CONTEXT_LENGTH or vram.DEFAULT_NUM_CTX
+    if isinstance(m, DerivedModel):
+        if m.parameters.num_ctx:
+            return m.parameters.num_ctx
+        base = next((b for b in ctx.desired.ollama.models if canonical(b.name) == canonical(m.from_)), None)
+        if base is not None and base.num_ctx:
+            return base.num_ctx
+    return ctx.defaults.default_num_ctx(ctx.desired.ollama.container.env, _vram_total(ctx))
+
+
+def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -> list[_Group]:
+    keys, present = ctx.keys, ctx.present
+    remote = {r.name: r for r in ctx.observed.remote}
+    by_key: dict[str, list[ModelSpec | DerivedModel]] = {}
+    for m in ctx.desired.ollama.all_models():
+        if m.keep_loaded:
+            source = _source(m)
+            by_key.setdefault(keys.get(source, f"name:{source}"), []).append(m)
+    groups = []
+    for key, members in by_key.items():
+        lead = members[0]
+        source = _source(lead)
+        seen = present.get(source)
+        seen = seen if seen is not None and seen.broken is None else None
+        far = remote.get(source)
+        arch = seen.architecture if seen and seen.architecture else (far.architecture if far else None)
+        embedding = (
+            seen.embedding if seen and seen.capabilities is not None else bool(arch and arch.embedding_model)
+        )
+        asked = _asked_ctx(ctx, lead)
+        trained = arch.context_length if arch else 0
+        group = _Group(
+            key=key,
+            members=tuple(members),
+            source=source,
+            num_ctx=ctx.defaults.effective_num_ctx(asked, trained),
+            asked=asked,
+            trained=trained,
+            embedding=embedding,
+            architecture=arch,
+            blobs=seen.blobs if seen else to_pull.get(source, ()),
+        )
+        groups.append(group)
+        if group.num_ctx < asked:
+            notes.append(
+                f"{lead.name} was trained on {trained} tokens: Ollama {show(ctx.defaults.version)} caps "
+                f"num_ctx {asked} to {trained}, so it is planned and loaded with num_ctx {trained}"
+            )
+        for other in members[1:]:
+            if _asked_ctx(ctx, other) != asked:
+                notes.append(
+                    f"{other.name} shares one loaded copy with {lead.name} (one weights file): it runs "
+                    f"with num_ctx {group.num_ctx}, not the {_asked_ctx(ctx, other)} it asks for; "
+                    "give them the same num_ctx"
+                )
+    return groups
 
 
 def _vram_check(
-    ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], violations: list[Violation], notes: list[str]
-) -> tuple[list[VramEstimate], int | None]:
+    ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[str]
+) -> tuple[dict[str, VramEstimate], int | None]:
     env = ctx.desired.ollama.container.env
-    remote = {r.name: r for r in ctx.observed.remote}
-    estimates: list[VramEstimate] = []
-    for m in _pinned(ctx):
-        source = canonical(m.from_ if isinstance(m, DerivedModel) else m.name)
-        seen = ctx.present.get(source)
-        blobs = seen.blobs if seen else to_pull.get(source, ())
-        arch = seen.architecture if seen else (remote[source].architecture if source in remote else None)
-        estimates.append(
-            vram.estimate(
-                m.name,
-                blobs,
-                arch,
-                num_ctx=_num_ctx(ctx, m),
-                num_parallel=env.OLLAMA_NUM_PARALLEL or 1,
-                kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
-                flash_attention=env.OLLAMA_FLASH_ATTENTION,
-                gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
-                version=ctx.observed.ollama_version,
-            )
+    estimates: dict[str, VramEstimate] = {}
+    for g in groups:
+        estimates[g.key] = vram.estimate(
+            g.lead.name,
+            g.blobs,
+            g.architecture,
+            num_ctx=g.num_ctx,
+            num_parallel=1 if g.embedding else ctx.defaults.num_parallel(env),
+            kv_type=env.OLLAMA_KV_CACHE_TYPE or "f16",
+            flash_attention=env.OLLAMA_FLASH_ATTENTION,
+            gpu_overhead=env.OLLAMA_GPU_OVERHEAD or 0,
+            version=show(ctx.defaults.version),
         )
-    for e in estimates:
+    for e in estimates.values():
         if not e.architecture_known:
             notes.append(
                 f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled"
@@ -315,9 +440,10 @@ def _vram_check(
         if estimates:
             notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
         return estimates, None
-    total = vram.pinned_total(estimates)
+    total = vram.pinned_total(estimates.values())
     if total > limit:
-        entries = tuple(sorted(((e.model, e.total) for e in estimates), key=lambda x: -x[1]))
+        labels = {g.key: g.label for g in groups}
+        entries = tuple(sorted(((labels[k], e.total) for k, e in estimates.items()), key=lambda x: -x[1]))
         listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
         violations.append(
             Violation(
@@ -345,15 +471,21 @@ def _vram_limit(ctx: _Ctx) -> int | None:
     return None
 
 
-def _unload_actions(ctx: _Ctx, removed: set[str], restarting: bool) -> list[Action]:
+def _unload_actions(ctx: _Ctx, groups: list[_Group], removed: set[str], restarting: bool) -> list[Action]:
+    """Unload what is about to be removed, and what the reconciler itself pinned for an earlier
+    commit (its own record, `warmed`: a model that merely never expires — a person's, with a
+    negative OLLAMA_KEEP_ALIVE — is not the reconciler's to unload)."""
     if restarting:
         return []
-    pinned = {canonical(m.name) for m in _pinned(ctx)}
+    keys = ctx.keys
+    pinned = {g.key for g in groups}
+    warmed = {keys.get(n, f"name:{n}") for n in ctx.observed.warmed}
     actions: list[Action] = []
     for loaded in ctx.observed.loaded:
+        key = keys.get(loaded.name, f"name:{loaded.name}")
         if loaded.name in removed:
             actions.append(UnloadModel(model=loaded.name, reason="it is about to be removed"))
-        elif loaded.pinned and loaded.name not in pinned:
+        elif key in warmed and key not in pinned:
             actions.append(
                 UnloadModel(model=loaded.name, reason="pinned by an earlier commit, no longer keep_loaded")
             )
@@ -361,39 +493,51 @@ def _unload_actions(ctx: _Ctx, removed: set[str], restarting: bool) -> list[Acti
 
 
 def _load_actions(
-    ctx: _Ctx, estimates: list[VramEstimate], restarting: bool, notes: list[str]
+    ctx: _Ctx,
+    groups: list[_Group],
+    estimates: dict[str, VramEstimate],
+    restarting: bool,
+    unloading: set[str],
+    notes: list[str],
 ) -> list[Action]:
-    loaded = {} if restarting else {m.name: m for m in ctx.observed.loaded}
-    by_model = {e.model: e for e in estimates}
-    wanted: list[tuple[ModelSpec | DerivedModel, int, str, bool]] = []
+    """Loads for pinned copies not loaded as wanted. A copy about to be unloaded (its name is
+    being removed: `/api/ps` would go on listing it under the deleted name, which no longer
+    says whose weights it holds) is loaded again under the pinned model's own name."""
+    keys = ctx.keys
+    wanted: list[tuple[_Group, str, bool]] = []
     staying = 0  # VRAM of pinned models that stay loaded as they are
-    for m in _pinned(ctx):
-        seen, num_ctx = loaded.get(canonical(m.name)), _num_ctx(ctx, m)
-        load = _why_load(ctx, m, seen, num_ctx, restarting, notes)
+    for g in groups:
+        seen = None if restarting else ctx.observed.runner_of(g.source, keys)
+        if seen is not None and seen.name in unloading:
+            seen = None
+        load = _why_load(ctx, g, seen, restarting, notes)
         if seen is not None and (load is None or not load[1]):
             staying += seen.size_vram
         if load is not None:
-            wanted.append((m, num_ctx, *load))
+            wanted.append((g, *load))
     on_gpu = ctx.desired.ollama.container.gpus != "none"  # else Ollama runs on the CPU by choice
     room = vram.gpu_room(ctx.observed.gpus, ctx.observed.loaded) if on_gpu else None
     if room is not None and not restarting:
-        notes.extend(_offloaded(ctx, room))
+        notes.extend(_offloaded(ctx, groups, room))
     left = room.left_for(staying) if room is not None else 0
     actions: list[Action] = []
-    for m, num_ctx, why, fresh in wanted:
-        need = by_model[m.name].total if fresh else 0
-        margin = by_model[m.name].margin if fresh else 0  # left free beside it, not taken
+    for g, why, fresh in wanted:
+        estimate = estimates[g.key].total
+        need = estimate if fresh else 0
+        margin = estimates[g.key].margin if fresh else 0  # left free beside it, not taken
         if room is not None:  # no GPU observed: only the budget check stands
             if need + margin > left:
-                notes.append(_no_room(m.name, need + margin, left, room))
+                notes.append(_no_room(g.label, need + margin, left, room))
                 continue
             left -= need
         actions.append(
             LoadModel(
-                model=m.name,
-                canonical=canonical(m.name),
-                num_ctx=num_ctx,
-                vram_estimate=by_model[m.name].total,
+                model=g.lead.name,
+                canonical=canonical(g.lead.name),
+                num_ctx=g.num_ctx,
+                vram_estimate=estimate,
+                embedding=g.embedding,
+                shared_with=tuple(m.name for m in g.members[1:]),
                 reason=f"{ctx.since}, {why}",
             )
         )
@@ -401,20 +545,15 @@ def _load_actions(
 
 
 def _why_load(
-    ctx: _Ctx,
-    m: ModelSpec | DerivedModel,
-    seen: LoadedObs | None,
-    num_ctx: int,
-    restarting: bool,
-    notes: list[str],
+    ctx: _Ctx, g: _Group, seen: LoadedObs | None, restarting: bool, notes: list[str]
 ) -> tuple[str, bool] | None:
-    """Why pinned model `m` needs a load request and whether that takes fresh VRAM (a first
+    """Why pinned group `g` needs a load request and whether that takes fresh VRAM (a first
     load or a reload with another num_ctx); None when it is loaded as wanted or left alone."""
-    evicted = next((e for e in ctx.observed.evictions if e.model == canonical(m.name)), None)
+    evicted = next((e for e in ctx.observed.evictions if e.model in g.names), None)
     if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
         by = ", ".join(evicted.suspects) or "an unknown model"
         notes.append(
-            f"{m.name} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
+            f"{g.label} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
             "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
             "fewer models so they fit beside what people use"
         )
@@ -424,8 +563,8 @@ def _why_load(
         if evicted and not restarting:
             why += f" (evicted; {', '.join(evicted.suspects) or 'another model'} was loaded instead)"
         return why, True
-    if seen.context_length is not None and seen.context_length != num_ctx:
-        return f"loaded with num_ctx {seen.context_length}, want {num_ctx}", True
+    if seen.context_length is not None and seen.context_length != g.num_ctx:
+        return f"loaded with num_ctx {seen.context_length}, want {g.num_ctx}", True
     if not seen.pinned:
         return "loaded but not pinned (it would expire)", False
     return None
@@ -444,19 +583,23 @@ def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
     )
 
 
-def _offloaded(ctx: _Ctx, room: vram.GpuRoom) -> list[str]:
+def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]:
     """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
     (a reload into the same shortage would only churn)."""
-    pinned = {canonical(m.name): m.name for m in _pinned(ctx)}
-    return [
-        f"{pinned[m.name]} runs {'partly ' if m.size_vram else ''}on the CPU: "
-        f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
-        f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
-        f"— once they free memory, unload it "
-        f"(`ollama stop {pinned[m.name]}`) and the reconciler warms it fully"
-        for m in ctx.observed.loaded
-        if m.name in pinned and m.pinned and m.size > 0 and m.size_vram < m.size
-    ]
+    keys = ctx.keys
+    notes = []
+    for g in groups:
+        m = ctx.observed.runner_of(g.source, keys)
+        if m is None or not m.pinned or m.size <= 0 or m.size_vram >= m.size:
+            continue
+        notes.append(
+            f"{g.label} runs {'partly ' if m.size_vram else ''}on the CPU: "
+            f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
+            f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
+            f"— once they free memory, unload it "
+            f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully"
+        )
+    return notes
 
 
 def _webui_actions(ctx: _Ctx, *, settings: bool = True) -> list[Action]:

@@ -44,6 +44,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
     reachable = observed.ollama_reachable
     webui = observed.webui
     tls_due = observed.tls_renewal_due
+    warmed = set(observed.warmed)
     for action in plan.actions:
         if isinstance(action, EnsureContainer):
             container = ContainerObs(
@@ -80,17 +81,23 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             inventory.pop(action.model, None)
             loaded.pop(action.model, None)
         elif isinstance(action, LoadModel):
+            # Ollama reuses (or reloads) the runner of the same weights, still listed once.
+            keys = observed.model_copy(update={"models": tuple(models.values())}).weights_keys()
+            key = keys.get(action.canonical, f"name:{action.canonical}")
+            shared = next((n for n in loaded if n == action.canonical or keys.get(n) == key), None)
             size = action.vram_estimate
-            loaded[action.canonical] = LoadedObs(
-                name=action.canonical,
+            loaded[shared or action.canonical] = LoadedObs(
+                name=shared or action.canonical,
                 size=size,
                 size_vram=size,
                 expires_at=FOREVER,
                 context_length=action.num_ctx,
                 pinned=True,
             )
+            warmed |= {action.canonical, *(canonical(n) for n in action.shared_with)}
         elif isinstance(action, UnloadModel):
             loaded.pop(action.model, None)
+            warmed.discard(action.model)
         elif isinstance(action, KamalDeploy):
             deployed = deployed.model_copy(update={"openwebui_spec_hash": action.spec_hash})
             tls_due = None
@@ -108,6 +115,7 @@ def simulate(plan: Plan, observed: Observed) -> Observed:
             "deployed": DeployedObs.model_validate(deployed.model_dump()),
             "webui": webui,
             "tls_renewal_due": tls_due,
+            "warmed": tuple(sorted(warmed)),
             "disk": _disk_after(observed, tuple(models.values())),
         }
     )

@@ -8,13 +8,33 @@ from typing import Any, TextIO
 
 import structlog
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 
+from reconciler.desired.redact import printable
 from reconciler.report.events import Event, kamal_line
 from reconciler.report.progress import PullSteps
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
+
+
+def esc(value: object) -> str:
+    """A user- or server-supplied value, ready to put in rich markup: control characters
+    shown as escapes (no cursor moves, no terminal codes) and `[` escaped, so a path such as
+    `[/root/.ollama/models]` prints as written instead of being read as a closing tag."""
+    return escape(printable(str(value)))
+
+
+def say(console: Console, renderable: Any) -> None:
+    """Print markup the reconciler wrote (its values passed through `esc`), never highlighted."""
+    console.print(renderable, highlight=False)
+
+
+def make_console(**kwargs: Any) -> Console:
+    """The one way the CLI makes a console: rich's highlighter off, so a model name or a
+    number in a message is never recoloured in the middle (`llam\x1b[1;92ma3`)."""
+    return Console(highlight=False, **kwargs)
 
 
 def json_lines(stream: TextIO = sys.stdout) -> Any:
@@ -89,7 +109,7 @@ class PullBars:
         model = str(event["model"])
         total = int(event.get("total") or 0) or None
         if model not in self._tasks:
-            self._tasks[model] = bars.add_task(model, total=total, rate="", left="")
+            self._tasks[model] = bars.add_task(printable(model), total=total, rate="", left="")
         rate = int(event.get("rate_bps") or 0)
         bars.update(
             self._tasks[model],
@@ -124,6 +144,9 @@ def human(console: Console) -> Any:
     """Readable lines for a person at a terminal; each pull is a bar that redraws in place."""
     bars = PullBars(console)
 
+    def show(markup: str) -> None:
+        say(console, markup)
+
     def write(event: Event) -> None:
         name = event["event"]
         if name == "pull.progress":
@@ -137,23 +160,29 @@ def human(console: Console) -> Any:
             bars.close()
         if name == "plan":
             for line in event.get("actions", []):
-                console.print(f"  [cyan]•[/] {line}")
+                show(f"  [cyan]•[/] {esc(line)}")
             for line in event.get("violations", []):
-                console.print(f"  [red]✗ refused[/]: {line}")
+                show(f"  [red]✗ refused[/]: {esc(line)}")
         elif name == "action.start":
-            console.print(f"[bold]→[/] [{event['step']}/{event['of']}] {event['action']}")
+            step = esc(f"[{event['step']}/{event['of']}]")
+            show(f"[bold]→[/] {step} {esc(event['action'])}")
         elif name == "action.done":
-            console.print(f"  [green]✓[/] {event['action']}")
+            show(f"  [green]✓[/] {esc(event['action'])}")
         elif name == "action.failed":
-            console.print(f"  [red]✗ {event['action']}[/]: {event['error']}")
+            show(f"  [red]✗ {esc(event['action'])}[/]: {esc(event['error'])}")
+        elif name == "load.progress":
+            limit = f" (waiting up to {event['timeout_s']:.0f} s)" if event.get("timeout_s", -1) >= 0 else ""
+            show(f"    {esc(event['model'])}: loading, {event['elapsed_s']:.0f} s{limit}")
+        elif name == "load.done":
+            show(f"    {esc(event['model'])}: loaded in {event['elapsed_s']:.1f} s")
         elif name.startswith("kamal."):
             line = kamal_line(event)
             if line:
-                console.print(line, highlight=False, markup=False)
+                show(esc(line))
         elif name == "reconcile.done":
             style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
-            console.print(f"[{style}]{event['result']}[/] ({event['actions']} action(s))")
+            show(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
             for note in event.get("notes", []):
-                console.print(f"  [yellow]note[/]: {note}")
+                show(f"  [yellow]note[/]: {esc(note)}")
 
     return write

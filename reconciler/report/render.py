@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reconciler.plan.actions import Plan
+from reconciler.report.console import esc, say
 from reconciler.units import format_bytes
 
 
@@ -19,26 +20,26 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
 
 
 def print_plan(plan: Plan, console: Console) -> None:
-    rev = (plan.revision or "working tree")[:12]
+    rev = esc((plan.revision or "working tree")[:12])
     if plan.refused:
-        console.print(f"[bold red]plan refused[/] for {rev}: nothing will be changed")
+        say(console, f"[bold red]plan refused[/] for {rev}: nothing will be changed")
         for v in plan.violations:
-            console.print(f"  [red]✗[/] {v.budget}: {v.message}")
+            say(console, f"  [red]✗[/] {esc(v.budget)}: {esc(v.message)}")
             for name, size in v.entries:
-                console.print(f"      {name}: {format_bytes(size)}")
+                say(console, f"      {esc(name)}: {format_bytes(size)}")
     elif not plan.actions:
-        console.print(f"[green]no changes[/]: the server matches {rev}")
+        say(console, f"[green]no changes[/]: the server matches {rev}")
     else:
         table = Table(title=f"plan for {rev}: {len(plan.actions)} action(s)", show_lines=False)
         table.add_column("#", justify="right")
         table.add_column("action")
         table.add_column("reason")
         for index, action in enumerate(plan.actions, 1):
-            table.add_row(str(index), action.title(), action.reason)
-        console.print(table)
+            table.add_row(str(index), esc(action.title()), esc(action.reason))
+        say(console, table)
     _print_budget(plan, console)
     for note in plan.notes:
-        console.print(f"  [yellow]note[/]: {note}")
+        say(console, f"  [yellow]note[/]: {esc(note)}")
 
 
 def _print_budget(plan: Plan, console: Console) -> None:
@@ -49,10 +50,10 @@ def _print_budget(plan: Plan, console: Console) -> None:
             line += f", download {format_bytes(b.download_bytes)}"
         if b.disk_free_after is not None:
             line += f", free after {format_bytes(b.disk_free_after)} (min {format_bytes(b.disk_min_free)})"
-        console.print(f"  {line}")
+        say(console, f"  {esc(line)}")
     if b.vram_estimates:
         limit = format_bytes(b.vram_limit) if b.vram_limit is not None else "unchecked"
         parts = ", ".join(f"{e.model} {format_bytes(e.total)}" for e in b.vram_estimates)
-        console.print(f"  vram: pinned {format_bytes(b.vram_pinned)} of {limit} ({parts})")
+        say(console, f"  vram: pinned {format_bytes(b.vram_pinned)} of {limit} ({esc(parts)})")
     if b.cached_models:
-        console.print(f"  rollback cache: {', '.join(b.cached_models)}")
+        say(console, f"  rollback cache: {esc(', '.join(b.cached_models))}")

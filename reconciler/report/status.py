@@ -16,6 +16,7 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
+from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
 
@@ -47,6 +48,9 @@ class ModelStatus(BaseModel):
     vram: int | None = None
     pinned: bool = False
     cached: bool = False  # kept for rollback, not desired
+    loaded_as: str | None = None  # the name /api/ps lists its shared loaded copy under
+    loading_seconds: float | None = None  # a load in progress, and how long it has taken
+    unusable: str | None = None  # why Ollama cannot use it (blobs missing or corrupt)
 
 
 class Status(BaseModel):
@@ -60,6 +64,8 @@ class Status(BaseModel):
     notes: list[str] = Field(default_factory=list)
     last_error: str | None = None
     ollama_version: str | None = None
+    ollama_supported: bool | None = None  # False: older than the oldest version supported
+    oldest_supported: str = show(OLDEST_SUPPORTED)
     openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
     updated_at: datetime | None = None
 
@@ -101,12 +107,12 @@ def model_rows(
     if observed is None:
         return []
     present = {m.name: m for m in observed.models}
-    loaded = {m.name: m for m in observed.loaded}
+    keys = observed.weights_keys()
     cached = set(plan.budget.cached_models) if plan else set()
     names = list(desired_names) + [n for n in present if n not in desired_names]
     rows = []
     for name in names:
-        seen, run = present.get(name), loaded.get(name)
+        seen, run = present.get(name), observed.runner_of(name, keys)
         rows.append(
             ModelStatus(
                 name=name,
@@ -117,13 +123,24 @@ def model_rows(
                 vram=run.size_vram if run else None,
                 pinned=desired_names.get(name, False),
                 cached=name in cached,
+                loaded_as=run.name if run is not None and run.name != name else None,
+                unusable=seen.broken if seen else None,
             )
         )
     return rows
 
 
 # Plan notes that mean the server works but is short of what the commit asks for.
-DEGRADED_MARKERS = ("evicted", "over budget", "not implemented", "not warming", "on the CPU: ", "held back: ")
+DEGRADED_MARKERS = (
+    "evicted",
+    "over budget",
+    "not implemented",
+    "not warming",
+    "on the CPU: ",
+    "the oldest version the reconciler supports",
+    "shares one loaded copy",
+    "held back: ",
+)
 
 
 def now() -> datetime:
@@ -200,6 +217,7 @@ def build(
         notes=notes,
         last_error="; ".join(errors) or None,
         ollama_version=ollama_version,
+        ollama_supported=support(ollama_version).supported if ollama_version else None,
         openwebui=_webui(observed, settings_hash),
         updated_at=at,
     )

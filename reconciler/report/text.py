@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from reconciler.desired.refs import InvalidReference, parse_ref
+from reconciler.report.console import esc, say
 from reconciler.report.status import Status
 from reconciler.units import format_bytes
 
@@ -21,18 +22,28 @@ def _short(name: str) -> str:
         return name
 
 
+def _version(status: Status) -> str:
+    if status.ollama_version is None:
+        return "—"
+    if status.ollama_supported is False:
+        return f"{status.ollama_version} — NOT supported (oldest supported: {status.oldest_supported})"
+    return f"{status.ollama_version} (supported; oldest supported: {status.oldest_supported})"
+
+
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
     running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
-    console.print(f"[bold]reconciler[/] — {running}")
-    console.print(f"desired commit:      {(status.desired_revision or '—')[:12]}")
-    console.print(f"last applied commit: {(status.last_applied_revision or '—')[:12]}")
+    say(console, f"[bold]reconciler[/] — {running}")
+    say(console, f"desired commit:      {esc((status.desired_revision or '—')[:12])}")
+    say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
     if status.updated_at:
-        console.print(f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
+        say(console, f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
+    say(console, f"ollama:              {esc(_version(status))}")
     for c in status.conditions:
         mark = "[green]True[/]" if c.status else "False"
-        text = f"  {c.type:<12} {mark:<5} {c.reason}"
-        console.print(
-            text + (f": {c.message}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})"
+        text = f"  {esc(c.type):<12} {mark:<5} {esc(c.reason)}"
+        say(
+            console,
+            text + (f": {esc(c.message)}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})",
         )
     if status.models:
         table = Table("model", "state", "size", "VRAM")
@@ -42,36 +53,48 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
             if m.pulling_percent is not None and not m.present:
                 state.append(f"pulling {m.pulling_percent:.0f}%")
             state.append("present" if m.present else "missing")
+            if m.unusable:
+                state.append(f"unusable ({m.unusable})")
+            if m.loading_seconds is not None and not m.loaded:
+                state.append(f"loading {m.loading_seconds:.0f} s")
             if m.loaded:
-                state.append("loaded")
+                state.append(f"loaded as {_short(m.loaded_as)}" if m.loaded_as else "loaded")
             if m.pinned:
                 state.append("pinned")
             if m.cached:
                 state.append("cached for rollback")
             elif not m.desired:
                 state.append("not managed")
-            table.add_row(_short(m.name), ", ".join(state), _b(m.size or None), _b(m.vram))
-        console.print(table)
+            table.add_row(esc(_short(m.name)), esc(", ".join(state)), _b(m.size or None), _b(m.vram))
+        say(console, table)
     d, v = status.disk, status.vram
-    console.print(
-        f"disk: models {_b(d.get('models_bytes'))} of {_b(d.get('models_budget'))}, free {_b(d.get('free'))}"
+    say(
+        console,
+        f"disk: models {_b(d.get('models_bytes'))} of {_b(d.get('models_budget'))}, free {_b(d.get('free'))}",
     )
-    console.print(
+    say(
+        console,
         f"vram: pinned ~{_b(v.get('pinned_estimate'))} of {_b(v.get('budget'))}, "
         f"in use {_b(v.get('gpu_used'))}"
-        + (f", other processes {_b(v['other_processes'])}" if v.get("other_processes") else "")
+        + (f", other processes {_b(v['other_processes'])}" if v.get("other_processes") else ""),
     )
     webui = status.openwebui
     if webui is not None:
         health = "healthy" if webui.get("healthy") else f"NOT answering ({webui.get('error')})"
-        console.print(
-            f"openwebui: {health}, version {webui.get('version') or '?'}, "
-            f"settings {str(webui.get('applied_settings_hash') or '—')[:12]}"
+        say(
+            console,
+            esc(
+                f"openwebui: {health}, version {webui.get('version') or '?'}, "
+                f"settings {str(webui.get('applied_settings_hash') or '—')[:12]}"
+            ),
         )
         bases = ", ".join(f"{n} ({c} files)" for n, c in (webui.get("knowledge") or {}).items())
-        console.print(f"  knowledge: {bases or '—'}")
-        console.print(f"  presets: {', '.join(webui.get('presets') or []) or '—'}")
+        say(console, f"  knowledge: {esc(bases or '—')}")
+        say(console, f"  presets: {esc(', '.join(webui.get('presets') or []) or '—')}")
     for note in status.notes:
-        console.print(f"[yellow]note[/]: {note}")
+        say(console, f"[yellow]note[/]: {esc(note)}")
     if status.last_error:
-        console.print(f"[red]last error[/]: {status.last_error}")
+        say(console, f"[red]last error[/]: {esc(status.last_error)}")
+    wrong = [c for c in status.conditions if c.type in ("Ready", "Stalled", "Degraded")]
+    if status.last_error or any(c.status != (c.type == "Ready") for c in wrong):
+        say(console, "check this server's prerequisites, each with its fix: [bold]reconciler doctor[/]")

@@ -393,7 +393,7 @@ def test_fault_injection(fake_ollama: FakeOllamaFactory) -> None:
     assert fake.client.list().models == []
     fake.fault(hang_seconds=0.5, paths=["/api/version"], count=1)
     started = time.monotonic()
-    assert httpx.get(f"{fake.url}/api/version").json() == {"version": "0.6.8"}
+    assert httpx.get(f"{fake.url}/api/version").json() == {"version": "0.32.15"}
     assert time.monotonic() - started >= 0.5
     fake.clear_faults()
     assert httpx.get(f"{fake.url}/").text == "Ollama is running"

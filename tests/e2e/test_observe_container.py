@@ -17,11 +17,11 @@ import docker.errors
 import httpx
 import pytest
 
-from reconciler.apply.container import Event, ensure_container
+from reconciler.apply.container import Event, PassthroughMemory, ensure_container
 from reconciler.desired.refs import parse_ref
 from reconciler.desired.schema import Registry as RegistrySpec
-from reconciler.errors import ContainerNotReady, ImageUnavailable
-from reconciler.labels import MANAGED, SPEC_HASH
+from reconciler.errors import ContainerNotReady, GpuPassthroughFailed, ImageUnavailable
+from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC_HASH
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.registry import MODEL_LAYER, lookup, lookup_all
 from reconciler.observed import Architecture, ContainerObs
@@ -237,3 +237,39 @@ def test_missing_image_is_named(docker_client: docker.DockerClient, container_sp
     assert spec.image in str(err.value)
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(spec.name)
+
+
+def test_gpu_passthrough_tries_all_three_ways_then_says_how_to_fix(
+    docker_client: docker.DockerClient, container_spec: SpecFactory
+) -> None:
+    """No NVIDIA runtime on this engine: `--gpus all`, CDI and `--runtime=nvidia` are each
+    refused, the error lists the three with the engine's words and the fix, nothing is left
+    running and nothing is recorded as working."""
+    spec = container_spec(gpus="all")
+    saved: list[str] = []
+    memory = PassthroughMemory(load=lambda: None, save=saved.append)
+    action = EnsureContainer(op="create", spec=spec, spec_hash="gpu", reason="e2e")
+    with pytest.raises(GpuPassthroughFailed) as failed:
+        ensure_container(docker_client, action, ready_timeout=10, memory=memory)
+    message = str(failed.value)
+    assert [how for how, _ in failed.value.attempts] == [
+        "--gpus all",
+        "--device nvidia.com/gpu=all",
+        "--runtime=nvidia",
+    ]
+    assert 'could not select device driver ""' in message and "nvidia" in message
+    assert "nvidia-ctk runtime configure --runtime=docker" in message
+    assert "container.gpus: none" in message
+    assert saved == []
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.containers.get(spec.name)
+
+
+def test_gpus_none_runs_on_the_cpu_without_any_gpu_flag(
+    docker_client: docker.DockerClient, container_spec: SpecFactory
+) -> None:
+    spec = container_spec(gpus="none")
+    ensure(docker_client, "create", spec, "cpu")
+    host = docker_client.containers.get(spec.name).attrs["HostConfig"]
+    assert not host.get("DeviceRequests") and host.get("Runtime") in (None, "", "runc")
+    assert GPU_PASSTHROUGH not in docker_client.containers.get(spec.name).labels

@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from reconciler.desired.load import load_desired
+from reconciler.desired.secrets import image_repository
 from reconciler.desired.source import DirSource
 from reconciler.kamal import executor, runs
 from reconciler.plan.webui import deploy_hash
@@ -30,6 +31,7 @@ from tests.e2e.kamal_support import cleanup
 from tests.faults.support import Tail, assert_converged, kill_when
 from tests.harness.kamal_fixtures import Sshd
 from tests.harness.registry import Registry, free_port
+from tests.harness.server_config import allow_secrets
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 SEED = 20261125
@@ -88,9 +90,17 @@ def webui(
     registry: Registry,
     openwebui_standin: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> Iterator[WebUI]:
     monkeypatch.setenv("RCL_PLANTED_KEY", PLANTED + "-key")  # serve inherits these
     monkeypatch.setenv("RCL_PLANTED_REGISTRY", PLANTED + "-reg")
+    image = "image:" + image_repository(openwebui_standin[0])  # the stand-in gets the key in its env
+    allow_secrets(  # the server's own config allows them, for these destinations
+        monkeypatch,
+        tmp_path,
+        env=["RCL_PLANTED_KEY", "RCL_PLANTED_REGISTRY"],
+        send_to={"RCL_PLANTED_KEY": ["api.example.invalid", image]},
+    )
     w = WebUI(gitops, sshd, registry, openwebui_standin[0])
     try:
         yield w

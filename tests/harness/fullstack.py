@@ -53,6 +53,7 @@ import yaml
 
 from reconciler.kamal.render import KAMAL_NETWORK
 from reconciler.openwebui.client import OpenWebUIClient, connect
+from reconciler.serverconfig import CONFIG_ENV
 from tests.e2e.gitops import GitOps
 from tests.e2e.stack import Stack
 from tests.harness.dockerd import ensure_dockerd
@@ -344,6 +345,7 @@ def _push_models(registry: Registry, progress: Progress) -> dict[str, str]:
             embedding_length=emb,
             size_bytes=size,
             seed=model,
+            pooling_type=1 if arch == "nomic-bert" else None,  # an embedding model (mean pooling)
         )
         local[name] = pushed.name
         progress(f"  {name} -> {pushed.name} ({pushed.total_size / MiB:.1f} MiB)")
@@ -381,6 +383,35 @@ def _start_cloud(
         http.request("DELETE", "/api/delete", json={"model": source.name}).raise_for_status()
         http.delete("/__fake/events")
     return Cloud(url=url, key=key, model=f"{CLOUD_MODEL}:latest")
+
+
+@contextlib.contextmanager
+def _server_config(path: str | None) -> Iterator[None]:
+    """`$RECONCILER_CONFIG` for this process (and so the hooks its pushes run) while inside."""
+    if path is None:
+        yield
+        return
+    saved = os.environ.get(CONFIG_ENV)
+    os.environ[CONFIG_ENV] = path
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = saved
+
+
+def _allow_cloud_key(root: Path, cloud: Cloud) -> dict[str, str]:
+    """The server's reconciler.toml allowing the cloud key's variable, sent to the cloud only
+    (besides this machine and OpenWebUI's image); the environment `apply` and `serve` run in."""
+    config = root / "etc" / "reconciler.toml"
+    config.parent.mkdir(mode=0o700, parents=True)
+    config.write_text(
+        f"[secrets]\nenv = [{json.dumps(CLOUD_KEY_ENV)}]\n"
+        f"[secrets.send_to]\n{CLOUD_KEY_ENV} = [{json.dumps(CLOUD_ALIAS)}]\n"
+    )
+    return {CLOUD_KEY_ENV: cloud.key, CONFIG_ENV: str(config)}
 
 
 def _desired_files(
@@ -515,24 +546,26 @@ def _up(
             "data_volume": data_volume,
         }
         _desired_files(stack.repo, stack, local, kamal, port, the_cloud)
-        ops = GitOps(stack, root / "gitops")
-        fs = FullStack(
-            client=client,
-            root=root,
-            manifest=manifest,
-            registry=registry,
-            kamal_registry=kreg,
-            sshd=sshd,
-            stack=stack,
-            ops=ops,
-            local=local,
-            service=service,
-            data_volume=data_volume,
-            webui_port=port,
-            cloud=the_cloud,
-            env={CLOUD_KEY_ENV: the_cloud.key} if the_cloud else {},
-        )
-        try:
-            yield fs
-        finally:
-            ops.stop_serve()
+        env = _allow_cloud_key(root, the_cloud) if the_cloud else {}
+        with _server_config(env.get(CONFIG_ENV)):  # `init` and the git hooks read it too
+            ops = GitOps(stack, root / "gitops")
+            fs = FullStack(
+                client=client,
+                root=root,
+                manifest=manifest,
+                registry=registry,
+                kamal_registry=kreg,
+                sshd=sshd,
+                stack=stack,
+                ops=ops,
+                local=local,
+                service=service,
+                data_volume=data_volume,
+                webui_port=port,
+                cloud=the_cloud,
+                env=env,
+            )
+            try:
+                yield fs
+            finally:
+                ops.stop_serve()

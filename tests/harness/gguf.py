@@ -71,9 +71,11 @@ class GGUFSpec:
     head_count_kv: int = 2
     size_bytes: int = 256 * 1024
     seed: str = ""
+    pooling_type: int | None = None  # set: an embedding model (`<arch>.pooling_type`, e.g. 1 = mean)
 
     def metadata(self) -> list[tuple[str, int, Any]]:
         a = self.arch
+        pooling = [] if self.pooling_type is None else [(f"{a}.pooling_type", T_UINT32, self.pooling_type)]
         return [
             ("general.architecture", T_STRING, a),
             ("general.name", T_STRING, self.name),
@@ -85,6 +87,7 @@ class GGUFSpec:
             (f"{a}.embedding_length", T_UINT32, self.embedding_length),
             (f"{a}.attention.head_count", T_UINT32, self.head_count),
             (f"{a}.attention.head_count_kv", T_UINT32, self.head_count_kv),
+            *pooling,
         ]
 
 

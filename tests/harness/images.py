@@ -28,7 +28,7 @@ from tests.harness.dockerd import apt_install
 
 BASE_IMAGE = "local/pybase:bookworm"
 REGISTRY_IMAGE = "local/registry:test"
-FAKE_OLLAMA_IMAGE = "local/fake-ollama:test"
+FAKE_OLLAMA_REPO = "local/fake-ollama"
 TEST_LABEL = {"reconciler.test": "1"}
 SRC_HASH_LABEL = "reconciler.test.src_hash"
 
@@ -198,16 +198,17 @@ def fake_ollama_source_hash() -> str:
 
 
 def ensure_fake_ollama_image(client: docker.DockerClient) -> str:
-    """Return ``local/fake-ollama:test``, rebuilt whenever the server source hash changes."""
+    """Return ``local/fake-ollama:<source hash>``, built when absent. The tag names the source,
+    so sessions running different versions of the fake (other worktrees) never swap images
+    under each other's containers."""
     ensure_base_image(client)
     src_hash = fake_ollama_source_hash()
-    img = _get_image(client, FAKE_OLLAMA_IMAGE)
-    if img is not None and img.labels.get(SRC_HASH_LABEL) == src_hash:
-        return FAKE_OLLAMA_IMAGE
+    tag = f"{FAKE_OLLAMA_REPO}:{src_hash}"
+    if _get_image(client, tag) is not None:
+        return tag
     with _image_lock():
-        img = _get_image(client, FAKE_OLLAMA_IMAGE)
-        if img is not None and img.labels.get(SRC_HASH_LABEL) == src_hash:
-            return FAKE_OLLAMA_IMAGE
+        if _get_image(client, tag) is not None:
+            return tag
         with tempfile.TemporaryDirectory(prefix="fake-ollama-img-") as tmp:
             ctx = Path(tmp)
             shutil.copytree(
@@ -220,5 +221,5 @@ def ensure_fake_ollama_image(client: docker.DockerClient) -> str:
                 "EXPOSE 11434\n"
                 'CMD ["python3", "/app/server.py"]\n'
             )
-            _build(client, ctx, FAKE_OLLAMA_IMAGE, {**TEST_LABEL, SRC_HASH_LABEL: src_hash})
-    return FAKE_OLLAMA_IMAGE
+            _build(client, ctx, tag, {**TEST_LABEL, SRC_HASH_LABEL: src_hash})
+    return tag

@@ -171,7 +171,9 @@ def host_ollama_process(workdir: Path) -> Iterator[HostOllama]:
     models = workdir / "ollama-models"
     models.mkdir(parents=True, exist_ok=True)
     log = workdir / "fake-ollama.log"
+    # HOME: the fake, like `ollama serve`, keeps its key pair in ~/.ollama; not the host's.
     env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models)}
+    env["HOME"] = str(workdir)
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, str(FAKE_SERVER)],

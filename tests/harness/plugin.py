@@ -26,7 +26,7 @@ from docker.models.volumes import Volume
 
 from tests.harness.dockerd import ensure_dockerd, stop_dockerd
 from tests.harness.images import TEST_LABEL, ensure_base_image, ensure_fake_ollama_image
-from tests.harness.registry import Registry, free_port
+from tests.harness.registry import Registry, RegistryLogin, free_port
 
 FAKE_MODELS_DIR = "/root/.ollama/models"
 
@@ -70,6 +70,10 @@ class FakeOllama:
 
     def set_pull_rate(self, bytes_per_s: int | None) -> None:
         self.http.post("/__fake/config", json={"pull_rate": bytes_per_s}).raise_for_status()
+
+    def public_key(self) -> str:
+        """The server's ``~/.ollama/id_ed25519.pub`` (what a registry login lets in)."""
+        return self.exec("cat", "/root/.ollama/id_ed25519.pub").strip()
 
     # -- inspection ------------------------------------------------------------------------------
     def exec(self, *cmd: str) -> str:
@@ -181,6 +185,19 @@ def registry(
     docker_client: docker.DockerClient, test_network: Network, base_image: str
 ) -> Iterator[Registry]:
     reg = Registry(docker_client, test_network)
+    try:
+        yield reg
+    finally:
+        reg.stop()
+
+
+@pytest.fixture(scope="session")
+def login_registry(
+    docker_client: docker.DockerClient, test_network: Network, base_image: str
+) -> Iterator[Registry]:
+    """A registry that demands a token (alias ``registry-auth.test``): anyone may pull
+    ``library/*``, the ``private`` namespace needs a login (see RegistryLogin)."""
+    reg = Registry(docker_client, test_network, login=RegistryLogin())
     try:
         yield reg
     finally:

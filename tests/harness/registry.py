@@ -11,6 +11,7 @@ then a Docker v2 schema 2 manifest whose layers carry Ollama's media types.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -21,6 +22,7 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,67 @@ from tests.harness.gguf import GGUFSpec, file_type_name, human_number, make_gguf
 from tests.harness.images import TEST_LABEL, ensure_registry_image
 
 REGISTRY_ALIAS = "registry.test"
+LOGIN_REGISTRY_ALIAS = "registry-auth.test"
+_HARNESS = Path(__file__).resolve().parent
+_AUTH_CONFIG = """\
+version: 0.1
+log:
+  level: info
+  fields:
+    service: registry
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:5000
+auth:
+  token:
+    realm: http://{host}/token
+    service: {host}
+    issuer: rcl-test-token-server
+    rootcertbundle: /auth/root.crt
+"""
+
+
+@dataclass
+class RegistryLogin:
+    """Who the login registry lets in (see registry_front.py): HTTP Basic users (pull and push
+    everywhere), Ollama public keys (``ssh-ed25519 …``, pull everywhere), and the namespaces
+    anyone may pull."""
+
+    users: dict[str, str] = field(default_factory=lambda: {"rcl-user": "rcl-test-password"})
+    public: list[str] = field(default_factory=lambda: ["library"])
+    ollama_keys: list[str] = field(default_factory=list)
+
+
+class _TokenAuth(httpx.Auth):
+    """The Docker token flow for the harness's own pushes: on a 401 challenge fetch a token
+    from the realm with Basic credentials and retry."""
+
+    def __init__(self, user: str, password: str, local_url: str, host: str) -> None:
+        self.basic = httpx.BasicAuth(user, password)
+        self.local_url, self.host = local_url, host
+        self.token: str | None = None
+
+    def auth_flow(self, request: httpx.Request) -> Any:
+        if self.token:
+            request.headers["Authorization"] = f"Bearer {self.token}"
+        response = yield request
+        challenge = response.headers.get("www-authenticate", "")
+        if response.status_code != 401 or not challenge.startswith("Bearer "):
+            return
+        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+        realm = params["realm"].replace(f"http://{self.host}", self.local_url)
+        token_request = httpx.Request(
+            "GET", realm, params={k: params[k] for k in ("service", "scope") if k in params}
+        )
+        token_response = yield next(self.basic.auth_flow(token_request))
+        token_response.read()
+        self.token = str(token_response.json()["token"])
+        request.headers["Authorization"] = f"Bearer {self.token}"
+        yield request
 
 
 def free_port() -> int:
@@ -97,7 +160,11 @@ class PushedModel:
 
 
 class Registry:
-    """Registry container on ``network`` (alias ``registry.test``), port P inside and outside."""
+    """Registry container on ``network`` (alias ``registry.test``), port P inside and outside.
+
+    With ``login``: the registry demands a token (distribution's ``auth: token``) from a token
+    server on its own host:port (registry_front.py), alias ``registry-auth.test``; the harness
+    pushes with the first user's credentials."""
 
     def __init__(
         self,
@@ -105,40 +172,110 @@ class Registry:
         network: Network | str,
         *,
         name: str | None = None,
+        login: RegistryLogin | None = None,
         storage: Path | None = None,
     ) -> None:
         self.client = client
         self.network_name: str = network if isinstance(network, str) else str(network.name)
         self.image = ensure_registry_image(client)
         self.port = free_port()
-        self.host = f"{REGISTRY_ALIAS}:{self.port}"
+        self.login = login
+        alias = LOGIN_REGISTRY_ALIAS if login else REGISTRY_ALIAS
+        self.host = f"{alias}:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}"
         # `storage`: a directory kept after stop (a cache across runs); default a temporary one
         self._own_storage = storage is None
         self.storage = storage or Path(tempfile.mkdtemp(prefix="rcl-registry-", dir="/tmp"))
+        self.auth_dir: Path | None = self._write_auth(login) if login else None
+        volumes = {str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}}
+        run: dict[str, Any] = {"environment": {"REGISTRY_HTTP_ADDR": f"0.0.0.0:{self.port}"}}
+        if self.auth_dir is not None:
+            volumes[str(self.auth_dir)] = {"bind": "/auth", "mode": "rw"}
+            run = {
+                "environment": {"FRONT_PORT": str(self.port), "PYTHONUNBUFFERED": "1"},
+                "entrypoint": ["/bin/sh", "-c"],
+                "command": ["/usr/bin/docker-registry serve /auth/config.yml & exec python3 /auth/front.py"],
+            }
         self.container: Container = client.containers.run(
             self.image,
             name=name or f"rcl-test-registry-{uuid.uuid4().hex[:8]}",
             detach=True,
             labels=dict(TEST_LABEL),
-            environment={"REGISTRY_HTTP_ADDR": f"0.0.0.0:{self.port}"},
             ports={f"{self.port}/tcp": ("127.0.0.1", self.port)},
-            volumes={str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}},
+            volumes=volumes,
             network=self.network_name,
             networking_config={
-                self.network_name: client.api.create_endpoint_config(aliases=[REGISTRY_ALIAS]),
+                self.network_name: client.api.create_endpoint_config(aliases=[alias]),
             },
+            **run,
         )
-        self.http = httpx.Client(base_url=self.url, timeout=30)
+        auth = None
+        if login:
+            user, password = next(iter(login.users.items()))
+            auth = _TokenAuth(user, password, self.url, self.host)
+        self.http = httpx.Client(base_url=self.url, timeout=30, auth=auth)
         self._wait_ready()
+
+    def _write_auth(self, login: RegistryLogin) -> Path:
+        """The token server's signing key and certificate (made here with ``cryptography``),
+        the registry's config, the access rules, and the front's source."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+        from cryptography.x509.oid import NameOID
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rcl-test-token-server")])
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        root = Path(tempfile.mkdtemp(prefix="rcl-registry-auth-", dir="/tmp"))
+        (root / "root.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        numbers = key.private_numbers()
+        der = cert.public_bytes(serialization.Encoding.DER)
+        signer = {
+            "issuer": "rcl-test-token-server",
+            "n": str(numbers.public_numbers.n),
+            "d": str(numbers.d),
+            "x5c": base64.b64encode(der).decode(),
+        }
+        (root / "signer.json").write_text(json.dumps(signer))
+        (root / "config.yml").write_text(_AUTH_CONFIG.format(host=self.host))
+        shutil.copy2(_HARNESS / "registry_front.py", root / "front.py")
+        shutil.copy2(_HARNESS / "fake_ollama" / "ed25519.py", root / "ed25519.py")
+        self._write_access(root, login)
+        return root
+
+    @staticmethod
+    def _write_access(root: Path, login: RegistryLogin) -> None:
+        data = {"users": login.users, "public": login.public, "ollama_keys": login.ollama_keys}
+        tmp = root / ".access.json"
+        tmp.write_text(json.dumps(data))
+        tmp.replace(root / "access.json")
+
+    def allow_ollama_key(self, public_key: str) -> None:
+        """Let an Ollama server (its ``id_ed25519.pub`` line) pull private namespaces."""
+        assert self.login is not None and self.auth_dir is not None, "not a login registry"
+        self.login.ollama_keys.append(public_key.strip())
+        self._write_access(self.auth_dir, self.login)
 
     # -- lifecycle -------------------------------------------------------------------------------
     def _wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         last: Exception | None = None
+        ready = (200, 401) if self.login else (200,)
         while time.monotonic() < deadline:
             try:
-                if self.http.get("/v2/").status_code == 200:
+                if httpx.get(f"{self.url}/v2/", timeout=5).status_code in ready:
                     return
             except httpx.HTTPError as exc:
                 last = exc
@@ -157,6 +294,8 @@ class Registry:
             self.container.remove(force=True)
         if self._own_storage:
             shutil.rmtree(self.storage, ignore_errors=True)
+        if self.auth_dir is not None:
+            shutil.rmtree(self.auth_dir, ignore_errors=True)
 
     def __enter__(self) -> Registry:
         return self
@@ -228,6 +367,7 @@ class Registry:
         namespace: str = "library",
         seed: str = "",
         share_model_blob_from: PushedModel | None = None,
+        pooling_type: int | None = None,
     ) -> PushedModel:
         """Build and push an Ollama model. Same GGUF arguments (name included, it is
         ``general.name``) → same model blob digest, so two tags of a model share it; pass
@@ -249,6 +389,7 @@ class Registry:
                 file_type,
                 size_bytes,
                 seed,
+                pooling_type,
             )
         repo = f"{namespace}/{name}"
         blobs: list[tuple[str, bytes]] = [(MT_MODEL, gguf)]
@@ -304,6 +445,7 @@ class Registry:
         file_type: int,
         size_bytes: int,
         seed: str,
+        pooling_type: int | None = None,
     ) -> tuple[GGUFSpec, bytes]:
         spec = GGUFSpec(
             arch=arch,
@@ -317,6 +459,7 @@ class Registry:
             head_count_kv=head_count_kv,
             size_bytes=size_bytes,
             seed=seed,
+            pooling_type=pooling_type,
         )
         return spec, make_gguf(spec)
 

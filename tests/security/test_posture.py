@@ -23,6 +23,7 @@ from reconciler.plan.container import container_spec
 from reconciler.state.store import StateStore, write_atomic
 from tests.e2e.gitops import GitOps
 from tests.harness.registry import free_port
+from tests.harness.server_config import allow_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "desired_state"
@@ -122,6 +123,12 @@ def test_a_planted_secret_never_appears_in_outputs_or_rendered_files(
 ) -> None:
     monkeypatch.setenv("RCL_PLANTED", PLANTED)
     monkeypatch.setenv("RCL_PLANTED_REGISTRY", PLANTED + "-reg")
+    allow_secrets(
+        monkeypatch,
+        tmp_path,
+        env=["RCL_PLANTED", "RCL_PLANTED_REGISTRY"],
+        send_to={"RCL_PLANTED": ["api.example.com"]},
+    )
     work = _planted_state(tmp_path)
     state = tmp_path / "state"
     observed = ROOT / "tests" / "fixtures" / "seed_server.observed.json"

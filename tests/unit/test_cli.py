@@ -33,10 +33,10 @@ def test_validate_ok_and_invalid(tmp_path: Path) -> None:
     (repo / "ollama.yaml").write_text((repo / "ollama.yaml").read_text().replace("gpus: all", "gpus: most"))
     bad = run("validate", str(repo))
     assert bad.returncode == 2
-    assert "ollama.yaml:4:9: container.gpus:" in bad.stderr and "hint:" in bad.stderr
+    assert "ollama.yaml:5:9: container.gpus:" in bad.stderr and "hint:" in bad.stderr
     js = run("validate", str(repo), "--json")
     problem = json.loads(js.stdout)["problems"][0]
-    assert js.returncode == 2 and problem["line"] == 4 and problem["field"] == "container.gpus"
+    assert js.returncode == 2 and problem["line"] == 5 and problem["field"] == "container.gpus"
 
 
 def test_plan_against_the_recorded_seed_server() -> None:

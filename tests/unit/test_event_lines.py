@@ -29,3 +29,25 @@ def test_kamal_output_on_a_terminal_is_printed_verbatim() -> None:
     write = human(Console(file=out, width=200, color_system=None))
     write({"event": "kamal.output", "line": "  INFO [d9dc] Running docker -v on [bold]127.0.0.1"})
     assert out.getvalue() == "  kamal|   INFO [d9dc] Running docker -v on [bold]127.0.0.1\n"
+
+
+def test_a_load_in_progress_reaches_the_pusher_and_the_terminal() -> None:
+    events = [
+        {"event": "load.progress", "model": "llama3", "elapsed_s": s, "timeout_s": 660.0}
+        for s in (2.0, 4.1, 12.2)
+    ]
+    lines = [push_line(e) for e in events] + [
+        push_line({"event": "load.done", "model": "llama3", "elapsed_s": 13.0})
+    ]
+    # one line every 10 s of loading, then the time it took
+    assert lines == [
+        "  loading llama3: 2.0 s so far",
+        None,
+        "  loading llama3: 12.2 s so far",
+        "  loaded llama3 in 13.0 s",
+    ]
+    out = io.StringIO()
+    write = human(Console(file=out, width=200, color_system=None))
+    write(events[1])
+    write({"event": "load.done", "model": "llama3", "elapsed_s": 13.0})
+    assert out.getvalue() == "    llama3: loading, 4 s (waiting up to 660 s)\n    llama3: loaded in 13.0 s\n"

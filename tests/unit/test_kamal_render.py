@@ -15,9 +15,10 @@ from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState, KamalSpec
 from reconciler.desired.source import DirSource
 from reconciler.kamal.hooks import SshConfig, is_local
-from reconciler.kamal.project import SecretUnavailable, resolve_secret, write_project
+from reconciler.kamal.project import SecretUnavailable, write_project
 from reconciler.kamal.render import VERSION_LABEL, Timing, render
 from reconciler.plan.webui import deploy_hash
+from tests.harness.server_config import allow_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_VALUES = {"REG_PW": "hunter2-registry", "OWUI_KEY": "s3cr3t-session-key", "OPENAI_KEY": "sk-live-abc"}
@@ -46,7 +47,7 @@ def with_secrets(desired: DesiredState) -> DesiredState:
         kamal__webui_secret_key={"env": "OWUI_KEY"},
         cloud=[
             {"name": "openai", "base_url": "https://api.openai.com/v1", "api_key": {"env": "OPENAI_KEY"}},
-            {"name": "other", "base_url": "https://llm.example/v1", "api_key": {"file": "/run/keys/other"}},
+            {"name": "other", "base_url": "https://llm.example/v1", "api_key": {"file": "other.key"}},
         ],
     )
 
@@ -127,19 +128,21 @@ def test_secret_names_and_cloud() -> None:
     )
 
 
+def _allow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    allow_secrets(
+        monkeypatch,
+        tmp_path,
+        env=SECRET_VALUES,
+        files={"other.key": "sk-file-xyz"},
+        send_to={"OPENAI_KEY": ["api.openai.com"], "other.key": ["llm.example"]},
+    )
+
+
 def test_no_secret_value_in_rendered_text(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name, value in SECRET_VALUES.items():
         monkeypatch.setenv(name, value)
-    key_file = tmp_path / "other"
-    key_file.write_text("sk-file-xyz\n")
+    _allow(monkeypatch, tmp_path)
     desired = with_secrets(seed())
-    desired = with_webui(
-        desired,
-        cloud=[
-            {"name": "openai", "base_url": "https://api.openai.com/v1", "api_key": {"env": "OPENAI_KEY"}},
-            {"name": "other", "base_url": "https://llm.example/v1", "api_key": {"file": str(key_file)}},
-        ],
-    )
     project = render(desired, "v1")
     rendered = project.deploy_yml + project.dockerfile + repr(project)
     for value in [*SECRET_VALUES.values(), "sk-file-xyz"]:
@@ -166,6 +169,7 @@ def test_no_secret_value_in_rendered_text(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_missing_secret_names_the_reference_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("REG_PW", raising=False)
+    _allow(monkeypatch, tmp_path)
     desired = with_secrets(seed())
     with pytest.raises(SecretUnavailable, match="env:REG_PW"):
         write_project(render(desired, "v1"), desired, tmp_path / "p")
@@ -175,6 +179,7 @@ def test_missing_secret_names_the_reference_only(monkeypatch: pytest.MonkeyPatch
 def test_unquotable_secret_is_refused_without_showing_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    _allow(monkeypatch, tmp_path)
     monkeypatch.setenv("REG_PW", "it's-a-secret")
     monkeypatch.setenv("OWUI_KEY", "k")
     monkeypatch.setenv("OPENAI_KEY", "k")
@@ -193,14 +198,16 @@ def test_generated_webui_key_is_stable(tmp_path: Path) -> None:
     assert "WEBUI_SECRET_KEY='" in first
 
 
-def test_resolve_secret_from_file(tmp_path: Path) -> None:
-    from reconciler.desired.schema import SecretRef
-
-    path = tmp_path / "k"
-    path.write_text("value\n")
-    assert resolve_secret(SecretRef(file=str(path))) == "value"
-    with pytest.raises(SecretUnavailable, match=f"file:{tmp_path}/missing"):
-        resolve_secret(SecretRef(file=str(tmp_path / "missing")))
+def test_a_secret_the_server_does_not_allow_is_not_resolved(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name, value in SECRET_VALUES.items():
+        monkeypatch.setenv(name, value)
+    desired = with_secrets(seed())
+    with pytest.raises(SecretUnavailable, match="allows no secrets") as info:  # no reconciler.toml
+        write_project(render(desired, "v1"), desired, tmp_path / "p")
+    assert not (tmp_path / "p" / ".kamal" / "secrets").exists()
+    assert not any(v in str(info.value) for v in SECRET_VALUES.values())
 
 
 def test_deploy_hash_covers_kamal_settings() -> None:
@@ -247,3 +254,17 @@ def test_ssh_argv_quotes_the_remote_command() -> None:
 def test_is_local() -> None:
     assert is_local("127.0.0.1") and is_local("localhost") and is_local("::1")
     assert not is_local("203.0.113.7")
+
+
+def test_every_setting_the_reconciler_renders_is_managed_or_a_documented_default() -> None:
+    """What `env` may not override (the schema's MANAGED_WEBUI_ENV) covers what clear_env sets
+    from a field; the rest are defaults the owner may change through `env`."""
+    from reconciler.desired.schema import MANAGED_WEBUI_ENV
+    from reconciler.kamal.render import clear_env
+
+    overridable = {"OFFLINE_MODE", "HF_HUB_OFFLINE", "ENABLE_VERSION_UPDATE_CHECK", "SCARF_NO_ANALYTICS",
+                   "DO_NOT_TRACK", "ANONYMIZED_TELEMETRY"}  # fmt: skip
+    desired = with_webui(seed(), voice__enabled=False, rag__embedding_engine="ollama", persistent_config=True)
+    rendered = set(clear_env(desired)) | set(clear_env(seed()))
+    assert rendered - set(MANAGED_WEBUI_ENV) == overridable
+    assert clear_env(desired)["ENABLE_PERSISTENT_CONFIG"] == "True"

@@ -132,7 +132,7 @@ def test_duplicate_yaml_key_and_aliases_are_refused(repo: Path) -> None:
     assert "duplicate key 'lan_addresses'" in p.message
     (repo / "server.yaml").write_text("budgets: &b\n  disk: {models: 1GiB}\nother: *b\n")
     (p,) = problems(repo)
-    assert "aliases" in p.message and p.line == 3
+    assert "aliases" in p.message and p.line == 1  # refused at the anchor, before any alias
 
 
 def test_missing_file_and_non_mapping(repo: Path) -> None:
@@ -155,7 +155,7 @@ def test_cross_file_references_are_checked(repo: Path) -> None:
         "not in ollama.yaml" in found["presets[1].base"].message
         or "neither" in found["presets[1].base"].message
     )
-    assert found["presets[1].knowledge[0]"].message == "knowledge base 'play' is not declared"
+    assert found["presets[1].knowledge[0]"].message == "this knowledge base is not declared"
     assert found["presets[1].base"].file == "openwebui.yaml"
 
 
@@ -203,3 +203,68 @@ def test_non_utf8_and_nul_bytes(repo: Path) -> None:
     (repo / "server.yaml").write_bytes(b"budgets:\n\n  x: \x00\n")
     (p,) = problems(repo)
     assert p.line == 3 and "NUL" in p.message
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ('"<|end|>"', "list of strings"),  # Ollama: option "stop" must be of type array
+        ("[1, 2]", "list of strings"),  # must be of an array of strings
+    ],
+)
+def test_stop_must_be_a_list_of_strings(repo: Path, value: str, words: str) -> None:
+    edit(repo, "ollama.yaml", "      temperature: 0.4", f"      temperature: 0.4\n      stop: {value}")
+    (p,) = problems(repo)
+    assert (p.file, p.field) == ("ollama.yaml", "derived[0].parameters.stop")
+    assert p.line == line_of(repo, "ollama.yaml", "stop:") and words in p.message
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("temperature", '"warm"', "must be a number"),
+        ("temperature", "true", "must be a number"),
+        ("num_ctx", '"4096"', "whole number"),
+        ("top_k", "40.5", "silently drop the fraction"),
+        ("use_mmap", "1", "true or false"),
+    ],
+)
+def test_parameters_are_typed_as_ollama_checks_them(repo: Path, option: str, value: str, words: str) -> None:
+    edit(repo, "ollama.yaml", "      temperature: 0.4", f"      {option}: {value}")
+    (p,) = problems(repo)
+    assert p.field == f"derived[0].parameters.{option}" and words in p.message
+    assert p.line == line_of(repo, "ollama.yaml", f"      {option}: {value}")
+
+
+def test_an_unknown_parameter_is_refused_with_the_known_ones(repo: Path) -> None:
+    edit(repo, "ollama.yaml", "      temperature: 0.4", "      temprature: 0.4")
+    (p,) = problems(repo)
+    assert p.field == "derived[0].parameters.temprature" and "unknown field" in p.message
+    assert "did you mean 'temperature'" in p.hint
+
+
+def test_a_parameter_the_pinned_version_ignores_is_refused(repo: Path) -> None:
+    edit(repo, "ollama.yaml", "      temperature: 0.4", "      temperature: 0.4\n      mirostat: 2")
+    (p,) = problems(repo)
+    assert p.field == "derived[0].parameters.mirostat" and "removed in Ollama 0.7.0" in p.message
+    edit(repo, "ollama.yaml", "ollama/ollama:0.32.15", "ollama/ollama:0.6.8")
+    load_desired(DirSource(repo))  # 0.6.8 takes it
+
+
+def test_pinned_models_on_one_weights_file_must_agree_on_runner_options(repo: Path) -> None:
+    edit(repo, "ollama.yaml", "      temperature: 0.4", "      temperature: 0.4\n      num_ctx: 4096")
+    (p,) = problems(repo)
+    assert p.field == "derived[0].parameters" and "share one weights file" in p.message
+    assert "num_ctx 4096 vs 8192" in p.message and "same num_ctx" in p.hint
+
+
+def test_max_loaded_models_counts_one_copy_for_a_derived_model_pinned_with_its_base(repo: Path) -> None:
+    load_desired(DirSource(repo))  # llama3 + llama3-work (one copy) + nomic-embed-text = 2
+    edit(
+        repo,
+        "ollama.yaml",
+        "  - name: phi3:mini                   # fast answers",
+        "  - name: phi3:mini\n    keep_loaded: true",
+    )
+    (p,) = problems(repo)
+    assert p.field == "container.env.OLLAMA_MAX_LOADED_MODELS" and "3 loaded copies" in p.message

@@ -252,22 +252,30 @@ def test_openwebui_only_change_plans_only_a_kamal_deploy() -> None:
     assert isinstance(action, KamalDeploy) and not action.first
 
 
-def test_unpinned_model_loaded_forever_is_unloaded_and_wrong_ctx_is_reloaded() -> None:
+def test_a_model_the_reconciler_pinned_earlier_is_unloaded_and_wrong_ctx_is_reloaded() -> None:
     state = desired([PHI, {"name": LLAMA3, "keep_loaded": True, "num_ctx": 8192}])
-    seen = observed(
-        state,
-        models=[model(PHI, ("p", GiB)), model(LLAMA3, ("l", 4 * GiB))],
-        loaded=(
-            LoadedObs(name=canonical(PHI), size=GiB, size_vram=GiB, pinned=True),
-            LoadedObs(
-                name=canonical(LLAMA3), size=5 * GiB, size_vram=5 * GiB, pinned=True, context_length=4096
-            ),
-        ),
+    loaded = (
+        LoadedObs(name=canonical(PHI), size=GiB, size_vram=GiB, pinned=True),
+        LoadedObs(name=canonical(LLAMA3), size=5 * GiB, size_vram=5 * GiB, pinned=True, context_length=4096),
     )
+    models = [model(PHI, ("p", GiB)), model(LLAMA3, ("l", 4 * GiB))]
+    seen = observed(state, models=models, loaded=loaded, warmed=(canonical(PHI), canonical(LLAMA3)))
     p = plan(state, seen)
     assert kinds(p) == [f"unload:{canonical(PHI)}", f"load:{LLAMA3}"]
     assert isinstance(p.actions[0], UnloadModel)
     assert "want 8192" in p.actions[1].reason
+
+
+def test_a_model_that_only_never_expires_is_not_the_reconcilers_to_unload() -> None:
+    """With a negative OLLAMA_KEEP_ALIVE every model a person loads never expires: pinned-ness
+    comes from the desired state and the reconciler's own record, not from the expiry."""
+    state = desired([PHI, {"name": LLAMA3, "keep_loaded": True}])
+    loaded = (
+        LoadedObs(name=canonical(PHI), size=GiB, size_vram=GiB, pinned=True),
+        LoadedObs(name=canonical(LLAMA3), size=5 * GiB, size_vram=5 * GiB, pinned=True, context_length=4096),
+    )
+    seen = observed(state, models=[model(PHI, ("p", GiB)), model(LLAMA3, ("l", 4 * GiB))], loaded=loaded)
+    assert plan(state, seen).empty
 
 
 def test_derived_model_is_created_after_its_base_and_recreated_when_its_spec_changes() -> None:

@@ -6,6 +6,7 @@ import json
 import struct
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from reconciler.observe.registry import (
     parse_manifest,
 )
 from reconciler.observed import Blob
+from tests.harness.server_config import allow_secrets
 
 D = {c: f"sha256:{c * 64}" for c in "abcdef"}
 
@@ -199,7 +201,8 @@ def test_lookup_fetches_an_anonymous_token_on_401_and_does_not_leak_it_across_ho
 def test_lookup_401_without_challenge() -> None:
     with client(lambda r: httpx.Response(401)) as c, pytest.raises(LookupFailed) as err:
         lookup(parse_ref("llama3:8b"), [], client=c)
-    assert err.value.message == "registry.ollama.ai refused anonymous access (HTTP 401)"
+    assert err.value.message.startswith("registry.ollama.ai refused anonymous access (HTTP 401)")
+    assert "`login`" in err.value.message
 
 
 def test_lookup_not_found() -> None:
@@ -266,3 +269,74 @@ def test_lookup_all_total_timeout() -> None:
 
 def test_lookup_all_nothing_to_do() -> None:
     assert lookup_all([], [], timeout=1) == ((), {})
+
+
+def private_handler(seen: list[httpx.Request], accepted: str = "pw") -> Handler:
+    """A registry on lan.test:5000 whose token server is on its own host (as Ollama 0.14.3+
+    requires): anonymous tokens carry no access to `private/*`, a login's token does."""
+    import base64
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/token":
+            basic = request.headers.get("authorization", "")
+            if basic and basic != "Basic " + base64.b64encode(f"me:{accepted}".encode()).decode():
+                return httpx.Response(401)
+            return httpx.Response(200, json={"token": "LOGIN" if basic else "ANON"})
+        if request.headers.get("authorization") != "Bearer LOGIN":
+            challenge = (
+                'Bearer realm="http://lan.test:5000/token",service="lan.test:5000",'
+                'scope="repository:private/llama3:pull"'
+            )
+            return httpx.Response(401, headers={"WWW-Authenticate": challenge})
+        if request.url.path == "/v2/private/llama3/manifests/8b":
+            return httpx.Response(200, json=manifest(1234))
+        return httpx.Response(404)
+
+    return handle
+
+
+def test_a_private_repository_is_looked_up_with_the_registrys_login_after_an_anonymous_token(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    allow_secrets(monkeypatch, tmp_path, env=["RCL_PW"], send_to={"RCL_PW": ["lan.test"]})
+    monkeypatch.setenv("RCL_PW", "pw")
+    reg = Registry.model_validate(
+        {
+            "host": "lan.test:5000",
+            "url": "http://127.0.0.1:5000",
+            "login": {"username": "me", "password": {"env": "RCL_PW"}},
+        }
+    )
+    seen: list[httpx.Request] = []
+    with client(private_handler(seen)) as c:
+        remote = lookup(parse_ref("lan.test:5000/private/llama3:8b"), [reg], client=c)
+    assert remote.blobs[1].size == 1234
+    tokens = [r for r in seen if r.url.path == "/token"]
+    assert [("authorization" in r.headers) for r in tokens] == [False, True]  # anonymous first
+    assert all(r.url.host == "127.0.0.1" for r in seen)  # the realm on its host, reached by its url
+
+
+def test_a_private_repository_without_or_with_a_wrong_login_says_what_to_fix(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    ref = parse_ref("lan.test:5000/private/llama3:8b")
+    plain = Registry.model_validate({"host": "lan.test:5000", "url": "http://127.0.0.1:5000"})
+    with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
+        lookup(ref, [plain], client=c)
+    assert "give its entry under `registries`" in err.value.message
+    login = {"username": "me", "password": {"env": "RCL_PW"}}
+    reg = plain.model_copy(update={"login": Registry.model_validate({"host": "x", "login": login}).login})
+    with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
+        lookup(ref, [reg], client=c)
+    assert "allows no secrets" in err.value.message  # the server's policy comes first
+    allow_secrets(monkeypatch, tmp_path, env=["RCL_PW"], send_to={"RCL_PW": ["lan.test"]})
+    monkeypatch.delenv("RCL_PW", raising=False)
+    with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
+        lookup(ref, [reg], client=c)
+    assert "RCL_PW" in err.value.message
+    monkeypatch.setenv("RCL_PW", "wrong-secret")
+    with client(private_handler([])) as c, pytest.raises(LookupFailed) as err:
+        lookup(ref, [reg], client=c)
+    assert "refused the login of me (env:RCL_PW)" in err.value.message
+    assert "wrong-secret" not in err.value.message

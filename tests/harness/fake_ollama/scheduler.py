@@ -24,6 +24,21 @@ Follows /work/shared/reference/ollama.md §4 "Scheduler: fit / eviction" (Ollama
   protected, just chosen last (sched.go L337-343) — and the fit is retried. A model alone that
   still does not fit is split: whole layers of (weights+KV)/block_count go to the GPU while
   they fit beside overhead+graph, the rest stay on CPU (``size_vram < size``; 0 layers → 0).
+* one runner per weights blob: runners are keyed by the model file (v0.6.8 sched.go
+  ``s.loaded[req.model.ModelPath]`` L145/L451; v0.32.15 ``schedulerModelKey`` L110-127), so two
+  names on one blob share one loaded copy, listed once under the name that loaded it first;
+  a request reuses it unless a runner option (num_ctx, num_batch, num_gpu, ...) differs
+  (``needsReload``).
+* loading takes time: weights / ``FAKE_OLLAMA_LOAD_RATE`` seconds, during which the runner is
+  already listed by ``/api/ps`` (it is in ``s.loaded`` before ``WaitUntilRunning``); loads are
+  one at a time (``processPending``) while requests to loaded models go on; a client that
+  hangs up aborts the load (llm/server.go ``WaitUntilRunning``: "client connection closed
+  before server finished loading, aborting load").
+* num_ctx: v0.32.15 caps it at the trained context and ``/api/ps`` reports the capped value;
+  v0.6.8 loads what was asked (see versions.py); with ``OLLAMA_CONTEXT_LENGTH`` unset v0.32.15
+  picks it by VRAM and does not reload between two automatic requests.
+* ``OLLAMA_NUM_PARALLEL`` unset: 1 from v0.10.0; v0.6.8 tries 2, then 1 if the model does not
+  fully fit (``pickBestFullFitByLibrary``); embedding models always 1.
 * expiry is lazy: expired runners are unloaded at the start of the next request (the real
   scheduler uses timers; observed through the API the result is the same).
 * every request is instantaneous, so every runner is idle (refCount 0) when a victim is chosen.
@@ -36,9 +51,15 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+if __package__:  # imported from the tests on the host
+    from .versions import NEWEST, Profile
+else:  # the container runs /app/server.py with its siblings on sys.path
+    from versions import NEWEST, Profile  # type: ignore[no-redef]
 
 MIB = 1024 * 1024
 # Go's time.Duration max (MaxInt64 ns) — keep_alive < 0 means "forever" (api/types.go L1232-1270).
@@ -122,35 +143,51 @@ def _env_int(environ: dict[str, str], key: str, default: int) -> int:
         return default
 
 
+GIB = 1024 * MIB
+DEFAULT_LOAD_RATE = 2 * GIB  # bytes/s read into memory: tiny test models load in a blink
+
+
+Options = tuple[tuple[str, Any], ...]  # runner options other than num_ctx, sorted
+
+
+class LoadAborted(Exception):
+    """The client hung up before the model finished loading; the load was abandoned."""
+
+
 @dataclass(frozen=True)
 class SchedConfig:
     vram: int = DEFAULT_VRAM
     gpu_overhead: int = 0
     overhead: int = DEFAULT_OVERHEAD
     graph_bytes: int | None = None
-    num_parallel: int = 1
+    num_parallel: int = 0  # 0 = the version's default (see Profile.default_num_parallel)
     max_loaded: int = 0
-    flash_attention: bool = False
+    flash_attention: bool | None = None  # None = unset (the version's default)
     kv_cache_type: str = "f16"
-    default_ctx: int = 4096
+    context_length: int = 0  # OLLAMA_CONTEXT_LENGTH; 0 = unset
     default_keep_alive: float = 300.0
+    load_rate: float = DEFAULT_LOAD_RATE
+    profile: Profile = field(default_factory=lambda: Profile(NEWEST))
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> SchedConfig:
         env = dict(os.environ if environ is None else environ)
         graph = env.get("FAKE_OLLAMA_GRAPH_BYTES", "").strip()
+        fa = env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower()
+        rate = env.get("FAKE_OLLAMA_LOAD_RATE", "").strip()
         return cls(
             vram=_env_int(env, "FAKE_OLLAMA_GPU_VRAM", DEFAULT_VRAM),
             gpu_overhead=_env_int(env, "OLLAMA_GPU_OVERHEAD", 0),
             overhead=_env_int(env, "FAKE_OLLAMA_OVERHEAD", DEFAULT_OVERHEAD),
             graph_bytes=int(float(graph)) if graph else None,
-            num_parallel=max(1, _env_int(env, "OLLAMA_NUM_PARALLEL", 1)),
+            num_parallel=max(0, _env_int(env, "OLLAMA_NUM_PARALLEL", 0)),
             max_loaded=_env_int(env, "OLLAMA_MAX_LOADED_MODELS", 0),
-            flash_attention=env.get("OLLAMA_FLASH_ATTENTION", "").strip().lower()
-            in ("1", "true", "yes", "on"),
+            flash_attention=(fa in ("1", "true", "yes", "on")) if fa else None,
             kv_cache_type=env.get("OLLAMA_KV_CACHE_TYPE", "f16").strip().lower() or "f16",
-            default_ctx=_env_int(env, "OLLAMA_CONTEXT_LENGTH", 4096) or 4096,
+            context_length=max(0, _env_int(env, "OLLAMA_CONTEXT_LENGTH", 0)),
             default_keep_alive=env_keep_alive(env),
+            load_rate=float(rate) if rate else DEFAULT_LOAD_RATE,
+            profile=Profile(env.get("FAKE_OLLAMA_VERSION", "").strip() or NEWEST),
         )
 
     @property
@@ -167,10 +204,60 @@ class SchedConfig:
         return self.max_loaded if self.max_loaded > 0 else 3
 
     @property
-    def kv_bytes_per_element(self) -> float:
-        if not self.flash_attention:
+    def default_ctx(self) -> int:
+        """num_ctx when neither the request nor the model sets it (routes.go modelOptions:
+        ``s.defaultNumCtx``): OLLAMA_CONTEXT_LENGTH, else 4096, else (v0.15.5+) by VRAM tier
+        (routes.go Serve: total VRAM minus OLLAMA_GPU_OVERHEAD ≥ 47 GiB → 262144, ≥ 23 GiB
+        → 32768, else 4096)."""
+        if self.context_length:
+            return self.context_length
+        if not self.profile.vram_default_ctx:
+            return 4096
+        total = self.usable_vram
+        if total >= 47 * GIB:
+            return 262144
+        if total >= 23 * GIB:
+            return 32768
+        return 4096
+
+    @property
+    def auto_ctx(self) -> bool:
+        """v0.32.15 routes.go usesAutomaticNumCtx: OLLAMA_CONTEXT_LENGTH unset (0)."""
+        return self.profile.vram_default_ctx and not self.context_length
+
+    def parallel_to_try(self, embedding: bool) -> list[int]:
+        if embedding:  # sched.go: "Embedding models should always be loaded with parallel=1"
+            return [1]
+        if self.num_parallel:
+            return [self.num_parallel]
+        if self.profile.default_num_parallel:
+            return [self.profile.default_num_parallel]
+        return [self.profile.auto_parallel, 1]
+
+    def kv_bytes_per_element(self, meta: dict[str, Any] | None = None) -> float:
+        """A quantized KV cache needs flash attention. v0.6.8 (llm/memory.go L129-136,
+        fs/ggml/ggml.go SupportsFlashAttention): flash attention switched on, a model that is
+        not an embedding model and whose key and value head sizes are equal. v0.32.15: the
+        cache type is passed to llama-server whenever flash attention is not switched off
+        (auto = on where supported; the fake's GPU supports it)."""
+        meta = meta or {}
+        if is_embedding(meta):
+            return 2.0
+        if self.profile.flash_attention_auto:
+            enabled = self.flash_attention is not False
+        else:
+            enabled = bool(self.flash_attention) and _arch_int(meta, "attention.key_length", 0) == _arch_int(
+                meta, "attention.value_length", 0
+            )
+        if not enabled:
             return 2.0
         return {"f16": 2.0, "q8_0": 1.0, "q4_0": 0.5}.get(self.kv_cache_type, 2.0)
+
+
+def is_embedding(meta: dict[str, Any]) -> bool:
+    """images.go Capabilities: ``<arch>.pooling_type`` in the GGUF makes an embedding model."""
+    arch = str(meta.get("general.architecture", ""))
+    return bool(arch) and f"{arch}.pooling_type" in meta
 
 
 @dataclass(frozen=True)
@@ -181,6 +268,7 @@ class Estimate:
     overhead: int
     num_ctx: int
     block_count: int
+    num_parallel: int = 1
 
     @property
     def total(self) -> int:
@@ -194,6 +282,7 @@ class Estimate:
             "overhead": self.overhead,
             "total": self.total,
             "num_ctx": self.num_ctx,
+            "num_parallel": self.num_parallel,
         }
 
 
@@ -208,31 +297,40 @@ def _arch_int(meta: dict[str, Any], key: str, default: int = 0) -> int:
         return default
 
 
-def effective_ctx(meta: dict[str, Any], num_ctx: int) -> int:
-    """Clamp a requested num_ctx to the model's trained context (llm/server.go warns and clamps)."""
-    trained = _arch_int(meta, "context_length", 0)
-    if trained > 0 and num_ctx > trained:
+def trained_ctx(meta: dict[str, Any]) -> int:
+    return _arch_int(meta, "context_length", 0)
+
+
+def effective_ctx(meta: dict[str, Any], num_ctx: int, cfg: SchedConfig | None = None) -> int:
+    """The num_ctx a runner gets: capped at the trained context from v0.9.3 (llm/server.go
+    NewLlamaServer), as asked before."""
+    profile = cfg.profile if cfg is not None else Profile(NEWEST)
+    trained = trained_ctx(meta)
+    if profile.caps_num_ctx and trained > 0 and num_ctx > trained:
         return trained
     return num_ctx
 
 
-def estimate(meta: dict[str, Any], weights: int, num_ctx: int, cfg: SchedConfig) -> Estimate:
+def estimate(
+    meta: dict[str, Any], weights: int, num_ctx: int, cfg: SchedConfig, num_parallel: int | None = None
+) -> Estimate:
     """Memory needed by one model (see the module docstring for the formula)."""
+    parallel = num_parallel or cfg.parallel_to_try(is_embedding(meta))[-1]
     block_count = max(1, _arch_int(meta, "block_count", 1))
     head_count = max(1, _arch_int(meta, "attention.head_count", 1))
     head_count_kv = _arch_int(meta, "attention.head_count_kv", 0) or head_count
     embedding = _arch_int(meta, "embedding_length", 0)
     head_dim_k = _arch_int(meta, "attention.key_length", 0) or (embedding // head_count)
     head_dim_v = _arch_int(meta, "attention.value_length", 0) or (embedding // head_count)
-    ctx = num_ctx * cfg.num_parallel
-    kv = int(block_count * head_count_kv * (head_dim_k + head_dim_v) * ctx * cfg.kv_bytes_per_element)
+    ctx = num_ctx * parallel
+    kv = int(block_count * head_count_kv * (head_dim_k + head_dim_v) * ctx * cfg.kv_bytes_per_element(meta))
     if cfg.graph_bytes is not None:
         graph = cfg.graph_bytes
     else:
         batch = min(ctx, 512)
         graph = 4 * batch * (1 + 4 * embedding + ctx * (1 + head_count))
     overhead = cfg.overhead if cfg.gpu else 0
-    return Estimate(weights, kv, graph, overhead, num_ctx, block_count)
+    return Estimate(weights, kv, graph, overhead, num_ctx, block_count, parallel)
 
 
 def split_vram(est: Estimate, available: int) -> int:
@@ -258,6 +356,11 @@ class ModelRef:
     weights: int
     meta: dict[str, Any]
     details: dict[str, Any]
+    weights_digest: str = ""  # the model layer's digest: what runners are keyed by
+
+    @property
+    def key(self) -> str:
+        return self.weights_digest or f"name:{self.name}"
 
 
 @dataclass
@@ -268,25 +371,34 @@ class Runner:
     size_vram: int
     session_s: float
     expires_at: float  # epoch seconds; math.inf = forever
+    asked_ctx: int = 0  # num_ctx asked for (before the cap)
+    ctx_auto: bool = False
+    other_opts: Options = ()
+    loading: bool = False
     loaded_at: float = field(default_factory=time.time)
 
     @property
     def name(self) -> str:
         return self.ref.name
 
+    @property
+    def context_length(self) -> int:
+        return self.est.num_ctx
+
 
 def rfc3339(ts: float) -> str:
     """RFC3339 with microseconds and Z, like Go's time.Time JSON in a UTC container."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.fromtimestamp(min(ts, 253402300799.0), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Scheduler:
-    """Loaded models, keyed by display name. All methods are thread-safe."""
+    """Loaded runners, keyed by the weights blob. All methods are thread-safe."""
 
     def __init__(self, cfg: SchedConfig, events: list[dict[str, Any]], events_lock: threading.Lock) -> None:
         self.cfg = cfg
         self._runners: dict[str, Runner] = {}
         self._lock = threading.RLock()
+        self._load_lock = threading.Lock()  # processPending: one load at a time
         self._events = events
         self._events_lock = events_lock
 
@@ -300,17 +412,18 @@ class Scheduler:
     def expire(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
         with self._lock:
-            for name, runner in list(self._runners.items()):
-                if runner.expires_at <= now:
-                    del self._runners[name]
-                    self._event("expire", model=name, session_s=_json_seconds(runner.session_s))
+            for key, runner in list(self._runners.items()):
+                if not runner.loading and runner.expires_at <= now:
+                    del self._runners[key]
+                    self._event("expire", model=runner.name, session_s=_json_seconds(runner.session_s))
 
-    def _victim(self) -> Runner:
+    def _victim(self) -> Runner | None:
         # ByDurationAndName: shortest sessionDuration first, then name (sched.go findRunnerToUnload).
-        return sorted(self._runners.values(), key=lambda r: (r.session_s, r.name))[0]
+        idle = [r for r in self._runners.values() if not r.loading]
+        return sorted(idle, key=lambda r: (r.session_s, r.name))[0] if idle else None
 
     def _evict(self, victim: Runner, by: str, reason: str) -> None:
-        del self._runners[victim.name]
+        del self._runners[victim.ref.key]
         self._event(
             "evict",
             model=victim.name,
@@ -321,55 +434,135 @@ class Scheduler:
             size_vram=victim.size_vram,
         )
 
-    def acquire(self, ref: ModelRef, num_ctx: int | None, keep_alive_s: float) -> Runner:
-        """Load (or reuse) ``ref`` for a request, then set its keep-alive from this request."""
-        with self._lock:
-            now = time.time()
-            self.expire(now)
-            ctx = effective_ctx(ref.meta, num_ctx or self.cfg.default_ctx)
-            runner = self._runners.get(ref.name)
-            if runner is not None and (runner.est.num_ctx != ctx or runner.ref.digest != ref.digest):
-                del self._runners[ref.name]
-                self._event("reload", model=ref.name, old_num_ctx=runner.est.num_ctx, new_num_ctx=ctx)
-                runner = None
-            if runner is None:
-                runner = self._load(ref, ctx)
-            runner.session_s = keep_alive_s
-            runner.expires_at = now + min(keep_alive_s, FOREVER_S)
-            return runner
+    def _needs_reload(self, runner: Runner, asked: int, auto: bool, other: Options) -> bool:
+        """sched.go needsReload: the runner options differ. v0.32.15 compares the asked num_ctx
+        capped at the trained context, and two automatic contexts are equal."""
+        if runner.other_opts != other:
+            return True
+        if self.cfg.profile.caps_num_ctx:
+            if runner.ctx_auto and auto:
+                return False
+            return runner.est.num_ctx != effective_ctx(runner.ref.meta, asked, self.cfg)
+        return runner.asked_ctx != asked
 
-    def _load(self, ref: ModelRef, ctx: int) -> Runner:
-        est = estimate(ref.meta, ref.weights, ctx, self.cfg)
+    def lookup(self, ref: ModelRef) -> Runner | None:
+        with self._lock:
+            return self._runners.get(ref.key)
+
+    def acquire(
+        self,
+        ref: ModelRef,
+        num_ctx: int | None,
+        keep_alive_s: float | None,
+        other: Options = (),
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> Runner:
+        """Load (or reuse) the runner of ``ref``'s weights for a request, then set its
+        keep-alive from this request. Raises LoadAborted when ``cancelled()`` turns true
+        while the model is loading. ``keep_alive_s`` None: the request did not say, so a new
+        runner gets OLLAMA_KEEP_ALIVE and a loaded one keeps its own (sched.go
+        useLoadedRunner changes sessionDuration only when the request sets it)."""
+        asked = num_ctx or self.cfg.default_ctx
+        auto = num_ctx is None and self.cfg.auto_ctx
+        with self._lock:
+            self.expire()
+            runner = self._runners.get(ref.key)
+            reuse = runner is not None and not runner.loading
+            if runner is not None and reuse and not self._needs_reload(runner, asked, auto, other):
+                return self._touch(runner, keep_alive_s)
+        with self._load_lock:
+            with self._lock:
+                self.expire()
+                runner = self._runners.get(ref.key)
+                if runner is not None and self._needs_reload(runner, asked, auto, other):
+                    del self._runners[ref.key]
+                    self._event(
+                        "reload", model=runner.name, old_num_ctx=runner.est.num_ctx,
+                        new_num_ctx=effective_ctx(ref.meta, asked, self.cfg),
+                    )  # fmt: skip
+                    runner = None
+                if runner is None:
+                    runner = self._place(ref, asked, auto, other, keep_alive_s)
+            if runner.loading:
+                self._wait_loaded(runner, cancelled)
+        with self._lock:
+            return self._touch(runner, keep_alive_s)
+
+    def _touch(self, runner: Runner, keep_alive_s: float | None) -> Runner:
+        if keep_alive_s is not None:
+            runner.session_s = keep_alive_s
+        runner.expires_at = time.time() + min(runner.session_s, FOREVER_S)
+        return runner
+
+    def _wait_loaded(self, runner: Runner, cancelled: Callable[[], bool]) -> None:
+        """llm/server.go WaitUntilRunning: the load takes weights / load_rate seconds and is
+        abandoned when the client hangs up."""
+        began = time.monotonic()
+        duration = runner.ref.weights / self.cfg.load_rate if self.cfg.load_rate > 0 else 0.0
+        while time.monotonic() - began < duration:
+            if cancelled():
+                with self._lock:
+                    if self._runners.get(runner.ref.key) is runner:
+                        del self._runners[runner.ref.key]
+                self._event("load_aborted", model=runner.name, after_s=round(time.monotonic() - began, 3))
+                raise LoadAborted(runner.name)
+            time.sleep(min(0.05, max(0.0, duration - (time.monotonic() - began))))
+        with self._lock:
+            runner.loading = False
+            runner.loaded_at = time.time()
+        self._event(
+            "load", model=runner.name, size=runner.size, size_vram=runner.size_vram,
+            estimate=runner.est.as_dict(), load_s=round(time.monotonic() - began, 3),
+        )  # fmt: skip
+
+    def _place(
+        self, ref: ModelRef, asked: int, auto: bool, other: Options, keep_alive_s: float | None
+    ) -> Runner:
+        """Evict until the model fits (or split it when alone), then list it as loading."""
+        session = self.cfg.default_keep_alive if keep_alive_s is None else keep_alive_s
+        ctx = effective_ctx(ref.meta, asked, self.cfg)
+        tries = self.cfg.parallel_to_try(is_embedding(ref.meta))
         while True:
             if len(self._runners) >= self.cfg.max_runners:
-                self._evict(self._victim(), ref.name, "max_loaded_models")
+                victim = self._victim()
+                if victim is None:
+                    break
+                self._evict(victim, ref.name, "max_loaded_models")
                 continue
             if not self.cfg.gpu:
+                est = estimate(ref.meta, ref.weights, ctx, self.cfg, tries[0])
                 size_vram = 0
                 break
             free = self.cfg.usable_vram - self._used_vram()
-            if est.total <= free:
-                size_vram = est.total
+            options = [estimate(ref.meta, ref.weights, ctx, self.cfg, p) for p in tries]
+            fits = [e for e in options if e.total <= free]
+            if fits:
+                est, size_vram = fits[0], fits[0].total
                 break
-            if not self._runners:
-                size_vram = split_vram(est, self.cfg.usable_vram)
+            victim = self._victim()
+            if victim is None:
+                est = estimate(ref.meta, ref.weights, ctx, self.cfg, tries[-1])
+                size_vram = split_vram(est, max(0, free))
                 break
-            self._evict(self._victim(), ref.name, "vram")
-        runner = Runner(ref=ref, est=est, size=est.total, size_vram=size_vram, session_s=0.0, expires_at=0.0)
-        self._runners[ref.name] = runner
-        self._event("load", model=ref.name, size=runner.size, size_vram=size_vram, estimate=est.as_dict())
+            self._evict(victim, ref.name, "vram")
+        now = time.time()
+        runner = Runner(
+            ref=ref, est=est, size=est.total, size_vram=size_vram, session_s=session,
+            expires_at=now + min(session, FOREVER_S), asked_ctx=asked, ctx_auto=auto,
+            other_opts=other, loading=True,
+        )  # fmt: skip
+        self._runners[ref.key] = runner
         return runner
 
-    def unload(self, name: str, reason: str = "keep_alive 0") -> bool:
+    def unload(self, ref: ModelRef, reason: str = "keep_alive 0") -> bool:
+        """sched.go expireRunner: keyed by the model file, so it unloads the shared runner."""
         with self._lock:
-            runner = self._runners.pop(name, None)
-            if runner is None:
+            runner = self._runners.get(ref.key)
+            if runner is None or runner.loading:
                 return False
-            self._event("unload", model=name, reason=reason)
+            del self._runners[ref.key]
+            self._event("unload", model=runner.name, reason=reason, requested_as=ref.name)
             return True
-
-    def unload_digest(self, name: str) -> None:
-        self.unload(name, reason="deleted")
 
     def running(self) -> list[Runner]:
         with self._lock:

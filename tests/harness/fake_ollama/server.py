@@ -11,11 +11,14 @@ Environment:
   OLLAMA_MODELS               model store (default /root/.ollama/models)
   OLLAMA_KEEP_ALIVE, OLLAMA_CONTEXT_LENGTH, OLLAMA_NUM_PARALLEL, OLLAMA_MAX_LOADED_MODELS,
   OLLAMA_FLASH_ATTENTION, OLLAMA_KV_CACHE_TYPE, OLLAMA_GPU_OVERHEAD, OLLAMA_NOPRUNE  as in Ollama
-  FAKE_OLLAMA_VERSION         /api/version answer (default 0.6.8)
+  FAKE_OLLAMA_VERSION         the Ollama version to be (default 0.32.15, the newest release;
+                              0.6.8 is the oldest profile): /api/version and every behaviour
+                              that differs between versions (versions.py)
   FAKE_OLLAMA_GPU_VRAM        bytes of the simulated GPU (default 8 GiB; 0 = no GPU)
   FAKE_OLLAMA_OVERHEAD        per-model runtime overhead on the GPU (default 457 MiB)
   FAKE_OLLAMA_GRAPH_BYTES     fixed graph size per model (default: formula in scheduler.py)
   FAKE_OLLAMA_PULL_RATE       bytes/s download throttle (default unlimited)
+  FAKE_OLLAMA_LOAD_RATE       bytes/s a model's weights load at (default 2 GiB/s)
   FAKE_OPENAI_API_KEY         when set, /v1 demands `Authorization: Bearer <it>` (a cloud
                               provider's check, not Ollama's; see openai_compat.py)
 
@@ -32,16 +35,20 @@ Test-only endpoints (not Ollama's):
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import math
 import os
+import re
+import select
 import socket
 import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -50,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 # The container runs this file as a script (/app/server.py) with its siblings on sys.path;
 # type checkers see the same modules through the package path.
 if TYPE_CHECKING:
-    from tests.harness.fake_ollama import openai_compat
+    from tests.harness.fake_ollama import ed25519, gotemplate, openai_compat
     from tests.harness.fake_ollama.gguf_reader import (
         GGUFError,
         file_type_name,
@@ -59,9 +66,11 @@ if TYPE_CHECKING:
     )
     from tests.harness.fake_ollama.scheduler import (
         DurationError,
+        LoadAborted,
         ModelRef,
         SchedConfig,
         Scheduler,
+        is_embedding,
         keep_alive_seconds,
         rfc3339,
     )
@@ -79,15 +88,20 @@ if TYPE_CHECKING:
         go_json,
         sha256_file,
     )
+    from tests.harness.fake_ollama.versions import RUNNER_OPTIONS, Profile
 else:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import ed25519
+    import gotemplate
     import openai_compat
     from gguf_reader import GGUFError, file_type_name, human_number, read_gguf_metadata
     from scheduler import (
         DurationError,
+        LoadAborted,
         ModelRef,
         SchedConfig,
         Scheduler,
+        is_embedding,
         keep_alive_seconds,
         rfc3339,
     )
@@ -105,6 +119,7 @@ else:
         go_json,
         sha256_file,
     )
+    from versions import RUNNER_OPTIONS, Profile
 
 
 CHUNK = 32 * 1024
@@ -123,12 +138,15 @@ class PullError(Exception):
 # ----------------------------------------------------------------------------------------------
 class State:
     def __init__(self) -> None:
-        self.version = os.environ.get("FAKE_OLLAMA_VERSION", "0.6.8")
+        cfg = SchedConfig.from_env()
+        self.profile: Profile = cfg.profile
+        self.version = cfg.profile.version
         models = os.environ.get("OLLAMA_MODELS") or str(Path.home() / ".ollama" / "models")
         self.store = Store(Path(models))
         self.events: list[dict[str, Any]] = []
         self.events_lock = threading.Lock()
-        self.sched = Scheduler(SchedConfig.from_env(), self.events, self.events_lock)
+        self.sched = Scheduler(cfg, self.events, self.events_lock)
+        self.key_seed = ensure_keypair(Path.home() / ".ollama")
         rate = os.environ.get("FAKE_OLLAMA_PULL_RATE", "").strip()
         self.pull_rate: float | None = float(rate) if rate else None
         self.faults: list[dict[str, Any]] = []
@@ -173,9 +191,82 @@ def _path_matches(path: str, pattern: str) -> bool:
     return path == pattern
 
 
+def ensure_keypair(home: Path) -> bytes:
+    """cmd/cmd.go initializeKeypair (run by ``ollama serve``): create ``~/.ollama/id_ed25519``
+    (OpenSSH format) and ``id_ed25519.pub`` when absent; the key signs registry token requests."""
+    private, public = home / "id_ed25519", home / "id_ed25519.pub"
+    with contextlib.suppress(OSError):
+        seed = ed25519.seed_from_openssh(private.read_text())
+        if seed is not None:
+            return seed
+    seed = os.urandom(32)
+    with contextlib.suppress(OSError):
+        home.mkdir(parents=True, exist_ok=True)
+        private.write_text(ed25519.openssh_private_key(seed))
+        private.chmod(0o600)
+        public.write_text(ed25519.authorized_key(ed25519.public_key(seed)) + "\n")
+    return seed
+
+
 # ----------------------------------------------------------------------------------------------
 # model helpers
 # ----------------------------------------------------------------------------------------------
+class ModelUnreadable(Exception):
+    """images.go GetModel / routes.go getModelData failed: ``status`` 404 when a blob is missing
+    (os.IsNotExist), 500 with the decoder's message when the weights are not a GGUF."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+
+
+def read_weights(store: Store, manifest: Manifest) -> dict[str, Any]:
+    """The GGUF metadata of a model's weights, or ModelUnreadable as Ollama reports it."""
+    layer = manifest.layer(MT_MODEL)
+    if not layer:
+        return {}
+    path = store.blob_path(layer["digest"])
+    if not path.is_file():
+        raise ModelUnreadable(404, "not found")
+    try:
+        return read_gguf_metadata(path)
+    except GGUFError as exc:
+        # fs/ggml/ggml.go Decode: "invalid file magic"; a header cut short: io's "unexpected EOF".
+        text = "invalid file magic" if "magic" in str(exc) else "unexpected EOF"
+        raise ModelUnreadable(500, text) from exc
+    except (OSError, ValueError) as exc:
+        raise ModelUnreadable(500, f"read {path}: {exc}") from exc
+
+
+def config_readable(store: Store, manifest: Manifest) -> bool:
+    """ListHandler leaves out a model whose config blob cannot be opened or decoded ("bad
+    manifest filepath" / "bad manifest config", v0.6.8 routes.go ListHandler; v0.32.15
+    model_list_cache.go buildModelListSummary → readModelListConfig)."""
+    cfg = manifest.config
+    if not cfg.get("digest"):
+        return True
+    try:
+        data = json.loads(store.blob_path(cfg["digest"]).read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict)
+
+
+def capabilities(meta: dict[str, Any], template: str) -> list[str]:
+    """images.go Model.Capabilities: ``embedding`` when the GGUF has ``<arch>.pooling_type``,
+    else ``completion``; ``vision`` with ``<arch>.vision.block_count``; ``tools`` / ``insert``
+    when the template uses ``.Tools`` / ``.Suffix`` (v0.6.8 Template.Vars)."""
+    caps = ["embedding" if is_embedding(meta) else "completion"]
+    arch = str(meta.get("general.architecture", ""))
+    if arch and f"{arch}.vision.block_count" in meta:
+        caps.append("vision")
+    if ".Tools" in template:
+        caps.append("tools")
+    if ".Suffix" in template:
+        caps.append("insert")
+    return caps
+
+
 def read_json_blob(store: Store, layer: dict[str, Any] | None) -> dict[str, Any]:
     if not layer:
         return {}
@@ -227,8 +318,8 @@ def model_details(store: Store, manifest: Manifest, meta: dict[str, Any] | None 
     }
 
 
-def model_ref(store: Store, manifest: Manifest) -> ModelRef:
-    meta = gguf_meta(store, manifest)
+def model_ref(store: Store, manifest: Manifest, meta: dict[str, Any] | None = None) -> ModelRef:
+    meta = gguf_meta(store, manifest) if meta is None else meta
     layer = manifest.layer(MT_MODEL) or {}
     return ModelRef(
         name=manifest.name.display_shortest(),
@@ -236,7 +327,36 @@ def model_ref(store: Store, manifest: Manifest) -> ModelRef:
         weights=int(layer.get("size", 0)),
         meta=meta,
         details=model_details(store, manifest, meta),
+        weights_digest=str(layer.get("digest", "")),
     )
+
+
+class OptionError(ValueError):
+    pass
+
+
+def check_options(merged: dict[str, Any], kinds: dict[str, str]) -> None:
+    """api/types.go ``Options.FromMap``: an option of the wrong JSON type is an error (its exact
+    text); an unknown option is only logged ("invalid option provided") and ignored."""
+    for key, value in merged.items():
+        kind = kinds.get(key)
+        if kind is None:
+            print(f'[fake-ollama] level=WARN msg="invalid option provided" option={key}', flush=True)
+            continue
+        if value is None:
+            continue
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if kind == "int" and not number:
+            raise OptionError(f'option "{key}" must be of type integer')
+        if kind == "float" and not number:
+            raise OptionError(f'option "{key}" must be of type float32')
+        if kind == "bool" and not isinstance(value, bool):
+            raise OptionError(f'option "{key}" must be of type boolean')
+        if kind == "array":
+            if not isinstance(value, list):
+                raise OptionError(f'option "{key}" must be of type array')
+            if not all(isinstance(item, str) for item in value):
+                raise OptionError(f'option "{key}" must be of an array of strings')
 
 
 def format_parameters(params: dict[str, Any]) -> str:
@@ -377,6 +497,9 @@ class Handler(BaseHTTPRequestHandler):
         store = STATE.store
         models: list[dict[str, Any]] = []
         for m in store.list_manifests():
+            if not config_readable(store, m):
+                print(f"[fake-ollama] level=WARN msg=bad-manifest-config name={m.name.display_shortest()}")
+                continue
             name = m.name.display_shortest()
             models.append(
                 {
@@ -410,11 +533,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": "model is required"})
             return
         m = self._lookup(raw)
-        if m is None:
+        if m is None or not config_readable(STATE.store, m):
             self.send_json(404, {"error": f"model '{raw}' not found"})
             return
         store = STATE.store
-        meta = gguf_meta(store, m)
+        try:
+            # routes.go GetModelInfo → getModelData(m.ModelPath): a missing weights blob is
+            # os.IsNotExist → 404, weights that are not a GGUF → 500 with the decoder's text.
+            meta = read_weights(store, m)
+        except ModelUnreadable as exc:
+            text = f"model '{raw}' not found" if exc.status == 404 else str(exc)
+            self.send_json(exc.status, {"error": text})
+            return
         arch = str(meta.get("general.architecture", ""))
         info: dict[str, Any] = {}
         for key, value in meta.items():
@@ -445,7 +575,7 @@ class Handler(BaseHTTPRequestHandler):
             "template": template,
             "details": model_details(store, m, meta),
             "model_info": info,
-            "capabilities": ["completion"],
+            "capabilities": capabilities(meta, template),
             "modified_at": rfc3339(m.mtime),
         }
         if system:
@@ -476,28 +606,39 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(200, b"", "text/plain; charset=utf-8")
 
     def h_ps(self) -> None:
+        """PsHandler: one entry per runner, under the name of the model that loaded it;
+        ``context_length`` only from 0.9.7."""
         models = []
         for r in STATE.sched.running():
-            models.append(
-                {
-                    "name": r.name,
-                    "model": r.name,
-                    "size": r.size,
-                    "digest": r.ref.digest,
-                    "details": r.ref.details,
-                    "expires_at": rfc3339(r.expires_at),
-                    "size_vram": r.size_vram,
-                    "context_length": r.est.num_ctx,
-                }
-            )
+            entry: dict[str, Any] = {
+                "name": r.name,
+                "model": r.name,
+                "size": r.size,
+                "digest": r.ref.digest,
+                "details": r.ref.details,
+                "expires_at": rfc3339(r.expires_at),
+                "size_vram": r.size_vram,
+            }
+            if STATE.profile.ps_context_length:
+                entry["context_length"] = r.context_length
+            models.append(entry)
         self.send_json(200, {"models": models})
 
-    # -- generate / chat -------------------------------------------------------------------------
-    def _schedule(self, req: dict[str, Any]) -> tuple[Manifest, Any, float] | None:
+    # -- generate / chat / embed ------------------------------------------------------------------
+    def _client_gone(self) -> bool:
+        """The client closed its end: the request body was read, so a readable socket is EOF.
+        (Ollama ties the load to the request context, which the client's hang-up cancels.)"""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _schedule(self, req: dict[str, Any]) -> tuple[Manifest, Any, float | None] | None:
         # keep_alive is decoded while binding the JSON body (api.Duration.UnmarshalJSON), so a bad
         # value is a 400 before the model is even looked up.
         try:
-            keep_alive = keep_alive_seconds(req.get("keep_alive"), STATE.sched.cfg.default_keep_alive)
+            keep_alive = keep_alive_seconds(req.get("keep_alive"), math.nan)
         except DurationError as exc:
             self.send_json(400, {"error": str(exc)})
             return None
@@ -506,19 +647,56 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, {"error": "model is required"})
             return None
         m = self._lookup(raw)
-        if m is None:
+        if m is None or not config_readable(STATE.store, m):
             self.send_json(404, {"error": f"model '{raw}' not found"})
             return None
-        return m, raw, keep_alive
+        return m, raw, None if math.isnan(keep_alive) else keep_alive
 
-    def _num_ctx(self, req: dict[str, Any], m: Manifest) -> int | None:
-        opts = req.get("options") or {}
-        if isinstance(opts, dict) and opts.get("num_ctx"):
-            return int(opts["num_ctx"])
-        params = read_json_blob(STATE.store, m.layer(MT_PARAMS))
-        if params.get("num_ctx"):
-            return int(params["num_ctx"])
-        return None
+    def _run_model(
+        self,
+        m: Manifest,
+        raw: str,
+        req: dict[str, Any],
+        keep_alive: float | None,
+        need: str | None,
+        verb: str,
+    ) -> bool:
+        """routes.go scheduleRunner: capabilities, then the options (model params + request,
+        ``Options.FromMap``), then the scheduler. False when an error answer was sent."""
+        store = STATE.store
+        try:
+            meta = read_weights(store, m)
+        except ModelUnreadable as exc:
+            if need is not None:
+                # Capabilities() cannot open the weights: no capability at all.
+                self.send_json(400, {"error": f'"{raw}" does not support {verb}'})
+            elif exc.status == 404:
+                self.send_json(404, {"error": f'model "{raw}" not found, try pulling it first'})
+            else:
+                self.send_json(500, {"error": str(exc)})
+            return False
+        template = read_text_blob(store, m.layer(MT_TEMPLATE))
+        if need is not None and need not in capabilities(meta, template):
+            self.send_json(400, {"error": f'"{raw}" does not support {verb}'})
+            return False
+        params = read_json_blob(store, m.layer(MT_PARAMS))
+        request_opts = req.get("options") if isinstance(req.get("options"), dict) else {}
+        merged = {**params, **(request_opts or {})}
+        try:
+            check_options(params, STATE.profile.options)
+            check_options(request_opts or {}, STATE.profile.options)
+        except OptionError as exc:
+            self.send_json(500, {"error": str(exc)})
+            return False
+        num_ctx = int(merged["num_ctx"]) if merged.get("num_ctx") else None
+        other = tuple(sorted((k, merged[k]) for k in RUNNER_OPTIONS if k != "num_ctx" and k in merged))
+        ref = model_ref(store, m, meta)
+        try:
+            STATE.sched.acquire(ref, num_ctx, keep_alive, other, cancelled=self._client_gone)
+        except LoadAborted:
+            self.close_connection = True  # handleScheduleError: 499 to a client that is gone
+            return False
+        return True
 
     def _chatlike(self, chat: bool) -> None:
         req = self._json_body()
@@ -535,13 +713,15 @@ class Handler(BaseHTTPRequestHandler):
             base["message"] = {"role": "assistant", "content": ""}
         else:
             base["response"] = ""
-        # routes.go GenerateHandler/ChatHandler: empty prompt + keep_alive 0 → unload.
+        # routes.go GenerateHandler/ChatHandler: empty prompt + keep_alive 0 → expireRunner,
+        # before any capability check (so it also unloads an embedding model: `ollama stop`).
         if empty and req.get("keep_alive") is not None and keep_alive == 0:
-            STATE.sched.unload(m.name.display_shortest(), reason="keep_alive 0")
+            STATE.sched.unload(model_ref(STATE.store, m), reason="keep_alive 0")
             self.send_json(200, {**base, "done": True, "done_reason": "unload"})
             return
         started = time.monotonic_ns()
-        STATE.sched.acquire(model_ref(STATE.store, m), self._num_ctx(req, m), keep_alive)
+        if not self._run_model(m, raw, req, keep_alive, "completion", "chat" if chat else "generate"):
+            return
         load_ns = time.monotonic_ns() - started
         if empty:
             self.send_json(200, {**base, "done": True, "done_reason": "load"})
@@ -590,18 +770,36 @@ class Handler(BaseHTTPRequestHandler):
         openai_compat.models(self, self.h_tags, STATE.event)
 
     def h_embed(self) -> None:
-        """POST /api/embed {model, input: str | [str]} → {model, embeddings: [[float]]} (ref: Ollama's
-        batch embed API). Vectors are deterministic bag-of-words hashes, unit length, so texts that
-        share words are near each other: enough for a RAG retrieval round trip."""
+        """POST /api/embed {model, input: str | [str], keep_alive, options} (routes.go
+        EmbedHandler, same in v0.6.8 and v0.32.15): the model is scheduled like any other
+        (no capability required, ``keep_alive`` sets its session: -1 pins it, 0 unloads it once
+        the request is done) and an empty input only loads it (``embeddings: []``). Vectors
+        are deterministic bag-of-words hashes, unit length, so texts that share words are near
+        each other: enough for a RAG retrieval round trip."""
         req = self._json_body()
         if req is None:
             return
+        try:
+            given = keep_alive_seconds(req.get("keep_alive"), math.nan)
+        except DurationError as exc:
+            self.send_json(400, {"error": str(exc)})
+            return
+        keep_alive = None if math.isnan(given) else given
         model = str(req.get("model") or "")
-        if self._lookup(model) is None:
+        raw = req.get("input")
+        if raw is not None and not isinstance(raw, str | list):
+            self.send_json(400, {"error": "invalid input type"})
+            return
+        if isinstance(raw, list) and not all(isinstance(t, str) for t in raw):
+            self.send_json(400, {"error": "invalid input type"})
+            return
+        texts = ([raw] if raw else []) if isinstance(raw, str) else list(raw or [])
+        m = self._lookup(model)
+        if m is None or not config_readable(STATE.store, m):
             self.send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
             return
-        raw = req.get("input")
-        texts = [raw] if isinstance(raw, str) else [str(t) for t in (raw or [])]
+        if not self._run_model(m, model, req, keep_alive, None, "embed"):
+            return
         dims = 64
         vectors = []
         for text in texts:
@@ -615,6 +813,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(
             200, {"model": model, "embeddings": vectors, "total_duration": 1000, "load_duration": 0}
         )
+        if keep_alive == 0:  # sessionDuration 0: the runner expires as soon as the request ends
+            STATE.sched.unload(model_ref(STATE.store, m), reason="keep_alive 0")
 
     # -- streamed operations (pull / create) ------------------------------------------------------
     def _streamer(self, stream: bool) -> Streamer:
@@ -693,8 +893,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Streamer:
     """routes.go ``streamResponse`` / ``waitForStream``: NDJSON lines while streaming; an error
-    before anything was written is an HTTP error, after that a final ``{"error": ...}`` line
-    with HTTP 200. Non-streaming: only the last message, errors as HTTP 500."""
+    before anything was written is an HTTP error (v0.12.6+; v0.6.8 streams it with 200), after
+    that a final ``{"error": ...}`` line with HTTP 200. Non-streaming: only the last message,
+    errors as HTTP 500 (or the status the error carries, e.g. 400 for a template error)."""
 
     def __init__(self, handler: Handler, stream: bool) -> None:
         self.h = handler
@@ -714,6 +915,9 @@ class Streamer:
         self.h.write_chunk(go_json(msg) + b"\n")
 
     def error(self, text: str, status: int = 500) -> None:
+        if self.stream and not self.started and not STATE.profile.error_status_before_output:
+            self.h.start_stream()  # v0.6.8: always 200, the error is the stream's one line
+            self.started = True
         if self.stream and self.started:
             self.h.write_chunk(go_json({"error": text}) + b"\n")
             self.h.end_stream()
@@ -737,20 +941,75 @@ def _registry_url(name: Name, insecure: bool, path: str) -> str:
     return f"{scheme}://{name.host}/v2/{name.namespace}/{name.model}/{path}"
 
 
-def _open(url: str, headers: dict[str, str], what: str, method: str = "GET") -> Any:
-    req = urllib.request.Request(url, headers=headers, method=method)
-    try:
-        return urllib.request.urlopen(req, timeout=30)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise PullError(f"{what}: file does not exist") from exc
-        if exc.code == 401:
-            raise PullError(f"{what}: unauthorized: access denied") from exc
-        body = exc.read().decode(errors="replace").strip()
-        raise PullError(f"{what}: {exc.code}: {body}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise PullError(f'{what}: {method.title()} "{url}": {reason}') from exc
+class RegistryClient:
+    """images.go ``makeRequestWithRetry`` for one pull: a 401 is answered by fetching a token
+    from the ``WWW-Authenticate: Bearer realm=…,service=…,scope=…`` challenge (auth.go
+    ``getAuthorizationToken``: GET realm?service&scope&ts&nonce signed with the server's
+    ed25519 key; from v0.14.3 the realm must be on the registry's own host) and retrying; a
+    second 401 is ``unauthorized: access denied``. The token is reused for the blobs."""
+
+    def __init__(self) -> None:
+        self.token: str | None = None
+
+    def open(self, url: str, headers: dict[str, str], what: str) -> Any:
+        for _attempt in range(2):
+            sent = dict(headers)
+            if self.token:
+                sent["Authorization"] = f"Bearer {self.token}"
+            req = urllib.request.Request(url, headers=sent, method="GET")
+            try:
+                return urllib.request.urlopen(req, timeout=30)
+            except urllib.error.HTTPError as exc:
+                if exc.code == 401:
+                    challenge = parse_challenge(exc.headers.get("www-authenticate", ""))
+                    exc.close()
+                    self.token = self._token(challenge, urllib.parse.urlsplit(url).netloc, what)
+                    continue
+                if exc.code == 404:
+                    raise PullError(f"{what}: file does not exist") from exc
+                body = exc.read().decode(errors="replace").strip()
+                raise PullError(f"{what}: {exc.code}: {body}") from exc
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise PullError(f'{what}: Get "{url}": {reason}') from exc
+        raise PullError(f"{what}: unauthorized: access denied")
+
+    def _token(self, challenge: dict[str, str], original_host: str, what: str) -> str:
+        realm = urllib.parse.urlsplit(challenge.get("realm", ""))
+        if STATE.profile.realm_same_host and realm.netloc != original_host:
+            raise PullError(
+                f'{what}: realm host "{realm.netloc}" does not match original host "{original_host}"'
+            )
+        query = urllib.parse.parse_qsl(realm.query)
+        query.append(("service", challenge.get("service", "")))
+        query.extend(("scope", scope) for scope in challenge.get("scope", "").split(" "))
+        query.append(("ts", str(int(time.time()))))
+        query.append(("nonce", base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")))
+        url = urllib.parse.urlunsplit(
+            (realm.scheme, realm.netloc, realm.path, urllib.parse.urlencode(query), "")
+        )
+        empty = base64.b64encode(hashlib.sha256(b"").hexdigest().encode()).decode()
+        signature = ed25519.ollama_signature(STATE.key_seed, f"GET,{url},{empty}".encode())
+        req = urllib.request.Request(url, headers={"Authorization": signature}, method="GET")
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                body = resp.read()
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace").strip()
+            raise PullError(f"{what}: {exc.code}: {text}" if text else f"{what}: {exc.code}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            raise PullError(f'{what}: Get "{url}": {getattr(exc, "reason", exc)}') from exc
+        try:
+            token = json.loads(body).get("token", "")
+        except (ValueError, AttributeError) as exc:
+            raise PullError(f"{what}: {exc}") from exc
+        return str(token)
+
+
+def parse_challenge(header: str) -> dict[str, str]:
+    """images.go ``parseRegistryChallenge``: realm, service and scope of a Bearer challenge."""
+    text = header.removeprefix("Bearer ")
+    return {k: v for k, v in re.findall(r'(\w+)="([^"]*)"', text)}
 
 
 def pull_model(name: Name, insecure: bool, out: Streamer) -> None:
@@ -761,7 +1020,8 @@ def pull_model(name: Name, insecure: bool, out: Streamer) -> None:
         raise PullError("insecure protocol http")
     old = store.read_manifest(name)
     out.send({"status": "pulling manifest"})
-    resp = _open(
+    registry = RegistryClient()
+    resp = registry.open(
         _registry_url(name, insecure, f"manifests/{name.tag}"),
         {"Accept": MT_MANIFEST},
         "pull model manifest",
@@ -777,7 +1037,7 @@ def pull_model(name: Name, insecure: bool, out: Streamer) -> None:
     STATE.event("pull_start", model=short, layers=[x["digest"] for x in all_layers])
     fresh: list[str] = []
     for layer in all_layers:
-        if download_blob(name, insecure, layer, out):
+        if download_blob(name, insecure, layer, out, registry):
             fresh.append(layer["digest"])
     out.send({"status": "verifying sha256 digest"})
     for digest in fresh:
@@ -800,7 +1060,9 @@ def pull_model(name: Name, insecure: bool, out: Streamer) -> None:
     out.send({"status": "success"})
 
 
-def download_blob(name: Name, insecure: bool, layer: dict[str, Any], out: Streamer) -> bool:
+def download_blob(
+    name: Name, insecure: bool, layer: dict[str, Any], out: Streamer, registry: RegistryClient
+) -> bool:
     """Download one layer; returns True if bytes were fetched (so it must be verified).
 
     Simplification of server/download.go: one sequential ranged GET instead of 16 parallel
@@ -829,7 +1091,7 @@ def download_blob(name: Name, insecure: bool, layer: dict[str, Any], out: Stream
         completed = start
         if start < total:
             headers = {"Range": f"bytes={start}-"} if start else {}
-            resp = _open(_registry_url(name, insecure, f"blobs/{digest}"), headers, "download failed")
+            resp = registry.open(_registry_url(name, insecure, f"blobs/{digest}"), headers, "download failed")
             with resp:
                 code = resp.status
                 if start and code != 206:
@@ -899,6 +1161,12 @@ def create_model(name: Name, req: dict[str, Any], out: Streamer) -> None:
         messages.append(f"{'using existing' if existed else 'creating new'} layer {digest}")
 
     if req.get("template"):
+        # create.go setTemplate: template.Parse; errBadTemplate → 400 "template error: …"
+        funcs = gotemplate.OLLAMA_FUNCS_0_32 if STATE.profile.v >= (0, 11, 0) else gotemplate.OLLAMA_FUNCS_0_6
+        try:
+            gotemplate.check(str(req["template"]), funcs)
+        except gotemplate.TemplateError as exc:
+            raise CreateError(f"template error: {exc}", 400) from exc
         replace(MT_TEMPLATE, str(req["template"]).encode())
     if req.get("system"):
         replace(MT_SYSTEM, str(req["system"]).encode())

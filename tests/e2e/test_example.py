@@ -1,0 +1,85 @@
+"""The example desired state (desired_state/server.yaml and ollama.yaml, as shipped) converging
+on the real engine and staying converged: Llama3 pinned with a derived model on its weights,
+nomic-embed-text pinned for RAG, the other models on disk. Only what ties it to this machine
+changes: the registry the models come from (stand-ins with the real models' architecture),
+the container's name, volume, network, port and image, no GPU passthrough, and no LAN
+address (the example's is not this machine's)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from reconciler.desired.refs import parse_ref
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.e2e
+EXAMPLE = Path(__file__).resolve().parents[2] / "desired_state"
+KiB = 1024
+# (architecture, blocks, heads, kv heads, embedding, trained context, pooling) of the real models
+REAL = {
+    "llama3": ("llama", 32, 32, 8, 4096, 8192, None),
+    "phi3": ("phi3", 32, 32, 32, 3072, 131072, None),
+    "deepseek-r1": ("qwen2", 28, 28, 4, 3584, 131072, None),
+    "nomic-embed-text": ("nomic-bert", 12, 12, 12, 768, 2048, 0),
+}
+
+
+def _stand_in(stack: Stack, name: str) -> str:
+    ref = parse_ref(name)
+    arch, blocks, heads, kv, emb, ctx, pooling = REAL[ref.model]
+    pushed = stack.registry.push_model(
+        ref.model, ref.tag, arch=arch, block_count=blocks, head_count=heads, head_count_kv=kv,
+        embedding_length=emb, context_length=ctx, pooling_type=pooling, size_bytes=192 * KiB,
+        seed=name,
+    )  # fmt: skip
+    return pushed.name
+
+
+def _example_on(stack: Stack) -> dict[str, str]:
+    server = yaml.safe_load((EXAMPLE / "server.yaml").read_text())
+    server["lan_addresses"] = []
+    ollama: dict[str, Any] = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
+    names = {m["name"]: _stand_in(stack, m["name"]) for m in ollama["models"]}
+    for m in ollama["models"]:
+        m["name"] = names[m["name"]]
+    for d in ollama.get("derived", []):
+        d["from"] = names[d["from"]]
+    ours = stack.ollama["container"]
+    ollama["container"].update(
+        {k: ours[k] for k in ("name", "image", "volume", "network", "publish")}, gpus="none"
+    )
+    ollama["registries"] = stack.ollama["registries"]
+    stack.server, stack.ollama = server, ollama
+    stack.write()
+    return names
+
+
+def test_the_example_converges_and_ten_resync_passes_change_nothing(stack: Stack) -> None:
+    example = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
+    assert example["container"]["image"] == "ollama/ollama:0.32.15"
+    names = _example_on(stack)
+    report = stack.apply()
+    assert report.result == "converged", (report.plans[-1].violations, [o.failed for o in report.outcomes])
+    llama3, embed = names["llama3:8b-instruct-q4_K_M"], names["nomic-embed-text"]
+    loaded = stack.loaded()
+    assert set(loaded) == {llama3, embed}  # llama3-work shares llama3's loaded copy
+    assert all(m["expires_at"].startswith("23") for m in loaded.values())
+    assert stack.tags() >= set(names.values()) | {"llama3-work:latest"}
+
+    calls = stack.mutating_ollama_calls()
+    time.sleep(1.1)  # docker events have one-second resolution: keep the first apply's out
+    since = datetime.now(UTC)
+    for _ in range(10):
+        again = stack.apply()
+        assert again.result == "converged" and again.actions_run == 0, again.plans[0].actions
+        assert not any("evicted" in n for n in again.notes)
+    assert stack.mutating_ollama_calls() == calls  # zero mutating calls after the first pass
+    time.sleep(1.1)
+    assert stack.docker_events(since) == []
+    assert stack.state.load().evictions == {}
