@@ -268,3 +268,18 @@ def test_every_setting_the_reconciler_renders_is_managed_or_a_documented_default
     rendered = set(clear_env(desired)) | set(clear_env(seed()))
     assert rendered - set(MANAGED_WEBUI_ENV) == overridable
     assert clear_env(desired)["ENABLE_PERSISTENT_CONFIG"] == "True"
+
+
+def test_the_desired_state_written_for_the_hooks_loads_back(tmp_path: Path) -> None:
+    """The Kamal hooks run `ensure-ollama` from the snapshot `write_project` leaves in the
+    project; the example (a derived model with typed parameters) must load from it."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.schema import DesiredState
+    from reconciler.desired.source import DirSource
+    from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
+
+    example = load_desired(DirSource(Path(__file__).resolve().parents[2] / "desired_state"))
+    assert example.ollama.derived and example.ollama.derived[0].parameters.temperature == 0.4
+    write_project(render(example, "v1"), example, tmp_path, environ={})
+    again = DesiredState.model_validate_json((tmp_path / DESIRED_SNAPSHOT).read_text())
+    assert again == example
