@@ -9,8 +9,10 @@ How OpenWebUI reaches Ollama: Kamal runs every app container on its own Docker n
 refuses a second `--network` at create time. So the Ollama container is attached to `kamal`
 with the alias `ollama`, and OpenWebUI's containers are attached to Ollama's own network,
 where Ollama always has that alias (see `reconciler.kamal.hooks.link_networks`, run by the
-Kamal hooks). `OLLAMA_BASE_URL=http://ollama:11434` therefore resolves whichever of the two
-containers was recreated last.
+Kamal hooks). OpenWebUI is pointed at Ollama's container NAME (`http://ollama:11434` for the
+example), which Docker resolves on both networks and which is unique on the engine: the alias
+is not, once a second Ollama (a leftover, another stack on the same engine) sits on `kamal`,
+and Docker then answers for either.
 """
 
 from __future__ import annotations
@@ -97,8 +99,9 @@ def _webui(desired: DesiredState) -> OpenWebUISpec:
     return desired.openwebui
 
 
-def ollama_base_url() -> str:
-    return f"http://{OLLAMA_ALIAS}:{OLLAMA_INNER_PORT}"
+def ollama_base_url(desired: DesiredState) -> str:
+    """The managed Ollama by its container name (unique on the engine, unlike the alias)."""
+    return f"http://{desired.ollama.container.name}:{OLLAMA_INNER_PORT}"
 
 
 def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str, str]:
@@ -108,7 +111,7 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
     the managed container's address (tests run OpenWebUI outside Docker)."""
     w = _webui(desired)
     env: dict[str, str] = {
-        "OLLAMA_BASE_URL": ollama_url or ollama_base_url(),
+        "OLLAMA_BASE_URL": ollama_url or ollama_base_url(desired),
         "ENABLE_OLLAMA_API": "True",
         "WEBUI_AUTH": "True" if w.auth else "False",
         "ENABLE_PERSISTENT_CONFIG": "True" if w.persistent_config else "False",

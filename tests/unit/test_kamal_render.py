@@ -283,3 +283,18 @@ def test_the_desired_state_written_for_the_hooks_loads_back(tmp_path: Path) -> N
     write_project(render(example, "v1"), example, tmp_path, environ={})
     again = DesiredState.model_validate_json((tmp_path / DESIRED_SNAPSHOT).read_text())
     assert again == example
+
+
+def test_openwebui_reaches_ollama_by_its_container_name() -> None:
+    """The name is unique on the engine; the `ollama` alias on the shared `kamal` network is
+    not once a second Ollama sits there (Docker then answers with either)."""
+    from reconciler.kamal.render import clear_env
+
+    desired = seed()
+    container = desired.ollama.container.model_copy(update={"name": "gpu-ollama"})
+    renamed = desired.model_copy(
+        update={"ollama": desired.ollama.model_copy(update={"container": container})}
+    )
+    assert clear_env(desired)["OLLAMA_BASE_URL"] == "http://ollama:11434"
+    env = clear_env(renamed)
+    assert env["OLLAMA_BASE_URL"] == env["RAG_OLLAMA_BASE_URL"] == "http://gpu-ollama:11434"
