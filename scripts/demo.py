@@ -140,6 +140,9 @@ def demo(keep: bool) -> int:
         for line in teardown_manifest(MANIFEST):
             print(f"  removed {line}")
     signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C removes the stack even where SIGINT came in ignored (started in the background by
+    # a shell, under nohup): Python keeps an inherited SIG_IGN, and the demo would never end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     say("the harness: Docker, the model registry, the OpenWebUI image, an SSH server for Kamal")
     port = 3000 if _free(3000) else None  # the example's port when it is free
     try:

@@ -60,7 +60,7 @@ from tests.harness.dockerd import ensure_dockerd
 from tests.harness.images import TEST_LABEL, ensure_base_image, ensure_fake_ollama_image
 from tests.harness.kamal_fixtures import Sshd, running_sshd
 from tests.harness.openwebui import CACHE
-from tests.harness.openwebui_image import OFFICIAL_TAG, ensure_openwebui_image
+from tests.harness.openwebui_image import BROKEN_TAG, OFFICIAL_TAG, ensure_openwebui_image
 from tests.harness.plugin import wait_for_ollama
 from tests.harness.registry import Registry, free_port
 
@@ -404,12 +404,13 @@ def _server_config(path: str | None) -> Iterator[None]:
 
 def _allow_cloud_key(root: Path, cloud: Cloud) -> dict[str, str]:
     """The server's reconciler.toml allowing the cloud key's variable, sent to the cloud only
-    (besides this machine and OpenWebUI's image); the environment `apply` and `serve` run in."""
+    (besides this machine and OpenWebUI's image, and the harness's broken twin of that image,
+    which the lifecycle test deploys); the environment `apply` and `serve` run in."""
     config = root / "etc" / "reconciler.toml"
     config.parent.mkdir(mode=0o700, parents=True)
+    send_to = json.dumps([CLOUD_ALIAS, "image:" + BROKEN_TAG.split(":", 1)[0]])
     config.write_text(
-        f"[secrets]\nenv = [{json.dumps(CLOUD_KEY_ENV)}]\n"
-        f"[secrets.send_to]\n{CLOUD_KEY_ENV} = [{json.dumps(CLOUD_ALIAS)}]\n"
+        f"[secrets]\nenv = [{json.dumps(CLOUD_KEY_ENV)}]\n[secrets.send_to]\n{CLOUD_KEY_ENV} = {send_to}\n"
     )
     return {CLOUD_KEY_ENV: cloud.key, CONFIG_ENV: str(config)}
 

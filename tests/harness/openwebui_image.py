@@ -243,7 +243,7 @@ def _follow_build(stream: Iterator[dict[str, Any]], progress: Progress) -> str |
 
 
 def _ticker(progress: Progress, what: str, stop: threading.Event) -> threading.Thread:
-    """A line every 15 s while a long silent step runs (the venv install)."""
+    """A line every 15 s while a long silent step runs (the venv install, a layer's copy)."""
 
     def tick() -> None:
         started = time.monotonic()
@@ -282,6 +282,10 @@ def ensure_openwebui_image(
 
 
 def _build(client: docker.DockerClient, base: str, wanted: str, venv: Path, progress: Progress) -> None:
+    progress(
+        f"no {LOCAL_TAG} image built from this recipe yet: building it once from {OPENWEBUI} on PyPI "
+        "(this first run only; later runs reuse it)"
+    )
     if not venv_ready(venv):
         progress(f"installing {TORCH} (CPU) and {OPENWEBUI} from PyPI into {venv} (first time, ~4 min)")
         stop = threading.Event()
@@ -305,6 +309,8 @@ def _build(client: docker.DockerClient, base: str, wanted: str, venv: Path, prog
             "org.opencontainers.image.version": VERSION,
             "org.opencontainers.image.source": f"https://pypi.org/project/open-webui/{VERSION}/",
         }
+        stop = threading.Event()
+        ticker = _ticker(progress, f"docker build {LOCAL_TAG}", stop)
         with _tar_stream(root) as context:
             stream = client.api.build(
                 fileobj=context,
@@ -317,7 +323,11 @@ def _build(client: docker.DockerClient, base: str, wanted: str, venv: Path, prog
                 decode=True,
                 timeout=1800,
             )
-            _follow_build(stream, progress)
+            try:
+                _follow_build(stream, progress)
+            finally:
+                stop.set()
+                ticker.join()
     new = _get_image(client, LOCAL_TAG)
     if old is not None and new is not None and old.id != new.id:
         with contextlib.suppress(docker.errors.APIError):
