@@ -99,22 +99,13 @@ def down() -> int:
 
 
 def _push_a_change(fs: FullStack) -> None:
-    say("git push: pin phi3:mini beside Llama3, and give the Phi3 preset a new prompt")
-    doc = yaml.safe_load((fs.ops.work / "ollama.yaml").read_text())
-    for entry in doc["models"]:
-        if entry["name"] == fs.local["phi3:mini"]:
-            entry["keep_loaded"] = True
+    # (pinning a third model would be refused: the example allows 2 loaded, both pinned)
+    say("git push: give the Phi3 preset a new prompt (through OpenWebUI's API, no redeploy)")
     webui = yaml.safe_load((fs.ops.work / "openwebui.yaml").read_text())
     for preset in webui["presets"]:
         if preset["id"] == "phi3-fast":
             preset["system"] = "Answer briefly, in one sentence."
-    fs.ops.commit(
-        "Pin phi3:mini; a shorter Phi3 preset",
-        {
-            "ollama.yaml": yaml.safe_dump(doc, sort_keys=False),
-            "openwebui.yaml": yaml.safe_dump(webui, sort_keys=False),
-        },
-    )
+    fs.ops.commit("A shorter Phi3 preset", {"openwebui.yaml": yaml.safe_dump(webui, sort_keys=False)})
     print("$ git push origin main", flush=True)
     subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=fs.ops.work, check=False)
 
@@ -161,7 +152,7 @@ def demo(keep: bool) -> int:
             _push_a_change(fs)
             run(fs, "status", "--state-dir", str(fs.state_dir))
             _show_openwebui(fs)
-            say("git revert + push (reconciler rollback): pin and prompt go back, nothing downloaded")
+            say("git revert + push (reconciler rollback): the prompt goes back")
             subprocess.run(fs.cli("rollback", "--repo", str(fs.ops.bare)), check=False)
             print(git("log", "--oneline", "-3", "main", cwd=fs.ops.bare).stdout)
             run(fs, "status", "--state-dir", str(fs.state_dir))
