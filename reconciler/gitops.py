@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -25,6 +26,7 @@ from reconciler.signing import CONFIG_KEY
 # the loader (pydantic, the schema, ruamel) is imported by the functions that validate.
 if TYPE_CHECKING:
     from reconciler.desired.secrets import SecretPolicy
+    from reconciler.report.progress import PullSteps
     from reconciler.seed import SeedSettings
 
 ZERO = "0" * 40
@@ -303,7 +305,15 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
         return False
 
 
-_pulled: dict[str, int] = {}
+@functools.cache
+def _pull_steps() -> PullSteps:
+    """One line per model per 10 %; made at the first pull line (its module imports pydantic)."""
+    from reconciler.report.progress import PullSteps
+
+    return PullSteps()
+
+
+_pulled: dict[str, int] = {}  # loads: the last 10 s step shown per model
 
 
 def _push_plan(event: Event) -> str | None:
@@ -321,12 +331,9 @@ def _once_per_step(key: str, step: int) -> bool:
 
 
 def _push_pull(event: Event) -> str | None:
-    model = str(event.get("model"))
-    if not event.get("total") or not _once_per_step(model, int(float(event.get("percent", 0)) // 10)):
-        return None
-    from reconciler.units import format_bytes  # pydantic, only once a pull reports
+    from reconciler.report.progress import pull_line
 
-    return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+    return f"  {pull_line(event)}" if _pull_steps().wanted(event) else None
 
 
 def _push_load(event: Event) -> str | None:

@@ -98,7 +98,7 @@ def test_logs_filter_by_time_level_and_revision_and_show_timestamps(tmp_path: Pa
             "result": "converged",
         }
     )
-    log({"event": "pull.progress", "ts": now.isoformat(), "revision": "bbbb", "percent": 50})
+    log({"event": "pull.progress", "ts": now.isoformat(), "revision": "bbbb", "percent": 50, "total": 4096})
     log({"event": "action.failed", "ts": now.isoformat(), "revision": "bbbb", "error": "boom"})
     log({"event": "reconcile.done", "ts": now.isoformat(), "revision": "cccc", "result": "converged"})
     state = ["--state-dir", str(tmp_path)]
