@@ -74,6 +74,7 @@ class ContainerObs(Obs):
     health: str | None = None
     image: str = ""
     spec_hash: str | None = None  # the label we set when creating it
+    spec: dict[str, Any] | None = None  # the ContainerSpec it was created from (label), for diffs
     networks: tuple[str, ...] = ()  # the Docker networks it is attached to
 
 
@@ -169,6 +170,9 @@ class DeployedObs(Obs):
 
     openwebui_spec_hash: str | None = None
     openwebui_settings_hash: str | None = None
+    # a version whose container did not become healthy when deployed: not deployed again
+    # until the desired spec changes (each retry would stop the serving version for nothing)
+    openwebui_failed_hash: str | None = None
 
 
 class KnowledgeFile(Obs):
@@ -260,7 +264,12 @@ class KamalApp(Obs):
     name: str
     version: str | None  # our image label, else from the container name
     running: bool = False
+    health: str | None = None  # Docker's health status, when the container has a check
     networks: tuple[str, ...] = ()
+
+    @property
+    def unhealthy(self) -> bool:
+        return not self.running or self.health not in (None, "healthy")
 
 
 class CertificateObs(Obs):

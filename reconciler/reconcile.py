@@ -11,11 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from reconciler.analytics.history import with_benchmarks
-from reconciler.apply.context import ExecContext, OllamaClients
-from reconciler.apply.runner import Failure, Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -31,6 +29,11 @@ from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
+from reconciler.state.suspend import load_suspension
+
+if TYPE_CHECKING:  # the executors are imported only when there is something to do
+    from reconciler.apply.context import ExecContext
+    from reconciler.apply.runner import Failure, Outcome, RunHooks
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
 Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]
@@ -59,6 +62,8 @@ class ReconcileReport:
 
     @property
     def failures(self) -> list[Failure]:
+        from reconciler.apply.runner import Failure
+
         found = [f for o in self.outcomes for f in o.failed]
         if self.observe_error is not None:
             found.insert(0, Failure("observe the server", self.observe_error))
@@ -156,24 +161,28 @@ class _Passes:
             report.result = "refused"
             return False
         if not plan.actions:
-            self._nothing_planned(observed)
+            self._nothing_planned(observed, plan)
             return False
         if self.dry_run:
             report.result = "planned"
             return False
         return self._execute(plan, observed)
 
-    def _nothing_planned(self, observed: Observed) -> None:
+    def _nothing_planned(self, observed: Observed, plan: Plan) -> None:
         if not observed.ollama_reachable and observed.container is not None:
             # Nothing could be planned for the models: that is not convergence.
             self.report.result = "failed"
             self.report.notes += (
                 note("models_unchecked", "Ollama's API does not answer; the models were not checked"),
             )
+        elif any(n.kind == "openwebui_held_back" for n in plan.notes):
+            self.report.result = "degraded"  # all that can be done is done; not the commit's state
 
     def _execute(self, plan: Plan, observed: Observed) -> bool:
         report = self.report
         ctx = exec_context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
+        from reconciler.apply.runner import Runner
+
         outcome = Runner(ctx, self.hooks).run(plan)
         report.outcomes.append(outcome)
         if outcome.preempted:
@@ -204,6 +213,8 @@ def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memo
 def exec_context(
     desired: DesiredState, runtime: Runtime, events: EventBus, now: Callable[[], datetime], observed: Observed
 ) -> ExecContext:
+    from reconciler.apply.context import ExecContext, OllamaClients
+
     url = runtime.ollama_base(desired)
     return ExecContext(
         desired=desired,
@@ -321,7 +332,7 @@ def write_status(
         retry_in=retry_in,
         at=at,
         settings_hash=memory.deployed.openwebui_settings_hash,
-    )
+    ).model_copy(update={"suspended": load_suspension(state_dir)})
     status_mod.save_status(state_dir, status)
     return status
 

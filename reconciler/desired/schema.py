@@ -18,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -76,8 +78,11 @@ _DURATION = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 
 class Frozen(BaseModel):
     # strict: a YAML string is never taken for a boolean or a number ("yes", "8"), so the
-    # reconciler reads a file as the JSON Schemas (and editors) do.
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
+    # reconciler reads a file as the JSON Schemas (and editors) do. defer_build: a model's
+    # validator is built when first used, not at import (the hooks and `validate` start fast).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, strict=True, defer_build=True
+    )
 
 
 def _model_ref(value: str) -> str:
@@ -475,6 +480,13 @@ class Parameters(Frozen):
     logits_all: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
     vocab_only: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
     use_mlock: FlagOption = Field(default=None, description="Lock the weights in RAM (Ollama before 0.7.0).")
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Only the parameters that are set: an unset one is left out, since `null` is no value
+        the loader takes back, so a dumped desired state loads again (the Kamal hooks read the
+        one the executor writes)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     def as_options(self) -> dict[str, int | float | bool | list[str]]:
         """The parameters that are set, as Ollama's JSON options."""

@@ -20,6 +20,7 @@ import pytest
 from reconciler.analytics.history import History, history_path
 from reconciler.report.bench_html import figures
 from tests.e2e.stack import Stack, example_on, open_window
+from tests.harness.browser import ARTIFACTS, chromium
 
 pytestmark = pytest.mark.e2e
 # the fake's GPU: 8 GB at 4 GB/s and 200 TFLOP/s (the stand-ins are tiny; this keeps a run short)
@@ -196,12 +197,10 @@ def test_a_chat_that_starts_during_the_benchmark_stops_it(stack: Stack) -> None:
 
 
 def _screenshot(page: Path, shot: Path, profile: Path) -> None:
-    from tests.e2e.test_openwebui import _chromium
-
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
              "--window-size=1280,2400", "--virtual-time-budget=5000", f"--screenshot={shot}"]  # fmt: skip
-    subprocess.run([_chromium(), *flags, page.as_uri()], capture_output=True, timeout=120, check=False)
+    subprocess.run([chromium(), *flags, page.as_uri()], capture_output=True, timeout=120, check=False)
 
 
 def test_the_report_compares_quantizations_and_renders_offline(stack: Stack, tmp_path: Path) -> None:
@@ -237,8 +236,6 @@ def test_the_report_compares_quantizations_and_renders_offline(stack: Stack, tmp
     assert text.count('src="data:image/png;base64,') == 3 and "SIMULATED" in text
     assert "http://" not in text and "https://" not in text  # nothing to fetch: it reads offline
     print(f"report render: {render_s:.2f} s (a new CLI process), {len(text) / 1024:.0f} KiB")
-
-    from tests.e2e.test_openwebui import ARTIFACTS
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "bench-report.png"

@@ -22,6 +22,10 @@ Environment:
   FAKE_OLLAMA_GPU_BANDWIDTH, FAKE_OLLAMA_CPU_BANDWIDTH, FAKE_OLLAMA_GPU_FLOPS,
   FAKE_OLLAMA_CPU_FLOPS, FAKE_OLLAMA_REPLY_TOKENS   the performance model (perf.py): how long
                               prompts and tokens take, reported in the timing fields
+  FAKE_OPENAI_API_KEY         when set, /v1 demands `Authorization: Bearer <it>` (a cloud
+                              provider's check, not Ollama's; see openai_compat.py)
+
+OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models (openai_compat.py).
 
 Test-only endpoints (not Ollama's):
   GET    /__fake/events            {"events": [...]} scheduler and pull events
@@ -56,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 # The container runs this file as a script (/app/server.py) with its siblings on sys.path;
 # type checkers see the same modules through the package path.
 if TYPE_CHECKING:
-    from tests.harness.fake_ollama import ed25519, gotemplate, perf
+    from tests.harness.fake_ollama import ed25519, gotemplate, openai_compat, perf
     from tests.harness.fake_ollama.gguf_reader import (
         GGUFError,
         file_type_name,
@@ -93,6 +97,7 @@ else:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ed25519
     import gotemplate
+    import openai_compat
     import perf
     from gguf_reader import GGUFError, file_type_name, human_number, read_gguf_metadata
     from scheduler import (
@@ -834,7 +839,13 @@ class Handler(BaseHTTPRequestHandler):
         self._chatlike(chat=False)
 
     def h_chat(self) -> None:
-        self._chatlike(chat=True)
+        openai_compat.native_chat(self, lambda: self._chatlike(chat=True), STATE.event)
+
+    def h_v1_chat(self) -> None:
+        openai_compat.chat_completions(self, lambda: self._chatlike(chat=True), STATE.event)
+
+    def h_v1_models(self) -> None:
+        openai_compat.models(self, self.h_tags, STATE.event)
 
     def h_embed(self) -> None:
         """POST /api/embed {model, input: str | [str], keep_alive, options} (routes.go
@@ -1291,6 +1302,8 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("POST", "/api/generate"): Handler.h_generate,
     ("POST", "/api/chat"): Handler.h_chat,
     ("POST", "/api/embed"): Handler.h_embed,
+    ("POST", "/v1/chat/completions"): Handler.h_v1_chat,
+    ("GET", "/v1/models"): Handler.h_v1_models,
     ("POST", "/api/pull"): Handler.h_pull,
     ("POST", "/api/create"): Handler.h_create,
     ("GET", "/__fake/events"): Handler.h_events,
