@@ -22,6 +22,7 @@ from reconciler.errors import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_RUNTIME,
+    EXIT_USAGE,
     InvalidDesiredState,
     ObservationFailed,
     ReconcilerError,
@@ -248,12 +249,16 @@ def _observe(
             raise ObservationFailed(
                 f"{recorded}: not a recorded observation ({where}: {first['msg']})"
             ) from None
+    from reconciler.analytics.history import with_benchmarks
     from reconciler.memory import with_memory
     from reconciler.reconcile import observe
 
     at = datetime.now(UTC)
-    memory, seen = observe(desired, _runtime(state_dir, url), at)
-    return with_memory(seen, memory, at)
+    runtime = _runtime(state_dir, url)
+    memory, seen = observe(desired, runtime, at)
+    return with_benchmarks(
+        with_memory(seen, memory, at), desired, runtime.state.root, at
+    )  # `plan` shows a due benchmark
 
 
 @main.command()
@@ -563,6 +568,224 @@ def rollback(commit: str | None, repo: Path, branch: str, to: str | None) -> Non
         _fail(exc, False)
         return
     click.echo(f"pushed {'revert' if to is None else 'rollback'} commit {sha[:12]}")
+
+
+# ─────────────────────────── benchmarks and the advisor ───────────────────────────
+
+
+class _BenchGroup(click.Group):
+    """`bench [MODEL…]` measures (the `run` subcommand); `bench report` shows the history."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=_BenchGroup)
+def bench() -> None:
+    """Benchmark models on this server (`bench [MODEL…]`) and show the results (`bench report`)."""
+
+
+def _bench_events(as_json: bool) -> EventBus:
+    from reconciler.report.console import make_console, structured
+    from reconciler.report.events import EventBus
+
+    if as_json:
+        return EventBus(structured(sys.stderr))
+    from reconciler.report.bench_text import progress
+
+    return EventBus(progress(make_console(stderr=True)))
+
+
+@bench.command("run")
+@click.argument("models", nargs=-1)
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), default=".", help=_REPO_HELP)
+@click.option("--rev", help="Read the desired state at this commit.")
+@click.option("--runs", type=click.IntRange(1, 20), help="Runs per model (default benchmarks.runs).")
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(0),
+    help="Seconds to wait for nobody to use Ollama (default benchmarks.max_wait).",
+)
+@click.option("--json", "as_json", is_flag=True, help="The run as JSON on stdout (progress on stderr).")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+def bench_run(
+    models: tuple[str, ...],
+    repo: Path,
+    rev: str | None,
+    runs: int | None,
+    max_wait: float | None,
+    as_json: bool,
+    state_dir: Path | None,
+    ollama_url: str | None,
+) -> None:
+    """Measure MODELs (default: benchmarks.models) one at a time, record the results and load
+    the pinned models again. Waits while somebody uses Ollama; stops if a chat starts.
+    Exit 0: measured; 4: busy, interrupted, or Ollama failed."""
+    from reconciler.apply.bench import BenchOptions
+    from reconciler.benchmark import bench as run_benchmark
+    from reconciler.loop.lock import ServeLock
+
+    try:
+        desired = _load(repo, rev)
+        runtime = _runtime(state_dir, ollama_url)
+        lock = ServeLock(runtime.state.root, role="bench")
+        lock.acquire()
+    except ReconcilerError as exc:
+        _fail(exc, False)
+    try:
+        options = BenchOptions.of(desired, runs=runs, max_wait_s=max_wait)
+        report = run_benchmark(desired, runtime, list(models), _bench_events(as_json), options)
+    except ReconcilerError as exc:
+        _fail(exc, False)
+    finally:
+        lock.release()
+    _bench_output(report, as_json)
+    sys.exit(EXIT_OK if report.run.status == "completed" else EXIT_RUNTIME)
+
+
+def _bench_output(report: Any, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "run": report.run.model_dump(mode="json"),
+            "simulated": report.run.machine.simulated is not None,
+            "skipped": report.skipped,
+            "restored": report.restored,
+            "restore_notes": report.restore_notes,
+        }
+        click.echo(dumps(data))
+        return
+    from reconciler.report.bench_text import print_run
+    from reconciler.report.console import make_console
+
+    console = make_console(width=None if sys.stdout.isatty() else 160)
+    print_run(report.run, console)
+    for why in report.skipped:
+        click.echo(f"not measured: {why}", err=True)
+    if report.restored:
+        click.echo(f"pinned models loaded again: {', '.join(report.restored)}")
+    for note in report.restore_notes:
+        click.echo(f"pinned set not restored: {note}", err=True)
+
+
+@bench.command("report")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the HTML report here.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Every run as JSON.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+def bench_report(html_file: Path | None, as_json: bool, state_dir: Path | None) -> None:
+    """The latest result of each model as a table, and a self-contained HTML page with plots
+    (tokens/s against VRAM per quantization, load times, history across commits and Ollama versions)."""
+    from reconciler.analytics.history import History, history_path
+
+    history = History(
+        history_path(_state_dir(state_dir)), warn=lambda text: click.echo(f"warning: {text}", err=True)
+    )
+    runs = history.runs()
+    if as_json:
+        click.echo(dumps([run.model_dump(mode="json") for run in runs]))
+    else:
+        from reconciler.report.bench_html import latest_results
+        from reconciler.report.bench_text import print_report
+        from reconciler.report.console import make_console
+
+        print_report(latest_results(runs), make_console(width=None if sys.stdout.isatty() else 160))
+    if html_file is not None:
+        from reconciler.report.bench_html import render_html
+
+        html_file.write_text(render_html(runs))
+        click.echo(f"wrote {html_file}", err=as_json)
+
+
+@main.command()
+@click.option("--repo", type=click.Path(path_type=Path, exists=True), default=".", help=_REPO_HELP)
+@click.option("--rev", help="Advise on this commit of a git repo.")
+@click.option("--gpu", "gpu_size", help="Plan as if the server had one GPU of this size (e.g. 8GiB, 12GB).")
+@click.option(
+    "--observed",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    help="Advise against a recorded observation (JSON) instead of observing this server.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
+@click.option("--ollama-url", envvar="RECONCILER_OLLAMA_URL", help=_URL_HELP)
+def advise(
+    repo: Path,
+    rev: str | None,
+    gpu_size: str | None,
+    observed: Path | None,
+    as_json: bool,
+    state_dir: Path | None,
+    ollama_url: str | None,
+) -> None:
+    """Which quantization, context and KV cache fit beside the pinned set, with the VRAM the
+    planner estimates and the tokens/s benchmarked, and the best change as the exact YAML edit."""
+    from reconciler.units import parse_bytes
+
+    try:
+        gpu = parse_bytes(gpu_size) if gpu_size else None
+    except ValueError as exc:
+        click.echo(f"error: --gpu {gpu_size!r}: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    try:
+        desired = _load(repo, rev)
+        seen = _observe(desired, observed, state_dir, ollama_url)
+        source = _source(repo, desired.revision if rev else None)
+        result = _advise(desired, seen, gpu, source, observed is None, state_dir)
+    except ReconcilerError as exc:
+        _fail(exc, as_json)
+        return
+    advice, diff, note = result
+    if as_json:
+        from reconciler.advisor import advice_json
+
+        click.echo(dumps({**advice_json(advice), "diff": diff}))
+        return
+    from reconciler.report.advise_text import print_advice
+    from reconciler.report.console import make_console
+
+    print_advice(advice, diff, make_console(width=None if sys.stdout.isatty() else 160), note)
+
+
+def _advise(
+    desired: DesiredState,
+    seen: Observed,
+    gpu: int | None,
+    source: Source,
+    online: bool,
+    state_dir: Path | None,
+) -> tuple[Any, str | None, str]:
+    from reconciler.advisor import gather, measured, proposal_diff
+    from reconciler.analytics.history import History, history_path
+    from reconciler.http import http_client
+    from reconciler.plan.advise import advise as make_advice
+    from reconciler.plan.advise import with_gpu
+    from reconciler.plan.planner import plain_plan as check
+    from reconciler.units import format_bytes
+
+    note = ""
+    if gpu is not None:
+        seen = with_gpu(seen, gpu)
+        note = f" (one GPU of {format_bytes(gpu)}, as asked)"
+    http = http_client(20.0, follow_redirects=False) if online else None
+    try:
+        found, seen = gather(desired, seen, http=http, timeout=20.0)
+    finally:
+        if http is not None:
+            http.close()
+    history = History(history_path(_state_dir(state_dir)))
+    advice = make_advice(
+        desired, seen, check=check, candidates=found.candidates, measured=measured(history, seen)
+    )
+    advice = type(advice)(**{**vars(advice), "notes": (*advice.notes, *found.notes)})
+    diff = proposal_diff(source, advice.best.changes, check, seen) if advice.best else None
+    return advice, diff, note
 
 
 @main.command(hidden=True)

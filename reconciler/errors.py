@@ -16,6 +16,7 @@ EXIT_CHANGES = 1  # `plan`: there is something to do (like `flux diff`)
 EXIT_INVALID = 2  # the desired state does not validate
 EXIT_REFUSED = 3  # the plan breaks a budget
 EXIT_RUNTIME = 4  # observing or acting on the server failed
+EXIT_USAGE = 64  # an argument the command could not use (sysexits EX_USAGE): `advise --gpu`
 
 
 class ReconcilerError(Exception):

@@ -30,6 +30,7 @@ class Memory(_Frozen):
     inventory: tuple[InventoryEntry, ...] = ()
     deployed: DeployedObs = Field(default_factory=DeployedObs)
     warmed: dict[str, str] = Field(default_factory=dict)  # pinned model → container id it was loaded in
+    warmed_at: dict[str, datetime] = Field(default_factory=dict)  # pinned model → when its load returned
     evictions: dict[str, tuple[Eviction, ...]] = Field(default_factory=dict)
     last_applied: str | None = None
 

@@ -84,6 +84,7 @@ class ModelObs(Obs):
     blobs: tuple[Blob, ...] = ()
     family: str = ""
     parameter_size: str = ""
+    quantization: str = ""  # /api/tags details.quantization_level (the benchmark and the advisor read it)
     modified_at: datetime | None = None
     architecture: Architecture | None = None
     system: str | None = None
@@ -303,6 +304,14 @@ class EvictionObs(Obs):
     suspects: tuple[str, ...] = ()  # models that were loaded instead
 
 
+class BenchObs(Obs):
+    """The benchmark history, as `benchmarks.on_change` needs it (analytics/history.py)."""
+
+    benchmarked: tuple[str, ...] = ()  # settings keys measured (model, digest, setting, version)
+    deferred: tuple[tuple[str, datetime], ...] = ()  # model → when its last attempt found Ollama in use
+    clock: datetime | None = None  # the server's local time at the observation (benchmarks.window)
+
+
 class Observed(Obs):
     container: ContainerObs | None = None
     ollama_reachable: bool = True
@@ -322,6 +331,7 @@ class Observed(Obs):
     ledger: Ledger = Field(default_factory=Ledger)  # what the reconciler made in OpenWebUI (memory)
     kamal: KamalObs | None = None  # None: no OpenWebUI desired, or not looked at
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+    bench: BenchObs | None = None  # the benchmark history (only with benchmarks.on_change)
     at: datetime | None = None  # when it was observed: what the planner's time windows count from
 
     def weights_keys(self) -> dict[str, str]:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from reconciler.analytics.history import with_benchmarks
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -149,7 +150,7 @@ class _Passes:
         memory = _bookkeep(memory, observed, desired, now())
         if not self.dry_run:  # a dry run changes nothing, the reconciler's memory included
             runtime.state.save(memory)
-        observed = with_memory(observed, memory, now())
+        observed = with_benchmarks(with_memory(observed, memory, now()), desired, runtime.state.root, now())
         plan = make_plan(desired, observed)
         if not self.dry_run:
             _openwebui_settled(desired, observed, plan, runtime)
@@ -179,7 +180,7 @@ class _Passes:
 
     def _execute(self, plan: Plan, observed: Observed) -> bool:
         report = self.report
-        ctx = _context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
+        ctx = exec_context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
         from reconciler.apply.runner import Runner
 
         outcome = Runner(ctx, self.hooks).run(plan)
@@ -209,7 +210,7 @@ def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memo
     return memory, seen.model_copy(update={"ledger": ledger})
 
 
-def _context(
+def exec_context(
     desired: DesiredState, runtime: Runtime, events: EventBus, now: Callable[[], datetime], observed: Observed
 ) -> ExecContext:
     from reconciler.apply.context import ExecContext, OllamaClients
@@ -226,6 +227,7 @@ def _context(
             puller=runtime.ollama(url, pulling=True),
             loader=runtime.ollama(url, loading=desired),
             load_timeout=Runtime.load_timeout(desired),
+            base_url=url,
         ),
         ready_timeout=runtime.ready_timeout,
         api_timeout=runtime.api_timeout,

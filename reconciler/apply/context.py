@@ -35,6 +35,7 @@ class OllamaClients:
     puller: ollama.Client  # the long per-read timeout of a streaming pull
     loader: ollama.Client  # waits as long as Ollama itself waits for a load
     load_timeout: float | None
+    base_url: str = ""  # Ollama's API (the benchmark reads /api/version beside the client)
 
 
 @dataclass

@@ -269,8 +269,18 @@ def run_load(action: LoadModel, ctx: ExecContext) -> None:
     clients = ctx.clients()
     load(clients.loader, action, ctx.events, clients.load_timeout)
     names = {action.canonical, *(canonical(n) for n in action.shared_with)}
-    container = ctx.container_id
-    ctx.remember(lambda m: m.model_copy(update={"warmed": {**m.warmed, **dict.fromkeys(names, container)}}))
+    container, at = (
+        ctx.container_id,
+        ctx.now(),
+    )  # the expiry Ollama sets now is the reconciler's, not a person's use
+    ctx.remember(
+        lambda m: m.model_copy(
+            update={
+                "warmed": {**m.warmed, **dict.fromkeys(names, container)},
+                "warmed_at": {**m.warmed_at, **dict.fromkeys(names, at)},
+            }
+        )
+    )
 
 
 def loaded(action: LoadModel, world: World) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from reconciler.apply import container, kamal, models, openwebui
+from reconciler.apply import bench, container, kamal, models, openwebui
 from reconciler.apply.context import ExecContext
 from reconciler.apply.world import World
 from reconciler.observed import DiskObs, ModelObs, Observed
@@ -34,6 +34,7 @@ from reconciler.plan.actions import (
     RemoveModel,
     RenewCertificate,
     ReplaceKnowledgeFile,
+    RunBenchmark,
     ShowModel,
     UnloadModel,
     UpdateKnowledge,
@@ -79,6 +80,7 @@ TABLE: dict[type, Row[Any]] = {
     DeletePreset: _row(DeletePreset, openwebui.run_delete_preset, openwebui.preset_deleted),
     HideModel: _row(HideModel, openwebui.run_hide, openwebui.hidden),
     ShowModel: _row(ShowModel, openwebui.run_show, openwebui.shown),
+    RunBenchmark: _row(RunBenchmark, bench.run_benchmark, bench.benchmarked),
 }
 
 

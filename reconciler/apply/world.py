@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reconciler.observed import (
+    BenchObs,
     ContainerObs,
     DeployedObs,
     InventoryEntry,
@@ -39,6 +40,7 @@ class World:
     openwebui: OpenWebUIObs | None = None
     ledger: Ledger = field(default_factory=Ledger)
     kamal: KamalObs | None = None
+    bench: BenchObs | None = None  # the benchmark history (benchmarks.on_change)
 
     @classmethod
     def of(cls, observed: Observed) -> World:
@@ -55,6 +57,7 @@ class World:
             openwebui=observed.openwebui,
             ledger=observed.ledger,
             kamal=observed.kamal,
+            bench=observed.bench,
         )
 
     def weights_keys(self) -> dict[str, str]:
@@ -72,6 +75,7 @@ class World:
                 "openwebui": self.openwebui,
                 "ledger": self.ledger,
                 "kamal": self.kamal,
+                "bench": self.bench,
                 "warmed": tuple(sorted(self.warmed)),
             }
         )

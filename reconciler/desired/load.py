@@ -343,6 +343,7 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
             )
     problems += _shared_weights_checks(ollama, spec)
     problems += _parameter_version_checks(ollama, spec)
+    problems += _benchmark_checks(ollama, spec)
     limit = spec.container.env.OLLAMA_MAX_LOADED_MODELS
     groups = pinned_groups(spec)
     if limit and len(groups) > limit:
@@ -365,6 +366,42 @@ def _model_checks(ollama: _Parsed) -> list[Problem]:
                     "keep one entry",
                 )
             )
+    return problems
+
+
+def _benchmark_checks(ollama: _Parsed, spec: OllamaSpec) -> list[Problem]:
+    """benchmarks.models are desired models; candidates compare a model listed under models
+    with other tags."""
+    bench = spec.benchmarks
+    desired = {canonical(m.name) for m in spec.all_models()}
+    listed = {canonical(m.name) for m in spec.models}
+    problems = [
+        ollama.problem(
+            ("benchmarks", "models", index),
+            "this model is not listed under models or derived",
+            "benchmark desired models (`reconciler bench MODEL` measures any present model once)",
+        )
+        for index, name in enumerate(bench.models)
+        if canonical(name) not in desired
+    ]
+    for model, others in bench.candidates.items():
+        if canonical(model) not in listed:
+            problems.append(
+                ollama.problem(
+                    ("benchmarks", "candidates", model),
+                    "candidates are listed for a model that is not under models",
+                    "name the desired model whose quantization they replace",
+                )
+            )
+        for index, other in enumerate(others):
+            if canonical(other) == canonical(model):
+                problems.append(
+                    ollama.problem(
+                        ("benchmarks", "candidates", model, index),
+                        "a model is not its own candidate",
+                        "list the other quantizations only",
+                    )
+                )
     return problems
 
 

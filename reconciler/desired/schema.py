@@ -533,6 +533,94 @@ class RemovalPolicy(Frozen):
     )
 
 
+_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+
+
+def _go_duration(value: str) -> str:
+    if not _DURATION.fullmatch(value) or value.startswith("-"):
+        raise ValueError("not a Go duration: write e.g. 30s, 5m or 1h")
+    return value
+
+
+def _window(value: str) -> str:
+    if not _WINDOW.fullmatch(value):
+        raise ValueError("not a time window: write HH:MM-HH:MM in the server's local time, e.g. 01:00-06:00")
+    if value[:5] == value[6:]:
+        raise ValueError("the window starts and ends at the same minute: it would never be open")
+    return value
+
+
+GoDuration = Annotated[str, AfterValidator(_go_duration)]
+
+
+class BenchPrompt(Frozen):
+    name: Slug = Field(description="Short name, shown in the report.")
+    text: str = Field(min_length=1, max_length=20_000, description="The prompt sent to /api/generate.")
+
+
+DEFAULT_PROMPTS = (
+    BenchPrompt(name="chat", text="Explain in three sentences why the sky is blue."),
+    BenchPrompt(
+        name="code",
+        text="Write a Python function that returns the n-th Fibonacci number iteratively, with a docstring.",
+    ),
+    BenchPrompt(
+        name="summary",
+        text="Summarize in one sentence: A GitOps reconciler keeps a server the way a git repository "
+        "describes it. Every push is validated, planned and applied; drift is corrected on the "
+        "next pass, and a revert commit is how changes are rolled back.",
+    ),
+)
+
+
+class Benchmarks(Frozen):
+    """`reconciler bench` and `reconciler advise`: what to measure, when, and what to compare."""
+
+    models: list[ModelName] = Field(
+        default_factory=list,
+        description="Models to benchmark (listed under models or derived). Empty: every model "
+        "that can generate; `reconciler bench MODEL…` names others.",
+    )
+    prompts: list[BenchPrompt] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Prompts each run sends. Empty: the built-in set (a chat question, a coding "
+        "task, a summary: reconciler/desired/schema.py DEFAULT_PROMPTS).",
+    )
+    runs: int = Field(
+        default=3, ge=1, le=20, description="Runs per model; the report shows medians and spread."
+    )
+    num_predict: int = Field(default=128, ge=1, le=4096, description="Tokens generated per prompt.")
+    long_prompt: bool = Field(
+        default=True, description="Also time a prompt that fills ~3/4 of the model's num_ctx."
+    )
+    on_change: bool = Field(
+        default=False,
+        description="Benchmark a listed model after it is pulled or its settings change: a "
+        "reconcile (serve, apply) plans it within `window`.",
+    )
+    window: Annotated[str, AfterValidator(_window)] | None = Field(
+        default=None,
+        description="When on_change benchmarks may run, HH:MM-HH:MM in the server's local time "
+        "(may wrap midnight). Unset: any time.",
+    )
+    quiet: GoDuration = Field(
+        default="5m",
+        description="A model used within this long counts as in use: the benchmark waits for it.",
+    )
+    max_wait: GoDuration = Field(
+        default="10m", description="How long `reconciler bench` waits for people to stop using Ollama."
+    )
+    candidates: dict[ModelName, list[ModelName]] = Field(
+        default_factory=dict,
+        description="Quantizations `reconciler advise` compares a model with, where its registry "
+        "lists no tags (registry.ollama.ai does not): model → other tags.",
+    )
+
+    def prompt_set(self) -> tuple[BenchPrompt, ...]:
+        return tuple(self.prompts) or DEFAULT_PROMPTS
+
+
 class OllamaSpec(Frozen):
     """`ollama.yaml`: the Ollama container and the models it should hold."""
 
@@ -545,6 +633,9 @@ class OllamaSpec(Frozen):
         default_factory=list, description="Models built from a base (system prompt, params)."
     )
     removal: RemovalPolicy = Field(default_factory=RemovalPolicy)
+    benchmarks: Benchmarks = Field(
+        default_factory=Benchmarks, description="Benchmarks and the quantization advisor."
+    )
 
     def all_models(self) -> list[ModelSpec | DerivedModel]:
         """Pulled and derived models, in the order they are declared."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from reconciler.analytics.history import History, history_path
 from reconciler.apply.runner import RunHooks
 from reconciler.clock import Clock
 from reconciler.desired.load import load_desired
@@ -22,6 +23,7 @@ from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
 from reconciler.loop.systemd import Liveness, Systemd
 from reconciler.reconcile import ReconcileReport, reconcile, result_of, write_status
 from reconciler.report import status as status_mod
+from reconciler.report.bench_metrics import BenchCollector
 from reconciler.report.events import Event, EventBus
 from reconciler.report.metrics import Metrics
 from reconciler.report.status import StatusResult
@@ -65,6 +67,7 @@ class Server:
         self.journal = Journal(self.state_dir, self.clock)
         self.backoff = Backoff()
         self.metrics = Metrics()
+        self.metrics.registry.register(BenchCollector(History(history_path(self.state_dir))))
         self.status = status_mod.load_status(self.state_dir)
         self._last_progress = 0.0
         self._last_start = -1e9

@@ -203,6 +203,7 @@ def parse_models(
                 blobs=own,
                 family=str(getattr(details, "family", "") or ""),
                 parameter_size=str(getattr(details, "parameter_size", "") or ""),
+                quantization=str(getattr(details, "quantization_level", "") or ""),
                 modified_at=entry.modified_at,
                 architecture=seen.architecture,
                 capabilities=seen.capabilities,

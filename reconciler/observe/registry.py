@@ -11,6 +11,7 @@ request so a multi-GB blob is never downloaded here.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Iterable, Iterator
@@ -295,3 +296,21 @@ def lookup_all(
         pool.shutdown(wait=False, cancel_futures=True)
         if own:
             http.close()
+
+
+def list_tags(ref: ModelRef, registries: list[Registry], *, client: httpx.Client) -> list[str]:
+    """The tags of `ref`'s repository (`GET /v2/<ns>/<model>/tags/list`, Docker Registry HTTP
+    API v2), through the same token challenge as a manifest. Raises LookupFailed when the
+    registry does not list them (registry.ollama.ai answers 404: its tags are only on the web)."""
+    base = base_url(ref.host, registries)
+    declared = next((r for r in registries if r.host.lower() == ref.host.lower()), None)
+    session = _Session(client, ref.host, base, declared)
+    try:
+        body = session.read(f"{base}/v2/{ref.namespace}/{ref.model}/tags/list", {}, _MAX_MANIFEST)
+    except httpx.HTTPError as exc:
+        raise LookupFailed(_transport_reason(ref.host, exc)) from None
+    try:
+        tags = json.loads(body).get("tags")
+    except (ValueError, AttributeError):
+        raise LookupFailed(f"{ref.host} sent an invalid tag list") from None
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from reconciler.analytics.results import Setting, settings_key
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import Scalar
 from reconciler.observed import ModelRow
@@ -207,6 +208,37 @@ class RenewCertificate(_Action):
 
     def title(self) -> str:
         return "renew OpenWebUI's LAN TLS certificate" + (" and its CA" if self.new_ca else "")
+
+
+# ─────────────────── benchmarks (benchmarks.on_change) ───────────────────
+
+
+class BenchTarget(_Frozen):
+    """One model a benchmark measures, at the setting people use it with (plan/bench.py)."""
+
+    model: str  # as the desired state (or the command line) names it
+    canonical: str
+    digest: str
+    setting: Setting
+    embedding: bool
+    family: str = ""
+    parameter_size: str = ""
+    quantization: str = ""
+
+    def key(self, ollama_version: str | None) -> str:
+        return settings_key(self.canonical, self.digest, self.setting, ollama_version)
+
+
+class RunBenchmark(_Action):
+    """Measure models that were pulled or changed since their last benchmark
+    (`benchmarks.on_change`), then load the pinned set again (`restore`: the planner's loads)."""
+
+    kind: Literal["benchmark"] = "benchmark"
+    targets: tuple[BenchTarget, ...]
+    restore: tuple[LoadModel, ...] = ()
+
+    def title(self) -> str:
+        return f"benchmark {', '.join(t.model for t in self.targets)} (pulled or changed since last measured)"
 
 
 class KamalDeploy(_Action):
@@ -452,7 +484,8 @@ Action = Annotated[
     | UpdatePreset
     | DeletePreset
     | HideModel
-    | ShowModel,
+    | ShowModel
+    | RunBenchmark,
     Field(discriminator="kind"),
 ]
 
@@ -465,6 +498,7 @@ class Violation(_Frozen):
     needed: int = 0
     limit: int = 0
     entries: tuple[tuple[str, int], ...] = ()  # (model, bytes), largest first
+    alternatives: tuple[str, ...] = ()  # VRAM: the advisor's changes that fit, with the numbers
 
 
 class VramEstimate(_Frozen):

@@ -30,6 +30,9 @@ NoteKind = Literal[
     "openwebui_unreachable",  # deployed but not answering: its settings are planned once it does
     "openwebui_waiting",  # its settings wait for the pass after a deploy, or for Ollama
     "openwebui_held_back",  # a version that did not become healthy is not deployed again
+    # plan: benchmarks
+    "benchmark_waiting",  # a benchmark is due (benchmarks.on_change) and waits for benchmarks.window
+    "benchmark_deferred",  # its last attempt found Ollama in use: it is tried again later
     # reconcile
     "not_implemented",  # an action this installation cannot carry out
     "models_unchecked",  # the container runs but Ollama's API does not answer
@@ -62,6 +65,8 @@ POLICY: dict[NoteKind, NotePolicy] = {
     "openwebui_unreachable": NotePolicy(degraded=True, requeue_after=RECHECK_OPENWEBUI_S),
     "openwebui_waiting": NotePolicy(requeue_after=RECHECK_OPENWEBUI_S),
     "openwebui_held_back": NotePolicy(degraded=True),
+    "benchmark_waiting": NotePolicy(),
+    "benchmark_deferred": NotePolicy(),
     "not_implemented": NotePolicy(degraded=True),
     "models_unchecked": NotePolicy(),
     "passes_exhausted": NotePolicy(),

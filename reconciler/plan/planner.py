@@ -8,12 +8,13 @@ derived models, warm loads, and OpenWebUI last.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, ModelObs, Observed
-from reconciler.plan import vram
+from reconciler.plan import advise, vram
+from reconciler.plan import bench as bench_plan
 from reconciler.plan.actions import (
     Action,
     Budget,
@@ -23,6 +24,7 @@ from reconciler.plan.actions import (
     Plan,
     PullModel,
     RemoveModel,
+    RunBenchmark,
     UnloadModel,
     Violation,
     VramEstimate,
@@ -49,6 +51,7 @@ class _Ctx:
     since: str  # "desired since abc1234"
     defaults: ServerDefaults  # of the Ollama version the server reports (or the image pins)
     keys: dict[str, str]  # model → its weights digest (what Ollama keys a loaded copy by)
+    advise: bool = True  # a VRAM refusal names the advisor's alternatives (off while it judges them)
 
     @property
     def present(self) -> dict[str, ModelObs]:
@@ -60,13 +63,23 @@ class _Ctx:
 
 
 def plan(desired: DesiredState, observed: Observed) -> Plan:
+    return _plan(desired, observed, advise=True)
+
+
+def plain_plan(desired: DesiredState, observed: Observed) -> Plan:
+    """The plan without the advisor's alternatives in a VRAM refusal: what the advisor judges
+    each of its options with (plan/advise.py)."""
+    return _plan(desired, observed, advise=False)
+
+
+def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     rev = desired.revision
     foreign = lan_violations(desired, observed)
     if foreign:
         return Plan(revision=rev, violations=tuple(foreign))
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
-    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
+    ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys(), advise)
     container = container_action(desired, observed.container)
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
@@ -93,6 +106,9 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     if violations:
         return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
     actions = first + model_actions + kamal + webui
+    if not actions:  # converged: a benchmark that is due may run now
+        benchmark = _bench_action(ctx, notes)
+        actions = [benchmark] if benchmark else []
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
 
 
@@ -481,6 +497,12 @@ def _vram_check(
         labels = {g.key: g.label for g in groups}
         entries = tuple(sorted(((labels[k], e.total) for k, e in estimates.items()), key=lambda x: -x[1]))
         listing = ", ".join(f"{n} {format_bytes(b)}" for n, b in entries)
+        alternatives = _vram_alternatives(ctx) if ctx.advise else ()
+        fits = (
+            f"; fits instead: {'; '.join(alternatives)} (`reconciler advise` shows the edit)"
+            if alternatives
+            else ""
+        )
         violations.append(
             Violation(
                 budget="vram",
@@ -488,10 +510,37 @@ def _vram_check(
                 limit=limit,
                 entries=entries,
                 message=f"pinned models need {format_bytes(total)} of VRAM, "
-                f"budget {format_bytes(limit)}: {listing}",
+                f"budget {format_bytes(limit)}: {listing}{fits}",
+                alternatives=alternatives,
             )
         )
     return estimates, limit
+
+
+REFUSAL_BUDGET = 32  # plans the advisor may judge for one refusal: a refused plan stays cheap
+REFUSAL_MAX_PINNED = 6  # beyond this many pinned models the refusal lists none (`reconciler advise` does)
+
+
+def _vram_alternatives(ctx: _Ctx) -> tuple[str, ...]:
+    """The advisor's best fitting changes of each kind (another quantization named in
+    benchmarks.candidates — sized from its tag here —, a smaller num_ctx, a quantized KV
+    cache with flash attention, one model unpinned), with the numbers."""
+    if sum(1 for m in ctx.desired.ollama.all_models() if m.keep_loaded) > REFUSAL_MAX_PINNED:
+        return ()
+    candidates = {
+        name: [advise.Candidate(c) for c in others]
+        for name, others in ctx.desired.ollama.benchmarks.candidates.items()
+    }
+    advice = advise.advise(
+        ctx.desired,
+        ctx.observed,
+        check=plain_plan,
+        candidates=candidates,
+        pinned_only=True,
+        budget=REFUSAL_BUDGET,
+    )
+    picks = list(dict.fromkeys(o for o in (advice.best, *advice.alternatives) if o is not None))
+    return tuple(advise.summary(advice, o) for o in picks[:4])
 
 
 def _vram_limit(ctx: _Ctx) -> int | None:
@@ -643,6 +692,57 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[Note
             )
         )
     return notes
+
+
+BENCH_RETRY = timedelta(minutes=30)  # a benchmark deferred because people used Ollama: tried again after
+
+
+def _bench_action(ctx: _Ctx, notes: list[Note]) -> RunBenchmark | None:
+    """`benchmarks.on_change`: measure the listed models pulled or changed since their last
+    benchmark, once the server has converged, inside the owner's window; then load the pinned
+    set again (the loads are planned here, so the executor decides nothing)."""
+    bench, seen = ctx.desired.ollama.benchmarks, ctx.observed.bench
+    if not bench.on_change or seen is None or seen.clock is None:
+        return None
+    clock = seen.clock
+    due = bench_plan.due(ctx.desired, ctx.observed, set(seen.benchmarked))
+    deferred = {name: at for name, at in seen.deferred if clock - at < BENCH_RETRY}
+    for t in (t for t in due if t.canonical in deferred):
+        again = (deferred[t.canonical] + BENCH_RETRY).astimezone(clock.tzinfo)
+        notes.append(note("benchmark_deferred", f"benchmark of {t.model} deferred: Ollama was in use; "
+                          f"tried again after {again:%H:%M}"))  # fmt: skip
+    due = [t for t in due if t.canonical not in deferred]
+    if not due:
+        return None
+    names = ", ".join(t.model for t in due)
+    if not bench_plan.window_open(bench.window, clock):
+        why = f"benchmark of {names} is due (pulled or changed since it was last measured)"
+        notes.append(note("benchmark_waiting", f"{why}: it runs in {bench_plan.window_label(bench.window)}"))
+        return None
+    return RunBenchmark(
+        targets=tuple(due),
+        restore=_restore_loads(ctx),
+        reason=f"{ctx.since}, {names} not measured at {due[0].setting.label()} on this server "
+        f"(benchmarks.on_change, {bench_plan.window_label(bench.window)})",
+    )
+
+
+def _restore_loads(ctx: _Ctx) -> tuple[LoadModel, ...]:
+    """The pinned set's warm loads, as planned from nothing loaded (the benchmark unloads it)."""
+    groups = _groups(ctx, {}, [])
+    estimates, _ = _vram_check(replace(ctx, advise=False), groups, [], [])
+    return tuple(
+        LoadModel(
+            model=g.lead.name,
+            canonical=canonical(g.lead.name),
+            num_ctx=g.num_ctx,
+            vram_estimate=estimates[g.key].total,
+            embedding=g.embedding,
+            shared_with=tuple(m.name for m in g.members[1:]),
+            reason=f"{ctx.since}, pinned: loaded again after the benchmark",
+        )
+        for g in groups
+    )
 
 
 def _openwebui(

@@ -59,6 +59,15 @@ EventName = Literal[
     "serve.stopped",
     "serve.stuck",
     "serve.recovered",
+    "bench.start",
+    "bench.waiting",
+    "bench.model",
+    "bench.run",
+    "bench.result",
+    "bench.interrupted",
+    "bench.warning",
+    "bench.done",
+    "bench.deferred",
 ]
 EventSink = Callable[[EventName, dict[str, Any]], None]  # an executor's way to report progress
 

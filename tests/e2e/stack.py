@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ import yaml
 from docker.models.networks import Network
 
 from reconciler.desired.load import load_desired
+from reconciler.desired.refs import parse_ref
 from reconciler.desired.source import DirSource
 from reconciler.reconcile import ReconcileReport, reconcile
 from reconciler.report.events import EventBus, Recorder
@@ -32,6 +33,14 @@ from tests.harness.registry import Registry, free_port
 
 MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat)|DELETE /api/delete)')
 KiB = 1024
+EXAMPLE = Path(__file__).resolve().parents[2] / "desired_state"
+# (architecture, blocks, heads, kv heads, embedding, trained context, pooling) of the real models
+REAL = {
+    "llama3": ("llama", 32, 32, 8, 4096, 8192, None),
+    "phi3": ("phi3", 32, 32, 32, 3072, 131072, None),
+    "deepseek-r1": ("qwen2", 28, 28, 4, 3584, 131072, None),
+    "nomic-embed-text": ("nomic-bert", 12, 12, 12, 768, 2048, 0),
+}
 
 
 class Stack:
@@ -159,3 +168,62 @@ def wait_until(predicate: Any, timeout: float = 20.0, every: float = 0.1) -> Non
             return
         time.sleep(every)
     raise AssertionError("condition not met in time")
+
+
+def stand_in(stack: Stack, name: str) -> str:
+    """Push a model with the real one's architecture (and a tiny file) to the test registry."""
+    ref = parse_ref(name)
+    arch, blocks, heads, kv, emb, ctx, pooling = REAL[ref.model]
+    pushed = stack.registry.push_model(
+        ref.model, ref.tag, arch=arch, block_count=blocks, head_count=heads, head_count_kv=kv,
+        embedding_length=emb, context_length=ctx, pooling_type=pooling, size_bytes=192 * KiB,
+        seed=name,
+    )  # fmt: skip
+    return pushed.name
+
+
+def closed_window(hours_ahead: int = 2) -> str:
+    """A benchmarks.window that is not open now (an hour long, starting `hours_ahead` from now)."""
+    start = datetime.now().astimezone() + timedelta(hours=hours_ahead)
+    return f"{start:%H:00}-{start + timedelta(hours=1):%H:00}"
+
+
+def open_window() -> str:
+    """A benchmarks.window open now (from the last hour to two hours ahead)."""
+    now = datetime.now().astimezone()
+    return f"{now - timedelta(hours=1):%H:00}-{now + timedelta(hours=2):%H:00}"
+
+
+def example_on(
+    stack: Stack, *, window: str | None = None, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The shipped example on this machine: stand-ins of its models in the test registry, the
+    stack's container name, image, volume, network and port, no GPU passthrough, no LAN
+    address; its on-change benchmarks in `window` (default: one that is closed now)."""
+    server = yaml.safe_load((EXAMPLE / "server.yaml").read_text())
+    server["lan_addresses"] = []
+    ollama: dict[str, Any] = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
+    names = {m["name"]: stand_in(stack, m["name"]) for m in ollama["models"]}
+    for m in ollama["models"]:
+        m["name"] = names[m["name"]]
+    for d in ollama.get("derived", []):
+        d["from"] = names[d["from"]]
+    bench = ollama["benchmarks"]
+    host = stack.registry.host
+
+    def elsewhere(name: str) -> str:
+        return names.get(name) or f"{host}/library/{name}"
+
+    bench["models"] = [elsewhere(n) for n in bench["models"]]
+    bench["candidates"] = {elsewhere(k): [elsewhere(v) for v in vs] for k, vs in bench["candidates"].items()}
+    bench["window"] = window or closed_window()
+    ours = stack.ollama["container"]
+    ollama["container"].update(
+        {k: ours[k] for k in ("name", "image", "volume", "network", "publish")}, gpus="none"
+    )
+    if extra_env:
+        ollama["container"]["env"]["extra"] = dict(extra_env)
+    ollama["registries"] = stack.ollama["registries"]
+    stack.server, stack.ollama = server, ollama
+    stack.write()
+    return names

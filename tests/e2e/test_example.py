@@ -9,61 +9,19 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from reconciler.desired.refs import parse_ref
-from tests.e2e.stack import Stack
+from tests.e2e.stack import EXAMPLE, Stack, example_on
 
 pytestmark = pytest.mark.e2e
-EXAMPLE = Path(__file__).resolve().parents[2] / "desired_state"
-KiB = 1024
-# (architecture, blocks, heads, kv heads, embedding, trained context, pooling) of the real models
-REAL = {
-    "llama3": ("llama", 32, 32, 8, 4096, 8192, None),
-    "phi3": ("phi3", 32, 32, 32, 3072, 131072, None),
-    "deepseek-r1": ("qwen2", 28, 28, 4, 3584, 131072, None),
-    "nomic-embed-text": ("nomic-bert", 12, 12, 12, 768, 2048, 0),
-}
-
-
-def _stand_in(stack: Stack, name: str) -> str:
-    ref = parse_ref(name)
-    arch, blocks, heads, kv, emb, ctx, pooling = REAL[ref.model]
-    pushed = stack.registry.push_model(
-        ref.model, ref.tag, arch=arch, block_count=blocks, head_count=heads, head_count_kv=kv,
-        embedding_length=emb, context_length=ctx, pooling_type=pooling, size_bytes=192 * KiB,
-        seed=name,
-    )  # fmt: skip
-    return pushed.name
-
-
-def _example_on(stack: Stack) -> dict[str, str]:
-    server = yaml.safe_load((EXAMPLE / "server.yaml").read_text())
-    server["lan_addresses"] = []
-    ollama: dict[str, Any] = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
-    names = {m["name"]: _stand_in(stack, m["name"]) for m in ollama["models"]}
-    for m in ollama["models"]:
-        m["name"] = names[m["name"]]
-    for d in ollama.get("derived", []):
-        d["from"] = names[d["from"]]
-    ours = stack.ollama["container"]
-    ollama["container"].update(
-        {k: ours[k] for k in ("name", "image", "volume", "network", "publish")}, gpus="none"
-    )
-    ollama["registries"] = stack.ollama["registries"]
-    stack.server, stack.ollama = server, ollama
-    stack.write()
-    return names
 
 
 def test_the_example_converges_and_ten_resync_passes_change_nothing(stack: Stack) -> None:
     example = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
     assert example["container"]["image"] == "ollama/ollama:0.32.15"
-    names = _example_on(stack)
+    names = example_on(stack)
     report = stack.apply()
     assert report.result == "converged", (report.plans[-1].violations, [o.failed for o in report.outcomes])
     llama3, embed = names["llama3:8b-instruct-q4_K_M"], names["nomic-embed-text"]

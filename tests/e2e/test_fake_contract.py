@@ -279,7 +279,7 @@ def test_missing_or_corrupt_blobs_leave_the_list_or_fail_show(
 def test_version_defaults_parallel_and_context(fake_ollama: FakeOllamaFactory, models: Models) -> None:
     env = {"FAKE_OLLAMA_OVERHEAD": str(256 * KiB), "FAKE_OLLAMA_GPU_VRAM": str(24 * 2**30)}
     new = fake_ollama({**env, "FAKE_OLLAMA_VERSION": NEW}, defaults=False)
-    assert httpx.get(f"{new.url}/api/version").json() == {"version": NEW}
+    assert httpx.get(f"{new.url}/api/version").json()["version"] == NEW
     pull(new, models.long_ctx, models.base)
     new.client.generate(model=models.long_ctx.name, keep_alive=-1)
     (load,) = new.events("load")

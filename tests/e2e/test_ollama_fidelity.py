@@ -266,4 +266,4 @@ def test_status_shows_the_ollama_version_and_an_old_one_is_degraded(stack: Stack
     assert (status["ollama_version"], status["ollama_supported"]) == ("0.6.8", True)
     assert next(c for c in status["conditions"] if c["type"] == "Degraded")["status"] is False
     assert "ollama:              0.6.8 (supported" in _cli(stack, "status").stdout
-    assert httpx.get(f"{stack.url}/api/version").json() == {"version": "0.6.8"}
+    assert httpx.get(f"{stack.url}/api/version").json()["version"] == "0.6.8"

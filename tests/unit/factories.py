@@ -37,6 +37,7 @@ def desired(
     removal: dict[str, Any] | None = None,
     container: dict[str, Any] | None = None,
     openwebui: dict[str, Any] | None = None,
+    benchmarks: dict[str, Any] | None = None,
     revision: str | None = "abc1234def",
 ) -> DesiredState:
     entries = [{"name": m} if isinstance(m, str) else m for m in (models or [])]
@@ -50,6 +51,7 @@ def desired(
                 "derived": derived or [],
                 "removal": removal or {},
                 "container": container or {},
+                "benchmarks": benchmarks or {},
             }
         ),
         openwebui=OpenWebUISpec.model_validate(openwebui) if openwebui is not None else None,

@@ -41,7 +41,16 @@ Follows /work/shared/reference/ollama.md §4 "Scheduler: fit / eviction" (Ollama
   fully fit (``pickBestFullFitByLibrary``); embedding models always 1.
 * expiry is lazy: expired runners are unloaded at the start of the next request (the real
   scheduler uses timers; observed through the API the result is the same).
-* every request is instantaneous, so every runner is idle (refCount 0) when a victim is chosen.
+* requests take time (perf.py) and hold their runner (``refCount``, sched.go
+  useLoadedRunner/finishedReqCh at v0.32.15): a runner in use never expires; a request to a
+  loaded runner stops its timer without touching ``expiresAt`` (so ``/api/ps`` keeps showing
+  the expiry of the last idle moment, even once it is past); when the last request ends,
+  ``expiresAt`` = now + sessionDuration. A runner still on its first request has no
+  ``expiresAt`` yet and ``/api/ps`` shows now + sessionDuration (sched.go loadedModels).
+  Victims are idle runners first; with none idle, the one with the shortest session is
+  marked to unload (sessionDuration 0) and the load waits until its requests end
+  (findRunnerToUnload, processPending). keep_alive 0 on a runner in use unloads it once its
+  requests end (expireRunner).
 """
 
 from __future__ import annotations
@@ -376,6 +385,15 @@ class Runner:
     other_opts: Options = ()
     loading: bool = False
     loaded_at: float = field(default_factory=time.time)
+    ref_count: int = 0  # requests holding it (sched.go runnerRef.refCount)
+    expiry_set: bool = False  # False until its first request ends (expiresAt zero in sched.go)
+    retiring: bool = False  # evicted or reloaded: leaves once its requests end
+    cached: list[int] = field(default_factory=list)  # the slot's last prompt (perf.py tokens)
+
+    def shown_expiry(self, now: float) -> float:
+        """``expires_at`` as /api/ps shows it (sched.go loadedModels: a zero expiresAt is
+        estimated as now + sessionDuration)."""
+        return self.expires_at if self.expiry_set else now + min(self.session_s, FOREVER_S)
 
     @property
     def name(self) -> str:
@@ -398,6 +416,7 @@ class Scheduler:
         self.cfg = cfg
         self._runners: dict[str, Runner] = {}
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)  # a request ended or a runner went away
         self._load_lock = threading.Lock()  # processPending: one load at a time
         self._events = events
         self._events_lock = events_lock
@@ -413,25 +432,32 @@ class Scheduler:
         now = time.time() if now is None else now
         with self._lock:
             for key, runner in list(self._runners.items()):
-                if not runner.loading and runner.expires_at <= now:
+                idle = not runner.loading and runner.ref_count == 0 and runner.expiry_set
+                if idle and runner.expires_at <= now:
                     del self._runners[key]
                     self._event("expire", model=runner.name, session_s=_json_seconds(runner.session_s))
 
     def _victim(self) -> Runner | None:
-        # ByDurationAndName: shortest sessionDuration first, then name (sched.go findRunnerToUnload).
-        idle = [r for r in self._runners.values() if not r.loading]
-        return sorted(idle, key=lambda r: (r.session_s, r.name))[0] if idle else None
+        """sched.go findRunnerToUnload: sorted ByDurationAndName (shortest sessionDuration
+        first, then name), an idle one first, else the first in that order."""
+        ordered = sorted(
+            (r for r in self._runners.values() if not r.loading), key=lambda r: (r.session_s, r.name)
+        )
+        idle = [r for r in ordered if r.ref_count == 0]
+        return (idle or ordered)[0] if ordered else None
 
     def _evict(self, victim: Runner, by: str, reason: str) -> None:
-        del self._runners[victim.ref.key]
+        busy, session = victim.ref_count > 0, victim.session_s
+        self._retire(victim)
         self._event(
             "evict",
             model=victim.name,
             by=by,
             reason=reason,
-            session_s=_json_seconds(victim.session_s),
+            session_s=_json_seconds(session),
             size=victim.size,
             size_vram=victim.size_vram,
+            waited_for_requests=busy,
         )
 
     def _needs_reload(self, runner: Runner, asked: int, auto: bool, other: Options) -> bool:
@@ -475,24 +501,53 @@ class Scheduler:
                 self.expire()
                 runner = self._runners.get(ref.key)
                 if runner is not None and self._needs_reload(runner, asked, auto, other):
-                    del self._runners[ref.key]
                     self._event(
                         "reload", model=runner.name, old_num_ctx=runner.est.num_ctx,
                         new_num_ctx=effective_ctx(ref.meta, asked, self.cfg),
                     )  # fmt: skip
+                    self._retire(runner)
                     runner = None
                 if runner is None:
                     runner = self._place(ref, asked, auto, other, keep_alive_s)
             if runner.loading:
                 self._wait_loaded(runner, cancelled)
-        with self._lock:
-            return self._touch(runner, keep_alive_s)
+            with self._lock:  # still holding the load lock: no other load can evict it first
+                return self._touch(runner, keep_alive_s)
+
+    def _retire(self, runner: Runner) -> None:
+        """Take a runner out of service: at once when idle, else once its requests end
+        (sessionDuration 0, as processPending does before a reload or an eviction)."""
+        if runner.ref_count > 0:
+            runner.session_s, runner.retiring = 0, True
+            while self._runners.get(runner.ref.key) is runner:
+                self._changed.wait(timeout=1.0)
+            return
+        del self._runners[runner.ref.key]
+        self._changed.notify_all()
 
     def _touch(self, runner: Runner, keep_alive_s: float | None) -> Runner:
+        """sched.go useLoadedRunner: refCount++, the timer stopped (expiresAt left as it is),
+        sessionDuration from the request when it sets one."""
         if keep_alive_s is not None:
             runner.session_s = keep_alive_s
-        runner.expires_at = time.time() + min(runner.session_s, FOREVER_S)
+        runner.ref_count += 1
         return runner
+
+    def release(self, runner: Runner) -> None:
+        """The request ended (sched.go finishedReqCh): with no request left the runner expires
+        at now + sessionDuration, or at once when that is 0."""
+        with self._lock:
+            runner.ref_count = max(runner.ref_count - 1, 0)
+            if runner.ref_count == 0 and self._runners.get(runner.ref.key) is runner:
+                if runner.session_s <= 0:
+                    del self._runners[runner.ref.key]
+                    if not runner.retiring:  # an eviction or a reload reports itself
+                        name = runner.name
+                        self._event("unload", model=name, reason="keep_alive 0", requested_as=name)
+                else:
+                    runner.expires_at = time.time() + min(runner.session_s, FOREVER_S)
+                    runner.expiry_set = True
+            self._changed.notify_all()
 
     def _wait_loaded(self, runner: Runner, cancelled: Callable[[], bool]) -> None:
         """llm/server.go WaitUntilRunning: the load takes weights / load_rate seconds and is
@@ -555,19 +610,25 @@ class Scheduler:
         return runner
 
     def unload(self, ref: ModelRef, reason: str = "keep_alive 0") -> bool:
-        """sched.go expireRunner: keyed by the model file, so it unloads the shared runner."""
+        """sched.go expireRunner: keyed by the model file, so it unloads the shared runner; one
+        in use is unloaded when its requests end."""
         with self._lock:
             runner = self._runners.get(ref.key)
             if runner is None or runner.loading:
                 return False
+            if runner.ref_count > 0:
+                runner.session_s = 0
+                return True
             del self._runners[ref.key]
+            self._changed.notify_all()
             self._event("unload", model=runner.name, reason=reason, requested_as=ref.name)
             return True
 
     def running(self) -> list[Runner]:
+        now = time.time()
         with self._lock:
-            self.expire()
-            return sorted(self._runners.values(), key=lambda r: r.expires_at, reverse=True)
+            self.expire(now)
+            return sorted(self._runners.values(), key=lambda r: r.shown_expiry(now), reverse=True)
 
 
 def _json_seconds(value: float) -> float | str:

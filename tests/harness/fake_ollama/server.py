@@ -18,7 +18,10 @@ Environment:
   FAKE_OLLAMA_OVERHEAD        per-model runtime overhead on the GPU (default 457 MiB)
   FAKE_OLLAMA_GRAPH_BYTES     fixed graph size per model (default: formula in scheduler.py)
   FAKE_OLLAMA_PULL_RATE       bytes/s download throttle (default unlimited)
-  FAKE_OLLAMA_LOAD_RATE       bytes/s a model's weights load at (default 2 GiB/s)
+  FAKE_OLLAMA_LOAD_RATE       bytes/s a model's weights load at (default 2 GiB/s): the disk speed
+  FAKE_OLLAMA_GPU_BANDWIDTH, FAKE_OLLAMA_CPU_BANDWIDTH, FAKE_OLLAMA_GPU_FLOPS,
+  FAKE_OLLAMA_CPU_FLOPS, FAKE_OLLAMA_REPLY_TOKENS   the performance model (perf.py): how long
+                              prompts and tokens take, reported in the timing fields
   FAKE_OPENAI_API_KEY         when set, /v1 demands `Authorization: Bearer <it>` (a cloud
                               provider's check, not Ollama's; see openai_compat.py)
 
@@ -57,7 +60,7 @@ from typing import TYPE_CHECKING, Any
 # The container runs this file as a script (/app/server.py) with its siblings on sys.path;
 # type checkers see the same modules through the package path.
 if TYPE_CHECKING:
-    from tests.harness.fake_ollama import ed25519, gotemplate, openai_compat
+    from tests.harness.fake_ollama import ed25519, gotemplate, openai_compat, perf
     from tests.harness.fake_ollama.gguf_reader import (
         GGUFError,
         file_type_name,
@@ -68,6 +71,7 @@ if TYPE_CHECKING:
         DurationError,
         LoadAborted,
         ModelRef,
+        Runner,
         SchedConfig,
         Scheduler,
         is_embedding,
@@ -94,11 +98,13 @@ else:
     import ed25519
     import gotemplate
     import openai_compat
+    import perf
     from gguf_reader import GGUFError, file_type_name, human_number, read_gguf_metadata
     from scheduler import (
         DurationError,
         LoadAborted,
         ModelRef,
+        Runner,
         SchedConfig,
         Scheduler,
         is_embedding,
@@ -146,6 +152,7 @@ class State:
         self.events: list[dict[str, Any]] = []
         self.events_lock = threading.Lock()
         self.sched = Scheduler(cfg, self.events, self.events_lock)
+        self.hw = perf.Hardware.from_env()
         self.key_seed = ensure_keypair(Path.home() / ".ollama")
         rate = os.environ.get("FAKE_OLLAMA_PULL_RATE", "").strip()
         self.pull_rate: float | None = float(rate) if rate else None
@@ -182,6 +189,13 @@ class State:
 
 
 STATE: State
+
+
+def _sleep_until(due: float) -> None:
+    """Sleep until time.monotonic() reaches `due` (skipping waits too short to matter)."""
+    left = due - time.monotonic()
+    if left > 0.0005:
+        time.sleep(left)
 
 
 def _path_matches(path: str, pattern: str) -> bool:
@@ -329,6 +343,13 @@ def model_ref(store: Store, manifest: Manifest, meta: dict[str, Any] | None = No
         details=model_details(store, manifest, meta),
         weights_digest=str(layer.get("digest", "")),
     )
+
+
+def runner_shape(runner: Runner) -> perf.Shape:
+    """perf.py's view of a loaded runner: its weights, KV cache and share on the GPU."""
+    share = runner.size_vram / runner.size if runner.size else 0.0
+    positions = runner.est.num_ctx * runner.est.num_parallel
+    return perf.shape_of(runner.ref.meta, runner.ref.weights, runner.est.kv, positions, share)
 
 
 class OptionError(ValueError):
@@ -512,7 +533,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_bytes(200, b"Ollama is running", "text/plain; charset=utf-8")
 
     def h_version(self) -> None:
-        self.send_json(200, {"version": STATE.version})
+        """routes.go: ``{"version": ...}`` and nothing else (v0.32.15 L1879-1880, v0.6.8 the
+        same). The fake adds ``simulated``, which no Ollama sends, so whatever reads the
+        server's figures can tell they come from perf.py's model (the one deliberate
+        difference: tests/harness/README.md)."""
+        self.send_json(200, {"version": STATE.version, "simulated": STATE.hw.describe()})
 
     def h_tags(self) -> None:
         store = STATE.store
@@ -614,8 +639,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def h_ps(self) -> None:
         """PsHandler: one entry per runner, under the name of the model that loaded it;
-        ``context_length`` only from 0.9.7."""
+        ``context_length`` only from 0.9.7; ``expires_at`` as the scheduler keeps it (left as
+        it was while a request runs, see scheduler.py)."""
         models = []
+        now = time.time()
         for r in STATE.sched.running():
             entry: dict[str, Any] = {
                 "name": r.name,
@@ -623,7 +650,7 @@ class Handler(BaseHTTPRequestHandler):
                 "size": r.size,
                 "digest": r.ref.digest,
                 "details": r.ref.details,
-                "expires_at": rfc3339(r.expires_at),
+                "expires_at": rfc3339(r.shown_expiry(now)),
                 "size_vram": r.size_vram,
             }
             if STATE.profile.ps_context_length:
@@ -667,9 +694,10 @@ class Handler(BaseHTTPRequestHandler):
         keep_alive: float | None,
         need: str | None,
         verb: str,
-    ) -> bool:
+    ) -> Runner | None:
         """routes.go scheduleRunner: capabilities, then the options (model params + request,
-        ``Options.FromMap``), then the scheduler. False when an error answer was sent."""
+        ``Options.FromMap``), then the scheduler. None when an error answer was sent; else the
+        runner, held for this request until ``STATE.sched.release``."""
         store = STATE.store
         try:
             meta = read_weights(store, m)
@@ -681,11 +709,11 @@ class Handler(BaseHTTPRequestHandler):
                 self.send_json(404, {"error": f'model "{raw}" not found, try pulling it first'})
             else:
                 self.send_json(500, {"error": str(exc)})
-            return False
+            return None
         template = read_text_blob(store, m.layer(MT_TEMPLATE))
         if need is not None and need not in capabilities(meta, template):
             self.send_json(400, {"error": f'"{raw}" does not support {verb}'})
-            return False
+            return None
         params = read_json_blob(store, m.layer(MT_PARAMS))
         request_opts = req.get("options") if isinstance(req.get("options"), dict) else {}
         merged = {**params, **(request_opts or {})}
@@ -694,16 +722,15 @@ class Handler(BaseHTTPRequestHandler):
             check_options(request_opts or {}, STATE.profile.options)
         except OptionError as exc:
             self.send_json(500, {"error": str(exc)})
-            return False
+            return None
         num_ctx = int(merged["num_ctx"]) if merged.get("num_ctx") else None
         other = tuple(sorted((k, merged[k]) for k in RUNNER_OPTIONS if k != "num_ctx" and k in merged))
         ref = model_ref(store, m, meta)
         try:
-            STATE.sched.acquire(ref, num_ctx, keep_alive, other, cancelled=self._client_gone)
+            return STATE.sched.acquire(ref, num_ctx, keep_alive, other, cancelled=self._client_gone)
         except LoadAborted:
             self.close_connection = True  # handleScheduleError: 499 to a client that is gone
-            return False
-        return True
+            return None
 
     def _chatlike(self, chat: bool) -> None:
         req = self._json_body()
@@ -727,40 +754,84 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(200, {**base, "done": True, "done_reason": "unload"})
             return
         started = time.monotonic_ns()
-        if not self._run_model(m, raw, req, keep_alive, "completion", "chat" if chat else "generate"):
+        runner = self._run_model(m, raw, req, keep_alive, "completion", "chat" if chat else "generate")
+        if runner is None:
             return
-        load_ns = time.monotonic_ns() - started
-        if empty:
-            self.send_json(200, {**base, "done": True, "done_reason": "load"})
-            return
-        answer = "ok"
+        try:
+            load_ns = time.monotonic_ns() - started
+            if empty:
+                self.send_json(200, {**base, "done": True, "done_reason": "load"})
+                return
+            self._complete(runner, m, req, base, chat, started, load_ns)
+        finally:
+            STATE.sched.release(runner)
+
+    def _complete(
+        self,
+        runner: Runner,
+        m: Manifest,
+        req: dict[str, Any],
+        base: dict[str, Any],
+        chat: bool,
+        started: int,
+        load_ns: int,
+    ) -> None:
+        """Evaluate the prompt and generate the reply at the pace of perf.py's model, streaming
+        one chunk per token (routes.go GenerateHandler/ChatHandler: a chunk per runner
+        CompletionResponse, the last with done, done_reason and the Metrics)."""
+        system = req.get("system") or read_text_blob(STATE.store, m.layer(MT_SYSTEM))
+        if chat:
+            messages = req.get("messages") or []
+            text = "\n".join(str(x.get("content", "")) for x in messages if isinstance(x, dict))
+        else:
+            text = str(req.get("prompt") or "")
+        tokens = perf.truncate(perf.tokenize(f"{system}\n{text}" if system else text), runner.context_length)
+        cached = perf.cached_prefix(runner.cached, tokens)
+        shape = runner_shape(runner)
+        options = req.get("options") if isinstance(req.get("options"), dict) else {}
+        predict = (options or {}).get("num_predict")
+        limit = int(predict) if isinstance(predict, int | float) else None
+        count, reason = perf.reply_length(STATE.hw, limit, len(tokens), runner.context_length)
+        prompt_s = perf.prompt_seconds(shape, STATE.hw, len(tokens) - cached, cached)
+        due = time.monotonic() + prompt_s
+        stream = req.get("stream") is not False
+        if stream:
+            self.start_stream()
+        eval_s = 0.0
+        reply = []
+        for i in range(count):
+            step = perf.token_seconds(shape, STATE.hw, len(tokens) + i)
+            eval_s += step
+            due += step
+            _sleep_until(due)
+            word = perf.piece(i)
+            reply.append(word)
+            if stream:
+                piece = {**base, "done": False}
+                if chat:
+                    piece["message"] = {"role": "assistant", "content": word}
+                else:
+                    piece["response"] = word
+                self.write_chunk(go_json(piece) + b"\n")  # ClientGone: the runner is released
+        runner.cached = tokens + perf.tokenize("".join(reply))
         stats = {
             "total_duration": time.monotonic_ns() - started,
             "load_duration": load_ns,
-            "prompt_eval_count": 1,
-            "prompt_eval_duration": 1000,
-            "eval_count": 1,
-            "eval_duration": 1000,
+            "prompt_eval_count": len(tokens),
+            "prompt_eval_duration": perf.ns(prompt_s),
+            "eval_count": count,
+            "eval_duration": perf.ns(eval_s),
         }
-        final: dict[str, Any] = {**base, "done": True, "done_reason": "stop", **stats}
+        final: dict[str, Any] = {**base, "done": True, "done_reason": reason, **stats}
         if not chat:
             final["context"] = [1, 2, 3]
-        stream = req.get("stream")
-        if stream is False:
+        if not stream:
             if chat:
-                final["message"] = {"role": "assistant", "content": answer}
+                final["message"] = {"role": "assistant", "content": "".join(reply)}
             else:
-                final["response"] = answer
+                final["response"] = "".join(reply)
             self.send_json(200, final)
             return
-        piece = dict(base)
-        if chat:
-            piece["message"] = {"role": "assistant", "content": answer}
-        else:
-            piece["response"] = answer
-        piece["done"] = False
-        self.start_stream()
-        self.write_chunk(go_json(piece) + b"\n")
         self.write_chunk(go_json(final) + b"\n")
         self.end_stream()
 
@@ -805,8 +876,23 @@ class Handler(BaseHTTPRequestHandler):
         if m is None or not config_readable(STATE.store, m):
             self.send_json(404, {"error": f'model "{model}" not found, try pulling it first'})
             return
-        if not self._run_model(m, model, req, keep_alive, None, "embed"):
+        started = time.monotonic_ns()
+        runner = self._run_model(m, model, req, keep_alive, None, "embed")
+        if runner is None:
             return
+        try:
+            self._embed(runner, model, texts, started)
+        finally:
+            STATE.sched.release(runner)
+
+    def _embed(self, runner: Runner, model: str, texts: list[str], started: int) -> None:
+        """The inputs are evaluated at perf.py's prompt rate (no cache between inputs);
+        EmbedResponse carries total_duration, load_duration and prompt_eval_count (v0.32.15
+        routes.go EmbedHandler)."""
+        load_ns = time.monotonic_ns() - started
+        shape = runner_shape(runner)
+        counts = [len(perf.truncate(perf.tokenize(t), runner.context_length)) for t in texts]
+        _sleep_until(time.monotonic() + sum(perf.prompt_seconds(shape, STATE.hw, n, 0) for n in counts))
         dims = 64
         vectors = []
         for text in texts:
@@ -817,11 +903,16 @@ class Handler(BaseHTTPRequestHandler):
             norm = math.sqrt(sum(v * v for v in vec)) or 1.0
             vectors.append([v / norm for v in vec])
         STATE.event("embed", model=model, inputs=len(texts))
-        self.send_json(
-            200, {"model": model, "embeddings": vectors, "total_duration": 1000, "load_duration": 0}
-        )
-        if keep_alive == 0:  # sessionDuration 0: the runner expires as soon as the request ends
-            STATE.sched.unload(model_ref(STATE.store, m), reason="keep_alive 0")
+        answer: dict[str, Any] = {
+            "model": model,
+            "embeddings": vectors,
+            "total_duration": time.monotonic_ns() - started,
+            "load_duration": load_ns,
+        }
+        if sum(counts):
+            answer["prompt_eval_count"] = sum(counts)
+        self.send_json(200, answer)
+        # keep_alive 0: sessionDuration 0, so the runner expires as soon as the request ends (release)
 
     # -- streamed operations (pull / create) ------------------------------------------------------
     def _streamer(self, stream: bool) -> Streamer:
