@@ -84,28 +84,52 @@ def _fail(exc: ReconcilerError, as_json: bool) -> NoReturn:
     sys.exit(exc.exit_code)
 
 
+# Commands defined in their own modules, imported only when run (or listed by --help).
+LAZY_COMMANDS = {
+    "ensure-ollama": "reconciler.ensure_ollama:ensure_ollama",  # the Kamal hooks' command
+    "wait": "reconciler.commands.wait:wait",
+    "suspend": "reconciler.commands.suspend:suspend",
+    "resume": "reconciler.commands.suspend:resume",
+    "history": "reconciler.commands.history:history",
+    "status": "reconciler.commands.status:status",
+    "logs": "reconciler.commands.logs:logs",
+    "completion": "reconciler.commands.completion:completion",
+    "observe": "reconciler.commands.observe:observe",
+}
+
+
 class _Group(click.Group):
-    """Adds `ensure-ollama` (the Kamal hooks' command) without importing it up front."""
+    """Adds the LAZY_COMMANDS without importing them up front."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted([*super().list_commands(ctx), "ensure-ollama"])
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name == "ensure-ollama":
-            from reconciler.ensure_ollama import ensure_ollama
+        if name in LAZY_COMMANDS:
+            import importlib
 
-            return ensure_ollama
+            module, _, attr = LAZY_COMMANDS[name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
         return super().get_command(ctx, name)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name=DISTRIBUTION)
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="More detail (`logs` shows progress ticks too).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings, errors and results.")
+@click.option("--no-color", is_flag=True, help="No colours (as does the NO_COLOR environment variable).")
+@click.pass_context
+def main(ctx: click.Context, verbose: bool, quiet: bool, no_color: bool) -> None:
     """GitOps for a self-hosted LLM server: Ollama, its models and OpenWebUI, from a git repo.
 
     Exit codes: 0 ok/no changes, 1 plan has changes, 2 invalid desired state,
-    3 plan refused (budget), 4 runtime failure.
+    3 plan refused (budget), 4 runtime failure (each command's --help lists its own).
     """
+    ctx.obj = {"verbosity": -1 if quiet else (1 if verbose else 0)}
+    if no_color:
+        os.environ["NO_COLOR"] = "1"  # rich, in every console made after this, reads it
 
 
 @main.command()
@@ -273,12 +297,16 @@ def apply(
             _record_failure(_state_dir(state_dir), desired, exc)
         _fail(exc, as_json)
     runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
+    from reconciler.report.levels import quiet_filter
+
+    quiet = (click.get_current_context().find_root().obj or {}).get("verbosity", 0) < 0
     if as_json:
-        bus = EventBus(json_lines())
+        bus = EventBus(quiet_filter(json_lines(), quiet))
     elif sys.stdout.isatty():
-        bus = EventBus(human(make_console()))
+        bus = EventBus(quiet_filter(human(make_console()), quiet))
     else:
-        bus = EventBus(structured(sys.stdout))
+        bus = EventBus(quiet_filter(structured(sys.stdout), quiet))
+    _refuse_while_suspended(runtime.state.root, dry_run, as_json)
     if dry_run:
         report = reconcile(desired, runtime, bus, dry_run=True)
     else:
@@ -290,11 +318,20 @@ def apply(
     sys.exit(codes[report.result])
 
 
+def _refuse_while_suspended(root: Path, dry_run: bool, as_json: bool) -> None:
+    from reconciler.state.suspend import Suspended, load_suspension
+
+    suspension = load_suspension(root)
+    if suspension is not None and not dry_run:
+        _fail(Suspended(f"the reconciler is {suspension.describe()}; `reconciler resume` first"), as_json)
+
+
 def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_json: bool) -> ReconcileReport:
     """Converge holding the state directory (never beside a `serve`), then write the status
     `reconciler status` shows."""
     from reconciler.loop.lock import ServeLock
     from reconciler.reconcile import reconcile, result_of, write_status
+    from reconciler.state.reconciles import Recorder, history_path
 
     lock = ServeLock(runtime.state.root, role="apply")
     try:
@@ -302,6 +339,7 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     except ReconcilerError as exc:
         _fail(exc, as_json)
     try:
+        bus.subscribe(Recorder(history_path(runtime.state.root), default_trigger="apply"))
         report = reconcile(desired, runtime, bus)
         write_status(
             runtime.state.root,
@@ -443,10 +481,13 @@ def serve(
     from reconciler.report.console import structured
     from reconciler.report.eventlog import EventLog, log_path
     from reconciler.report.events import EventBus
+    from reconciler.state.reconciles import Recorder, history_path
 
     try:
         runtime = _runtime(state_dir, ollama_url)
-        bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr))
+        journald = "JOURNAL_STREAM" in os.environ  # systemd: stderr goes to the journal
+        bus = EventBus(EventLog(log_path(runtime.state.root)), structured(sys.stderr, priorities=journald))
+        bus.subscribe(Recorder(history_path(runtime.state.root), default_trigger="serve"))
         server = Server(
             ServeConfig(
                 repo=repo.resolve(),
@@ -511,62 +552,26 @@ def doctor(repo: Path, rev: str | None, state_dir: Path | None, config_path: Pat
 
 
 @main.command()
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def status(state_dir: Path | None, as_json: bool) -> None:
-    """Desired vs applied commit, conditions, models, budgets, last error."""
-    from reconciler.loop.lock import serve_running
-    from reconciler.report.console import make_console
-    from reconciler.report.status import load_status
-    from reconciler.report.text import print_status
-
-    root = _state_dir(state_dir)
-    current = load_status(root)
-    pid = serve_running(root)
-    if as_json:
-        click.echo(dumps({**current.model_dump(mode="json"), "serve_pid": pid}))
-    else:
-        print_status(current, pid, make_console())
-
-
-@main.command()
-@click.option("--state-dir", type=click.Path(path_type=Path), envvar="RECONCILER_STATE_DIR", help=_STATE_HELP)
-@click.option("-f", "--follow", "follow_", is_flag=True, help="Keep following new events.")
-@click.option("--json", "as_json", is_flag=True, help="Raw JSON lines.")
-@click.option("-n", "--lines", default=50, show_default=True, help="Events to show from the end first.")
-def logs(state_dir: Path | None, follow_: bool, as_json: bool, lines: int) -> None:
-    """Show (and follow) the structured event log."""
-    from collections import deque
-
-    from reconciler.report.console import json_lines, structured
-    from reconciler.report.eventlog import follow, log_path
-
-    path = log_path(_state_dir(state_dir))
-    writer = json_lines() if as_json else structured(sys.stdout)
-    for event in deque(follow(path, forever=False), maxlen=lines):
-        writer(event)
-    if follow_:
-        try:
-            for event in follow(path, from_offset=None):
-                writer(event)
-        except KeyboardInterrupt:
-            return
-
-
-@main.command()
 @click.argument("commit", required=False)
 @click.option("--repo", type=click.Path(path_type=Path, exists=True), required=True, help="The bare repo.")
 @click.option("--branch", default="main", show_default=True)
-def rollback(commit: str | None, repo: Path, branch: str) -> None:
-    """Revert COMMIT (default: the latest) with a new commit and push it (history stays true)."""
+@click.option(
+    "--to", "to", metavar="COMMIT", help="Bring the desired state back to COMMIT's, in one new commit."
+)
+def rollback(commit: str | None, repo: Path, branch: str, to: str | None) -> None:
+    """Revert COMMIT (default: the latest) with a new commit and push it (history stays true);
+    with --to, one new commit that restores COMMIT's whole desired state."""
     from reconciler.gitops import rollback as do_rollback
+    from reconciler.gitops import rollback_to
 
+    if to is not None and commit is not None:
+        raise click.UsageError("give COMMIT (revert it) or --to COMMIT (go back to it), not both")
     try:
-        sha = do_rollback(repo, commit, branch)
+        sha = do_rollback(repo, commit, branch) if to is None else rollback_to(repo, to, branch)
     except ReconcilerError as exc:
         _fail(exc, False)
         return
-    click.echo(f"pushed revert commit {sha[:12]}")
+    click.echo(f"pushed {'revert' if to is None else 'rollback'} commit {sha[:12]}")
 
 
 @main.command(hidden=True)

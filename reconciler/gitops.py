@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -12,24 +13,23 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from reconciler.desired.load import load_desired
 from reconciler.desired.redact import printable
-from reconciler.desired.secrets import SecretPolicy
-from reconciler.desired.source import DirSource, GitCommitSource
 from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
-from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import Event, EventName, kamal_line, note_text
-from reconciler.report.progress import PullSteps, pull_line
-from reconciler.resources import git_hooks
-from reconciler.seed import SeedSettings, customize
-from reconciler.serverconfig import load_policy
-from reconciler.signing import CONFIG_KEY, unverified
+from reconciler.report.waiting import WaitRules, wait_for
+from reconciler.signing import CONFIG_KEY
+
+# The post-receive hook starts this module on every push and only follows the event log:
+# the loader (pydantic, the schema, ruamel) is imported by the functions that validate.
+if TYPE_CHECKING:
+    from reconciler.desired.secrets import SecretPolicy
+    from reconciler.report.progress import PullSteps
+    from reconciler.seed import SeedSettings
 
 ZERO = "0" * 40
-TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
 FOLLOW_ATTEMPTS = 3  # a transient failure is retried by serve: show the retries, up to this many
 HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
 HOOK_ERRORS = "hook-errors.log"
@@ -57,6 +57,10 @@ def init_repo(
 ) -> bool:
     """Create (or adopt) the bare repo, seed it when new (edited by `settings`, then validated),
     install the hooks. Returns True when it was created."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import DirSource
+    from reconciler.seed import customize
+
     check_branch(branch)
     created = not (repo / "HEAD").exists()
     if created:
@@ -107,6 +111,8 @@ def check_branch(branch: str) -> None:
 def install_hooks(repo: Path, state_dir: Path, branch: str) -> None:
     """Write the hook scripts with every value shell-quoted: a state directory or branch
     name with `$(…)`, quotes or spaces stays one literal argument."""
+    from reconciler.resources import git_hooks
+
     check_branch(branch)
     values = {"@PYTHON@": sys.executable, "@STATE_DIR@": str(state_dir), "@BRANCH@": branch}
     for name in ("pre-receive", "post-receive"):
@@ -176,6 +182,9 @@ def _log_hook_error(state_dir: Path | None) -> str:
 
 
 def _pre_receive(repo: Path, branch: str, stdin: TextIO, out: TextIO, deadline: float, budget: float) -> int:
+    from reconciler.serverconfig import load_policy
+    from reconciler.signing import unverified
+
     policy: SecretPolicy | None = None
     for old, new in _updates(stdin, branch):
         if new == ZERO:
@@ -200,6 +209,9 @@ def _validate_all(
 ) -> bool:
     """Validate each commit once per distinct tree; False (and the problems written) on the
     first invalid one or when the time budget runs out."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import GitCommitSource
+
     deadline, budget = limit
     checked: set[str] = set()
     models = 0
@@ -248,37 +260,34 @@ def post_receive(repo: Path, state_dir: Path, branch: str, stdin: TextIO, out: T
         return 0
     out.write(f"reconciler: reconciling {new[:12]} (Ctrl-C stops watching, not the reconcile)\n")
     out.flush()
-    path = log_path(state_dir)
-    deadline = time.monotonic() + timeout
-    attempts = 0
-    for event in follow(
-        path, from_offset=max(end_offset(path) - TAIL_BACK, 0), stop=lambda: time.monotonic() > deadline
-    ):
-        rev = str(event.get("revision", ""))
-        if event["event"] in ("reconcile.start", "reconcile.rejected") and rev and not new.startswith(rev):
-            if _seen_after(repo, rev, new):
-                out.write(f"reconciler: superseded by a newer push ({rev}); see `reconciler logs -f`\n")
-                return 0
-            continue
-        if rev and not new.startswith(rev):
-            continue
-        line = push_line(event)
-        if line:
-            out.write("\n".join(printable(part) for part in line.split("\n")) + "\n")
-            out.flush()
-        if event["event"] == "retry.scheduled":
-            out.write(f"reconciler: retrying in {event.get('seconds')} s\n")
-            out.flush()
-        failed = event["event"] == "reconcile.done" and event.get("result") in ("failed", "preempted")
-        if failed:
-            attempts += 1
-        if event["event"] == "reconcile.rejected" or (event["event"] == "reconcile.done" and not failed):
-            return 0
-        if failed and attempts >= FOLLOW_ATTEMPTS:
-            out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
-            return 0
-    out.write(f"reconciler: still reconciling after {timeout:.0f} s; follow it with `reconciler logs -f`\n")
+    rules = WaitRules(timeout, attempts=FOLLOW_ATTEMPTS, follow_newer=False, newer=newer_in(repo))
+    waited = wait_for(state_dir, new, rules, lambda event: _show(event, out))
+    if waited.result == "superseded":
+        out.write(f"reconciler: superseded by a newer push ({waited.revision}); see `reconciler logs -f`\n")
+    elif waited.result == "failed":
+        out.write("reconciler: giving up watching; serve keeps retrying — see `reconciler status`\n")
+    elif waited.result == "suspended":
+        pass  # said by the events
+    elif waited.result == "timeout":
+        out.write(
+            f"reconciler: still reconciling after {timeout:.0f} s; wait for it with "
+            f"`reconciler wait {new[:12]}` or follow it with `reconciler logs -f`\n"
+        )
     return 0
+
+
+def _show(event: dict[str, Any], out: TextIO) -> None:
+    line = push_line(event)
+    if line:
+        out.write("\n".join(printable(part) for part in line.split("\n")) + "\n")
+    if event["event"] == "retry.scheduled":
+        out.write(f"reconciler: retrying in {event.get('seconds')} s\n")
+    out.flush()
+
+
+def newer_in(repo: Path) -> Callable[[str, str], bool]:
+    """For the waits: whether a commit (by a prefix) descends from another, in `repo`."""
+    return lambda other, mine: _seen_after(repo, other, mine)
 
 
 def _seen_after(repo: Path, other: str, new: str) -> bool:
@@ -296,7 +305,14 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
         return False
 
 
-_pull_steps = PullSteps()  # one line per model per 10 %
+@functools.cache
+def _pull_steps() -> PullSteps:
+    """One line per model per 10 %; made at the first pull line (its module imports pydantic)."""
+    from reconciler.report.progress import PullSteps
+
+    return PullSteps()
+
+
 _pulled: dict[str, int] = {}  # loads: the last 10 s step shown per model
 
 
@@ -315,7 +331,9 @@ def _once_per_step(key: str, step: int) -> bool:
 
 
 def _push_pull(event: Event) -> str | None:
-    return f"  {pull_line(event)}" if _pull_steps.wanted(event) else None
+    from reconciler.report.progress import pull_line
+
+    return f"  {pull_line(event)}" if _pull_steps().wanted(event) else None
 
 
 def _push_load(event: Event) -> str | None:
@@ -324,8 +342,19 @@ def _push_load(event: Event) -> str | None:
     return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
 
 
+def _push_suspended(event: Event) -> str:
+    why = f" ({event.get('reason')})" if event.get("reason") else ""
+    since = str(event.get("since"))[:19]
+    return f"reconciler: ⏸ suspended since {since}{why}: validated and recorded, not applied"
+
+
 def _push_done(event: Event) -> str:
     result = event.get("result")
+    if result == "planned":  # in serve's log, a reconcile only plans while suspended
+        revision = str(event.get("revision"))[:12]
+        return (
+            f"reconciler: ⏸ {revision} not applied (suspended): the plan above waits for `reconciler resume`"
+        )
     notes = "; ".join(map(note_text, event.get("notes", []) or []))
     mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
     tail = f" — {notes}" if notes else ""
@@ -344,6 +373,7 @@ _PUSH: dict[EventName, Callable[[Event], str | None]] = {
     "reconcile.rejected": lambda e: (
         "reconciler: rejected: " + "; ".join(map(str, e.get("problems", []) or []))
     ),
+    "reconcile.suspended": _push_suspended,
     "reconcile.done": _push_done,
 }
 
@@ -369,4 +399,30 @@ def rollback(repo: Path, commit: str | None, branch: str = "main") -> str:
         result = subprocess.run(["git", "push", "origin", f"HEAD:{branch}"], cwd=work, check=False)
         if result.returncode != 0:
             raise GitFailed("the revert commit was rejected by the repo (see the messages above)")
+        return sha
+
+
+def rollback_to(repo: Path, commit: str, branch: str = "main") -> str:
+    """One new commit whose tree is `commit`'s (what `kamal rollback VERSION` means), pushed
+    through the hooks like any other: history stays true and the rollback cache makes it fast."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp) / "work"
+        git("clone", "-q", "--branch", branch, str(repo), str(work))
+        try:
+            target = git("rev-parse", "--verify", "--end-of-options", f"{commit}^{{commit}}", cwd=work)
+        except GitFailed:
+            raise GitFailed(f"{commit} is not a commit of {repo} (see `reconciler history`)") from None
+        if git("rev-parse", "HEAD^{tree}", cwd=work) == git("rev-parse", f"{target}^{{tree}}", cwd=work):
+            raise GitFailed(
+                f"{branch} already holds the desired state of {target[:12]}: nothing to roll back"
+            )
+        subject = git("log", "-1", "--format=%s", target, cwd=work)
+        git("read-tree", "-u", "--reset", target, cwd=work)
+        ident = ["-c", "user.name=reconciler rollback", "-c", "user.email=reconciler@localhost"]
+        message = f"Roll back to {target[:12]} ({subject})\n\nThe desired state of {target}."
+        git(*ident, "commit", "-q", "-m", message, cwd=work)
+        sha = git("rev-parse", "HEAD", cwd=work)
+        result = subprocess.run(["git", "push", "origin", f"HEAD:{branch}"], cwd=work, check=False)
+        if result.returncode != 0:
+            raise GitFailed("the rollback commit was rejected by the repo (see the messages above)")
         return sha

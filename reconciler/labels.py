@@ -5,6 +5,7 @@ from __future__ import annotations
 
 # Docker labels of the Ollama container (and the volume and network made for it)
 SPEC_HASH = "reconciler.spec-hash"  # hash of the ContainerSpec the container was created from
+SPEC = "reconciler.spec"  # that ContainerSpec as JSON, secret-looking values as digests (plan diffs)
 MANAGED = "reconciler.managed"  # "1" on containers, volumes and networks the reconciler created
 GPU_PASSTHROUGH = (
     "reconciler.gpu-passthrough"  # how the GPU reached the container: device-request, cdi, runtime

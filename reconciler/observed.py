@@ -74,6 +74,7 @@ class ContainerObs(Obs):
     health: str | None = None
     image: str = ""
     spec_hash: str | None = None  # the label we set when creating it
+    spec: dict[str, Any] | None = None  # the ContainerSpec it was created from (label), for diffs
     networks: tuple[str, ...] = ()  # the Docker networks it is attached to
 
 

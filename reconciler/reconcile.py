@@ -11,10 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from reconciler.apply.context import ExecContext, OllamaClients
-from reconciler.apply.runner import Failure, Outcome, RunHooks, Runner
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -30,6 +28,11 @@ from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
+from reconciler.state.suspend import load_suspension
+
+if TYPE_CHECKING:  # the executors are imported only when there is something to do
+    from reconciler.apply.context import ExecContext
+    from reconciler.apply.runner import Failure, Outcome, RunHooks
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
 Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]
@@ -58,6 +61,8 @@ class ReconcileReport:
 
     @property
     def failures(self) -> list[Failure]:
+        from reconciler.apply.runner import Failure
+
         found = [f for o in self.outcomes for f in o.failed]
         if self.observe_error is not None:
             found.insert(0, Failure("observe the server", self.observe_error))
@@ -175,6 +180,8 @@ class _Passes:
     def _execute(self, plan: Plan, observed: Observed) -> bool:
         report = self.report
         ctx = _context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
+        from reconciler.apply.runner import Runner
+
         outcome = Runner(ctx, self.hooks).run(plan)
         report.outcomes.append(outcome)
         if outcome.preempted:
@@ -205,6 +212,8 @@ def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memo
 def _context(
     desired: DesiredState, runtime: Runtime, events: EventBus, now: Callable[[], datetime], observed: Observed
 ) -> ExecContext:
+    from reconciler.apply.context import ExecContext, OllamaClients
+
     url = runtime.ollama_base(desired)
     return ExecContext(
         desired=desired,
@@ -321,7 +330,7 @@ def write_status(
         retry_in=retry_in,
         at=at,
         settings_hash=memory.deployed.openwebui_settings_hash,
-    )
+    ).model_copy(update={"suspended": load_suspension(state_dir)})
     status_mod.save_status(state_dir, status)
     return status
 

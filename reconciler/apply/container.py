@@ -32,11 +32,12 @@ from reconciler.errors import (
     ImageNotInRegistry,
     RegistryUnreachable,
 )
-from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC_HASH
+from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC, SPEC_HASH
 from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
 from reconciler.plan.container import ready_url
+from reconciler.plan.container_diff import label_form
 from reconciler.report.events import EventSink, notify
 from reconciler.state.gpu import GPU_MODES, GpuMode, flag, load_passthrough, save_passthrough, try_order
 
@@ -79,7 +80,7 @@ def create_kwargs(
     spec: ContainerSpec, spec_hash: str, gpu_mode: GpuMode = "device-request"
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.create` (pure)."""
-    labels = {SPEC_HASH: spec_hash, MANAGED: "1"}
+    labels = {SPEC_HASH: spec_hash, SPEC: label_form(spec).model_dump_json(), MANAGED: "1"}
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "name": spec.name,

@@ -86,8 +86,11 @@ _DURATION = re.compile(r"^-?([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 
 class Frozen(BaseModel):
     # strict: a YAML string is never taken for a boolean or a number ("yes", "8"), so the
-    # reconciler reads a file as the JSON Schemas (and editors) do.
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, strict=True)
+    # reconciler reads a file as the JSON Schemas (and editors) do. defer_build: a model's
+    # validator is built when first used, not at import (the hooks and `validate` start fast).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, strict=True, defer_build=True
+    )
 
 
 def _model_ref(value: str) -> str:

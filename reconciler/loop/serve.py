@@ -28,6 +28,7 @@ from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
 from reconciler.serverconfig import ServerConfigInvalid, load_policy
 from reconciler.signing import head_problem
+from reconciler.state.suspend import Suspension, load_suspension
 
 
 @dataclass
@@ -148,6 +149,10 @@ class Server:
     def _reconcile(self, head: str, desired: DesiredState) -> ReconcileReport | None:
         self.container_name = desired.ollama.container.name
         self.runtime.read_knowledge = knowledge_reader(lambda: GitCommitSource(self.config.repo, head))
+        suspension = load_suspension(self.state_dir)
+        self.metrics.suspended(suspension)
+        if suspension is not None:
+            return self._suspended(head, desired, suspension)
         hooks = RunHooks(
             before=lambda a: self.journal.begin(head, a.title(), a.kind),
             after=lambda a: self.journal.end(),
@@ -171,6 +176,20 @@ class Server:
         scheduled = next_run(report, self.backoff)
         after = self._schedule(head, *scheduled) if scheduled is not None else None
         self._save_status(result_of(report), head, desired, report, None, after if report.retrying else None)
+        return report
+
+    def _suspended(self, head: str, desired: DesiredState, suspension: Suspension) -> ReconcileReport | None:
+        """Validated and recorded, observed and planned, never applied: the plan is the drift."""
+        self.events.emit("reconcile.suspended", revision=head[:12], since=suspension.since.isoformat(),
+                         reason=suspension.reason, by=suspension.by)  # fmt: skip
+        try:
+            report = reconcile(desired, self.runtime, self.events, dry_run=True)
+        except Exception as exc:  # as in _reconcile: never end the loop
+            why = f"internal error: {type(exc).__name__}: {str(exc)[:300]}"
+            self.events.emit("reconcile.done", revision=head[:12], result="failed", actions=0, notes=[why])
+            self._save_status("failed", head, desired, None, [why])
+            return None
+        self._save_status("failed" if report.result == "failed" else "suspended", head, desired, report, None)
         return report
 
     def _newer_commit(self, head: str) -> bool:
@@ -212,6 +231,7 @@ class Server:
             retry_in=retry_in,
             at=self.clock.now(),
         )
+        self.metrics.conditions(self.status)
 
     def _on_event(self, event: Event) -> None:
         """Keep status.json live while pulling (throttled) and while reconciling; every event
@@ -221,6 +241,8 @@ class Server:
             self.liveness.beat()
         if name == "reconcile.done":
             self.systemd.status(f"{event.get('result')} {str(event.get('revision', ''))[:12]}")
+        if name in ("pull.progress", "pull.done", "action.failed") and event.get("model"):
+            self.metrics.pulling(str(event["model"]), _ratio(event) if name == "pull.progress" else None)
         if name == "reconcile.start":
             self._mark_reconciling()
         elif name in ("pull.progress", "load.progress") and self._progress_due():
@@ -273,3 +295,10 @@ def next_run(report: ReconcileReport, backoff: Backoff) -> tuple[TriggerKind, fl
     if report.requeue_after is None:
         return None
     return ("preempted" if report.result == "preempted" else "requeue"), report.requeue_after
+
+
+def _ratio(event: Event) -> float | None:
+    try:
+        return float(event.get("percent", 0)) / 100
+    except (TypeError, ValueError):
+        return None

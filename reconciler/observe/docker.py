@@ -8,6 +8,7 @@ networks it is attached to (`NetworkSettings.Networks`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +16,7 @@ import docker
 import docker.errors
 
 from reconciler.errors import ObservationFailed
-from reconciler.labels import SPEC_HASH
+from reconciler.labels import SPEC, SPEC_HASH
 from reconciler.observe._json import as_mapping
 from reconciler.observed import ContainerObs
 
@@ -40,8 +41,21 @@ def parse_container(attrs: Mapping[str, Any]) -> ContainerObs:
         health=health if isinstance(health, str) and health else None,
         image=_str(config.get("Image")),
         spec_hash=spec_hash if isinstance(spec_hash, str) and spec_hash else None,
+        spec=_spec_label(labels.get(SPEC)),
         networks=tuple(sorted(networks)),
     )
+
+
+def _spec_label(value: object) -> dict[str, Any] | None:
+    """The created-from spec label as a JSON object; anything else (an older container, a
+    hand-edited label) reads as unknown: the plan then names the hashes only."""
+    if not isinstance(value, str) or len(value) > 1_000_000:
+        return None
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def observe_container(client: docker.DockerClient, name: str) -> ContainerObs | None:

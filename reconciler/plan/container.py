@@ -4,10 +4,14 @@ about the one observed (pure). The planner and the Kamal hooks decide it here al
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
+
+from pydantic import ValidationError
 
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
+from reconciler.plan.container_diff import spec_diff
 from reconciler.plan.hashing import spec_hash
 
 LOOPBACK = "127.0.0.1"
@@ -48,6 +52,16 @@ def ready_url(spec: ContainerSpec) -> str:
     return f"http://{host}:{spec.port}/api/version"
 
 
+def _changed_fields(created: dict[str, Any] | None, spec: ContainerSpec) -> tuple[str, ...]:
+    """The fields a recreate changes, against the spec the container was created from."""
+    if created is None:
+        return ()
+    try:
+        return spec_diff(ContainerSpec.model_validate(created), spec)
+    except ValidationError:  # a label from another version, or edited by hand
+        return ()
+
+
 def container_action(desired: DesiredState, seen: ContainerObs | None) -> EnsureContainer | None:
     spec = container_spec(desired)
     wanted = spec_hash(spec)
@@ -55,11 +69,10 @@ def container_action(desired: DesiredState, seen: ContainerObs | None) -> Ensure
         return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
     if seen.spec_hash != wanted:
         why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
+        fields = _changed_fields(seen.spec, spec)
+        what = f": {'; '.join(fields)}" if fields else f" ({seen.spec_hash or 'no label'} → {wanted})"
         return EnsureContainer(
-            op="recreate",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
+            op="recreate", spec=spec, spec_hash=wanted, reason=f"{why}{what}; the models volume is kept"
         )
     if not seen.running:
         why = f"container is {seen.status or 'stopped'}"

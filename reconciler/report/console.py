@@ -46,9 +46,13 @@ def json_lines(stream: TextIO = sys.stdout) -> Any:
     return write
 
 
-def structured(stream: TextIO = sys.stderr) -> Any:
-    """Plain `key=value` lines (structlog), for pipes and journald; a pull's progress once per
-    10 % (every event is in `--json` and the event log)."""
+def structured(stream: TextIO = sys.stderr, *, timestamps: bool = False, priorities: bool = False) -> Any:
+    """Plain `key=value` lines (structlog), for pipes, journald and the push output; a pull's
+    progress once per 10 % (every event is in `--json` and the event log). With `timestamps`,
+    each line starts with its time; with `priorities`, with the `<N>` syslog priority journald
+    reads from a service's stderr (`journalctl -p warning` then works)."""
+    from reconciler.report.levels import PRIORITY, level_of
+
     logger = structlog.wrap_logger(
         structlog.PrintLogger(stream),
         processors=[structlog.processors.KeyValueRenderer(key_order=["event"], drop_missing=True)],
@@ -60,6 +64,11 @@ def structured(stream: TextIO = sys.stderr) -> Any:
         if event["event"] == "pull.progress" and not steps.wanted(event):
             return
         fields = {k: v for k, v in event.items() if k not in _QUIET and k != "event"}
+        prefix = f"<{PRIORITY[level_of(event)]}>" if priorities else ""
+        if timestamps:
+            prefix += f"{str(event.get('ts', ''))[:23].replace('T', ' ')} "
+        if prefix:
+            stream.write(prefix)
         logger.info(event["event"], **fields)
 
     return write

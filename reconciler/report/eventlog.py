@@ -51,7 +51,7 @@ class EventLog:
         self.path.replace(self.path.with_name(f"{self.path.name}.1"))
 
 
-def _parse(line: bytes) -> dict[str, Any] | None:
+def parse_line(line: bytes) -> dict[str, Any] | None:
     try:
         value = json.loads(line)
     except ValueError:
@@ -109,7 +109,7 @@ def follow(
         chunk = handle.read()
         if chunk:
             *lines, buffer = (buffer + chunk).split(b"\n")
-            yield from (event for event in map(_parse, lines) if event is not None)
+            yield from (event for event in map(parse_line, lines) if event is not None)
             continue
         if not forever:
             break

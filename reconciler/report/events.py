@@ -21,6 +21,7 @@ EventName = Literal[
     "reconcile.done",
     "reconcile.preempted",
     "reconcile.rejected",
+    "reconcile.suspended",
     "plan",
     "action.start",
     "action.done",

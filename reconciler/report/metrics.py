@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from reconciler.observed import Observed
+from reconciler.state.suspend import Suspension
+
+if TYPE_CHECKING:
+    from reconciler.report.status import Status
 
 
 class Metrics:
@@ -30,6 +37,44 @@ class Metrics:
         self.model_vram = Gauge(
             "reconciler_model_vram_bytes", "VRAM of a loaded model", ["model"], registry=self.registry
         )
+
+        self.is_suspended = Gauge(
+            "reconciler_suspended", "1 while suspended: commits recorded, not applied", registry=self.registry
+        )
+        self.suspended_since = Gauge(
+            "reconciler_suspended_since_timestamp_seconds",
+            "When the current suspension began (0: not suspended)",
+            registry=self.registry,
+        )
+
+        self.condition = Gauge(
+            "reconciler_condition",
+            "1 when the status condition is true (Ready, Reconciling, Stalled, Degraded)",
+            ["type"],
+            registry=self.registry,
+        )
+        self.pull_progress = Gauge(
+            "reconciler_pull_progress_ratio",
+            "A pull in flight: done / total",
+            ["model"],
+            registry=self.registry,
+        )
+
+    def conditions(self, status: Status) -> None:
+        for c in status.conditions:
+            self.condition.labels(type=c.type).set(1 if c.status else 0)
+
+    def pulling(self, model: str, ratio: float | None) -> None:
+        """Progress of a pull; None once it ended (the series goes)."""
+        if ratio is not None:
+            self.pull_progress.labels(model=model).set(ratio)
+            return
+        with suppress(KeyError):  # never reported
+            self.pull_progress.remove(model)
+
+    def suspended(self, suspension: Suspension | None) -> None:
+        self.is_suspended.set(0 if suspension is None else 1)
+        self.suspended_since.set(0 if suspension is None else suspension.since.timestamp())
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         start_http_server(port, addr=addr, registry=self.registry)

@@ -18,6 +18,7 @@ from reconciler.plan.notes import Note
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import read_model, write_atomic
+from reconciler.state.suspend import Suspension
 from reconciler.versions import show
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
@@ -40,9 +41,13 @@ ConditionReason = Literal[
     "RetryScheduled",  # Reconciling: a retry is scheduled
     "Failed",  # Reconciling: failed, with no retry scheduled (a one-off `apply`)
     "Retrying",  # Stalled: not stalled, the failure is retried
+    "Suspended",  # `reconciler suspend`: commits recorded and drift reported, nothing applied
+    "Drift",  # Degraded, while suspended: the server differs from the commit (the plan says how)
 ]
 # How a reconcile (or a rejected commit) ended, as status records it.
-StatusResult = Literal["converged", "degraded", "refused", "invalid", "stalled", "preempted", "failed"]
+StatusResult = Literal[
+    "converged", "degraded", "refused", "invalid", "stalled", "preempted", "failed", "suspended"
+]
 Wanted = dict[ConditionType, tuple[bool, ConditionReason, str]]
 
 
@@ -87,6 +92,7 @@ class Status(BaseModel):
     ollama_supported: bool | None = None  # False: older than the oldest version supported
     oldest_supported: str = show(OLDEST_SUPPORTED)
     openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
+    suspended: Suspension | None = None  # `reconciler suspend`: commits recorded, not applied
     updated_at: datetime | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
@@ -211,11 +217,29 @@ def _failed(errors: str, retry_in: float | None) -> Wanted:
     }
 
 
+def _suspended(drift: list[str]) -> Wanted:
+    shown = "; ".join(drift)
+    return {
+        "Ready": (not drift, "Suspended", f"not applied while suspended: {shown}" if drift else ""),
+        "Reconciling": (False, "Suspended", "`reconciler resume` applies the branch head"),
+        "Stalled": (False, "Suspended", ""),
+        "Degraded": (bool(drift), "Drift" if drift else "Healthy", shown),
+    }
+
+
 def conditions_for(
-    result: StatusResult, head: str | None, errors: list[str], notes: list[Note], retry_in: float | None
+    result: StatusResult,
+    head: str | None,
+    errors: list[str],
+    notes: list[Note],
+    retry_in: float | None,
+    drift: list[str] | None = None,
 ) -> Wanted:
-    """The four conditions a result sets (their reasons from `ConditionReason`, never free text)."""
+    """The four conditions a result sets (their reasons from `ConditionReason`, never free text);
+    `drift`: while suspended, what the plan would change."""
     text = "; ".join(errors)
+    if result == "suspended":
+        return _suspended(drift or [])
     if result in ("converged", "degraded"):
         return _ready(head, notes)
     if result in _STALLED:
@@ -243,7 +267,8 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    wanted = conditions_for(result, head, errors, notes, retry_in)
+    drift = [a.title() for a in plan.actions] if plan and result == "suspended" else None
+    wanted = conditions_for(result, head, errors, notes, retry_in, drift)
     return Status(
         desired_revision=head,
         last_attempted_revision=head,

@@ -104,6 +104,9 @@ def _openwebui(status: Status, console: Console) -> None:
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
     running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
     say(console, f"[bold]reconciler[/] — {running}")
+    if status.suspended is not None:
+        resume = "`reconciler resume` ends it"
+        say(console, f"[bold yellow]SUSPENDED[/] {esc(status.suspended.describe())} — {resume}")
     say(console, f"desired commit:      {esc((status.desired_revision or '—')[:12])}")
     say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
     if status.updated_at:

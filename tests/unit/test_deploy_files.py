@@ -33,6 +33,7 @@ def test_unit_runs_serve_as_a_notify_service_with_a_watchdog_and_hardening() -> 
     service = unit["Service"]
     assert service["ExecStart"] == (
         "/opt/reconciler/bin/reconciler serve --repo /srv/desired-state.git --state-dir /var/lib/reconciler"
+        " --metrics-port 9464 --metrics-addr 127.0.0.1"  # metrics on loopback only
     )
     assert service["Type"] == "notify" and service["NotifyAccess"] == "main" and service["WatchdogSec"]
     assert service["Restart"] == "on-failure" and service["RestartSec"]
@@ -80,3 +81,25 @@ def test_bootstrap_rejects_bad_arguments_before_doing_anything(
 def test_bootstrap_and_the_package_agree_on_the_version() -> None:
     version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M)
     assert version is not None and f"readonly RELEASE={version.group(1)} " in BOOTSTRAP.read_text()
+
+
+def test_the_grafana_dashboard_uses_only_metrics_serve_exports() -> None:
+    import json
+    import re
+
+    from reconciler.report.metrics import Metrics
+
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json").read_text()
+    )
+    used = {
+        name
+        for p in dashboard["panels"]
+        for t in p["targets"]
+        for name in re.findall(r"reconciler_[a-z_]+", t["expr"])
+    }
+    families = list(Metrics().registry.collect())
+    exported = {s.name for m in families for s in m.samples} | {m.name for m in families}
+    exported |= {f"{m.name}_total" for m in families if m.type == "counter"}  # before any sample
+    assert used and used <= exported, used - exported
+    assert {"reconciler_condition", "reconciler_suspended", "reconciler_pull_progress_ratio"} <= used

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reconciler.apply.container import create_kwargs
-from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC_HASH
+from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC, SPEC_HASH
 from reconciler.plan.actions import ContainerSpec
 from reconciler.plan.container import ready_url
 
@@ -32,7 +32,12 @@ def test_everything() -> None:
         "image": "ollama/ollama:0.6.8",
         "name": "ollama",
         "environment": {"OLLAMA_HOST": "0.0.0.0:11434", "OLLAMA_NOPRUNE": "1"},
-        "labels": {SPEC_HASH: "0123456789abcdef", MANAGED: "1", GPU_PASSTHROUGH: "device-request"},
+        "labels": {
+            SPEC_HASH: "0123456789abcdef",
+            SPEC: spec().model_dump_json(),
+            MANAGED: "1",
+            GPU_PASSTHROUGH: "device-request",
+        },
         "volumes": {"ollama": {"bind": "/root/.ollama", "mode": "rw"}},
         "ports": {"11434/tcp": [("127.0.0.1", 11434), ("192.168.1.20", 11434)]},
         "network": "llm",

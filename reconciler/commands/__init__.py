@@ -1,0 +1,1 @@
+"""CLI commands kept out of cli.py, each in its own module; cli.py imports one only when it runs."""
