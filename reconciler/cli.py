@@ -144,11 +144,20 @@ def validate(path: Path, rev: str | None, as_json: bool) -> None:
     except ReconcilerError as exc:
         _fail(exc, as_json)
         return
+    from reconciler.desired.advice import advice
+
     models = len(desired.ollama.all_models())
+    warnings = advice(desired)
     if as_json:
-        click.echo(dumps({"valid": True, "revision": desired.revision, "models": models}))
-    else:
-        click.echo(f"ok: {path} is a valid desired state ({models} models)")
+        shown = [
+            {"kind": w.kind, "file": w.file, "field": w.field, "message": w.message, "fix": w.fix}
+            for w in warnings
+        ]
+        click.echo(dumps({"valid": True, "revision": desired.revision, "models": models, "warnings": shown}))
+        return
+    click.echo(f"ok: {path} is a valid desired state ({models} models)")
+    for w in warnings:
+        click.echo(f"warning: {w.file}: {w.field}: {w.message}\n    fix: {w.fix}", err=True)
 
 
 @main.command()

@@ -12,13 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from reconciler.desired.secrets import DEFAULT_CONFIG, IMAGE_PREFIX, SecretPolicy, host_of
+from reconciler.desired.secrets import DEFAULT_CONFIG, IMAGE_PREFIX, SETTING_PREFIX, SecretPolicy, host_of
 from reconciler.errors import EXIT_INVALID, PermanentError
 
 CONFIG_ENV = "RECONCILER_CONFIG"
 MAX_CONFIG_BYTES = 1 * 2**20
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HOST = re.compile(r"^[a-z0-9_][a-z0-9_.:-]{0,252}$")
+_SETTING = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
 _SECRETS_KEYS = {"dir", "env", "send_to"}
 
 
@@ -88,7 +89,13 @@ def _destination(path: Path, name: str, target: Any) -> str:
         raise _fail(path, f"send_to.{name}: destinations are strings")
     if target.startswith(IMAGE_PREFIX):
         return target
+    if target.startswith(SETTING_PREFIX):
+        if not _SETTING.fullmatch(target.removeprefix(SETTING_PREFIX)):
+            raise _fail(path, f"send_to.{name}: {target!r} does not name an OpenWebUI setting")
+        return target
     host = host_of(target)
     if not _HOST.match(host):
-        raise _fail(path, f"send_to.{name}: {target!r} is not a host, URL or image:REPOSITORY")
+        raise _fail(
+            path, f"send_to.{name}: {target!r} is not a host, URL, image:REPOSITORY or openwebui-env:SETTING"
+        )
     return host

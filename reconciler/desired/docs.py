@@ -46,6 +46,7 @@ _NAMED = {
     "_slug": "name",
     "_docker_name": "Docker name",
     "_env_value": "string",
+    "_setting": "string, boolean, number, list, object or secret reference",
     "_validate": "size",
     "_host": "host",
 }

@@ -18,14 +18,21 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    JsonValue,
     SerializerFunctionWrapHandler,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_serializer,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from reconciler.desired.redact import shown
 from reconciler.desired.refs import InvalidReference, parse_ref, valid_port
+from reconciler.desired.webui_env import is_secret_setting
+from reconciler.desired.webui_names import KNOWN_SETTINGS
 from reconciler.units import ByteSize
 
 _ENV_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,127}$")
@@ -65,6 +72,7 @@ MANAGED_WEBUI_ENV: dict[str, str] = {
     "USER_PERMISSIONS_CHAT_STT": "`voice.enabled`",
     "USER_PERMISSIONS_CHAT_TTS": "`voice.enabled`",
     "USER_PERMISSIONS_CHAT_CALL": "`voice.enabled`",
+    "OPENAI_API_CONFIGS": "`cloud` models",
 }
 
 
@@ -676,11 +684,60 @@ class SecretRef(Frozen):
         return f"env:{self.env}" if self.env else f"file:{self.file}"
 
 
+def _setting(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    # A mapping of only `env` / `file` is a secret reference, never a JSON object setting.
+    if isinstance(value, dict) and value and set(value) <= {"env", "file"}:
+        try:
+            return SecretRef.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    if not isinstance(value, str | bool | int | float | list | dict):
+        raise ValueError(
+            "an OpenWebUI setting is a string, true/false, a number, a list, an object, or a "
+            "secret reference {env: NAME} / {file: NAME}"
+        )
+    if isinstance(value, str) and any(ord(ch) < 32 for ch in value):
+        raise ValueError("environment values cannot contain control characters or newlines")
+    return handler(value)
+
+
+def _env_refusal(name: str, setting: object) -> str | None:
+    """Why OpenWebUI's `env` may not hold `name: setting` (None: it may)."""
+    if not _ENV_NAME.fullmatch(name):
+        return f"{shown(name)} is not an environment variable name (UPPER_CASE)"
+    if name in MANAGED_WEBUI_ENV:
+        return f"{name} is set by the reconciler from {MANAGED_WEBUI_ENV[name]}; remove it from env"
+    if isinstance(setting, SecretRef):
+        return None
+    if is_secret_setting(name):
+        return (
+            f"{name} is one of OpenWebUI's secret settings: secrets never go in git; give it by "
+            f"reference, {name}: {{env: NAME}} or {{file: NAME}}"
+        )
+    if name not in KNOWN_SETTINGS and looks_like_secret_name(name):
+        return (
+            f"{name} looks like a secret and is not one of OpenWebUI 0.12's settings: secrets never "
+            f"go in git; give it by reference, {name}: {{env: NAME}} or {{file: NAME}}"
+        )
+    return None
+
+
+WebuiSetting = Annotated[
+    SecretRef | str | bool | int | float | list[JsonValue] | dict[str, JsonValue],
+    Field(union_mode="left_to_right"),
+    WrapValidator(_setting),
+]
+
+
 class CloudEndpoint(Frozen):
     name: Slug = Field(description="Short name, used in presets as `<name>/<model>`.")
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. https://api.openai.com/v1")
     api_key: SecretRef = Field(description="The key, by reference: {env: NAME} or {file: PATH}.")
-    models: list[str] = Field(default_factory=list, description="Models offered (optional).")
+    models: list[str] = Field(
+        default_factory=list,
+        description="The only models of this endpoint the picker offers (OpenWebUI's per-connection "
+        "model_ids, rendered into OPENAI_API_CONFIGS). Empty: the provider's whole catalogue.",
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -922,8 +979,13 @@ class OpenWebUISpec(Frozen):
     knowledge: list[Knowledge] = Field(default_factory=list)
     presets: list[Preset] = Field(default_factory=list)
     cloud: list[CloudEndpoint] = Field(default_factory=list)
-    env: dict[str, EnvValue] = Field(
-        default_factory=dict, description="Any other OpenWebUI environment settings."
+    env: dict[str, WebuiSetting] = Field(
+        default_factory=dict,
+        description="Any other OpenWebUI environment settings, typed: a string, true/false, a "
+        "number, or a list/object for OpenWebUI's JSON settings (rendered as OpenWebUI reads "
+        "each). OpenWebUI's secret settings (API keys, passwords, client secrets) only by "
+        "reference: {env: NAME} or {file: NAME}, which the server's reconciler.toml allows for "
+        'that setting ([secrets.send_to] NAME = ["openwebui-env:SETTING"]).',
     )
     kamal: KamalSpec = Field(
         default_factory=KamalSpec, description="How Kamal deploys OpenWebUI (servers, SSH, registry)."
@@ -938,22 +1000,22 @@ class OpenWebUISpec(Frozen):
             )
         return self
 
-    @field_validator("env")
+    @field_validator("env", mode="wrap")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _ENV_NAME.fullmatch(name):
-                raise ValueError(f"{shown(name)} is not an environment variable name (UPPER_CASE)")
-            if name in MANAGED_WEBUI_ENV:
-                raise ValueError(
-                    f"{name} is set by the reconciler from {MANAGED_WEBUI_ENV[name]}; remove it from env"
-                )
-            if looks_like_secret_name(name):
-                raise ValueError(
-                    f"{name} looks like a secret: secrets never go in git; use a cloud "
-                    "endpoint's api_key reference"
-                )
-        return value
+    def _env_names(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> dict[str, object]:
+        settings: dict[str, object] = handler(value)
+        problems = [
+            InitErrorDetails(type=PydanticCustomError("value_error", why), loc=(name,), input=setting)
+            for name, setting in settings.items()
+            if (why := _env_refusal(name, setting))
+        ]
+        if problems:  # one error per setting, at its own key (file:line of that line)
+            raise ValidationError.from_exception_data("env", problems)
+        return settings
+
+    def env_secrets(self) -> dict[str, SecretRef]:
+        """The `env` settings given by reference, by name."""
+        return {k: v for k, v in self.env.items() if isinstance(v, SecretRef)}
 
 
 class DesiredState(Frozen):

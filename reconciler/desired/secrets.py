@@ -9,6 +9,7 @@ be used and where each may be sent (`/etc/reconciler/reconciler.toml`, read by
     env = ["OPENAI_API_KEY"]          # the only names {env: NAME} may use
     [secrets.send_to]                 # secret NAME → the hosts it may be sent to, besides this one
     OPENAI_API_KEY = ["api.openai.com"]
+    TAVILY_KEY = ["openwebui-env:TAVILY_API_KEY"]   # a secret given to an OpenWebUI setting
 
 `secret_uses` says, for every reference in a desired state, where its value would travel
 (the hosts and the container image it is handed to); `refusal` says why a use is not allowed
@@ -33,6 +34,9 @@ Path = tuple[str | int, ...]
 DEFAULT_CONFIG = "/etc/reconciler/reconciler.toml"
 DEFAULT_DIR = "/etc/reconciler/secrets"
 IMAGE_PREFIX = "image:"
+# An `env` setting of OpenWebUI given a secret: OpenWebUI sends it wherever that setting's
+# service is, so the owner names the setting itself (`openwebui-env:TAVILY_API_KEY`).
+SETTING_PREFIX = "openwebui-env:"
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ def _webui_destinations(webui: OpenWebUISpec, path: Path) -> tuple[str, ...] | N
             return (host_of(webui.kamal.registry.server), *servers)
         case ("kamal", "webui_secret_key"):
             return in_container
+        case ("env", str(name)):
+            return (*in_container, SETTING_PREFIX + name)
         case ("admin_token",):
             return ("127.0.0.1",)  # the reconciler calls OpenWebUI's API on loopback
     return None

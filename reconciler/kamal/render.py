@@ -18,12 +18,14 @@ and Docker then answers for either.
 from __future__ import annotations
 
 import ipaddress
+import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import yaml
 
 from reconciler.desired.schema import DesiredState, OpenWebUISpec, SecretRef
+from reconciler.desired.webui_env import render_value
 from reconciler.labels import ROLE, VERSION_LABEL
 from reconciler.plan.container import bind_addresses
 
@@ -144,8 +146,26 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
         env["USER_PERMISSIONS_CHAT_CALL"] = "False"
     if w.cloud:
         env["OPENAI_API_BASE_URLS"] = ";".join(c.base_url for c in w.cloud)
-    env.update(w.env)  # the owner's other settings (the schema refuses secrets and MANAGED_WEBUI_ENV)
+    configs = openai_api_configs(w)
+    if configs:
+        env["OPENAI_API_CONFIGS"] = json.dumps(configs, separators=(",", ":"))
+    # The owner's other settings (the schema refuses MANAGED_WEBUI_ENV and secret values);
+    # those given by reference go to Kamal's secrets (secret_needs), not here.
+    for name, value in w.env.items():
+        if not isinstance(value, SecretRef):
+            env[name] = render_value(name, value)
     return dict(sorted(env.items()))
+
+
+def openai_api_configs(w: OpenWebUISpec) -> dict[str, dict[str, object]]:
+    """Per-connection settings by connection index (routers/openai.py of open-webui 0.12.4,
+    `get_all_models_responses`): with `model_ids` set, OpenWebUI lists exactly those models
+    for that connection and does not fetch the provider's catalogue."""
+    return {
+        str(index): {"enable": True, "model_ids": list(c.models)}
+        for index, c in enumerate(w.cloud)
+        if c.models
+    }
 
 
 def secret_needs(desired: DesiredState) -> tuple[SecretNeed, ...]:
@@ -165,6 +185,8 @@ def secret_needs(desired: DesiredState) -> tuple[SecretNeed, ...]:
     ]
     if w.cloud:
         needs.append(SecretNeed(OPENAI_KEYS_SECRET, tuple(c.api_key for c in w.cloud)))
+    for name, ref in sorted(w.env_secrets().items()):
+        needs.append(SecretNeed(name, (ref,)))
     if tls_enabled(desired):
         needs.append(SecretNeed(TLS_CERT_SECRET, (), "tls_certificate"))
         needs.append(SecretNeed(TLS_KEY_SECRET, (), "tls_private_key"))

@@ -87,3 +87,12 @@ def test_config_outside_the_secrets_table_is_left_to_other_readers(tmp_path: Pat
     path.write_text("[server]\nstate_dir = '/var/lib/reconciler'\n")
     policy = load_policy(path)
     assert policy.present and policy.dir is None and not policy.env
+
+
+def test_an_openwebui_setting_is_a_destination_the_owner_names(tmp_path: Path) -> None:
+    """`openwebui-env:SETTING`: a secret given to that OpenWebUI `env` setting (and no other)."""
+    path = write_config(tmp_path / "r.toml", send_to={"tavily.key": ["openwebui-env:TAVILY_API_KEY"]})
+    assert load_policy(path).send_to["tavily.key"] == ("openwebui-env:TAVILY_API_KEY",)
+    bad = write_config(tmp_path / "bad.toml", send_to={"tavily.key": ["openwebui-env:tavily"]})
+    with pytest.raises(ServerConfigInvalid, match="does not name an OpenWebUI setting"):
+        load_policy(bad)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reconciler.desired.load import load_desired
+from reconciler.desired.schema import SecretRef
 from reconciler.desired.source import DirSource
 from reconciler.errors import InvalidDesiredState, Problem
 
@@ -162,8 +163,44 @@ def test_cross_file_references_are_checked(repo: Path) -> None:
 def test_literal_secret_in_env_is_refused(repo: Path) -> None:
     edit(repo, "openwebui.yaml", "cloud: []", "cloud: []\nenv:\n  OPENAI_API_KEY: sk-live-123")
     (p,) = problems(repo)
-    assert p.field == "env" and "secret" in p.message
+    assert p.field == "env.OPENAI_API_KEY" and "secret settings" in p.message
+    assert p.line == line_of(repo, "openwebui.yaml", "OPENAI_API_KEY: sk-live")
     assert "sk-live-123" not in str(p)
+
+
+def test_typed_env_settings_load(repo: Path) -> None:
+    """Booleans, numbers, lists, objects and names OpenWebUI does not call secret (TOKEN in
+    TIKTOKEN, KEYS in ENABLE_API_KEYS) are accepted as written."""
+    env = (
+        "env:\n  ENABLE_RAG_HYBRID_SEARCH: true\n  RAG_TOP_K_RERANKER: 3\n"
+        "  TIKTOKEN_ENCODING_NAME: o200k_base\n  ENABLE_API_KEYS: true\n"
+        "  WEB_SEARCH_DOMAIN_FILTER_LIST: [example.org]\n  DEFAULT_MODEL_PARAMS: {temperature: 0.2}\n"
+        "  TAVILY_API_KEY: {env: TAVILY_KEY}"
+    )
+    edit(repo, "openwebui.yaml", "cloud: []", "cloud: []\n" + env)
+    webui = load_desired(DirSource(repo)).openwebui
+    assert webui is not None
+    assert webui.env["ENABLE_RAG_HYBRID_SEARCH"] is True and webui.env["RAG_TOP_K_RERANKER"] == 3
+    assert webui.env["WEB_SEARCH_DOMAIN_FILTER_LIST"] == ["example.org"]
+    assert webui.env_secrets() == {"TAVILY_API_KEY": SecretRef(env="TAVILY_KEY")}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("  ENABLE_RAG_HYBRID_SEARCH: null", "a string, true/false, a number"),
+        ("  TAVILY_API_KEY: {env: tavily}", "not an environment variable name"),
+        ("  TAVILY_API_KEY: {env: A, file: b}", "exactly one of"),
+        ("  DATABASE_URL: postgres://u:hunter2@db/owui", "credentials in a URL"),
+        ("  OPENAI_API_CONFIGS: {}", "from `cloud` models"),
+    ],
+)
+def test_bad_env_setting_names_its_line(repo: Path, line: str, message: str) -> None:
+    edit(repo, "openwebui.yaml", "cloud: []", "cloud: []\nenv:\n  OK_SETTING: 1\n" + line)
+    (p,) = problems(repo)
+    assert p.file == "openwebui.yaml" and p.line == line_of(repo, "openwebui.yaml", line.strip())
+    assert p.field.startswith("env.") and message in p.message
+    assert "hunter2" not in str(p)
 
 
 def test_api_key_must_be_a_reference(repo: Path) -> None:

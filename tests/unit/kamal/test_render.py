@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -299,3 +300,85 @@ def test_openwebui_reaches_ollama_by_its_container_name() -> None:
     assert clear_env(desired)["OLLAMA_BASE_URL"] == "http://ollama:11434"
     env = clear_env(renamed)
     assert env["OLLAMA_BASE_URL"] == env["RAG_OLLAMA_BASE_URL"] == "http://gpu-ollama:11434"
+
+
+def test_typed_env_settings_render_as_openwebui_reads_them() -> None:
+    """config.py of open-webui 0.12.4: booleans `.lower() == 'true'`, numbers `int(...)`, JSON
+    settings `JSONCodec.loads(...)`, CORS_ALLOW_ORIGIN `.split(';')`."""
+    env = {
+        "ENABLE_RAG_HYBRID_SEARCH": True,
+        "ENABLE_MEMORIES": False,
+        "RAG_TOP_K_RERANKER": 3,
+        "RAG_RELEVANCE_THRESHOLD": 0.25,
+        "TIKTOKEN_ENCODING_NAME": "o200k_base",
+        "WEB_SEARCH_DOMAIN_FILTER_LIST": ["example.org", "wikipedia.org"],
+        "DEFAULT_MODEL_PARAMS": {"temperature": 0.2, "stop": ["<|end|>"]},
+        "CORS_ALLOW_ORIGIN": ["https://a.lan", "https://b.lan"],
+    }
+    clear = yaml.safe_load(render(with_webui(seed(), env=env), "v1").deploy_yml)["env"]["clear"]
+    assert clear["ENABLE_RAG_HYBRID_SEARCH"] == "True" and clear["ENABLE_MEMORIES"] == "False"
+    assert clear["RAG_TOP_K_RERANKER"] == "3" and clear["RAG_RELEVANCE_THRESHOLD"] == "0.25"
+    assert clear["TIKTOKEN_ENCODING_NAME"] == "o200k_base"
+    assert json.loads(clear["WEB_SEARCH_DOMAIN_FILTER_LIST"]) == ["example.org", "wikipedia.org"]
+    assert json.loads(clear["DEFAULT_MODEL_PARAMS"]) == {"temperature": 0.2, "stop": ["<|end|>"]}
+    assert clear["CORS_ALLOW_ORIGIN"] == "https://a.lan;https://b.lan"
+
+
+def test_cloud_models_render_as_the_connection_model_filter() -> None:
+    desired = with_webui(
+        seed(),
+        cloud=[
+            {"name": "all", "base_url": "https://llm.example/v1", "api_key": {"env": "K1"}},
+            {
+                "name": "openai",
+                "base_url": "https://api.openai.com/v1",
+                "api_key": {"env": "K2"},
+                "models": ["gpt-4o-mini", "gpt-4o"],
+            },
+        ],
+    )
+    clear = yaml.safe_load(render(desired, "v1").deploy_yml)["env"]["clear"]
+    # routers/openai.py: a connection with model_ids lists exactly those; one absent from
+    # the configs (index 0 here) lists the provider's whole catalogue
+    assert json.loads(clear["OPENAI_API_CONFIGS"]) == {
+        "1": {"enable": True, "model_ids": ["gpt-4o-mini", "gpt-4o"]}
+    }
+    assert "OPENAI_API_CONFIGS" not in yaml.safe_load(render(seed(), "v1").deploy_yml)["env"]["clear"]
+
+
+def test_env_secret_by_reference_goes_to_kamal_secrets_only(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("TAVILY_KEY", "tvly-live-123")
+    allow_secrets(
+        monkeypatch,
+        tmp_path,
+        env=["TAVILY_KEY"],
+        send_to={"TAVILY_KEY": ["openwebui-env:TAVILY_API_KEY"]},
+    )
+    desired = with_webui(seed(), env={"TAVILY_API_KEY": {"env": "TAVILY_KEY"}, "ENABLE_WEB_SEARCH": True})
+    project = render(desired, "v1")
+    config = yaml.safe_load(project.deploy_yml)
+    assert "TAVILY_API_KEY" in config["env"]["secret"] and "TAVILY_API_KEY" not in config["env"]["clear"]
+    values = write_project(project, desired, tmp_path / "p")
+    assert values["TAVILY_API_KEY"] == "tvly-live-123"
+    assert "TAVILY_API_KEY='tvly-live-123'" in (tmp_path / "p" / ".kamal" / "secrets").read_text()
+    assert "tvly-live-123" not in (tmp_path / "p" / "config" / "deploy.yml").read_text()
+
+
+def test_env_secret_needs_the_owner_to_allow_that_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A commit cannot hand an allowed secret to a setting of its choosing (which OpenWebUI
+    would send to that setting's service): the server names the setting in send_to."""
+    monkeypatch.setenv("OPENAI_KEY", "sk-live-abc")
+    allow_secrets(
+        monkeypatch,
+        tmp_path,
+        env=["OPENAI_KEY"],
+        send_to={"OPENAI_KEY": ["api.openai.com"]},
+    )
+    desired = with_webui(seed(), env={"RAG_OPENAI_API_KEY": {"env": "OPENAI_KEY"}})
+    with pytest.raises(SecretUnavailable, match="openwebui-env:RAG_OPENAI_API_KEY") as info:
+        write_project(render(desired, "v1"), desired, tmp_path / "p")
+    assert "sk-live-abc" not in str(info.value)
