@@ -116,7 +116,7 @@ def _show_openwebui(fs: FullStack) -> None:
     print(httpx.get(f"{fs.webui_url}/health", timeout=10).text)
     client = fs.webui()
     models = [m["id"] for m in client.models() if not (m.get("info") or {}).get("meta", {}).get("hidden")]
-    print(f"OpenWebUI {client.version()} offers: {', '.join(models)}")
+    print(f"OpenWebUI {client.config().get('version')} offers: {', '.join(models)}")
     answer = fs.chat("phi3-fast", [{"role": "user", "content": "What is this server for?"}])
     print(f"a chat through the preset phi3-fast -> {answer!r} (the Ollama-compatible server's answer)")
 
