@@ -137,6 +137,7 @@ class RemoteManifest(Obs):
 
     name: str  # canonical
     blobs: tuple[Blob, ...]
+    digest: str = ""  # sha256 (hex) of the manifest bytes: what /api/tags lists once pulled
     architecture: Architecture | None = None
 
     @property
@@ -156,6 +157,18 @@ class InventoryEntry(Obs):
     last_used: datetime | None = None  # last time it was desired or seen loaded
     spec_hash: str | None = None  # derived models: hash of the spec it was created from
     digest: str | None = None  # derived models: manifest digest right after creation
+
+
+class UpstreamObs(Obs):
+    """The last look-up of a model's tag in its registry (the reconciler's memory): the digest
+    the registry served then, and when. A failed check keeps the digest of the last good one."""
+
+    name: str  # canonical
+    checked_at: datetime
+    digest: str | None = None
+    blobs: tuple[Blob, ...] = ()
+    error: str | None = None  # why the last check failed
+    failures: int = Field(default=0, ge=0)  # consecutive failed checks (they back off)
 
 
 class DeployedObs(Obs):
@@ -203,6 +216,8 @@ class Observed(Obs):
     webui: WebUIObs | None = None
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+    upstream: tuple[UpstreamObs, ...] = ()  # the last registry check of each model (memory)
+    clock: datetime | None = None  # the server's local time when observed (update windows)
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

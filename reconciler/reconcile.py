@@ -23,6 +23,7 @@ from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.runtime import Runtime
 from reconciler.state.store import Eviction, Memory
+from reconciler.state.upstream import record_lookups
 
 # degraded: everything this installation can do is done; some planned actions it cannot do.
 Result = Literal["converged", "degraded", "refused", "failed", "planned", "preempted"]
@@ -135,4 +136,5 @@ def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: dat
             if container_id and loaded_in == container_id and name in wanted:
                 suspects = tuple(sorted(m.name for m in observed.loaded))
                 evictions[name] = (*evictions.get(name, ()), Eviction(at=at, suspects=suspects))
-    return memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})
+    memory = memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})
+    return record_lookups(memory, observed, at)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from reconciler.apply import models as model_ops
+from reconciler.apply import updates as update_ops
 from reconciler.apply.container import PassthroughMemory, ensure_container
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
@@ -31,7 +32,9 @@ from reconciler.plan.actions import (
     Plan,
     PullModel,
     RemoveModel,
+    RestoreModel,
     UnloadModel,
+    UpdateModel,
 )
 from reconciler.report.events import EventBus
 from reconciler.runtime import Runtime
@@ -75,7 +78,7 @@ def _subject(action: Action) -> set[str]:
 def _taints(action: Action) -> set[str]:
     """Model names an action's failure leaves broken: a derived model's failed create breaks
     only that model, never its base (whose warm load goes on)."""
-    if isinstance(action, PullModel | LoadModel | CreateDerived):
+    if isinstance(action, PullModel | LoadModel | CreateDerived | UpdateModel | RestoreModel):
         return {action.canonical}
     if isinstance(action, RemoveModel | UnloadModel):
         return {action.model}
@@ -197,10 +200,33 @@ class Runner:
                     update={"warmed": {k: v for k, v in m.warmed.items() if k != action.model}}
                 )
             )
+        elif isinstance(action, UpdateModel | RestoreModel):
+            self._update(action)
         elif isinstance(action, KamalDeploy):
             self._kamal(action)
         elif isinstance(action, ApplyWebUISettings):
             self._webui_settings(action)
+
+    def _update(self, action: UpdateModel | RestoreModel) -> None:
+        """The model moves to another digest; the old one (an update's) stays as a cached
+        rollback entry in the inventory, so the cache budget counts and evicts it like others."""
+        at = self.now()
+        if isinstance(action, UpdateModel):
+            update_ops.update(self.api, self.puller, action, self.events)
+            kept = InventoryEntry(name=action.rollback, pulled_at=at, last_used=at, digest=action.old_digest)
+        else:
+            update_ops.restore(self.api, action)
+            kept = None
+
+        def change(m: Memory) -> Memory:
+            m = _inventory_add(m, InventoryEntry(name=action.canonical, pulled_at=at, last_used=at))
+            m = _inventory_add(m, kept) if kept is not None else m
+            # Unloaded on purpose, not evicted: the pinned model is warmed on its new digest.
+            return m.model_copy(
+                update={"warmed": {k: v for k, v in m.warmed.items() if k != action.canonical}}
+            )
+
+        self._remember(change)
 
     def _kamal(self, action: KamalDeploy) -> None:
         """Deploy OpenWebUI's new version, or roll back to it when its container is still on

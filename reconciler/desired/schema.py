@@ -372,6 +372,63 @@ class Registry(Frozen):
         return value
 
 
+_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+_INTERVAL = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+UpdateMode = Literal["never", "notify", "auto"]
+
+
+def _window(value: str) -> str:
+    found = _WINDOW.fullmatch(value)
+    if found is None:
+        raise ValueError('must be "HH:MM-HH:MM" in the server\'s time zone, e.g. "02:00-06:00"')
+    if found.group(1, 2) == found.group(3, 4):
+        raise ValueError("the window is empty: its start and end are the same time")
+    return value
+
+
+def _interval(value: str) -> str:
+    found = _INTERVAL.fullmatch(value)
+    if found is None:
+        raise ValueError("must be a whole number of minutes, hours or days, e.g. 30m, 6h or 1d")
+    if interval_seconds(value) < 300:
+        raise ValueError("checks run at most every 5 minutes (5m): registries rate-limit look-ups")
+    return value
+
+
+def interval_seconds(value: str) -> int:
+    """`30m` / `6h` / `1d` → seconds (the value is validated by the schema)."""
+    found = _INTERVAL.fullmatch(value)
+    if found is None:
+        raise ValueError(value)
+    return int(found.group(1)) * {"m": 60, "h": 3600, "d": 86400}[found.group(2)]
+
+
+Window = Annotated[str, AfterValidator(_window)]
+Interval = Annotated[str, AfterValidator(_interval)]
+
+
+class UpdatePolicy(Frozen):
+    """`updates:` in ollama.yaml (every model) or on one model (overrides those fields)."""
+
+    policy: UpdateMode | None = Field(
+        default=None,
+        description="`never`: a present model is never looked at again; `notify`: check the "
+        "registry on a schedule and report an update (changes nothing); `auto`: pull the new "
+        "digest inside `window`, keeping the old one as a rollback entry. Default: never.",
+    )
+    check_every: Interval | None = Field(
+        default=None,
+        description="How often the registry is asked at most (30m, 6h, 1d; at least 5m). A "
+        "failed look-up waits twice as long each time (up to 8x). Default: 24h.",
+    )
+    window: Window | None = Field(
+        default=None,
+        description='When `auto` may update, "HH:MM-HH:MM" in the server\'s time zone (may '
+        "wrap past midnight). Unset: `auto` waits (an update needs a window).",
+    )
+
+
 class ModelSpec(Frozen):
     name: ModelName = Field(
         description="Ollama reference: model[:tag], namespace/model[:tag] or "
@@ -388,6 +445,33 @@ class ModelSpec(Frozen):
         description="Context length the model is loaded with; sizes its KV cache. Unset: "
         "OLLAMA_CONTEXT_LENGTH or 4096.",
     )
+    digest: str | None = Field(
+        default=None,
+        description="Pin the manifest digest (sha256:<64 hex>; also written name@sha256:...). "
+        "Ollama pulls by tag only, so the model is pulled only while the registry serves this "
+        "digest for the tag, and a pinned model is never updated.",
+    )
+    updates: UpdatePolicy | None = Field(
+        default=None, description="Override ollama.yaml `updates:` for this model."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_digest(cls, data: Any) -> Any:
+        """`name@sha256:…` is the name and its pinned digest."""
+        if isinstance(data, dict) and isinstance(data.get("name"), str) and "@" in data["name"]:
+            name, _, digest = data["name"].partition("@")
+            if "digest" in data and data["digest"] != digest:
+                raise ValueError("the digest in `name` and `digest` differ: write it once")
+            data = {**data, "name": name, "digest": digest}
+        return data
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST.fullmatch(value):
+            raise ValueError("must be sha256: followed by 64 lower-case hex digits")
+        return value
 
 
 Scalar = str | int | float | bool
@@ -533,6 +617,10 @@ class OllamaSpec(Frozen):
         default_factory=list, description="Models built from a base (system prompt, params)."
     )
     removal: RemovalPolicy = Field(default_factory=RemovalPolicy)
+    updates: UpdatePolicy = Field(
+        default_factory=UpdatePolicy,
+        description="When present models are checked for a new upstream digest, and what is done then.",
+    )
 
     def all_models(self) -> list[ModelSpec | DerivedModel]:
         """Pulled and derived models, in the order they are declared."""

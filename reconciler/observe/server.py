@@ -14,6 +14,7 @@ from reconciler.observe.host import observe_addresses
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
 from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
+from reconciler.plan.update_policy import checks_due
 from reconciler.runtime import Runtime
 from reconciler.state.store import Memory, recent
 
@@ -62,13 +63,15 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
             on_disk=on_disk,
             is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
         )
-    present = {m.name for m in view.models if m.broken is None}
+    present = {m.name: m.digest for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
+    # Present models whose update check is due are looked up the same way (never drift).
+    due = [parse_ref(m.name) for m in checks_due(desired, present, memory.upstream, at)]
     remote: tuple[RemoteManifest, ...] = ()
     remote_errors: dict[str, str] = {}
-    if view.reachable and missing:
+    if view.reachable and (missing or due):
         remote, remote_errors = lookup_all(
-            missing, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
+            missing + due, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
         )
     webui = None
     if desired.openwebui is not None and memory.deployed.openwebui_settings_hash is not None:
@@ -92,6 +95,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         remote=remote,
         remote_errors=remote_errors,
         host_addresses=observe_addresses(),
+        clock=at.astimezone(),  # the server's time zone: update windows are in it
     )
     return with_memory(observed, memory, at)
 
@@ -131,5 +135,6 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "deployed": memory.deployed,
             "evictions": evictions,
             "warmed": tuple(sorted(memory.warmed)),
+            "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
         }
     )

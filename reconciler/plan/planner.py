@@ -26,6 +26,7 @@ from reconciler.plan.actions import (
     PullModel,
     RemoveModel,
     UnloadModel,
+    UpdateState,
     Violation,
     VramEstimate,
 )
@@ -34,6 +35,7 @@ from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, show, support
+from reconciler.plan.updates import DiskRoom, pinned_missing, plan_updates
 from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
 
@@ -80,11 +82,15 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
         actions: list[Action] = [container] if container else []
         return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
     violations: list[Violation] = []
-    model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
+    states: list[UpdateState] = []
+    model_actions, budget = _model_actions(ctx, container is not None, violations, notes, states)
+    updates = tuple(states)
     if violations:
-        return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
+        return Plan(
+            revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget, updates=updates
+        )
     actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
-    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
+    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget, updates=updates)
 
 
 def _container_action(ctx: _Ctx) -> EnsureContainer | None:
@@ -128,7 +134,7 @@ def derived_layer(d: DerivedModel) -> Blob:
 
 
 def _model_actions(
-    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[str]
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[str], states: list[UpdateState]
 ) -> tuple[list[Action], Budget]:
     desired, observed = ctx.desired, ctx.observed
     present, inventory = ctx.present, ctx.inventory
@@ -139,9 +145,17 @@ def _model_actions(
 
     broken = {n: m for n, m in present.items() if m.broken is not None}
     to_pull: dict[str, tuple[Blob, ...]] = {}
+    restores: list[Action] = []
     for name, spec in wanted.items():
         if name in present and name not in broken:
             continue
+        if spec.digest is not None:
+            restore, refused = pinned_missing(spec, remote.get(name), present)
+            if refused is not None:
+                violations.append(refused)
+            if restore is not None or refused is not None:
+                restores += [restore] if restore else []
+                continue
         if name in remote:
             to_pull[name] = remote[name].blobs
         else:
@@ -202,6 +216,11 @@ def _model_actions(
         vram_estimates=tuple(estimates.values()),
         cached_models=tuple(disk.cached),
     )
+    busy = f"pulls of this commit run first ({', '.join(sorted(to_pull))})" if to_pull else None
+    room = DiskRoom(disk.models_after, disk_budget.models, disk.free_after, disk_budget.min_free)
+    updates = plan_updates(desired, observed, room, busy)
+    violations.extend(updates.violations)
+    states.extend(updates.states)
     if violations:
         return [], budget
 
@@ -247,6 +266,7 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
+    actions += restores + updates.actions
     unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
     actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
     return actions, budget

@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.observed import DeployedObs, InventoryEntry
+from reconciler.observed import DeployedObs, InventoryEntry, UpstreamObs
 
 T = TypeVar("T", bound=BaseModel)
 EVICTION_WINDOW = timedelta(hours=1)
@@ -38,6 +38,7 @@ class Memory(BaseModel):
     warmed: dict[str, str] = Field(default_factory=dict)  # pinned model → container id it was loaded in
     evictions: dict[str, tuple[Eviction, ...]] = Field(default_factory=dict)
     last_applied: str | None = None
+    upstream: dict[str, UpstreamObs] = Field(default_factory=dict)  # model → its last registry check
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -38,6 +38,7 @@ def desired(
     container: dict[str, Any] | None = None,
     openwebui: dict[str, Any] | None = None,
     revision: str | None = "abc1234def",
+    updates: dict[str, Any] | None = None,
 ) -> DesiredState:
     entries = [{"name": m} if isinstance(m, str) else m for m in (models or [])]
     return DesiredState(
@@ -50,6 +51,7 @@ def desired(
                 "derived": derived or [],
                 "removal": removal or {},
                 "container": container or {},
+                "updates": updates or {},
             }
         ),
         openwebui=OpenWebUISpec.model_validate(openwebui) if openwebui is not None else None,
