@@ -51,6 +51,14 @@ class ModelStatus(BaseModel):
     loaded_as: str | None = None  # the name /api/ps lists its shared loaded copy under
     loading_seconds: float | None = None  # a load in progress, and how long it has taken
     unusable: str | None = None  # why Ollama cannot use it (blobs missing or corrupt)
+    digest: str | None = None  # its manifest digest on the server (hex, as /api/tags lists it)
+    upstream_digest: str | None = None  # what the registry served at the last check
+    upstream_checked_at: datetime | None = None  # when that check ran
+    update_policy: str | None = None  # never / notify / auto / pinned
+    update_state: str | None = (
+        None  # current / available / waiting / updating / pinned / unchecked / check_failed
+    )
+    update: str | None = None  # "update available: old → new, N GB to download", or why it waits
 
 
 class Status(BaseModel):
@@ -109,10 +117,13 @@ def model_rows(
     present = {m.name: m for m in observed.models}
     keys = observed.weights_keys()
     cached = set(plan.budget.cached_models) if plan else set()
+    upstream = {u.name: u for u in observed.upstream}
+    updates = {u.model: u for u in plan.updates} if plan else {}
     names = list(desired_names) + [n for n in present if n not in desired_names]
     rows = []
     for name in names:
         seen, run = present.get(name), observed.runner_of(name, keys)
+        last, update = upstream.get(name), updates.get(name)
         rows.append(
             ModelStatus(
                 name=name,
@@ -125,6 +136,12 @@ def model_rows(
                 cached=name in cached,
                 loaded_as=run.name if run is not None and run.name != name else None,
                 unusable=seen.broken if seen else None,
+                digest=seen.digest or None if seen else None,
+                upstream_digest=last.digest if last else None,
+                upstream_checked_at=last.checked_at if last else None,
+                update_policy=update.policy if update else None,
+                update_state=update.state if update else None,
+                update=update.message() if update and update.state not in ("current", "pinned") else None,
             )
         )
     return rows

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from reconciler.desired.refs import InvalidReference, parse_ref
 from reconciler.report.console import esc, say
-from reconciler.report.status import Status
+from reconciler.report.status import ModelStatus, Status
 from reconciler.units import format_bytes
 
 
@@ -30,6 +30,17 @@ def _version(status: Status) -> str:
     return f"{status.ollama_version} (supported; oldest supported: {status.oldest_supported})"
 
 
+def _digests(m: ModelStatus) -> str:
+    """`sha256:1a2b3c4d5e6f (upstream same, 03:00)` — what runs and what the registry served."""
+    if not m.digest:
+        return "—"
+    text = f"sha256:{m.digest[:12]}"
+    if m.upstream_digest is None or m.upstream_checked_at is None:
+        return text + (f" ({m.update_policy})" if m.update_policy else "")
+    same = "same" if m.upstream_digest == m.digest else f"sha256:{m.upstream_digest[:12]}"
+    return f"{text} (upstream {same}, {m.upstream_checked_at:%Y-%m-%d %H:%M})"
+
+
 def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
     running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
     say(console, f"[bold]reconciler[/] — {running}")
@@ -46,7 +57,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
             text + (f": {esc(c.message)}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})",
         )
     if status.models:
-        table = Table("model", "state", "size", "VRAM")
+        table = Table("model", "state", "size", "VRAM", "digest (upstream, checked)")
         table.columns[0].overflow = "fold"
         for m in status.models:
             state = []
@@ -65,8 +76,13 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
                 state.append("cached for rollback")
             elif not m.desired:
                 state.append("not managed")
-            table.add_row(esc(_short(m.name)), esc(", ".join(state)), _b(m.size or None), _b(m.vram))
+            table.add_row(
+                esc(_short(m.name)), esc(", ".join(state)), _b(m.size or None), _b(m.vram), esc(_digests(m))
+            )
         say(console, table)
+        for m in status.models:
+            if m.update:
+                say(console, f"  [cyan]{esc(_short(m.name))}[/]: {esc(m.update)}")
     d, v = status.disk, status.vram
     say(
         console,

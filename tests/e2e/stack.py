@@ -30,7 +30,7 @@ from reconciler.state.store import StateStore
 from tests.harness.plugin import blob_files
 from tests.harness.registry import Registry, free_port
 
-MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat)|DELETE /api/delete)')
+MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat|copy)|DELETE /api/delete)')
 KiB = 1024
 
 
@@ -84,10 +84,12 @@ class Stack:
         self.ollama["models"] = [{"name": m} if isinstance(m, str) else m for m in models]
         self.write()
 
-    def apply(self, dry_run: bool = False) -> ReconcileReport:
+    def apply(self, dry_run: bool = False, at: datetime | None = None) -> ReconcileReport:
+        """One reconcile; `at`: the time it runs at (update checks and windows follow it)."""
         self.recorder.events.clear()
         desired = load_desired(DirSource(self.repo, revision=f"test{uuid.uuid4().hex[:8]}"))
-        return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run)
+        clock = {"now": (lambda: at)} if at is not None else {}
+        return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run, **clock)
 
     # -- observing the seams ------------------------------------------------------------------
     def container(self) -> Any:

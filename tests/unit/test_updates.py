@@ -197,3 +197,53 @@ def test_a_pin_to_a_digest_kept_as_a_rollback_entry_is_restored_without_a_downlo
     # Missing altogether: restored from the entry too, never pulled.
     (again,) = plan(state, observed(state, models=[kept])).actions
     assert isinstance(again, RestoreModel)
+
+
+# -- status, --json, metrics ----------------------------------------------------------------------
+def test_status_and_metrics_show_each_models_digest_and_the_upstream_one_with_its_time() -> None:
+    from io import StringIO
+
+    from prometheus_client import generate_latest
+    from rich.console import Console
+
+    from reconciler.report.metrics import Metrics
+    from reconciler.report.status import Status, build
+    from reconciler.report.text import print_status
+
+    state = desired(["phi3:mini", "llama3"], updates={"policy": "notify"})
+    seen = observed(
+        state,
+        models=[present(), present("llama3", NEW)],
+        upstream=(upstream(), upstream("llama3")),
+        clock=LOCAL_3AM,
+    )
+    p = plan(state, seen)
+    status = build(
+        Status(), head="abc", result="converged", desired_pinned={canonical("phi3:mini"): False,
+        canonical("llama3"): False}, observed=seen, plan=p, errors=[], notes=[], applied="abc",
+        ollama_version=None,
+    )  # fmt: skip
+    phi3, llama3 = status.models[:2]
+    assert (phi3.digest, phi3.upstream_digest, phi3.upstream_checked_at) == (
+        OLD,
+        NEW,
+        AT - timedelta(minutes=5),
+    )
+    assert (phi3.update_state, llama3.update_state, llama3.update) == ("available", "current", None)
+    assert phi3.update is not None and phi3.update.startswith("update available: sha256:aaaaaaaaaaaa →")
+    dumped = status.model_dump(mode="json")["models"][0]
+    assert dumped["upstream_digest"] == NEW and dumped["upstream_checked_at"].startswith("2026-12-02T02:55")
+
+    out = StringIO()
+    print_status(status, None, Console(file=out, width=200))
+    text = out.getvalue()
+    assert f"sha256:{OLD[:12]} (upstream sha256:{NEW[:12]}, 2026-12-02 02:55)" in text
+    assert "phi3:mini: update available" in text
+
+    metrics = Metrics()
+    metrics.observe("converged", 0.1, seen, None)
+    exposed = generate_latest(metrics.registry).decode()
+    phi3_name = canonical("phi3:mini")
+    assert f'reconciler_model_update_available{{model="{phi3_name}"}} 1.0' in exposed
+    assert f'upstream_digest="{NEW}"' in exposed
+    assert f'reconciler_model_upstream_checked_timestamp_seconds{{model="{phi3_name}"}}' in exposed

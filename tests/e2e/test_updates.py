@@ -1,0 +1,118 @@
+"""Model updates through the real registry: a tag re-published with new bytes is reported under
+`notify` and changes nothing; under `auto` it waits outside the window and when old and new do
+not fit the disk budget, and inside the window it is pulled with the old digest kept as a
+rollback entry and the pinned model warmed again on the new digest; a pin to the old digest
+restores it from that entry without a download."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from reconciler.desired.refs import canonical
+from reconciler.plan.actions import RestoreModel, UpdateModel
+from reconciler.plan.update_policy import rollback_name
+from tests.e2e.stack import Stack
+
+pytestmark = pytest.mark.e2e
+KiB = 1024
+
+
+def _window(at: datetime, start_h: int, end_h: int) -> str:
+    local = at.astimezone()
+    return f"{(local + timedelta(hours=start_h)):%H:%M}-{(local + timedelta(hours=end_h)):%H:%M}"
+
+
+def _updates(stack: Stack, **policy: Any) -> None:
+    stack.ollama["updates"] = {"check_every": "5m", **policy}
+    stack.write()
+
+
+def test_a_republished_tag_is_reported_then_updated_in_the_window_keeping_a_rollback_entry(
+    stack: Stack,
+) -> None:
+    old = stack.registry.push_model("e2e-upd", "v1", size_bytes=200 * KiB, seed="upd-old")
+    name = canonical(old.name)
+    stack.set_models({"name": old.name, "keep_loaded": True, "num_ctx": 256})
+    _updates(stack, policy="notify")
+    t0 = datetime.now(UTC)
+    assert stack.apply(at=t0).result == "converged"
+    checked = stack.state.load().upstream[name]
+    assert (checked.digest, checked.checked_at) == (old.manifest_digest, t0)  # recorded at the pull
+
+    new = stack.registry.push_model("e2e-upd", "v1", size_bytes=200 * KiB, seed="upd-new")
+    calls = stack.mutating_ollama_calls()
+    report = stack.apply(at=t0 + timedelta(minutes=10))
+    assert report.result == "converged" and report.actions_run == 0  # notify changes nothing
+    (state,) = report.plans[-1].updates
+    fresh = [x for x in [*new.layers, new.config] if x.digest not in old.digests]
+    assert state.state == "available" and state.upstream == new.manifest_digest
+    assert state.download_bytes == sum(x.size for x in fresh) > 0
+    assert state.message().startswith(
+        f"update available: sha256:{old.manifest_digest[:12]} → sha256:{new.manifest_digest[:12]}, "
+    )
+    assert stack.mutating_ollama_calls() == calls
+    assert stack.state.load().upstream[name].checked_at == t0 + timedelta(minutes=10)
+
+    t1 = t0 + timedelta(minutes=20)
+    _updates(stack, policy="auto", window=_window(t1, 2, 3))
+    waiting = stack.apply(at=t1)
+    assert waiting.actions_run == 0
+    assert "outside the update window" in waiting.plans[-1].updates[0].reason
+
+    _updates(stack, policy="auto", window=_window(t1, -1, 1))
+    stack.server["budgets"]["disk"]["models"] = f"{old.total_size + new.model_layer.size - 1}B"
+    stack.write()
+    squeezed = stack.apply(at=t1)
+    assert squeezed.actions_run == 0 and squeezed.result == "converged"
+    assert "on disk together, over the models budget" in squeezed.plans[-1].updates[0].reason
+
+    stack.server["budgets"]["disk"]["models"] = "1GiB"
+    stack.write()
+    updated = stack.apply(at=t1)
+    assert updated.result == "converged", updated.notes
+    kinds = [a.kind for p in updated.plans for a in p.actions]
+    assert kinds[0] == "update" and "load" in kinds  # re-warmed on the new digest
+    action = updated.plans[0].actions[0]
+    assert isinstance(action, UpdateModel) and action.rollback == rollback_name(name, old.manifest_digest)
+    digests = {m["name"]: m["digest"] for m in _tags(stack)}
+    assert digests[old.name] == new.manifest_digest
+    kept = next(n for n in digests if n.endswith(f"-sha256-{old.manifest_digest[:12]}"))
+    assert digests[kept] == old.manifest_digest
+    assert stack.loaded()[old.name]["digest"] == new.manifest_digest
+    assert "sha256-" + old.model_layer.digest.split(":")[1] in stack.blob_files()  # rollback blobs kept
+    again = stack.apply(at=t1 + timedelta(minutes=1))
+    assert again.actions_run == 0 and canonical(kept) in again.plans[-1].budget.cached_models
+
+    # A pin to the old digest (what `git revert` of a recorded update writes) restores it.
+    stack.set_models(
+        {"name": f"{old.name}@sha256:{old.manifest_digest}", "keep_loaded": True, "num_ctx": 256}
+    )
+    pulls = [c for c in stack.mutating_ollama_calls() if c.startswith("POST /api/pull")]
+    restored = stack.apply(at=t1 + timedelta(minutes=2))
+    assert restored.result == "converged", restored.notes
+    assert isinstance(restored.plans[0].actions[0], RestoreModel)
+    assert [
+        c for c in stack.mutating_ollama_calls() if c.startswith("POST /api/pull")
+    ] == pulls  # no download
+    assert {m["name"]: m["digest"] for m in _tags(stack)}[old.name] == old.manifest_digest
+    assert stack.loaded()[old.name]["digest"] == old.manifest_digest
+
+
+def test_a_pinned_digest_the_registry_no_longer_serves_is_refused(stack: Stack) -> None:
+    first = stack.registry.push_model("e2e-pin", "v1", size_bytes=64 * KiB, seed="pin-old")
+    stack.registry.push_model("e2e-pin", "v1", size_bytes=64 * KiB, seed="pin-new")
+    stack.set_models(f"{first.name}@sha256:{first.manifest_digest}")
+    report = stack.apply()
+    assert report.result == "refused"
+    (violation,) = report.plans[-1].violations
+    assert violation.budget == "digest" and "cannot pull a digest" in violation.message
+    assert stack.tags() == set()
+
+
+def _tags(stack: Stack) -> list[dict[str, Any]]:
+    import httpx
+
+    return list(httpx.get(f"{stack.url}/api/tags", timeout=10).json()["models"])
