@@ -216,11 +216,14 @@ def _observe(
     if recorded is not None:
         return Observed.model_validate_json(recorded.read_text())
     from reconciler.observe.server import observe_server, with_memory
+    from reconciler.state.upstream import record_lookups
 
     runtime = _runtime(state_dir, url)
     memory = runtime.state.load()
     at = datetime.now(UTC)
-    return with_memory(observe_server(desired, runtime, memory, at), memory, at)
+    observed = observe_server(desired, runtime, memory, at)
+    # The look-ups just made are what `plan` reports (not saved: a plan changes nothing).
+    return with_memory(observed, record_lookups(memory, observed, at), at)
 
 
 @main.command()

@@ -172,10 +172,49 @@ class Budgets(Frozen):
     vram: VramBudget = Field(default_factory=VramBudget, description="VRAM budget per GPU.")
 
 
+NotifyEvent = Literal[
+    "failing", "stalled", "degraded", "recovered", "update_available", "update_applied", "update_failed",
+    "disk_low",
+]  # fmt: skip
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "failing", "stalled", "degraded", "recovered", "update_available", "update_applied", "update_failed",
+    "disk_low",
+)  # fmt: skip
+
+
+class NotifyTarget(Frozen):
+    """Where notifications go: an Apprise URL, by secret reference (it carries the token)."""
+
+    to: str = Field(
+        description="The host the notifications are sent to (e.g. ntfy.lan, 127.0.0.1): the "
+        "secrets policy must allow the URL's secret there, and the URL must point at it."
+    )
+    url: SecretRef = Field(
+        description="The Apprise URL (ntfys://, gotify://, matrixs://, mailtos://, tgram://, "
+        "json://…), by reference: {env: NAME} or {file: NAME}."
+    )
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS),
+        description="What is sent: failing (a reconcile failing after retries), stalled, degraded, "
+        "recovered, update_available, update_applied, update_failed, disk_low. Default: all.",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$", value):
+            raise ValueError("must be a host name or address, without scheme, port or path")
+        return value.lower()
+
+
 class ServerSpec(Frozen):
     """`server.yaml`: the machine's budgets and network."""
 
     budgets: Budgets = Field(description="Disk and VRAM budgets the plan must respect.")
+    notify: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="Notifications (Apprise URLs by secret reference), each sent once per change of state.",
+    )
     lan_addresses: list[IPAddress] = Field(
         default_factory=list,
         description="The server's LAN addresses. Services are published on loopback plus "

@@ -39,6 +39,7 @@ class Memory(BaseModel):
     evictions: dict[str, tuple[Eviction, ...]] = Field(default_factory=dict)
     last_applied: str | None = None
     upstream: dict[str, UpstreamObs] = Field(default_factory=dict)  # model → its last registry check
+    notified: dict[str, str] = Field(default_factory=dict)  # notice key → the state last told
 
 
 def write_atomic(path: Path, text: str) -> None:
