@@ -63,7 +63,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
             on_disk=on_disk,
             is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
         )
-    present = {m.name: m.digest for m in view.models if m.broken is None}
+    present = {m.name: m for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
     # Present models whose update check is due are looked up the same way (never drift).
     due = [parse_ref(m.name) for m in checks_due(desired, present, memory.upstream, at)]

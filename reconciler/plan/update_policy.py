@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState, ModelSpec, UpdateMode, interval_seconds
-from reconciler.observed import UpstreamObs
+from reconciler.observed import Blob, ModelObs, UpstreamObs
 
 DEFAULT_INTERVAL = "24h"
 MAX_BACKOFF = 8  # a failing registry is asked at most every 8 check intervals
@@ -46,8 +46,22 @@ def bare(digest: str | None) -> str:
     return (digest or "").removeprefix("sha256:")
 
 
+def same_content(seen: ModelObs, digest: str | None, blobs: tuple[Blob, ...]) -> bool:
+    """Whether the server's model is the one the registry serves as `digest` (with `blobs`):
+    the same manifest digest, or — Ollama before 0.7 re-encodes the manifest it pulled
+    (v0.6.8 server/images.go PullModel writes json.Marshal(manifest)), so its digest may differ —
+    the same config and layers."""
+    if digest is not None and bare(digest) == seen.digest:
+        return True
+    return bool(blobs) and _layers(blobs) == _layers(seen.blobs)
+
+
+def _layers(blobs: tuple[Blob, ...]) -> list[tuple[str, int]]:
+    return sorted((b.digest, b.size) for b in blobs)
+
+
 def checks_due(
-    desired: DesiredState, present: dict[str, str], upstream: dict[str, UpstreamObs], at: datetime
+    desired: DesiredState, present: dict[str, ModelObs], upstream: dict[str, UpstreamObs], at: datetime
 ) -> list[ModelSpec]:
     """Present models whose registry check is due: under `notify`/`auto` once their interval
     has passed, and a model pinned by digest whose local digest differs from the pin (every
@@ -57,12 +71,14 @@ def checks_due(
         name = canonical(spec.name)
         if name not in present:
             continue  # a missing model is looked up before its pull anyway
+        last = upstream.get(name)
         if spec.digest is not None:
-            if present[name] != bare(spec.digest):
+            pinned = present[name].digest == bare(spec.digest)
+            seen_pinned = last is not None and last.digest == bare(spec.digest) and not last.error
+            if not pinned and not (seen_pinned and last and same_content(present[name], None, last.blobs)):
                 due.append(spec)
             continue
         policy = resolve(desired, spec)
-        last = upstream.get(name)
         if policy.mode != "never" and (last is None or at >= next_check(last, policy.every)):
             due.append(spec)
     return due

@@ -16,7 +16,7 @@ from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState, ModelSpec, UpdateMode
 from reconciler.observed import Blob, ModelObs, Observed, RemoteManifest, UpstreamObs
 from reconciler.plan.actions import Action, RestoreModel, UpdateModel, UpdateState, Violation
-from reconciler.plan.update_policy import bare, in_window, resolve, rollback_name, short
+from reconciler.plan.update_policy import bare, in_window, resolve, rollback_name, same_content, short
 from reconciler.units import format_bytes
 
 
@@ -118,7 +118,7 @@ def _state(mode: UpdateMode, seen: ModelObs, last: UpstreamObs | None, have: set
         if last is not None and last.error:
             return base.model_copy(update={"state": "check_failed", "reason": last.error})
         return base
-    if last.digest == seen.digest:
+    if same_content(seen, last.digest, last.blobs):
         return base.model_copy(update={"state": "current"})
     if mode == "never":
         return base  # not checked since it was pulled: what it served then says nothing now
@@ -193,7 +193,9 @@ def _pinned(
         upstream=last.digest if last else None,
     )
     result.states.append(state)
-    if seen.digest == pin:
+    if seen.digest == pin or (
+        last is not None and last.digest == pin and same_content(seen, None, last.blobs)
+    ):
         return
     source = _keeper(present, pin, seen.name)
     if source is not None:

@@ -305,17 +305,19 @@ def test_stream_errors_before_any_output_by_version(fake_ollama: FakeOllamaFacto
 
 
 # -- copy: a second name on the same manifest keeps its blobs through a re-pull ---------------
+@pytest.mark.parametrize("version", [OLD, NEW])
 def test_copy_keeps_the_old_manifest_and_its_blobs_through_a_re_pull_of_new_bytes(
-    fake_ollama: FakeOllamaFactory, registry: Registry
+    fake_ollama: FakeOllamaFactory, registry: Registry, version: str
 ) -> None:
-    """v0.32.15 routes.go CopyHandler / images.go CopyModel + PullModel's prune of layers no
-    manifest references (deleteUnusedLayers)."""
-    old = registry.push_model("c-upd", "v1", size_bytes=64 * KiB, seed="c-upd-old")
-    fake = fake_ollama()
+    """routes.go CopyHandler / images.go CopyModel (the same in v0.6.8 and v0.32.15) + PullModel's
+    prune of layers no manifest references (deleteUnusedLayers)."""
+    repo = f"c-upd-{version.replace('.', '-')}"
+    old = registry.push_model(repo, "v1", size_bytes=64 * KiB, seed=f"{repo}-old")
+    fake = fake_ollama({"FAKE_OLLAMA_VERSION": version})
     pull(fake, old)
     keep = old.name.replace(":v1", ":v1-sha256-" + old.manifest_digest[:12])
     fake.client.copy(old.name, keep)
-    new = registry.push_model("c-upd", "v1", size_bytes=64 * KiB, seed="c-upd-new")
+    new = registry.push_model(repo, "v1", size_bytes=64 * KiB, seed=f"{repo}-new")
     assert new.model_layer.digest != old.model_layer.digest
     pull(fake, new)
     listed = {m.model: m.digest for m in fake.client.list().models}

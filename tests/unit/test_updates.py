@@ -77,7 +77,7 @@ def test_a_models_own_policy_overrides_the_global_one_field_by_field() -> None:
 # -- the schedule -------------------------------------------------------------------------------
 def test_checks_are_due_once_per_interval_and_back_off_after_registry_errors() -> None:
     state = desired(["phi3:mini", "llama3"], updates={"policy": "notify", "check_every": "6h"})
-    here = {canonical("phi3:mini"): OLD, canonical("llama3"): OLD}
+    here = {canonical("phi3:mini"): present(), canonical("llama3"): present("llama3")}
     assert [m.name for m in checks_due(state, here, {}, AT)] == ["phi3:mini", "llama3"]
     fresh = {canonical("phi3:mini"): upstream(), canonical("llama3"): upstream("llama3")}
     assert checks_due(state, here, fresh, AT) == []
@@ -90,8 +90,8 @@ def test_checks_are_due_once_per_interval_and_back_off_after_registry_errors() -
 
 def test_a_pinned_model_is_checked_only_while_its_digest_differs() -> None:
     state = desired([{"name": f"phi3:mini@sha256:{OLD}"}])
-    assert checks_due(state, {canonical("phi3:mini"): OLD}, {}, AT) == []
-    assert len(checks_due(state, {canonical("phi3:mini"): NEW}, {}, AT)) == 1
+    assert checks_due(state, {canonical("phi3:mini"): present()}, {}, AT) == []
+    assert len(checks_due(state, {canonical("phi3:mini"): present(digest=NEW)}, {}, AT)) == 1
 
 
 def test_windows_include_the_start_exclude_the_end_and_may_wrap_past_midnight() -> None:
@@ -247,3 +247,15 @@ def test_status_and_metrics_show_each_models_digest_and_the_upstream_one_with_it
     assert f'reconciler_model_update_available{{model="{phi3_name}"}} 1.0' in exposed
     assert f'upstream_digest="{NEW}"' in exposed
     assert f'reconciler_model_upstream_checked_timestamp_seconds{{model="{phi3_name}"}}' in exposed
+
+
+def test_a_manifest_ollama_re_encoded_is_current_when_its_layers_are_the_registrys() -> None:
+    """Ollama 0.6.8 writes json.Marshal(manifest), not the bytes served: another digest, same layers."""
+    state = desired(["phi3:mini"], updates={"policy": "notify"})
+    local = present(digest="e" * 64)
+    same = upstream(digest=OLD).model_copy(update={"blobs": local.blobs})
+    p = plan(state, observed(state, models=[local], upstream=(same,), clock=LOCAL_3AM))
+    assert p.updates[0].state == "current"
+    pinned = desired([{"name": f"phi3:mini@sha256:{OLD}"}])
+    assert plan(pinned, observed(pinned, models=[local], upstream=(same,))).actions == ()
+    assert checks_due(pinned, {local.name: local}, {local.name: same}, AT) == []
