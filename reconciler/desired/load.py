@@ -160,35 +160,20 @@ def _secret_shaped(file: str, doc: Document) -> list[Problem]:
                 child = (*path, key)
                 kind = secret_shape(key)
                 if kind is not None:
-                    pos = doc.position_of(child)
-                    problems.append(
-                        Problem(
-                            file,
-                            pos.line,
-                            pos.column,
-                            format_path(path),
-                            f"a key looks like {kind}",
-                            _REFERENCE_ADVICE,
-                        )
-                    )
+                    problems.append(_shaped(file, doc, child, path, f"a key looks like {kind}"))
                 stack.append((child, value))
         elif isinstance(node, list):
             stack.extend(((*path, index), item) for index, item in enumerate(node))
         elif isinstance(node, str):
             kind = secret_shape(node)
             if kind is not None:
-                pos = doc.position_of(path, value=True)
-                problems.append(
-                    Problem(
-                        file,
-                        pos.line,
-                        pos.column,
-                        format_path(path),
-                        f"the value looks like {kind}",
-                        _REFERENCE_ADVICE,
-                    )
-                )
+                problems.append(_shaped(file, doc, path, path, f"the value looks like {kind}", value=True))
     return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _shaped(file: str, doc: Document, at: Path, field: Path, message: str, value: bool = False) -> Problem:
+    pos = doc.position_of(at, value=value)
+    return Problem(file, pos.line, pos.column, format_path(field), message, _REFERENCE_ADVICE)
 
 
 def _data_path(data: Any, loc: tuple[int | str, ...]) -> Path:

@@ -115,22 +115,7 @@ def read_manifests(models_dir: Path) -> dict[str, tuple[Blob, ...]]:
 
 def blob_sizes(models_dir: Path) -> dict[str, int]:
     """Digest → size of every complete blob file (`blobs/sha256-<hex>`), symlinks not followed."""
-    found: dict[str, int] = {}
-    try:
-        entries = list(os.scandir(models_dir / "blobs"))
-    except OSError:
-        return found
-    for entry in entries:
-        digest = entry.name.replace("sha256-", "sha256:", 1)
-        if not _DIGEST.match(digest):
-            continue
-        try:
-            info = entry.stat(follow_symlinks=False)
-        except OSError:
-            continue
-        if stat.S_ISREG(info.st_mode):
-            found[digest] = info.st_size
-    return found
+    return {digest: info.st_size for digest, name, info in _blob_files(models_dir) if name == digest}
 
 
 def gguf_magic_ok(models_dir: Path, digest: str) -> bool | None:
@@ -157,14 +142,22 @@ def partial_bytes(models_dir: Path) -> dict[str, int]:
     the blob's full size up front (server/download.go), so it is sparse until filled.
     """
     found: dict[str, int] = {}
+    for digest, name, info in _blob_files(models_dir):
+        if "-partial" in name:
+            found[digest] = found.get(digest, 0) + info.st_blocks * 512
+    return found
+
+
+def _blob_files(models_dir: Path) -> list[tuple[str, str, os.stat_result]]:
+    """(digest, file name as a digest, stat) of each regular file in `blobs/` named for one."""
+    found: list[tuple[str, str, os.stat_result]] = []
     try:
         entries = list(os.scandir(models_dir / "blobs"))
     except OSError:
         return found
     for entry in entries:
-        if "-partial" not in entry.name:
-            continue
-        digest = entry.name.split("-partial", 1)[0].replace("sha256-", "sha256:", 1)
+        name = entry.name.replace("sha256-", "sha256:", 1)
+        digest = name.split("-partial", 1)[0]
         if not _DIGEST.match(digest):
             continue
         try:
@@ -172,5 +165,5 @@ def partial_bytes(models_dir: Path) -> dict[str, int]:
         except OSError:
             continue
         if stat.S_ISREG(info.st_mode):
-            found[digest] = found.get(digest, 0) + info.st_blocks * 512
+            found.append((digest, name, info))
     return found
