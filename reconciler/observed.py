@@ -217,6 +217,7 @@ class Observed(Obs):
     tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
     upstream: tuple[UpstreamObs, ...] = ()  # the last registry check of each model (memory)
+    recorded: dict[str, str] = Field(default_factory=dict)  # model → digest last committed (record: commit)
     clock: datetime | None = None  # the server's local time when observed (update windows)
 
     def weights_keys(self) -> dict[str, str]:

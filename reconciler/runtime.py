@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import httpx
@@ -32,6 +33,9 @@ class Runtime:
     # the exposure: http://127.0.0.1:<port>).
     read_knowledge: Callable[[str, str], bytes | None] | None = None
     openwebui_url: str | None = None
+    # `record: commit`: the desired-state repo and branch updates are committed to (set by serve).
+    desired_repo: Path | None = None
+    desired_branch: str = "main"
     _clients: dict[tuple[str, float | None], ollama.Client] = field(default_factory=dict, repr=False)
     _registry_http: httpx.Client | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

@@ -15,6 +15,7 @@ from typing import Any
 from reconciler.apply import models as model_ops
 from reconciler.apply import updates as update_ops
 from reconciler.apply.container import PassthroughMemory, ensure_container
+from reconciler.apply.record import record_update
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -31,6 +32,7 @@ from reconciler.plan.actions import (
     LoadModel,
     Plan,
     PullModel,
+    RecordUpdate,
     RemoveModel,
     RestoreModel,
     UnloadModel,
@@ -202,6 +204,16 @@ class Runner:
             )
         elif isinstance(action, UpdateModel | RestoreModel):
             self._update(action)
+        elif isinstance(action, RecordUpdate):
+            if self.runtime.desired_repo is None:
+                raise ExecutorUnavailable("record: commit needs `serve` and its desired-state repo")
+            sha = record_update(self.runtime.desired_repo, self.runtime.desired_branch, action)
+            self.events.emit("update.recorded", model=action.model, commit=sha[:12], digest=action.new_digest)
+            self._remember(
+                lambda m: m.model_copy(
+                    update={"recorded": {**m.recorded, action.canonical: action.new_digest}}
+                )
+            )
         elif isinstance(action, KamalDeploy):
             self._kamal(action)
         elif isinstance(action, ApplyWebUISettings):

@@ -466,6 +466,13 @@ class UpdatePolicy(Frozen):
         description='When `auto` may update, "HH:MM-HH:MM" in the server\'s time zone (may '
         "wrap past midnight). Unset: `auto` waits (an update needs a window).",
     )
+    record: Literal["none", "commit"] | None = Field(
+        default=None,
+        description="`commit`: an `auto` update is made as a commit to the desired-state repo that "
+        "pins the new digest (name@sha256:…), by the reconciler's own identity and validated like "
+        "any push; the pinned model then moves to it, so `git revert` of that commit restores the "
+        "previous digest from its rollback entry. Default: none (the update is made directly).",
+    )
 
 
 class ModelSpec(Frozen):

@@ -60,6 +60,7 @@ def branch_head(repo: Path, branch: str) -> str | None:
 class Server:
     def __init__(self, config: ServeConfig, runtime: Runtime, events: EventBus) -> None:
         self.config, self.runtime, self.events = config, runtime, events
+        runtime.desired_repo, runtime.desired_branch = config.repo, config.branch  # record: commit
         self.state_dir = runtime.state.root
         self.queue = TriggerQueue()
         self.stop = threading.Event()

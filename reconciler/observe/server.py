@@ -136,5 +136,6 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "evictions": evictions,
             "warmed": tuple(sorted(memory.warmed)),
             "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
+            "recorded": memory.recorded,
         }
     )

@@ -105,6 +105,23 @@ class UpdateModel(_Action):
         )
 
 
+class RecordUpdate(_Action):
+    """Commit the new digest as the model's pin (`record: commit`); the pinned model then
+    moves to it in the reconcile of that commit."""
+
+    kind: Literal["record_update"] = "record_update"
+    model: str  # as written, without a digest
+    canonical: str
+    old_digest: str
+    new_digest: str
+
+    def title(self) -> str:
+        return (
+            f"commit {self.model}@sha256:{self.new_digest[:12]} to the desired-state repo "
+            f"(was sha256:{self.old_digest[:12]})"
+        )
+
+
 class RestoreModel(_Action):
     """Point a model's name at a manifest kept on disk (a rollback entry): `ollama cp`, no download."""
 
@@ -171,6 +188,7 @@ Action = Annotated[
     | LoadModel
     | UnloadModel
     | UpdateModel
+    | RecordUpdate
     | RestoreModel
     | KamalDeploy
     | ApplyWebUISettings,

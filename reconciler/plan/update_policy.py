@@ -21,6 +21,11 @@ class Policy:
     mode: UpdateMode
     every: timedelta
     window: str | None
+    record: bool = False  # `record: commit`: the update is a commit that moves the pin
+
+    @property
+    def moves_pins(self) -> bool:
+        return self.mode == "auto" and self.record
 
 
 def resolve(desired: DesiredState, spec: ModelSpec) -> Policy:
@@ -29,7 +34,10 @@ def resolve(desired: DesiredState, spec: ModelSpec) -> Policy:
     mode = (own.policy if own and own.policy else None) or top.policy or "never"
     every = (own.check_every if own and own.check_every else None) or top.check_every or DEFAULT_INTERVAL
     window = (own.window if own and own.window else None) or top.window
-    return Policy(mode=mode, every=timedelta(seconds=interval_seconds(every)), window=window)
+    record = (own.record if own and own.record else None) or top.record or "none"
+    return Policy(
+        mode=mode, every=timedelta(seconds=interval_seconds(every)), window=window, record=record == "commit"
+    )
 
 
 def next_check(last: UpstreamObs, every: timedelta) -> datetime:
@@ -72,13 +80,13 @@ def checks_due(
         if name not in present:
             continue  # a missing model is looked up before its pull anyway
         last = upstream.get(name)
-        if spec.digest is not None:
+        policy = resolve(desired, spec)
+        if spec.digest is not None and not policy.moves_pins:
             pinned = present[name].digest == bare(spec.digest)
             seen_pinned = last is not None and last.digest == bare(spec.digest) and not last.error
             if not pinned and not (seen_pinned and last and same_content(present[name], None, last.blobs)):
                 due.append(spec)
             continue
-        policy = resolve(desired, spec)
         if policy.mode != "never" and (last is None or at >= next_check(last, policy.every)):
             due.append(spec)
     return due

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState, ModelSpec, UpdateMode
 from reconciler.observed import Blob, ModelObs, Observed, RemoteManifest, UpstreamObs
-from reconciler.plan.actions import Action, RestoreModel, UpdateModel, UpdateState, Violation
+from reconciler.plan.actions import Action, RecordUpdate, RestoreModel, UpdateModel, UpdateState, Violation
 from reconciler.plan.update_policy import bare, in_window, resolve, rollback_name, same_content, short
 from reconciler.units import format_bytes
 
@@ -85,21 +85,43 @@ def plan_updates(desired: DesiredState, observed: Observed, room: DiskRoom, busy
         if seen is None:
             continue
         last = upstream.get(name)
-        if spec.digest is not None:
-            _pinned(spec, seen, last, present, observed, result)
-            continue
         policy = resolve(desired, spec)
+        at_pin = spec.digest is not None and seen.digest == bare(spec.digest)
+        if spec.digest is not None and not (policy.moves_pins and at_pin):
+            _pinned(spec, seen, last, present, observed, room, _insecure(desired, spec), result)
+            continue
         state = _state(policy.mode, seen, last, have)
         if state.state != "available" or policy.mode != "auto":
             result.states.append(state)
             continue
+        assert last is not None and last.digest is not None  # an available update has both
         wait = _wait_reason(policy.window, observed, busy, room, extra + state.download_bytes)
+        if wait is None and policy.record and observed.recorded.get(name) == last.digest:
+            # Committed once already: that commit's reconcile applies it, and a revert of it
+            # keeps the old digest (the reconciler does not commit the same update again).
+            wait = (
+                f"{short(last.digest)} was committed to git already; a revert of that commit keeps "
+                f"{short(seen.digest)}"
+            )
         if wait is not None:
             result.states.append(state.model_copy(update={"state": "waiting", "reason": wait}))
             continue
-        assert last is not None and last.digest is not None  # an available update has both
         extra += state.download_bytes
         result.states.append(state.model_copy(update={"state": "updating"}))
+        if policy.record:
+            reason = (
+                f"{short(last.digest)} published upstream; policy auto, record: commit, inside the window"
+            )
+            result.actions.append(
+                RecordUpdate(
+                    model=spec.name,
+                    canonical=name,
+                    old_digest=seen.digest,
+                    new_digest=last.digest,
+                    reason=reason,
+                )
+            )
+            continue
         result.actions.append(
             _update(desired, spec, seen, last, observed, state.download_bytes, policy.window)
         )
@@ -138,6 +160,11 @@ def _wait_reason(
         return f"outside the update window {window} (server time {at})"
     if busy is not None:
         return busy
+    return _over_disk(room, download)
+
+
+def _over_disk(room: DiskRoom, download: int) -> str | None:
+    """Why the old and the new version do not fit together (None: they do)."""
     if room.models_after + download > room.models_limit:
         return (
             f"the old and the new version need {format_bytes(room.models_after + download)} on disk "
@@ -160,7 +187,6 @@ def _update(
     download: int,
     window: str | None,
 ) -> UpdateModel:
-    insecure = {r.host.lower() for r in desired.ollama.registries if r.insecure}
     why = f"policy auto, inside the window {window}" if window else "pinned to this digest in git"
     return UpdateModel(
         model=spec.name,
@@ -169,11 +195,17 @@ def _update(
         new_digest=last.digest or "",
         download_bytes=download,
         rollback=rollback_name(seen.name, seen.digest),
-        insecure=parse_ref(spec.name).host.lower() in insecure,
+        insecure=_insecure(desired, spec),
         unload_first=observed.runner_of(seen.name) is not None,
         reason=f"{short(last.digest)} published upstream (checked {last.checked_at:%Y-%m-%d %H:%M} UTC)"
         f"; {why}",
     )
+
+
+def _insecure(desired: DesiredState, spec: ModelSpec) -> bool:
+    """Pulled over plain HTTP (its registry is declared `insecure`)."""
+    host = parse_ref(spec.name).host.lower()
+    return any(r.insecure and r.host.lower() == host for r in desired.ollama.registries)
 
 
 def _pinned(
@@ -182,6 +214,8 @@ def _pinned(
     last: UpstreamObs | None,
     present: dict[str, ModelObs],
     observed: Observed,
+    room: DiskRoom,
+    insecure: bool,
     result: UpdatePlan,
 ) -> None:
     pin = bare(spec.digest)
@@ -211,6 +245,11 @@ def _pinned(
         )
     elif last is not None and last.digest == pin and last.error is None:
         download = _download(last.blobs, {b.digest for m in present.values() for b in m.blobs})
+        too_big = _over_disk(room, download)
+        if too_big is not None:
+            message = f"{spec.name} is pinned to {short(pin)}: {too_big}"
+            result.violations.append(Violation(budget="disk", message=message, needed=download))
+            return
         result.actions.append(
             UpdateModel(
                 model=spec.name,
@@ -219,6 +258,7 @@ def _pinned(
                 new_digest=pin,
                 download_bytes=download,
                 rollback=rollback_name(seen.name, seen.digest),
+                insecure=insecure,
                 unload_first=observed.runner_of(seen.name) is not None,
                 reason=f"pinned to {short(pin)} in git; the server has {short(seen.digest)}",
             )

@@ -40,6 +40,7 @@ class Memory(BaseModel):
     last_applied: str | None = None
     upstream: dict[str, UpstreamObs] = Field(default_factory=dict)  # model → its last registry check
     notified: dict[str, str] = Field(default_factory=dict)  # notice key → the state last told
+    recorded: dict[str, str] = Field(default_factory=dict)  # model → digest committed by record: commit
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -10,10 +10,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 
 from reconciler.desired.refs import canonical
 from reconciler.plan.actions import RestoreModel, UpdateModel
 from reconciler.plan.update_policy import rollback_name
+from tests.e2e.gitops import GitOps
 from tests.e2e.stack import Stack
 
 pytestmark = pytest.mark.e2e
@@ -116,3 +118,89 @@ def _tags(stack: Stack) -> list[dict[str, Any]]:
     import httpx
 
     return list(httpx.get(f"{stack.url}/api/tags", timeout=10).json()["models"])
+
+
+def test_record_commit_pins_the_new_digest_in_git_and_a_revert_restores_the_old_without_a_download(
+    gitops: GitOps,
+) -> None:
+    """`record: commit`: the update is a commit by the reconciler (validated by the repo's
+    pre-receive hook), the reconcile of that commit moves the pinned model, and `git revert`
+    of it brings the old digest back from the rollback entry."""
+    import subprocess
+
+    from reconciler.gitops import rollback
+    from reconciler.loop.serve import ServeConfig, Server
+    from reconciler.report.events import EventBus
+
+    stack: Stack = gitops.stack
+    old = stack.registry.push_model("e2e-rec", "v1", size_bytes=96 * KiB, seed="rec-old")
+    at = datetime.now(UTC)
+    stack.ollama["updates"] = {"policy": "auto", "window": _window(at, -1, 1), "record": "commit",
+                               "check_every": "5m"}  # fmt: skip
+    stack.set_models(
+        {"name": f"{old.name}@sha256:{old.manifest_digest}", "keep_loaded": True, "num_ctx": 256}
+    )
+    gitops.commit("pin e2e-rec", {"ollama.yaml": yaml.safe_dump(stack.ollama)})
+    assert gitops.push().returncode == 0
+    server = Server(ServeConfig(repo=gitops.bare), stack.runtime, EventBus(lambda e: None))
+    assert server.reconcile_once({"push"}).result == "converged"  # type: ignore[union-attr]
+
+    new = stack.registry.push_model("e2e-rec", "v1", size_bytes=96 * KiB, seed="rec-new")
+    _age_checks(stack)
+    before = gitops.head()
+    recorded = server.reconcile_once({"resync"})
+    assert recorded is not None and [a.kind for a in recorded.plans[0].actions] == ["record_update"]
+    head = gitops.head()
+    assert head != before
+    log = subprocess.run(["git", "log", "-1", "--format=%an <%ae>%n%s", head], cwd=gitops.bare,
+                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert log.startswith("reconciler <reconciler@localhost>\nUpdate ")
+    shown = subprocess.run(["git", "show", f"{head}:ollama.yaml"], cwd=gitops.bare, capture_output=True,
+                           text=True, check=True).stdout  # fmt: skip
+    assert f"@sha256:{new.manifest_digest}" in shown
+    assert _tags_digest(stack, old.name) == old.manifest_digest  # the commit alone changes nothing
+
+    moved = server.reconcile_once({"push"})
+    assert moved is not None and moved.result == "converged", (
+        moved.outcomes,
+        [p.actions for p in moved.plans],
+    )
+    assert [a.kind for a in moved.plans[0].actions][:1] == ["update"]
+    assert _tags_digest(stack, old.name) == new.manifest_digest
+    assert stack.loaded()[old.name]["digest"] == new.manifest_digest  # re-warmed
+
+    pulls = [c for c in stack.mutating_ollama_calls() if c.startswith("POST /api/pull")]
+    rollback(gitops.bare, head)
+    back = server.reconcile_once({"push"})
+    assert back is not None and back.result == "converged", [o.failed for o in back.outcomes]
+    assert [a.kind for a in back.plans[0].actions][:1] == ["restore"]
+    assert [
+        c for c in stack.mutating_ollama_calls() if c.startswith("POST /api/pull")
+    ] == pulls  # no download
+    assert _tags_digest(stack, old.name) == old.manifest_digest
+    assert stack.loaded()[old.name]["digest"] == old.manifest_digest
+    reverted = gitops.head()
+    quiet = server.reconcile_once({"resync"})  # the revert is not fought: no second commit
+    assert quiet is not None and quiet.actions_run == 0 and gitops.head() == reverted
+    assert "was committed to git already" in quiet.plans[-1].updates[0].reason
+
+
+def _tags_digest(stack: Stack, name: str) -> str:
+    return str({m["name"]: m["digest"] for m in _tags(stack)}[name])
+
+
+def _age_checks(stack: Stack) -> None:
+    """The last registry checks ran an hour ago: the interval has passed."""
+    from reconciler.state.store import Memory
+
+    def aged(m: Memory) -> Memory:
+        hour = timedelta(hours=1)
+        return m.model_copy(
+            update={
+                "upstream": {
+                    k: v.model_copy(update={"checked_at": v.checked_at - hour}) for k, v in m.upstream.items()
+                }
+            }
+        )
+
+    stack.state.update(aged)

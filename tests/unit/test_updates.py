@@ -259,3 +259,41 @@ def test_a_manifest_ollama_re_encoded_is_current_when_its_layers_are_the_registr
     pinned = desired([{"name": f"phi3:mini@sha256:{OLD}"}])
     assert plan(pinned, observed(pinned, models=[local], upstream=(same,))).actions == ()
     assert checks_due(pinned, {local.name: local}, {local.name: same}, AT) == []
+
+
+# -- record: commit -------------------------------------------------------------------------------
+def test_record_commit_plans_a_commit_of_the_new_pin_instead_of_the_pull() -> None:
+    from reconciler.plan.actions import RecordUpdate
+
+    p = _plan({"policy": "auto", "window": "02:00-06:00", "record": "commit"})
+    (action,) = p.actions
+    assert isinstance(action, RecordUpdate) and (action.old_digest, action.new_digest) == (OLD, NEW)
+    # Pinned at the digest it has: under auto + record: commit the pin is moved by a commit.
+    state = desired(
+        [{"name": f"phi3:mini@sha256:{OLD}"}],
+        updates={"policy": "auto", "window": "02:00-06:00", "record": "commit"},
+    )
+    assert len(checks_due(state, {canonical("phi3:mini"): present()}, {}, AT)) == 1
+    seen = observed(state, models=[present()], upstream=(upstream(),), clock=LOCAL_3AM)
+    assert [type(a) for a in plan(state, seen).actions] == [RecordUpdate]
+
+
+def test_a_pin_is_written_into_the_text_keeping_comments_quotes_and_other_lines() -> None:
+    from reconciler.apply.record import pin_in_text
+
+    text = (
+        "# header\nmodels:\n  - name: llama3   # primary\n    keep_loaded: true\n"
+        '  - name: "phi3:mini@sha256:'
+        + OLD
+        + '"\n  - name: other\n    digest: sha256:'
+        + OLD
+        + "  # pinned\n"
+    )
+    one = pin_in_text(text, canonical("llama3"), NEW)
+    assert f"  - name: llama3@sha256:{NEW}   # primary\n" in one and one.count("\n") == text.count("\n")
+    two = pin_in_text(text, canonical("phi3:mini"), NEW)
+    assert f'  - name: "phi3:mini@sha256:{NEW}"\n' in two
+    three = pin_in_text(text, canonical("other"), NEW)
+    assert f"    digest: sha256:{NEW}  # pinned\n" in three
+    for changed in (one, two, three):
+        assert sum(a != b for a, b in zip(changed.splitlines(), text.splitlines(), strict=True)) == 1
