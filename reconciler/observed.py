@@ -171,6 +171,16 @@ class UpstreamObs(Obs):
     failures: int = Field(default=0, ge=0)  # consecutive failed checks (they back off)
 
 
+class ImageTagsObs(Obs):
+    """The last look at an image's tag list (the reconciler's memory)."""
+
+    image: str  # host/repository
+    checked_at: datetime
+    tags: tuple[str, ...] = ()  # release tags seen (pre-releases and other tags left out)
+    error: str | None = None
+    failures: int = Field(default=0, ge=0)
+
+
 class DeployedObs(Obs):
     """What the Kamal executor and the OpenWebUI settings executor last applied."""
 
@@ -218,6 +228,8 @@ class Observed(Obs):
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
     upstream: tuple[UpstreamObs, ...] = ()  # the last registry check of each model (memory)
     recorded: dict[str, str] = Field(default_factory=dict)  # model → digest last committed (record: commit)
+    image_tags: tuple[ImageTagsObs, ...] = ()  # the last tag-list check of each image (memory)
+    image_checks: tuple[ImageTagsObs, ...] = ()  # the tag-list looks of this observation
     clock: datetime | None = None  # the server's local time when observed (update windows)
 
     def weights_keys(self) -> dict[str, str]:

@@ -466,6 +466,12 @@ class UpdatePolicy(Frozen):
         description='When `auto` may update, "HH:MM-HH:MM" in the server\'s time zone (may '
         "wrap past midnight). Unset: `auto` waits (an update needs a window).",
     )
+    images: Literal["never", "notify"] | None = Field(
+        default=None,
+        description="The Ollama and OpenWebUI images (ollama.yaml only): `notify` reports newer "
+        "release tags (semantic versions from the registry's tag list, pre-releases ignored) on the "
+        "same schedule; the image itself changes only by a commit. Default: never.",
+    )
     record: Literal["none", "commit"] | None = Field(
         default=None,
         description="`commit`: an `auto` update is made as a commit to the desired-state repo that "

@@ -110,6 +110,13 @@ def _updates(status: Status, done: list[UpdateDone], sent: dict[str, str]) -> li
                 "the update is tried again in the next window."
             )
             notices.append(Notice("update_failed", key, f"failed:{d.new}", "reconciler: update failed", body))
+    for image in status.images:
+        if not image.newer:
+            continue
+        key, state = f"image:{image.image}", f"available:{image.newer[0]}"
+        if sent.get(key) != state:
+            body = f"Image {image.image}: {image.update}. Nothing was changed."
+            notices.append(Notice("update_available", key, state, "reconciler: newer image release", body))
     for m in status.models:
         if m.name in finished or m.update_state != "available" or not m.upstream_digest:
             continue

@@ -11,9 +11,11 @@ from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, rea
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.host import observe_addresses
+from reconciler.observe.image_tags import check_images
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.registry import lookup_all
 from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
+from reconciler.plan.image_tags import images_due
 from reconciler.plan.update_policy import checks_due
 from reconciler.runtime import Runtime
 from reconciler.state.store import Memory, recent
@@ -73,6 +75,10 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         remote, remote_errors = lookup_all(
             missing + due, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
         )
+    images = images_due(desired, memory.image_tags, at)
+    image_checks = check_images(
+        images, desired.ollama.registries, runtime.registry_http(), memory.image_tags, at
+    )
     webui = None
     if desired.openwebui is not None and memory.deployed.openwebui_settings_hash is not None:
         webui = observe_webui_state(desired, runtime)
@@ -96,6 +102,7 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         remote_errors=remote_errors,
         host_addresses=observe_addresses(),
         clock=at.astimezone(),  # the server's time zone: update windows are in it
+        image_checks=image_checks,
     )
     return with_memory(observed, memory, at)
 
@@ -137,5 +144,6 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "warmed": tuple(sorted(memory.warmed)),
             "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
             "recorded": memory.recorded,
+            "image_tags": tuple(memory.image_tags[key] for key in sorted(memory.image_tags)),
         }
     )

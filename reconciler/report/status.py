@@ -16,6 +16,7 @@ from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import Observed
 from reconciler.plan.actions import Plan
+from reconciler.plan.image_tags import image_states
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
 from reconciler.plan.vram import gpu_room
 from reconciler.state.store import Memory, read_model, write_atomic
@@ -61,6 +62,17 @@ class ModelStatus(BaseModel):
     update: str | None = None  # "update available: old → new, N GB to download", or why it waits
 
 
+class ImageStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    image: str
+    current: str | None = None
+    newer: list[str] = Field(default_factory=list)  # newer release tags, newest first
+    checked_at: datetime | None = None
+    error: str | None = None
+    update: str | None = None  # "newer release: 0.32.15 → 0.33.1; change the tag in git to take it"
+
+
 class Status(BaseModel):
     desired_revision: str | None = None
     last_attempted_revision: str | None = None
@@ -75,6 +87,7 @@ class Status(BaseModel):
     ollama_supported: bool | None = None  # False: older than the oldest version supported
     oldest_supported: str = show(OLDEST_SUPPORTED)
     openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
+    images: list[ImageStatus] = Field(default_factory=list)  # newer releases of the images (updates.images)
     updated_at: datetime | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
@@ -292,7 +305,12 @@ def after_reconcile(
     """The status once a reconcile (`serve`'s or `apply`'s) ended, or a commit was rejected."""
     pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
     observed = report.last_observed if report else None
-    return build(
+    images = [
+        ImageStatus(image=i.image, current=i.current, newer=list(i.newer), checked_at=i.checked_at,
+                    error=i.error, update=i.message() or None)
+        for i in (image_states(desired, observed) if desired and observed else [])
+    ]  # fmt: skip
+    status = build(
         previous,
         head=head,
         result=result,
@@ -306,6 +324,7 @@ def after_reconcile(
         retry_in=retry_in,
         settings_hash=memory.deployed.openwebui_settings_hash,
     )
+    return status.model_copy(update={"images": images})
 
 
 def report_errors(report: ReconcileReport) -> list[str]:

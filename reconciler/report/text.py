@@ -107,6 +107,10 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         bases = ", ".join(f"{n} ({c} files)" for n, c in (webui.get("knowledge") or {}).items())
         say(console, f"  knowledge: {esc(bases or '—')}")
         say(console, f"  presets: {esc(', '.join(webui.get('presets') or []) or '—')}")
+    for image in status.images:
+        seen = f"checked {image.checked_at:%Y-%m-%d %H:%M}" if image.checked_at else "not checked yet"
+        what = image.update or (f"check failed: {image.error}" if image.error else "no newer release")
+        say(console, f"image {esc(image.image)}: {esc(what)} ({seen})")
     for note in status.notes:
         say(console, f"[yellow]note[/]: {esc(note)}")
     if status.last_error:

@@ -10,7 +10,11 @@ from reconciler.state.store import Memory
 
 def record_lookups(memory: Memory, observed: Observed, at: datetime) -> Memory:
     """Every look-up of this observation (a missing model's, or a due update check) becomes the
-    model's last check; a failed one keeps the last digest seen and counts the failure."""
+    model's last check; a failed one keeps the last digest seen and counts the failure. The
+    images' tag-list looks are kept the same way."""
+    if observed.image_checks:
+        tags = {**memory.image_tags, **{c.image: c for c in observed.image_checks}}
+        memory = memory.model_copy(update={"image_tags": tags})
     if not observed.remote and not observed.remote_errors:
         return memory
     upstream = dict(memory.upstream)

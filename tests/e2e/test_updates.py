@@ -204,3 +204,42 @@ def _age_checks(stack: Stack) -> None:
         )
 
     stack.state.update(aged)
+
+
+def test_newer_image_releases_come_from_the_registrys_tag_list(stack: Stack) -> None:
+    """`updates.images: notify`: the tag list of the Ollama image's repository in the real
+    registry, pre-releases and other tags left out, shown in the status."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.source import DirSource
+    from reconciler.observe.server import observe_server
+    from reconciler.reconcile import ReconcileReport
+    from reconciler.report.status import after_reconcile, load_status
+
+    for tag in ("0.32.15", "0.33.0-rc1", "0.33.0", "0.32.16", "latest"):
+        stack.registry.push_model("ollama-image", tag, size_bytes=8 * KiB, seed=f"img-{tag}")
+    model = stack.registry.push_model("e2e-img", "v1", size_bytes=16 * KiB, seed="img")
+    stack.set_models(model.name)
+    stack.ollama["updates"] = {"images": "notify"}
+    stack.write()
+    report = stack.apply()
+    assert report.result == "converged"
+    assert stack.state.load().image_tags == {}  # the harness image has no release tag: not looked at
+    image = f"{stack.registry.host}/library/ollama-image:0.32.15"
+    desired = load_desired(DirSource(stack.repo)).model_copy(deep=True)
+    container = desired.ollama.container.model_copy(update={"image": image})
+    desired = desired.model_copy(
+        update={"ollama": desired.ollama.model_copy(update={"container": container})}
+    )
+    seen = observe_server(desired, stack.runtime, stack.state.load(), datetime.now(UTC))
+    (check,) = seen.image_checks
+    assert check.error is None and sorted(check.tags) == ["0.32.15", "0.32.16", "0.33.0"]
+    stack.state.update(lambda m: m.model_copy(update={"image_tags": {check.image: check}}))
+    observed = seen.model_copy(update={"image_tags": (check,)})
+    status = after_reconcile(
+        load_status(stack.state.root), result="converged", head="abc", desired=desired,
+        report=ReconcileReport(result="converged", revision="abc", last_observed=observed),
+        errors=[], memory=stack.state.load(),
+    )  # fmt: skip
+    (shown,) = status.images
+    assert shown.newer == ["0.33.0", "0.32.16"]
+    assert shown.update == "newer release: 0.32.15 → 0.33.0 (and 1 more); change the tag in git to take it"
