@@ -297,3 +297,19 @@ def test_a_pin_is_written_into_the_text_keeping_comments_quotes_and_other_lines(
     assert f"    digest: sha256:{NEW}  # pinned\n" in three
     for changed in (one, two, three):
         assert sum(a != b for a, b in zip(changed.splitlines(), text.splitlines(), strict=True)) == 1
+
+
+def test_a_pin_moved_in_git_is_pulled_the_way_its_registry_is_reached() -> None:
+    """The pinned path's update pulls over plain HTTP from an `insecure` registry (it did not)."""
+    from reconciler.desired.schema import DesiredState
+
+    base = desired([{"name": f"lan:5000/library/phi3:mini@sha256:{NEW}"}])
+    registries = [{"host": "lan:5000", "insecure": True}]
+    ollama = base.ollama.model_copy(
+        update={"registries": OllamaSpec.model_validate({"registries": registries}).registries}
+    )
+    state = DesiredState(server=base.server, ollama=ollama, revision=base.revision)
+    name = "lan:5000/library/phi3:mini"
+    seen = observed(state, models=[present(name)], upstream=(upstream(name),))
+    (action,) = plan(state, seen).actions
+    assert isinstance(action, UpdateModel) and action.insecure
