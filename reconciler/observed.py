@@ -181,6 +181,15 @@ class ImageTagsObs(Obs):
     failures: int = Field(default=0, ge=0)
 
 
+class AppliedUpdate(Obs):
+    """The last update the reconciler made to a model (its memory)."""
+
+    old: str
+    new: str
+    at: datetime
+    rollback: str = ""  # where the old manifest is kept
+
+
 class DeployedObs(Obs):
     """What the Kamal executor and the OpenWebUI settings executor last applied."""
 
@@ -230,6 +239,7 @@ class Observed(Obs):
     recorded: dict[str, str] = Field(default_factory=dict)  # model → digest last committed (record: commit)
     image_tags: tuple[ImageTagsObs, ...] = ()  # the last tag-list check of each image (memory)
     image_checks: tuple[ImageTagsObs, ...] = ()  # the tag-list looks of this observation
+    applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
     clock: datetime | None = None  # the server's local time when observed (update windows)
 
     def weights_keys(self) -> dict[str, str]:

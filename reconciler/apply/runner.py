@@ -21,7 +21,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.kamal import executor as kamal
 from reconciler.kamal.hooks import link_networks
-from reconciler.observed import InventoryEntry
+from reconciler.observed import AppliedUpdate, InventoryEntry
 from reconciler.openwebui import converge as settings
 from reconciler.plan.actions import (
     Action,
@@ -226,13 +226,18 @@ class Runner:
         if isinstance(action, UpdateModel):
             update_ops.update(self.api, self.puller, action, self.events)
             kept = InventoryEntry(name=action.rollback, pulled_at=at, last_used=at, digest=action.old_digest)
+            applied = AppliedUpdate(
+                old=action.old_digest, new=action.new_digest, at=at, rollback=action.rollback
+            )
         else:
             update_ops.restore(self.api, action)
             kept = None
 
         def change(m: Memory) -> Memory:
             m = _inventory_add(m, InventoryEntry(name=action.canonical, pulled_at=at, last_used=at))
-            m = _inventory_add(m, kept) if kept is not None else m
+            if kept is not None:
+                m = _inventory_add(m, kept)
+                m = m.model_copy(update={"applied_updates": {**m.applied_updates, action.canonical: applied}})
             # Unloaded on purpose, not evicted: the pinned model is warmed on its new digest.
             return m.model_copy(
                 update={"warmed": {k: v for k, v in m.warmed.items() if k != action.canonical}}

@@ -144,6 +144,7 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "warmed": tuple(sorted(memory.warmed)),
             "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
             "recorded": memory.recorded,
+            "applied_updates": memory.applied_updates,
             "image_tags": tuple(memory.image_tags[key] for key in sorted(memory.image_tags)),
         }
     )

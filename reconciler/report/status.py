@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
-from reconciler.observed import Observed
-from reconciler.plan.actions import Plan
+from reconciler.observed import AppliedUpdate, Observed
+from reconciler.plan.actions import Plan, UpdateState
 from reconciler.plan.image_tags import image_states
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
 from reconciler.plan.vram import gpu_room
@@ -154,10 +154,21 @@ def model_rows(
                 upstream_checked_at=last.checked_at if last else None,
                 update_policy=update.policy if update else None,
                 update_state=update.state if update else None,
-                update=update.message() if update and update.state not in ("current", "pinned") else None,
+                update=_update_line(update, observed.applied_updates.get(name)),
             )
         )
     return rows
+
+
+def _update_line(update: UpdateState | None, applied: AppliedUpdate | None) -> str | None:
+    """What `status` says of a model's updates: one available or waiting, else the last applied."""
+    if update is not None and update.state not in ("current", "pinned", "unchecked"):
+        return update.message()
+    if applied is not None and (update is None or update.local == applied.new):
+        kept = f"; the old version is kept as {applied.rollback}" if applied.rollback else ""
+        when = f"{applied.at:%Y-%m-%d %H:%M} UTC"
+        return f"updated sha256:{applied.old[:12]} → sha256:{applied.new[:12]} at {when}{kept}"
+    return None
 
 
 # Plan notes that mean the server works but is short of what the commit asks for.

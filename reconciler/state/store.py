@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from reconciler.observed import DeployedObs, ImageTagsObs, InventoryEntry, UpstreamObs
+from reconciler.observed import AppliedUpdate, DeployedObs, ImageTagsObs, InventoryEntry, UpstreamObs
 
 T = TypeVar("T", bound=BaseModel)
 EVICTION_WINDOW = timedelta(hours=1)
@@ -42,6 +42,7 @@ class Memory(BaseModel):
     notified: dict[str, str] = Field(default_factory=dict)  # notice key → the state last told
     recorded: dict[str, str] = Field(default_factory=dict)  # model → digest committed by record: commit
     image_tags: dict[str, ImageTagsObs] = Field(default_factory=dict)  # image → its last tag-list check
+    applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
 
 
 def write_atomic(path: Path, text: str) -> None:

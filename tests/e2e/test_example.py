@@ -114,9 +114,10 @@ def test_the_example_status_with_one_update_available_and_one_applied(stack: Sta
     phi3, llama3 = rows[canonical(names["phi3:mini"])], rows[canonical(names["llama3:8b-instruct-q4_K_M"])]
     assert [a.kind for a in report.plans[0].actions] == ["update"]  # phi3 only: llama3 is `notify`
     assert phi3.update_state == "current" and phi3.digest == phi3.upstream_digest
+    assert phi3.update is not None and phi3.update.startswith("updated sha256:")
     assert llama3.update_state == "available" and llama3.update and "update available" in llama3.update
     kept = [m for m in status.models if m.cached and "-sha256-" in m.name]
     assert len(kept) == 1 and kept[0].name.startswith(canonical(names["phi3:mini"]) + "-sha256-")
     out = StringIO()
-    print_status(status, 4242, Console(file=out, width=150))
+    print_status(status, 4242, Console(file=out, width=200))
     print(out.getvalue())
