@@ -518,6 +518,13 @@ class ModelSpec(Frozen):
             data = {**data, "name": name, "digest": digest}
         return data
 
+    @field_validator("updates")
+    @classmethod
+    def _no_images(cls, value: UpdatePolicy | None) -> UpdatePolicy | None:
+        if value is not None and value.images is not None:
+            raise ValueError("`images` is a setting of ollama.yaml's top-level `updates:`, not of one model")
+        return value
+
     @field_validator("digest")
     @classmethod
     def _digest(cls, value: str | None) -> str | None:

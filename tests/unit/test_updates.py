@@ -63,6 +63,11 @@ def test_bad_update_policies_are_refused_with_the_fix(field: str, value: str, me
         OllamaSpec.model_validate({"updates": {field: value}})
 
 
+def test_images_is_refused_on_one_model() -> None:
+    with pytest.raises(ValidationError, match="top-level `updates:`"):
+        ModelSpec.model_validate({"name": "phi3:mini", "updates": {"images": "notify"}})
+
+
 def test_a_models_own_policy_overrides_the_global_one_field_by_field() -> None:
     state = desired(
         [{"name": "phi3:mini", "updates": {"policy": "auto"}}, "llama3"],
