@@ -24,12 +24,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import docker
 
-from reconciler.kamal import executor
+from reconciler.kamal import deploy as kamal
+from reconciler.kamal.cli import run_kamal
 from reconciler.kamal.render import Timing
 from reconciler.observe.docker import observe_container
+from reconciler.observe.kamal import running_versions
 from reconciler.observed import DeployedObs, Observed
+from reconciler.plan.kamal import deploy_hash
+from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan
-from reconciler.plan.webui import deploy_hash, settings_hash
 from tests.e2e.kamal_support import cleanup, make_desired
 from tests.harness.dockerd import ensure_dockerd
 from tests.harness.images import TEST_LABEL, ensure_base_image, ensure_fake_ollama_image
@@ -57,20 +60,18 @@ def main() -> None:
             workdir = Path(tmp) / "project"
             timing = Timing(readiness_delay=1, deploy_timeout=30, drain_timeout=2)
             try:
-                executor.deploy(
-                    desired, version, workdir=workdir, first=True, events_emit=None,
-                    docker_client=client, timing=timing,
-                )  # fmt: skip
+                kamal.deploy(
+                    desired, version, kamal.Target(workdir=workdir, docker=client, timing=timing), first=True
+                )
                 service = desired.openwebui.kamal.service
 
                 def reconcile() -> None:
-                    running = executor.running_versions(client, service)
+                    running = running_versions(client, service)
                     observed = Observed(
                         container=observe_container(client, desired.ollama.container.name),
                         deployed=DeployedObs(
                             openwebui_spec_hash=version if version in running else None,
                             openwebui_settings_hash=settings_hash(desired),
-                            running_versions=running,
                         ),
                     )
                     result = plan(desired, observed)
@@ -84,7 +85,7 @@ def main() -> None:
                 kamal_s = []
                 for _ in range(KAMAL_RUNS):
                     t = time.perf_counter()
-                    executor.run_kamal(
+                    run_kamal(
                         ["deploy", "--skip-push", f"--version={version}"],
                         workdir=workdir,
                         env={"RECONCILER_STATE": str(workdir / ".kamal/reconciler-desired.json"),

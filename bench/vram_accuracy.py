@@ -66,7 +66,7 @@ def readme_block() -> str:
     lines = [
         f"Measured by `bench/vram_accuracy.py` on {len(rows)} real rows from public issues "
         f"({old.gpu_rows} wholly on the GPU, {old.split_rows} split onto the CPU; "
-        "`tests/fixtures/ollama_ps_rows.yaml`, checked by `tests/unit/test_vram_real_rows.py`):",
+        "`tests/fixtures/ollama_ps_rows.yaml`, checked by `tests/unit/plan/test_vram_real_rows.py`):",
         "",
         "| estimator | mean abs. error (100 % GPU rows) | within 10 % | false fits (split rows) |",
         "|---|---|---|---|",

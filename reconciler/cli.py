@@ -92,7 +92,7 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name == "ensure-ollama":
-            from reconciler.kamal.hooks import ensure_ollama
+            from reconciler.ensure_ollama import ensure_ollama
 
             return ensure_ollama
         return super().get_command(ctx, name)
@@ -211,19 +211,27 @@ def _runtime(state_dir: Path | None, ollama_url: str | None) -> Runtime:
 def _observe(
     desired: DesiredState, recorded: Path | None, state_dir: Path | None, url: str | None
 ) -> Observed:
+    from pydantic import ValidationError
+
     from reconciler.observed import Observed
 
     if recorded is not None:
-        return Observed.model_validate_json(recorded.read_text())
-    from reconciler.observe.server import observe_server, with_memory
+        try:
+            return Observed.model_validate_json(recorded.read_text())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise ObservationFailed(
+                f"{recorded}: not a recorded observation ({where}: {first['msg']})"
+            ) from None
+    from reconciler.memory import with_memory
+    from reconciler.reconcile import observe
     from reconciler.state.upstream import record_lookups
 
-    runtime = _runtime(state_dir, url)
-    memory = runtime.state.load()
     at = datetime.now(UTC)
-    observed = observe_server(desired, runtime, memory, at)
+    memory, seen = observe(desired, _runtime(state_dir, url), at)
     # The look-ups just made are what `plan` reports (not saved: a plan changes nothing).
-    return with_memory(observed, record_lookups(memory, observed, at), at)
+    return with_memory(seen, record_lookups(memory, seen, at), at)
 
 
 @main.command()
@@ -249,10 +257,14 @@ def apply(
 
     try:
         desired = _load(repo, rev, on_server=True)
-        runtime = _runtime(state_dir, ollama_url)
     except ReconcilerError as exc:
         _fail(exc, as_json)
-        return
+    try:
+        runtime = _runtime(state_dir, ollama_url)
+    except ReconcilerError as exc:  # the engine does not answer: nothing observed, a failure
+        if not dry_run:
+            _record_failure(_state_dir(state_dir), desired, exc)
+        _fail(exc, as_json)
     runtime.read_knowledge = knowledge_reader(lambda: _source(repo, desired.revision if rev else None))
     if as_json:
         bus = EventBus(json_lines())
@@ -275,8 +287,7 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
     """Converge holding the state directory (never beside a `serve`), then write the status
     `reconciler status` shows."""
     from reconciler.loop.lock import ServeLock
-    from reconciler.reconcile import reconcile
-    from reconciler.report import status as status_mod
+    from reconciler.reconcile import reconcile, result_of, write_status
 
     lock = ServeLock(runtime.state.root, role="apply")
     try:
@@ -285,19 +296,41 @@ def _apply_locked(desired: DesiredState, runtime: Runtime, bus: EventBus, as_jso
         _fail(exc, as_json)
     try:
         report = reconcile(desired, runtime, bus)
-        status = status_mod.after_reconcile(
-            status_mod.load_status(runtime.state.root),
-            result=report.result,
+        write_status(
+            runtime.state.root,
+            result=result_of(report),
             head=desired.revision,
             desired=desired,
             report=report,
-            errors=status_mod.report_errors(report),
             memory=runtime.state.load(),
+            at=runtime.clock.now(),
         )
-        status_mod.save_status(runtime.state.root, status)
     finally:
         lock.release()
     return report
+
+
+def _record_failure(state_dir: Path, desired: DesiredState, exc: ReconcilerError) -> None:
+    """An `apply` that could not even observe the server still says so in its status (unless
+    a `serve` or another `apply` holds the state directory: theirs is the status)."""
+    from reconciler.loop.lock import ServeLock
+    from reconciler.reconcile import write_status
+    from reconciler.report.status import StatusResult
+    from reconciler.state.store import StateStore
+
+    lock = ServeLock(state_dir, role="apply")
+    try:
+        lock.acquire()
+    except ReconcilerError:
+        return
+    try:
+        result: StatusResult = "stalled" if exc.permanent else "failed"
+        memory = StateStore(state_dir).load()
+        write_status(
+            state_dir, result=result, head=desired.revision, desired=desired, errors=[str(exc)], memory=memory
+        )
+    finally:
+        lock.release()
 
 
 # ─────────────────────────── the GitOps loop ───────────────────────────

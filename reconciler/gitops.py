@@ -10,18 +10,18 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from reconciler.desired.load import load_desired
 from reconciler.desired.redact import printable
 from reconciler.desired.secrets import SecretPolicy
 from reconciler.desired.source import DirSource, GitCommitSource
-from reconciler.errors import InvalidDesiredState, ReconcilerError
+from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerError, TemporaryError
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
-from reconciler.report.events import kamal_line
+from reconciler.report.events import Event, EventName, kamal_line, note_text
 from reconciler.resources import git_hooks
 from reconciler.seed import SeedSettings, customize
 from reconciler.serverconfig import load_policy
@@ -35,7 +35,7 @@ HOOK_BUDGET_S = 60.0  # pre-receive: most seconds spent validating one push
 HOOK_ERRORS = "hook-errors.log"
 
 
-class GitFailed(ReconcilerError):
+class GitFailed(TemporaryError):
     pass
 
 
@@ -88,7 +88,7 @@ def _seed(repo: Path, work: Path, branch: str) -> None:
     git("push", "-q", str(repo), f"HEAD:refs/heads/{branch}", cwd=work)
 
 
-class InvalidBranch(ReconcilerError):
+class InvalidBranch(PermanentError):
     pass
 
 
@@ -299,45 +299,64 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
 _pulled: dict[str, int] = {}
 
 
-def push_line(event: dict[str, Any]) -> str | None:
+def _push_plan(event: Event) -> str | None:
+    lines = [f"plan: {a}" for a in event.get("actions", []) or []]
+    lines += [f"refused: {v}" for v in event.get("violations", []) or []]
+    return "\n".join(lines) or None
+
+
+def _once_per_step(key: str, step: int) -> bool:
+    """Progress is shown once per step (10 % of a pull, 10 s of a load)."""
+    if _pulled.get(key) == step:
+        return False
+    _pulled[key] = step
+    return True
+
+
+def _push_pull(event: Event) -> str | None:
+    model = str(event.get("model"))
+    if not event.get("total") or not _once_per_step(model, int(float(event.get("percent", 0)) // 10)):
+        return None
+    return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+
+
+def _push_load(event: Event) -> str | None:
+    if not _once_per_step(f"load:{event.get('model')}", int(float(event.get("elapsed_s", 0)) // 10)):
+        return None
+    return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
+
+
+def _push_done(event: Event) -> str:
+    result = event.get("result")
+    notes = "; ".join(map(note_text, event.get("notes", []) or []))
+    mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
+    tail = f" — {notes}" if notes else ""
+    revision = str(event.get("revision"))[:12]
+    return f"reconciler: {mark} {result} {revision} ({event.get('actions')} action(s)){tail}"
+
+
+# The events the pusher sees (git prefixes `remote: `), each → its line; others are not shown.
+_PUSH: dict[EventName, Callable[[Event], str | None]] = {
+    "plan": _push_plan,
+    "action.start": lambda e: f"[{e.get('step')}/{e.get('of')}] {e.get('action')}",
+    "action.failed": lambda e: f"  failed: {e.get('error')}",
+    "pull.progress": _push_pull,
+    "load.progress": _push_load,
+    "load.done": lambda e: f"  loaded {e.get('model')} in {e.get('elapsed_s')} s",
+    "reconcile.rejected": lambda e: (
+        "reconciler: rejected: " + "; ".join(map(str, e.get("problems", []) or []))
+    ),
+    "reconcile.done": _push_done,
+}
+
+
+def push_line(event: Event) -> str | None:
     """One event as the pusher sees it (git prefixes `remote: `)."""
     name = event["event"]
-    if name == "plan":
-        lines = [f"plan: {a}" for a in event.get("actions", []) or []]
-        lines += [f"refused: {v}" for v in event.get("violations", []) or []]
-        return "\n".join(lines) or None
-    if name == "action.start":
-        return f"[{event.get('step')}/{event.get('of')}] {event.get('action')}"
-    if name == "action.failed":
-        return f"  failed: {event.get('error')}"
-    if name == "pull.progress" and event.get("total"):
-        step = int(float(event.get("percent", 0)) // 10)
-        model = str(event.get("model"))
-        if _pulled.get(model) == step:
-            return None
-        _pulled[model] = step
-        return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
-    if name == "load.progress":
-        step = int(float(event.get("elapsed_s", 0)) // 10)  # one line every 10 s of loading
-        key = f"load:{event.get('model')}"
-        if _pulled.get(key) == step:
-            return None
-        _pulled[key] = step
-        return f"  loading {event.get('model')}: {event.get('elapsed_s')} s so far"
-    if name == "load.done":
-        return f"  loaded {event.get('model')} in {event.get('elapsed_s')} s"
-    if name.startswith("kamal."):
+    if str(name).startswith("kamal."):
         return kamal_line(event)
-    if name == "reconcile.rejected":
-        return "reconciler: rejected: " + "; ".join(map(str, event.get("problems", []) or []))
-    if name == "reconcile.done":
-        result = event.get("result")
-        notes = "; ".join(map(str, event.get("notes", []) or []))
-        mark = {"converged": "✔", "degraded": "⚠"}.get(str(result), "✘")
-        tail = f" — {notes}" if notes else ""
-        revision = str(event.get("revision"))[:12]
-        return f"reconciler: {mark} {result} {revision} ({event.get('actions')} action(s)){tail}"
-    return None
+    render = _PUSH.get(name)
+    return render(event) if render else None
 
 
 def rollback(repo: Path, commit: str | None, branch: str = "main") -> str:

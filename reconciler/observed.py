@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from reconciler.labels import MANAGED_TAG
 
 
 class Obs(BaseModel):
@@ -71,6 +74,7 @@ class ContainerObs(Obs):
     health: str | None = None
     image: str = ""
     spec_hash: str | None = None  # the label we set when creating it
+    networks: tuple[str, ...] = ()  # the Docker networks it is attached to
 
 
 class ModelObs(Obs):
@@ -79,12 +83,10 @@ class ModelObs(Obs):
     blobs: tuple[Blob, ...] = ()
     family: str = ""
     parameter_size: str = ""
-    quantization: str = ""
     modified_at: datetime | None = None
     architecture: Architecture | None = None
     system: str | None = None
     parameters: dict[str, str] = Field(default_factory=dict)
-    base_digest: str | None = None  # digest of the model (GGUF) layer
     capabilities: tuple[str, ...] | None = None  # `/api/show` capabilities, when it was asked
     broken: str | None = None  # why Ollama cannot use it (its own `/api/show` error)
     missing_blobs: tuple[str, ...] = ()  # digests its manifest lists that are not on disk
@@ -191,22 +193,129 @@ class AppliedUpdate(Obs):
 
 
 class DeployedObs(Obs):
-    """What the Kamal executor and the OpenWebUI settings executor last applied."""
+    """What the Kamal executor last deployed, and the OpenWebUI settings last converged."""
+
+    # Memory written by older versions holds `running_versions` too (never read): ignored.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     openwebui_spec_hash: str | None = None
     openwebui_settings_hash: str | None = None
-    running_versions: tuple[str, ...] = ()
 
 
-class WebUIObs(Obs):
-    """OpenWebUI as its REST API shows it (only observed once it was deployed)."""
+class KnowledgeFile(Obs):
+    id: str
+    filename: str = ""
+    sha256: str | None = None
+    path: str | None = None  # the reconciler's mark (meta.data.reconciler_path), when it uploaded it
+
+
+class KnowledgeBase(Obs):
+    id: str
+    name: str
+    description: str = ""
+    file_count: int = 0
+    files: tuple[KnowledgeFile, ...] | None = None  # listed only for the reconciler's own bases
+
+
+class ModelRow(Obs):
+    """A row of OpenWebUI's `model` table: a preset (with a base model) or the override of a
+    base model (hidden, renamed)."""
+
+    id: str
+    base_model_id: str | None = None
+    name: str = ""
+    params: dict[str, Any] = Field(default_factory=dict)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    is_active: bool = True
+
+    @property
+    def managed(self) -> bool:
+        return bool(self.meta.get(MANAGED_TAG))
+
+    @property
+    def hidden(self) -> bool:
+        return bool(self.meta.get("hidden"))
+
+
+class OfferedModel(Obs):
+    """A model the chat picker offers."""
+
+    id: str
+    owned_by: str = ""
+    preset: bool = False  # a workspace model on top of a base model
+    hidden: bool = False
+
+
+class OpenWebUIObs(Obs):
+    """OpenWebUI as its REST API shows it (observed once it was deployed)."""
 
     reachable: bool
     version: str | None = None
     error: str | None = None
-    knowledge: tuple[tuple[str, int], ...] = ()  # (name, file count)
+    knowledge: tuple[KnowledgeBase, ...] = ()
+    rows: tuple[ModelRow, ...] = ()
+    offered: tuple[OfferedModel, ...] = ()
+
+    def knowledge_by_id(self) -> dict[str, KnowledgeBase]:
+        return {k.id: k for k in self.knowledge}
+
+    def rows_by_id(self) -> dict[str, ModelRow]:
+        return {r.id: r for r in self.rows}
+
+
+class LedgerFile(Obs):
+    sha256: str
+    file_id: str
+
+
+class LedgerKnowledge(Obs):
+    id: str
+    files: dict[str, LedgerFile] = Field(default_factory=dict)  # path → the file the reconciler uploaded
+
+
+class Ledger(Obs):
+    """What the reconciler made in OpenWebUI (its memory, kept in the state directory): a
+    knowledge base, file or preset a person made is never its to delete."""
+
+    knowledge: dict[str, LedgerKnowledge] = Field(default_factory=dict)  # base name → id and files
     presets: tuple[str, ...] = ()
-    drift: tuple[str, ...] = ()  # what a settings converge would change now
+    hidden: dict[str, bool] = Field(default_factory=dict)  # model id → True if it created the row
+
+    def own_ids(self) -> set[str]:
+        return {entry.id for entry in self.knowledge.values()}
+
+
+class KamalApp(Obs):
+    """One of OpenWebUI's app containers Kamal made (labels `service`, `role=web`), any state."""
+
+    name: str
+    version: str | None  # our image label, else from the container name
+    running: bool = False
+    networks: tuple[str, ...] = ()
+
+
+class CertificateObs(Obs):
+    """OpenWebUI's LAN TLS certificate kept under the state directory (kamal-proxy serves it)."""
+
+    not_after: datetime
+    ca_not_after: datetime | None = None  # None: no CA next to it (it is made again with the next one)
+
+
+class KamalObs(Obs):
+    """What Kamal left on this machine for OpenWebUI."""
+
+    apps: tuple[KamalApp, ...] = ()
+    kamal_network: bool = False  # Kamal's `kamal` network exists
+    certificate: CertificateObs | None = None  # None: not made yet (the first deploy makes it)
+
+    @property
+    def retained(self) -> set[str]:
+        """Versions that still have a container: `kamal rollback` can start one in seconds."""
+        return {a.version for a in self.apps if a.version}
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        return tuple(sorted({a.version for a in self.apps if a.version and a.running}))
 
 
 class EvictionObs(Obs):
@@ -232,15 +341,17 @@ class Observed(Obs):
     deployed: DeployedObs = Field(default_factory=DeployedObs)
     evictions: tuple[EvictionObs, ...] = ()
     warmed: tuple[str, ...] = ()  # models the reconciler itself loaded pinned (its memory)
-    webui: WebUIObs | None = None
-    tls_renewal_due: str | None = None  # why OpenWebUI's LAN certificate must be renewed now
+    openwebui: OpenWebUIObs | None = None  # None: not deployed yet, or not looked at
+    ledger: Ledger = Field(default_factory=Ledger)  # what the reconciler made in OpenWebUI (memory)
+    kamal: KamalObs | None = None  # None: no OpenWebUI desired, or not looked at
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
+    at: datetime | None = None  # when it was observed: what the planner's time windows count from
     upstream: tuple[UpstreamObs, ...] = ()  # the last registry check of each model (memory)
     recorded: dict[str, str] = Field(default_factory=dict)  # model → digest last committed (record: commit)
     image_tags: tuple[ImageTagsObs, ...] = ()  # the last tag-list check of each image (memory)
     image_checks: tuple[ImageTagsObs, ...] = ()  # the tag-list looks of this observation
     applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
-    clock: datetime | None = None  # the server's local time when observed (update windows)
+    clock: datetime | None = None  # `at` in the server's time zone (update windows are in it)
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from importlib.resources import files
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 
 
-class MissingPackageData(ReconcilerError):
+class MissingPackageData(PermanentError):
     """A file the package ships is not where the installation should have put it."""
 
 

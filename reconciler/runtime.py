@@ -10,9 +10,12 @@ import docker
 import httpx
 import ollama
 
+from reconciler.clock import SYSTEM, Clock
 from reconciler.desired.schema import DesiredState
 from reconciler.http import http_client, ollama_client
 from reconciler.kamal.render import Timing
+from reconciler.observe.server import Readers
+from reconciler.openwebui.client import connect_desired
 from reconciler.plan.container import container_spec, ready_url
 from reconciler.plan.ollama_version import load_timeout_s
 from reconciler.state.store import StateStore
@@ -33,6 +36,7 @@ class Runtime:
     # the exposure: http://127.0.0.1:<port>).
     read_knowledge: Callable[[str, str], bytes | None] | None = None
     openwebui_url: str | None = None
+    clock: Clock = SYSTEM  # what observe, the events' times, the journal and serve read
     # `record: commit`: the desired-state repo and branch updates are committed to (set by serve).
     desired_repo: Path | None = None
     desired_branch: str = "main"
@@ -71,6 +75,20 @@ class Runtime:
         if self._registry_http is None:
             self._registry_http = http_client(self.registry_timeout, follow_redirects=False)
         return self._registry_http
+
+    def readers(self, desired: DesiredState) -> Readers:
+        """What the observers read the server through."""
+        url = self.ollama_base(desired)
+        return Readers(
+            docker=self.docker,
+            ollama_url=url,
+            ollama=self.ollama(url),
+            http=self.http(),
+            registry_http=self.registry_http(),
+            registry_timeout=self.registry_timeout,
+            openwebui=lambda: connect_desired(desired, self.openwebui_url, self.api_timeout),
+            tls_dir=self.state.root / "tls",
+        )
 
     def ollama_base(self, desired: DesiredState) -> str:
         if self.ollama_url:

@@ -16,13 +16,13 @@ from pathlib import Path
 
 from reconciler.desired.schema import SecretRef
 from reconciler.desired.secrets import SecretPolicy, refusal
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 from reconciler.serverconfig import load_policy
 
 MAX_SECRET_BYTES = 64 * 2**10
 
 
-class SecretUnavailable(ReconcilerError):
+class SecretUnavailable(PermanentError):
     """A secret reference could not be resolved. The message names the reference, never a value."""
 
 

@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reconciler.desired.load import OLLAMA_FILE, OPENWEBUI_FILE, SERVER_FILE
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 
 
-class SeedEditFailed(ReconcilerError):
+class SeedEditFailed(PermanentError):
     """The seed does not have the shape bootstrap edits (a hand-made seed, say)."""
 
 

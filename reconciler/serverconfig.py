@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from reconciler.desired.secrets import DEFAULT_CONFIG, IMAGE_PREFIX, SecretPolicy, host_of
-from reconciler.errors import EXIT_INVALID, ReconcilerError
+from reconciler.errors import EXIT_INVALID, PermanentError
 
 CONFIG_ENV = "RECONCILER_CONFIG"
 MAX_CONFIG_BYTES = 1 * 2**20
@@ -22,7 +22,7 @@ _HOST = re.compile(r"^[a-z0-9_][a-z0-9_.:-]{0,252}$")
 _SECRETS_KEYS = {"dir", "env", "send_to"}
 
 
-class ServerConfigInvalid(ReconcilerError):
+class ServerConfigInvalid(PermanentError):
     """The server's reconciler.toml cannot be read or says something it cannot mean."""
 
     exit_code = EXIT_INVALID

@@ -24,7 +24,7 @@ START, END = "<!-- reliability:start -->", "<!-- reliability:end -->"
 
 
 def run(suite: str) -> int:
-    return subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-p", "no:cacheprovider"],
+    return subprocess.run([sys.executable, "-m", "pytest", suite, "-q", "-m", "", "-p", "no:cacheprovider"],
                           cwd=ROOT, check=False).returncode  # fmt: skip
 
 

@@ -1,5 +1,5 @@
 """The real `ollama ps` rows of tests/fixtures/ollama_ps_rows.yaml, and how an estimator
-scores against them (shared by tests/unit/test_vram_real_rows.py and bench/vram_accuracy.py)."""
+scores against them (shared by tests/unit/plan/test_vram_real_rows.py and bench/vram_accuracy.py)."""
 
 from __future__ import annotations
 

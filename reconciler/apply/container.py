@@ -21,21 +21,35 @@ import docker.errors
 import docker.types
 import httpx
 
-from reconciler.errors import ContainerFailed, ContainerNotReady, GpuPassthroughFailed, ImageUnavailable
+from reconciler.apply.context import ExecContext
+from reconciler.apply.world import World
+from reconciler.errors import (
+    Conflict,
+    ContainerFailed,
+    ContainerNotReady,
+    EngineBusy,
+    GpuPassthroughFailed,
+    ImageNotInRegistry,
+    RegistryUnreachable,
+)
 from reconciler.labels import GPU_PASSTHROUGH, MANAGED, SPEC_HASH
 from reconciler.observe.docker import observe_container
 from reconciler.observed import ContainerObs
 from reconciler.plan.actions import ContainerSpec, EnsureContainer
 from reconciler.plan.container import ready_url
-from reconciler.state.gpu import GPU_MODES, GpuMode, flag, try_order
+from reconciler.report.events import EventSink, notify
+from reconciler.state.gpu import GPU_MODES, GpuMode, flag, load_passthrough, save_passthrough, try_order
 
 MODELS_MOUNT = "/root/.ollama"
 API_PORT = "11434/tcp"
 STOP_TIMEOUT_S = 10
 POLL_S = 0.2
 LOG_LINES = 20
+# The engine's answer to a pull of an image its registry does not have or will not give us
+# (404 "manifest unknown" / "pull access denied", 401/403): the same pull fails again.
+_NOT_IN_REGISTRY = (401, 403, 404)
 
-Event = Callable[[str, dict[str, Any]], None]
+Event = EventSink
 
 
 def gpu_kwargs(gpus: str | tuple[str, ...], mode: GpuMode) -> dict[str, Any]:
@@ -95,16 +109,11 @@ class PassthroughMemory:
     save: Callable[[GpuMode], None]
 
 
-def _emit(on_event: Event | None, event: str, **data: Any) -> None:
-    if on_event is not None:
-        on_event(event, data)
-
-
 def _ensure_network(client: docker.DockerClient, name: str, on_event: Event | None) -> None:
     if client.networks.list(names=[name]):
         return
     client.networks.create(name, driver="bridge", labels={MANAGED: "1"}, check_duplicate=True)
-    _emit(on_event, "network_created", network=name)
+    notify(on_event, "container.network_created", network=name)
 
 
 def _ensure_volume(client: docker.DockerClient, name: str, on_event: Event | None) -> None:
@@ -112,7 +121,7 @@ def _ensure_volume(client: docker.DockerClient, name: str, on_event: Event | Non
         client.volumes.get(name)
     except docker.errors.NotFound:
         client.volumes.create(name=name, labels={MANAGED: "1"})
-        _emit(on_event, "volume_created", volume=name)
+        notify(on_event, "container.volume_created", volume=name)
 
 
 def _ensure_image(client: docker.DockerClient, image: str, on_event: Event | None) -> None:
@@ -123,9 +132,13 @@ def _ensure_image(client: docker.DockerClient, image: str, on_event: Event | Non
         pass
     try:
         client.images.pull(image)
+    except docker.errors.APIError as exc:
+        if exc.status_code in _NOT_IN_REGISTRY:
+            raise ImageNotInRegistry(image, _short(exc)) from exc
+        raise RegistryUnreachable(image, _short(exc)) from exc
     except docker.errors.DockerException as exc:
-        raise ImageUnavailable(image, _short(exc)) from exc
-    _emit(on_event, "image_pulled", image=image)
+        raise RegistryUnreachable(image, _short(exc)) from exc
+    notify(on_event, "container.image_pulled", image=image)
 
 
 def _short(exc: BaseException) -> str:
@@ -148,8 +161,8 @@ def _remove_existing(client: docker.DockerClient, name: str, on_event: Event | N
     except docker.errors.NotFound:
         return mode
     except docker.errors.APIError as exc:
-        raise ContainerFailed(f"could not remove the old container {name}: {_short(exc)}") from exc
-    _emit(on_event, "container_removed", container=name, id=old.id)
+        raise EngineBusy(f"could not remove the old container {name}: {_short(exc)}") from exc
+    notify(on_event, "container.container_removed", container=name, id=old.id)
     return mode
 
 
@@ -170,7 +183,7 @@ def _create_and_start(
     previous = _remove_existing(client, spec.name, on_event)
     if spec.gpus == "none":
         _create_start_once(client, create_kwargs(spec, action.spec_hash), on_event)
-        _emit(on_event, "container_started", container=spec.name)
+        notify(on_event, "container.container_started", container=spec.name)
         return
     recorded = (memory.load() if memory else None) or previous
     failures: list[tuple[GpuMode, str]] = []
@@ -183,9 +196,10 @@ def _create_and_start(
             continue
         if memory is not None and mode != recorded:
             memory.save(mode)
-        _emit(on_event, "gpu_passthrough", container=spec.name, mode=mode, flag=flag(mode, spec.gpus),
-              failed=[flag(m, spec.gpus) for m, _ in failures])  # fmt: skip
-        _emit(on_event, "container_started", container=spec.name)
+        tried = [flag(m, spec.gpus) for m, _ in failures]
+        used = flag(mode, spec.gpus)
+        notify(on_event, "container.gpu_passthrough", container=spec.name, mode=mode, flag=used, failed=tried)
+        notify(on_event, "container.container_started", container=spec.name)
         return
     if len({error for _, error in failures}) == 1:  # the same refusal whatever the GPU flag
         raise ContainerFailed(f"could not start container {spec.name}: {failures[0][1]}")
@@ -196,7 +210,7 @@ def _create_start_once(client: docker.DockerClient, kwargs: dict[str, Any], on_e
     name = kwargs["name"]
     try:
         container = client.containers.create(**kwargs)
-        _emit(on_event, "container_created", container=name, id=container.id)
+        notify(on_event, "container.container_created", container=name, id=container.id)
         container.start()
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not start container {name}: {_short(exc)}", _short(exc)) from exc
@@ -217,7 +231,7 @@ def _start(
         container.start()
     except docker.errors.APIError as exc:
         raise ContainerFailed(f"could not start container {action.spec.name}: {_short(exc)}") from exc
-    _emit(on_event, "container_started", container=action.spec.name)
+    notify(on_event, "container.container_started", container=action.spec.name)
 
 
 def _logs(client: docker.DockerClient, name: str) -> str:
@@ -252,8 +266,9 @@ def ensure_container(
     """Carry out `action` and return the container as observed once its API answers.
 
     With GPUs, the three passthrough modes are tried in turn (the one `memory` recorded
-    first) and the one that started is recorded. Raises ImageUnavailable, ContainerFailed,
-    GpuPassthroughFailed (no mode worked) or ContainerNotReady (with its last log lines).
+    first) and the one that started is recorded. Raises ImageNotInRegistry, ContainerFailed or
+    GpuPassthroughFailed (no mode worked; permanent), RegistryUnreachable, EngineBusy or
+    ContainerNotReady (with its last log lines; temporary).
     """
     spec = action.spec
     _ensure_network(client, spec.network, on_event)
@@ -266,8 +281,43 @@ def ensure_container(
     started = time.monotonic()
     if not wait_ready(url, ready_timeout):
         raise ContainerNotReady(spec.name, url, ready_timeout, _logs(client, spec.name))
-    _emit(on_event, "container_ready", container=spec.name, seconds=round(time.monotonic() - started, 3))
+    notify(
+        on_event,
+        "container.container_ready",
+        container=spec.name,
+        seconds=round(time.monotonic() - started, 3),
+    )
     seen = observe_container(client, spec.name)
     if seen is None:
-        raise ContainerFailed(f"container {spec.name} disappeared right after it answered")
+        raise Conflict(f"container {spec.name} disappeared right after it answered")
     return seen
+
+
+def run_container(action: EnsureContainer, ctx: ExecContext) -> None:
+    root, name = ctx.state.root, action.spec.name
+    memory = PassthroughMemory(
+        load=lambda: getattr(load_passthrough(root), "mode", None),
+        save=lambda mode: save_passthrough(root, mode, name),
+    )
+    seen = ensure_container(
+        ctx.docker,
+        action,
+        ready_timeout=ctx.ready_timeout,
+        on_event=lambda event, data: ctx.events.emit(event, **data),
+        memory=memory,
+    )
+    ctx.container_id = seen.id
+
+
+def container_effect(action: EnsureContainer, world: World) -> None:
+    world.container = ContainerObs(
+        name=action.spec.name,
+        running=True,
+        status="running",
+        image=action.spec.image,
+        spec_hash=action.spec_hash,
+        networks=(action.spec.network,),
+    )
+    world.reachable = True
+    if action.op != "start":
+        world.loaded.clear()

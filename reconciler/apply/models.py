@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 import httpx
 import ollama
 
-from reconciler.errors import ReconcilerError
+from reconciler.apply.context import ExecContext
+from reconciler.apply.world import FOREVER, World
+from reconciler.desired.refs import canonical
+from reconciler.errors import PermanentError, ReconcilerError, TemporaryError
+from reconciler.memory import Memory
+from reconciler.observed import Blob, InventoryEntry, LoadedObs, ModelObs
 from reconciler.plan.actions import CreateDerived, LoadModel, PullModel, RemoveModel, UnloadModel
 from reconciler.report.events import EventBus
 
@@ -24,7 +29,22 @@ LOAD_PROGRESS_EVERY = 2.0  # seconds between progress events of one load
 
 
 class ModelActionFailed(ReconcilerError):
-    """Ollama refused or failed an action; the message is Ollama's own."""
+    """Ollama failed an action; the message is Ollama's own."""
+
+
+class ModelActionInterrupted(ModelActionFailed, TemporaryError):
+    """Ollama did not answer, answered 5xx, or the stream ended early: the next run retries."""
+
+
+class ModelActionRefused(ModelActionFailed, PermanentError):
+    """Ollama refused the request as given (4xx: a bad template or parameter, a model that
+    cannot do what was asked): the same request is refused again."""
+
+
+# Ollama's answers that say the request itself is wrong (server/routes.go: 400 for a bad
+# request, 401/403 from the registry behind a pull). 404 (the model is gone) is not among them:
+# what was observed changed, and the next run plans from what is there.
+_REFUSED = frozenset({400, 401, 403, 422})
 
 
 @dataclass
@@ -63,7 +83,10 @@ def _fail(action: str, model: str, exc: Exception) -> ModelActionFailed:
     detail = exc.error if isinstance(exc, ollama.ResponseError) else str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
         detail = f"Ollama did not answer in time ({type(exc).__name__})"
-    return ModelActionFailed(f"{action} {model} failed: {detail}")
+    message = f"{action} {model} failed: {detail}"
+    if isinstance(exc, ollama.ResponseError) and exc.status_code in _REFUSED:
+        return ModelActionRefused(message)
+    return ModelActionInterrupted(message)
 
 
 def pull(client: ollama.Client, action: PullModel, events: EventBus) -> None:
@@ -80,7 +103,7 @@ def pull(client: ollama.Client, action: PullModel, events: EventBus) -> None:
     except (ollama.ResponseError, ConnectionError, OSError, httpx.HTTPError) as exc:
         raise _fail("pull", action.model, exc) from None
     if status != "success":
-        raise ModelActionFailed(f"pull {action.model} ended without success (last status {status!r})")
+        raise ModelActionInterrupted(f"pull {action.model} ended without success (last status {status!r})")
     events.emit("pull.done", model=action.model, **progress.figures())
 
 
@@ -111,7 +134,7 @@ def create(client: ollama.Client, action: CreateDerived) -> str:
     for name, digest in listed.items():
         if name == action.model or name == f"{action.model}:latest":
             return str(digest)
-    raise ModelActionFailed(f"create {action.model}: Ollama does not list it after creating it")
+    raise ModelActionInterrupted(f"create {action.model}: Ollama does not list it after creating it")
 
 
 def load(client: ollama.Client, action: LoadModel, events: EventBus, timeout_s: float | None = None) -> None:
@@ -149,7 +172,7 @@ def load(client: ollama.Client, action: LoadModel, events: EventBus, timeout_s: 
     except (ollama.ResponseError, ConnectionError, httpx.HTTPError) as exc:
         if isinstance(exc, httpx.TimeoutException):
             waited = f"{timeout_s:g} s" if timeout_s is not None else "its timeout"
-            raise ModelActionFailed(
+            raise ModelActionInterrupted(
                 f"load {action.model} failed: Ollama had not finished loading it after {waited} "
                 "(twice OLLAMA_LOAD_TIMEOUT plus a minute); raise OLLAMA_LOAD_TIMEOUT in ollama.yaml "
                 "for models this slow to load"
@@ -171,3 +194,109 @@ def unload(client: ollama.Client, action: UnloadModel) -> None:
             raise _fail("unload", action.model, exc) from None
     except (ConnectionError, httpx.HTTPError) as exc:
         raise _fail("unload", action.model, exc) from None
+
+
+# ───────────────────────────── the executors and their effects ─────────────────────────────
+
+
+def _inventory_add(memory: Memory, entry: InventoryEntry) -> Memory:
+    kept = tuple(e for e in memory.inventory if e.name != entry.name)
+    return memory.model_copy(update={"inventory": (*kept, entry)})
+
+
+def _forget(memory: Memory, name: str) -> Memory:
+    return memory.model_copy(
+        update={
+            "inventory": tuple(e for e in memory.inventory if e.name != name),
+            "warmed": {k: v for k, v in memory.warmed.items() if k != name},
+        }
+    )
+
+
+def run_pull(action: PullModel, ctx: ExecContext) -> None:
+    pull(ctx.clients().puller, action, ctx.events)
+    entry = InventoryEntry(name=action.canonical, pulled_at=ctx.now(), last_used=ctx.now())
+    ctx.remember(lambda m: _inventory_add(m, entry))
+
+
+def pulled(action: PullModel, world: World) -> None:
+    manifest = world.remote[action.canonical]
+    world.models[action.canonical] = ModelObs(
+        name=action.canonical,
+        digest=f"pulled-{action.canonical}",
+        blobs=manifest.blobs,
+        architecture=manifest.architecture,
+    )
+    world.inventory[action.canonical] = InventoryEntry(name=action.canonical)
+
+
+def run_remove(action: RemoveModel, ctx: ExecContext) -> None:
+    remove(ctx.clients().api, action)
+    ctx.remember(lambda m: _forget(m, action.model))
+
+
+def removed(action: RemoveModel, world: World) -> None:
+    world.models.pop(action.model, None)
+    world.inventory.pop(action.model, None)
+    world.loaded.pop(action.model, None)
+
+
+def run_create(action: CreateDerived, ctx: ExecContext) -> None:
+    digest = create(ctx.clients().api, action)
+    entry = InventoryEntry(
+        name=action.canonical,
+        pulled_at=ctx.now(),
+        last_used=ctx.now(),
+        spec_hash=action.spec_hash,
+        digest=digest,
+    )
+    ctx.remember(lambda m: _inventory_add(m, entry))
+
+
+def created(action: CreateDerived, world: World) -> None:
+    digest = f"created-{action.spec_hash}"
+    base = world.models.get(canonical(action.from_model))
+    blobs = (base.blobs if base else ()) + (
+        Blob(digest=f"derived:{action.spec_hash}", size=action.layer_bytes),
+    )
+    world.models[action.canonical] = ModelObs(name=action.canonical, digest=digest, blobs=blobs)
+    world.inventory[action.canonical] = InventoryEntry(
+        name=action.canonical, spec_hash=action.spec_hash, digest=digest
+    )
+
+
+def run_load(action: LoadModel, ctx: ExecContext) -> None:
+    clients = ctx.clients()
+    load(clients.loader, action, ctx.events, clients.load_timeout)
+    names = {action.canonical, *(canonical(n) for n in action.shared_with)}
+    container = ctx.container_id
+    ctx.remember(lambda m: m.model_copy(update={"warmed": {**m.warmed, **dict.fromkeys(names, container)}}))
+
+
+def loaded(action: LoadModel, world: World) -> None:
+    # Ollama reuses (or reloads) the runner of the same weights, still listed once.
+    keys = world.weights_keys()
+    key = keys.get(action.canonical, f"name:{action.canonical}")
+    shared = next((n for n in world.loaded if n == action.canonical or keys.get(n) == key), None)
+    size = action.vram_estimate
+    world.loaded[shared or action.canonical] = LoadedObs(
+        name=shared or action.canonical,
+        size=size,
+        size_vram=size,
+        expires_at=FOREVER,
+        context_length=action.num_ctx,
+        pinned=True,
+    )
+    world.warmed |= {action.canonical, *(canonical(n) for n in action.shared_with)}
+
+
+def run_unload(action: UnloadModel, ctx: ExecContext) -> None:
+    unload(ctx.clients().api, action)
+    ctx.remember(
+        lambda m: m.model_copy(update={"warmed": {k: v for k, v in m.warmed.items() if k != action.model}})
+    )
+
+
+def unloaded(action: UnloadModel, world: World) -> None:
+    world.loaded.pop(action.model, None)
+    world.warmed.discard(action.model)

@@ -11,15 +11,19 @@ from pathlib import Path
 
 from reconciler.desired.refs import InvalidReference, canonical
 from reconciler.desired.yamlpos import Position, YamlProblem, load_yaml
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError, TemporaryError
 from reconciler.plan.actions import RecordUpdate
 
 IDENTITY = ("reconciler", "reconciler@localhost")
 OLLAMA_FILE = "ollama.yaml"
 
 
-class RecordFailed(ReconcilerError):
-    """The update could not be committed to the desired-state repo."""
+class RecordFailed(TemporaryError):
+    """The update could not be committed to the desired-state repo (git failed): retried."""
+
+
+class RecordRefused(PermanentError):
+    """The repo refused the update commit, or the file has no such model: the same commit is refused again."""
 
 
 def pin_in_text(text: str, model: str, digest: str) -> str:
@@ -28,7 +32,7 @@ def pin_in_text(text: str, model: str, digest: str) -> str:
     try:
         doc = load_yaml(text)
     except YamlProblem as exc:
-        raise RecordFailed(f"{OLLAMA_FILE} cannot be read to record the update: {exc.message}") from None
+        raise RecordRefused(f"{OLLAMA_FILE} cannot be read to record the update: {exc.message}") from None
     entries = doc.data.get("models") if isinstance(doc.data, dict) else None
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         name = entry.get("name") if isinstance(entry, dict) else None
@@ -40,7 +44,7 @@ def pin_in_text(text: str, model: str, digest: str) -> str:
             )
         where = doc.position_of(("models", index, "name"), value=True)
         return _replace_scalar(text, where, f"{name.partition('@')[0]}@sha256:{digest}")
-    raise RecordFailed(f"{model} is not listed under models in {OLLAMA_FILE}")
+    raise RecordRefused(f"{model} is not listed under models in {OLLAMA_FILE}")
 
 
 def _canonical(name: str) -> str:
@@ -104,5 +108,5 @@ def record_update(repo: Path, branch: str, action: RecordUpdate) -> str:
         )
         if pushed.returncode != 0:
             refused = pushed.stderr.strip()[-500:]
-            raise RecordFailed(f"the repo refused the update commit (validated like any push): {refused}")
+            raise RecordRefused(f"the repo refused the update commit (validated like any push): {refused}")
         return sha

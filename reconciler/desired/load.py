@@ -34,7 +34,7 @@ from reconciler.desired.secrets import SecretPolicy, secret_uses, use_refusal
 from reconciler.desired.source import MAX_KNOWLEDGE_FILE, Source, Unreadable
 from reconciler.desired.yamlpos import MAX_FILE_BYTES, Document, Path, YamlProblem, load_yaml
 from reconciler.errors import InvalidDesiredState, Problem
-from reconciler.plan.ollama_version import image_version
+from reconciler.versions import image_version
 
 SERVER_FILE, OLLAMA_FILE, OPENWEBUI_FILE = "server.yaml", "ollama.yaml", "openwebui.yaml"
 _SECTIONS: dict[str, tuple[str, type[BaseModel], bool]] = {
@@ -458,56 +458,65 @@ def _first_path(spec: OllamaSpec, key: str) -> Path:
     return ()
 
 
-def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
-    spec: OpenWebUISpec = webui.model  # type: ignore[assignment]
-    problems: list[Problem] = []
-    local = {canonical(m.name) for m in ollama.all_models()}
-    clouds = {c.name for c in spec.cloud}
-    bases = {k.name for k in spec.knowledge}
-
-    def check_model(path: Path, name: str) -> None:
-        head, _, rest = name.partition("/")
-        if head in clouds and rest:
-            return
-        try:
-            known = canonical(name) in local
-        except ValueError:
-            known = False
-        if not known:
-            problems.append(
-                webui.problem(
-                    path,
-                    "this model is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
-                    "add it to ollama.yaml models, or name a cloud endpoint",
-                )
-            )
-
-    for index, name in enumerate(spec.default_models):
-        check_model(("default_models", index), name)
+def _model_uses(spec: OpenWebUISpec) -> list[tuple[Path, str]]:
+    """Every place openwebui.yaml names a model, with the model it names."""
+    uses: list[tuple[Path, str]] = [(("default_models", i), n) for i, n in enumerate(spec.default_models)]
     if spec.task_model:
-        check_model(("task_model",), spec.task_model)
-    for index, preset in enumerate(spec.presets):
-        check_model(("presets", index, "base"), preset.base)
-        for k_index, base in enumerate(preset.knowledge):
-            if base not in bases:
-                problems.append(
-                    webui.problem(
-                        ("presets", index, "knowledge", k_index),
-                        "this knowledge base is not declared",
-                        "add it under `knowledge`",
-                    )
-                )
+        uses.append((("task_model",), spec.task_model))
+    uses += [(("presets", i, "base"), p.base) for i, p in enumerate(spec.presets)]
     if spec.rag.embedding_engine == "ollama" and spec.knowledge:
-        check_model(("rag", "embedding_model"), spec.rag.embedding_model)
+        uses.append((("rag", "embedding_model"), spec.rag.embedding_model))
+    return uses
+
+
+def _known_model(name: str, local: set[str], clouds: set[str]) -> bool:
+    head, _, rest = name.partition("/")
+    if head in clouds and rest:
+        return True
+    try:
+        return canonical(name) in local
+    except ValueError:
+        return False
+
+
+def _duplicates(webui: _Parsed, spec: OpenWebUISpec) -> list[Problem]:
+    problems = []
     for field, items in (
         ("presets", [p.id for p in spec.presets]),
         ("knowledge", [k.name for k in spec.knowledge]),
         ("cloud", [c.name for c in spec.cloud]),
     ):
-        for index, item in enumerate(items):
-            if item in items[:index]:
-                key = "id" if field == "presets" else "name"
-                problems.append(
-                    webui.problem((field, index, key), f"this {key} is declared twice", "keep one")
-                )
+        key = "id" if field == "presets" else "name"
+        problems += [
+            webui.problem((field, index, key), f"this {key} is declared twice", "keep one")
+            for index, item in enumerate(items)
+            if item in items[:index]
+        ]
     return problems
+
+
+def _webui_checks(webui: _Parsed, ollama: OllamaSpec) -> list[Problem]:
+    spec: OpenWebUISpec = webui.model  # type: ignore[assignment]
+    local = {canonical(m.name) for m in ollama.all_models()}
+    clouds = {c.name for c in spec.cloud}
+    bases = {k.name for k in spec.knowledge}
+    problems = [
+        webui.problem(
+            path,
+            "this model is neither in ollama.yaml nor a cloud model `<endpoint>/<model>`",
+            "add it to ollama.yaml models, or name a cloud endpoint",
+        )
+        for path, name in _model_uses(spec)
+        if not _known_model(name, local, clouds)
+    ]
+    problems += [
+        webui.problem(
+            ("presets", index, "knowledge", k_index),
+            "this knowledge base is not declared",
+            "add it under `knowledge`",
+        )
+        for index, preset in enumerate(spec.presets)
+        for k_index, base in enumerate(preset.knowledge)
+        if base not in bases
+    ]
+    return problems + _duplicates(webui, spec)

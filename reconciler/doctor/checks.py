@@ -315,7 +315,7 @@ def check_lan(ctx: Context) -> Check:
 
 
 def check_kamal(ctx: Context) -> Check:
-    from reconciler.errors import KamalFailed
+    from reconciler.errors import KamalMissing
 
     title = "Kamal"
     if ctx.desired.openwebui is None:
@@ -324,7 +324,7 @@ def check_kamal(ctx: Context) -> Check:
     try:
         binary = ctx.kamal() if ctx.kamal else _kamal_binary()
         out = subprocess.run([binary, "version"], capture_output=True, text=True, timeout=60, check=False)
-    except (KamalFailed, OSError, subprocess.TimeoutExpired) as exc:
+    except (KamalMissing, OSError, subprocess.TimeoutExpired) as exc:
         return failed("kamal", title, f"not installed or not runnable ({exc})", fix)
     if out.returncode != 0:
         return failed(
@@ -334,7 +334,7 @@ def check_kamal(ctx: Context) -> Check:
 
 
 def _kamal_binary() -> str:
-    from reconciler.kamal.executor import kamal_binary
+    from reconciler.kamal.cli import kamal_binary
 
     return kamal_binary()
 

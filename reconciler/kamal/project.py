@@ -26,7 +26,7 @@ from pathlib import Path
 
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.secrets import SecretPolicy, destinations_of
-from reconciler.errors import ReconcilerError
+from reconciler.errors import PermanentError
 from reconciler.kamal.render import HOOKS, RenderedProject, SecretNeed
 from reconciler.resources import kamal_hooks
 from reconciler.secrets import SecretUnavailable, resolve_secret
@@ -71,7 +71,7 @@ def _pem_line(name: str, value: str) -> str:
 
 def _tls_values(desired: DesiredState, workdir: Path) -> dict[str, str]:
     """The LAN certificate (made or renewed now) and its key, from the state directory."""
-    from reconciler.openwebui.tls import ensure_tls, tls_hosts
+    from reconciler.kamal.tls import ensure_tls, tls_hosts
 
     names, addresses = tls_hosts(desired)
     chain, key = ensure_tls(workdir.parent / "tls", names, addresses).server_pem()
@@ -157,7 +157,7 @@ def write_project(
     for name in HOOKS:
         source = hooks_source / name
         if not source.is_file():
-            raise ReconcilerError(f"Kamal hook {source} is missing from this installation")
+            raise PermanentError(f"Kamal hook {source} is missing from this installation")
         target = hooks_dir / name
         shutil.copyfile(source, target)
         os.chmod(target, 0o755)  # noqa: S103 (Kamal runs hooks as executables)

@@ -8,7 +8,7 @@ How OpenWebUI reaches Ollama: Kamal runs every app container on its own Docker n
 `kamal` (`--network kamal` is hard-wired in Kamal 2.11's `docker run`), and Docker 20.10
 refuses a second `--network` at create time. So the Ollama container is attached to `kamal`
 with the alias `ollama`, and OpenWebUI's containers are attached to Ollama's own network,
-where Ollama always has that alias (see `reconciler.kamal.hooks.link_networks`, run by the
+where Ollama always has that alias (see `reconciler.plan.kamal.link_actions`, run by the
 Kamal hooks). `OLLAMA_BASE_URL=http://ollama:11434` therefore resolves whichever of the two
 containers was recreated last.
 """
@@ -22,20 +22,17 @@ from typing import Any, Literal
 import yaml
 
 from reconciler.desired.schema import DesiredState, OpenWebUISpec, SecretRef
+from reconciler.labels import OLLAMA_ALIAS, ROLE, VERSION_LABEL
 from reconciler.plan.container import bind_addresses
 
 APP_PORT = 8080
 DATA_MOUNT = "/app/backend/data"
-OLLAMA_ALIAS = "ollama"  # ContainerSpec.network_alias
 OLLAMA_INNER_PORT = 11434
-KAMAL_NETWORK = "kamal"
-ROLE = "web"
 REGISTRY_SECRET = "KAMAL_REGISTRY_PASSWORD"  # noqa: S105 (a name, not a value)
 WEBUI_SECRET = "WEBUI_SECRET_KEY"  # noqa: S105
 OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
 TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
 TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
-VERSION_LABEL = "reconciler.kamal-version"  # on the wrapper image, so on every app container
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 import uuid
 from dataclasses import asdict, dataclass, replace
@@ -24,7 +23,6 @@ from pathlib import Path
 
 RECORD = "kamal-run.json"
 ENV_TAG = "RECONCILER_KAMAL_RUN"  # set in Kamal's environment: finds a run whose pid was never recorded
-_LOCK_VERSION = re.compile(r"^\s*Version:\s*(\S+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -130,18 +128,8 @@ def wait_gone(run: KamalRun, timeout_s: float, interval_s: float = 0.2) -> bool:
     return True
 
 
-def lock_version(lines: list[str]) -> str | None:
-    """The version in the lock details Kamal prints with "Deploy lock found"."""
-    for line in lines:
-        found = _LOCK_VERSION.match(line)
-        if found:
-            return found.group(1)
-    return None
-
-
-def stale_lock_owner(left: list[KamalRun], lines: list[str]) -> KamalRun | None:
-    """The interrupted, dead run that took the lock Kamal reports held, if one did."""
-    version = lock_version(lines)
+def stale_lock_owner(left: list[KamalRun], version: str | None) -> KamalRun | None:
+    """The interrupted, dead run that took the lock Kamal reports held (by its version)."""
     for run in left:
         if version is not None and run.version == version and not alive(run):
             return run

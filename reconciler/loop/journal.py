@@ -8,11 +8,12 @@ partial pull from its `-partial` blobs; a half-recreated container is created).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from reconciler.clock import SYSTEM, Clock
 from reconciler.state.store import read_model, write_atomic
 
 
@@ -24,11 +25,12 @@ class InFlight(BaseModel):
 
 
 class Journal:
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, clock: Clock = SYSTEM) -> None:
         self.path = state_dir / "journal.json"
+        self.clock = clock
 
     def begin(self, revision: str | None, action: str, kind: str) -> None:
-        entry = InFlight(revision=revision, action=action, kind=kind, started_at=datetime.now(UTC))
+        entry = InFlight(revision=revision, action=action, kind=kind, started_at=self.clock.now())
         write_atomic(self.path, entry.model_dump_json())
 
     def end(self) -> None:

@@ -11,10 +11,10 @@ import fcntl
 import os
 from pathlib import Path
 
-from reconciler.errors import ReconcilerError
+from reconciler.errors import TemporaryError
 
 
-class AlreadyRunning(ReconcilerError):
+class AlreadyRunning(TemporaryError):
     """Another `serve` or `apply` holds the state directory."""
 
 

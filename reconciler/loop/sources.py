@@ -15,8 +15,9 @@ import docker
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
+from reconciler.clock import SYSTEM, Clock
 from reconciler.labels import MANAGED
-from reconciler.loop.queue import TriggerQueue
+from reconciler.loop.queue import Trigger, TriggerQueue
 
 _WRITES = {"created", "modified", "moved", "deleted", "closed"}
 
@@ -69,21 +70,23 @@ def watch_docker(
                         break
                     name = (event.get("Actor") or {}).get("Attributes", {}).get("name")
                     if name == watched() and str(event.get("status") or event.get("Action")) in _HEAL_ON:
-                        queue.put(f"docker:{event.get('status') or event.get('Action')}")
+                        queue.put(Trigger("docker", str(event.get("status") or event.get("Action"))))
             except (docker.errors.DockerException, OSError, ValueError):
-                queue.put("docker:reconnect")
+                queue.put(Trigger("docker", "reconnect"))
             stop.wait(delay)
             delay = min(delay * 2, 30.0)
 
     threading.Thread(target=loop, name="docker-events", daemon=True).start()
 
 
-def resync_timer(queue: TriggerQueue, every: float, stop: threading.Event, jitter: float = 0.1) -> None:
+def resync_timer(
+    queue: TriggerQueue, every: float, stop: threading.Event, jitter: float = 0.1, clock: Clock = SYSTEM
+) -> None:
     """Periodic resync for drift nobody announced (a model deleted by hand)."""
     rng = random.Random()  # noqa: S311 - jitter, not security
 
     def loop() -> None:
-        while not stop.wait(every * rng.uniform(1 - jitter, 1 + jitter)):
+        while not clock.wait(stop.wait, every * rng.uniform(1 - jitter, 1 + jitter)):
             queue.put("resync")
 
     threading.Thread(target=loop, name="resync", daemon=True).start()

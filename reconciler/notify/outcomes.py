@@ -18,7 +18,7 @@ def updates_done(report: ReconcileReport | None) -> list[UpdateDone]:
         return []
     done: list[UpdateDone] = []
     for plan, outcome in zip(report.plans, report.outcomes, strict=False):
-        failed = dict(outcome.failed)
+        failed = {f.action: str(f.error) for f in outcome.failed}
         for action in plan.actions:
             if not isinstance(action, UpdateModel):
                 continue

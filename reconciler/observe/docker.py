@@ -2,7 +2,8 @@
 
 Read step: the docker SDK's `containers.get` / `volumes.get` (Engine API
 `GET /containers/{id}/json`, `GET /volumes/{name}`). Parse step: `parse_container` reads
-`State.Running`, `State.Status`, `State.Health.Status`, `Config.Image` and our label.
+`State.Running`, `State.Status`, `State.Health.Status`, `Config.Image`, our label and the
+networks it is attached to (`NetworkSettings.Networks`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,8 @@ import docker.errors
 
 from reconciler.errors import ObservationFailed
 from reconciler.labels import SPEC_HASH
+from reconciler.observe._json import as_mapping
 from reconciler.observed import ContainerObs
-
-
-def _dict(value: object) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
 
 
 def _str(value: object) -> str:
@@ -28,11 +26,12 @@ def _str(value: object) -> str:
 
 def parse_container(attrs: Mapping[str, Any]) -> ContainerObs:
     """`docker inspect` attributes → ContainerObs (missing fields read as empty)."""
-    state = _dict(attrs.get("State"))
-    config = _dict(attrs.get("Config"))
-    labels = _dict(config.get("Labels"))
-    health = _dict(state.get("Health")).get("Status")
+    state = as_mapping(attrs.get("State"))
+    config = as_mapping(attrs.get("Config"))
+    labels = as_mapping(config.get("Labels"))
+    health = as_mapping(state.get("Health")).get("Status")
     spec_hash = labels.get(SPEC_HASH)
+    networks = as_mapping(as_mapping(attrs.get("NetworkSettings")).get("Networks"))
     return ContainerObs(
         name=_str(attrs.get("Name")).lstrip("/"),
         id=_str(attrs.get("Id")),
@@ -41,6 +40,7 @@ def parse_container(attrs: Mapping[str, Any]) -> ContainerObs:
         health=health if isinstance(health, str) and health else None,
         image=_str(config.get("Image")),
         spec_hash=spec_hash if isinstance(spec_hash, str) and spec_hash else None,
+        networks=tuple(sorted(networks)),
     )
 
 

@@ -1,19 +1,20 @@
 """The tag list of an image's repository (Docker Registry HTTP API v2 `GET /v2/<repo>/tags/list`,
 paginated by `Link: <…>; rel="next"`), through the same token challenge as model look-ups
-(anonymous: a public image). Only release tags are kept (plan/image_tags.release)."""
+(anonymous: a public image). Only release tags are kept (desired/images.release)."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from datetime import datetime
 
 import httpx
 
+from reconciler.desired.images import ImageRef, release
 from reconciler.desired.schema import Registry
 from reconciler.observe.registry import LookupFailed, _check_status, _Session, _transport_reason, base_url
 from reconciler.observed import ImageTagsObs
-from reconciler.plan.image_tags import ImageRef, release
 
 _NEXT = re.compile(r'<([^>]+)>;\s*rel="?next"?')
 _MAX_PAGES = 20
@@ -61,7 +62,7 @@ def parse_tags(body: bytes, host: str) -> list[str]:
 
 
 def check_images(
-    refs: list[ImageRef],
+    refs: Sequence[ImageRef],
     registries: list[Registry],
     client: httpx.Client,
     last: dict[str, ImageTagsObs],

@@ -203,7 +203,6 @@ def parse_models(
                 blobs=own,
                 family=str(getattr(details, "family", "") or ""),
                 parameter_size=str(getattr(details, "parameter_size", "") or ""),
-                quantization=str(getattr(details, "quantization_level", "") or ""),
                 modified_at=entry.modified_at,
                 architecture=seen.architecture,
                 capabilities=seen.capabilities,
@@ -243,6 +242,7 @@ def observe_ollama(
     want_architecture: Set[str] = frozenset(),
     on_disk: Mapping[str, int] | None = None,
     is_gguf: Callable[[str], bool | None] = lambda _: None,
+    at: datetime,
 ) -> OllamaView:
     """Everything the planner needs from Ollama's API; unreachable is an observation, and a
     model Ollama cannot read is that model's observation, not the server's. `is_gguf(digest)`
@@ -269,7 +269,7 @@ def observe_ollama(
         reachable=True,
         version=str(version) if version else None,
         models=parse_models(listed, blobs, shown, on_disk, corrupt),
-        loaded=parse_loaded(running, datetime.now(UTC)),
+        loaded=parse_loaded(running, at),
     )
 
 

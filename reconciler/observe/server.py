@@ -1,24 +1,56 @@
-"""One observation of the whole server: Docker, Ollama, GPU, disk, registry, memory."""
+"""One observation of the whole server: Docker, Ollama, GPU, disk, registry, OpenWebUI, Kamal.
+
+The observers are handed `Readers` (how to reach each part) and never the reconciler's
+memory: the reconcile adds that (`reconciler.memory.with_memory`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from reconciler.desired.refs import canonical, parse_ref
+import docker
+import httpx
+import ollama
+
+from reconciler.desired.images import ImageRef
+from reconciler.desired.refs import ModelRef, canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState
+from reconciler.errors import ReconcilerError
 from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.host import observe_addresses
 from reconciler.observe.image_tags import check_images
+from reconciler.observe.kamal import observe_kamal
 from reconciler.observe.ollama import OllamaView, observe_ollama
+from reconciler.observe.openwebui import observe_openwebui
 from reconciler.observe.registry import lookup_all
-from reconciler.observed import EvictionObs, Observed, RemoteManifest, WebUIObs
-from reconciler.plan.image_tags import images_due
-from reconciler.plan.update_policy import checks_due
-from reconciler.runtime import Runtime
-from reconciler.state.store import Memory, recent
+from reconciler.observed import (
+    ContainerObs,
+    ImageTagsObs,
+    ModelObs,
+    Observed,
+    OpenWebUIObs,
+    RemoteManifest,
+)
+from reconciler.openwebui.client import OpenWebUIClient
+
+
+@dataclass(frozen=True)
+class Readers:
+    """How the observers reach the server (the reconcile builds it from its runtime)."""
+
+    docker: docker.DockerClient
+    ollama_url: str
+    ollama: ollama.Client
+    http: httpx.Client
+    registry_http: httpx.Client
+    registry_timeout: float
+    openwebui: Callable[[], OpenWebUIClient]  # signs in when called
+    tls_dir: Path  # the LAN certificate kamal-proxy serves
 
 
 def _architecture_wanted(desired: DesiredState) -> set[str]:
@@ -42,52 +74,92 @@ def _show_wanted(desired: DesiredState) -> set[str]:
     return wanted
 
 
-def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: datetime) -> Observed:
-    spec = desired.ollama.container
-    container = observe_container(runtime.docker, spec.name)
-    mount = volume_mountpoint(runtime.docker, spec.volume)
-    models_dir = Path(mount) / "models" if mount else None
-    readable = models_dir is not None and models_dir.is_dir()
-    blobs = read_manifests(models_dir) if models_dir is not None and readable else {}
-    on_disk = blob_sizes(models_dir) if models_dir is not None and readable else None
-    disk_path = mount or str(runtime.docker.info().get("DockerRootDir", "/"))
-    gpus, gpu_error = observe_gpus()
-    view = OllamaView(reachable=False)
-    if container is not None and container.running:
-        url = runtime.ollama_base(desired)
-        view = observe_ollama(
-            runtime.ollama(url),
-            runtime.http(),
-            url,
-            blobs=blobs,
-            want_show=_show_wanted(desired),
-            want_architecture=_architecture_wanted(desired),
-            on_disk=on_disk,
-            is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir and readable else None,
-        )
+@dataclass(frozen=True)
+class _Volume:
+    """The models volume as the host sees it."""
+
+    mount: str | None
+
+    @property
+    def models_dir(self) -> Path | None:
+        return Path(self.mount) / "models" if self.mount else None
+
+    @property
+    def readable(self) -> bool:
+        return self.models_dir is not None and self.models_dir.is_dir()
+
+
+def _ollama(
+    desired: DesiredState, readers: Readers, container: ContainerObs | None, volume: _Volume, at: datetime
+) -> OllamaView:
+    if container is None or not container.running:
+        return OllamaView(reachable=False)
+    models_dir = volume.models_dir if volume.readable else None
+    return observe_ollama(
+        readers.ollama,
+        readers.http,
+        readers.ollama_url,
+        blobs=read_manifests(models_dir) if models_dir is not None else {},
+        want_show=_show_wanted(desired),
+        want_architecture=_architecture_wanted(desired),
+        on_disk=blob_sizes(models_dir) if models_dir is not None else None,
+        is_gguf=lambda digest: gguf_magic_ok(models_dir, digest) if models_dir is not None else None,
+        at=at,
+    )
+
+
+DueChecks = Callable[[dict[str, ModelObs]], list[ModelRef]]  # present models → those to look up
+
+
+def _remote(
+    desired: DesiredState, readers: Readers, view: OllamaView, due_checks: DueChecks | None
+) -> tuple[tuple[RemoteManifest, ...], dict[str, str]]:
+    """The registry's manifests of the desired models Ollama does not have (usable), and of the
+    present ones whose update check is due (looked up the same way; never drift)."""
     present = {m.name: m for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
-    # Present models whose update check is due are looked up the same way (never drift).
-    due = [parse_ref(m.name) for m in checks_due(desired, present, memory.upstream, at)]
-    remote: tuple[RemoteManifest, ...] = ()
-    remote_errors: dict[str, str] = {}
-    if view.reachable and (missing or due):
-        remote, remote_errors = lookup_all(
-            missing + due, desired.ollama.registries, runtime.registry_timeout, client=runtime.registry_http()
-        )
-    images = images_due(desired, memory.image_tags, at)
-    image_checks = check_images(
-        images, desired.ollama.registries, runtime.registry_http(), memory.image_tags, at
+    due = due_checks(present) if due_checks is not None else []
+    if not view.reachable or not (missing or due):
+        return (), {}
+    return lookup_all(
+        missing + due, desired.ollama.registries, readers.registry_timeout, client=readers.registry_http
     )
-    webui = None
-    if desired.openwebui is not None and memory.deployed.openwebui_settings_hash is not None:
-        webui = observe_webui_state(desired, runtime)
-    tls_due = None
-    if desired.openwebui is not None and desired.openwebui.exposure.tls.enabled:
-        from reconciler.openwebui.tls import renewal_due
 
-        tls_due = renewal_due(runtime.state.root / "tls", at)
-    observed = Observed(
+
+def observe_webui(readers: Readers, own_bases: set[str]) -> OpenWebUIObs:
+    """OpenWebUI through its API, the files of the reconciler's own knowledge bases included."""
+    try:
+        client = readers.openwebui()
+    except ReconcilerError as exc:  # signing in failed (a missing admin key): it cannot be read
+        return OpenWebUIObs(reachable=False, error=str(exc)[:300])
+    return observe_openwebui(client, own_bases)
+
+
+def observe_server(
+    desired: DesiredState,
+    readers: Readers,
+    at: datetime,
+    *,
+    openwebui: set[str] | None = None,
+    due_checks: DueChecks | None = None,
+    images: Sequence[ImageRef] = (),
+    image_tags: dict[str, ImageTagsObs] | None = None,
+) -> Observed:
+    """Everything the planner compares with `desired`. `openwebui`: the ids of the reconciler's
+    own knowledge bases, when OpenWebUI is deployed and to be looked at (None: it is not).
+    `due_checks`: which present models' registry check is due (the update policy's, given by the
+    caller); `images`: the images whose tag lists to look at, `image_tags` the last looks."""
+    spec = desired.ollama.container
+    container = observe_container(readers.docker, spec.name)
+    volume = _Volume(volume_mountpoint(readers.docker, spec.volume))
+    disk_path = volume.mount or str(readers.docker.info().get("DockerRootDir", "/"))
+    gpus, gpu_error = observe_gpus()
+    view = _ollama(desired, readers, container, volume, at)
+    remote, remote_errors = _remote(desired, readers, view, due_checks)
+    image_checks = check_images(
+        images, desired.ollama.registries, readers.registry_http, image_tags or {}, at
+    )
+    return Observed(
         container=container,
         ollama_reachable=view.reachable,
         ollama_version=view.version,
@@ -95,56 +167,13 @@ def observe_server(desired: DesiredState, runtime: Runtime, memory: Memory, at: 
         loaded=view.loaded,
         gpus=gpus,
         gpu_error=gpu_error,
-        webui=webui,
-        tls_renewal_due=tls_due,
-        disk=observe_disk(disk_path, models_dir),
+        openwebui=observe_webui(readers, openwebui) if openwebui is not None and desired.openwebui else None,
+        kamal=observe_kamal(readers.docker, desired, readers.tls_dir),
+        disk=observe_disk(disk_path, volume.models_dir),
         remote=remote,
         remote_errors=remote_errors,
         host_addresses=observe_addresses(),
+        at=at,
         clock=at.astimezone(),  # the server's time zone: update windows are in it
         image_checks=image_checks,
-    )
-    return with_memory(observed, memory, at)
-
-
-def observe_webui_state(desired: DesiredState, runtime: Runtime) -> WebUIObs:
-    """OpenWebUI's health, version, knowledge, presets, and any drift from the desired state."""
-    from reconciler.errors import ReconcilerError
-    from reconciler.openwebui.converge import observe_drift
-
-    try:
-        view, drift = observe_drift(
-            desired, runtime.state.root, url=runtime.openwebui_url, timeout=runtime.api_timeout
-        )
-    except ReconcilerError as exc:
-        return WebUIObs(reachable=False, error=str(exc)[:300])
-    presets = tuple(sorted(r.id for r in view.rows.values() if r.base_model_id and r.managed))
-    return WebUIObs(
-        reachable=view.reachable,
-        version=view.version,
-        error=view.error,
-        knowledge=tuple((k.name, k.file_count) for k in view.knowledge),
-        presets=presets,
-        drift=tuple(str(op) for op in drift),
-    )
-
-
-def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
-    """The parts of an observation that come from the reconciler's own memory."""
-    evictions = tuple(
-        EvictionObs(model=name, count=len(found), suspects=found[-1].suspects)
-        for name, history in memory.evictions.items()
-        if (found := recent(history, at))
-    )
-    return observed.model_copy(
-        update={
-            "inventory": memory.inventory,
-            "deployed": memory.deployed,
-            "evictions": evictions,
-            "warmed": tuple(sorted(memory.warmed)),
-            "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
-            "recorded": memory.recorded,
-            "applied_updates": memory.applied_updates,
-            "image_tags": tuple(memory.image_tags[key] for key in sorted(memory.image_tags)),
-        }
     )

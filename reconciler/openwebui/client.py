@@ -15,12 +15,16 @@ from typing import Any
 
 import httpx
 
-from reconciler.errors import ReconcilerError
+from reconciler.desired.schema import DesiredState
+from reconciler.desired.secrets import host_of
+from reconciler.errors import Conflict, PermanentError, ReconcilerError, TemporaryError
 from reconciler.http import http_client
+from reconciler.secrets import resolve_secret
 
 
 class OpenWebUIError(ReconcilerError):
-    """OpenWebUI answered with an error, or did not answer."""
+    """OpenWebUI answered with an error, or did not answer. Raised as one of the three kinds
+    below, by the status it answered (`openwebui_error`)."""
 
     def __init__(self, what: str, message: str, status: int | None = None) -> None:
         self.what = what
@@ -28,6 +32,26 @@ class OpenWebUIError(ReconcilerError):
         self.message = message
         code = f" ({status})" if status is not None else ""
         super().__init__(f"OpenWebUI {what} failed{code}: {message}")
+
+
+class OpenWebUIUnavailable(OpenWebUIError, TemporaryError):
+    """No answer, or a server error (5xx): the next run retries."""
+
+
+class OpenWebUIRefused(OpenWebUIError, PermanentError):
+    """OpenWebUI refused the request as made (4xx: no or a wrong admin key, a bad form)."""
+
+
+class OpenWebUIGone(OpenWebUIError, Conflict):
+    """What the request named is no longer there (404/409): observe again."""
+
+
+def openwebui_error(what: str, message: str, status: int | None = None) -> OpenWebUIError:
+    if status in (404, 409):
+        return OpenWebUIGone(what, message, status)
+    if status is not None and 400 <= status < 500:
+        return OpenWebUIRefused(what, message, status)
+    return OpenWebUIUnavailable(what, message, status)
 
 
 def _detail(response: httpx.Response) -> str:
@@ -97,15 +121,17 @@ class OpenWebUIClient:
                 timeout=timeout or self.timeout,
             )
         except httpx.HTTPError as exc:
-            raise OpenWebUIError(what, f"{type(exc).__name__}: {exc} ({self.base_url})") from None
+            raise openwebui_error(what, f"{type(exc).__name__}: {exc} ({self.base_url})") from None
         if response.status_code not in ok:
-            raise OpenWebUIError(what, _detail(response), response.status_code)
+            raise openwebui_error(what, _detail(response), response.status_code)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
-            raise OpenWebUIError(what, f"not JSON: {response.text[:200]!r}", response.status_code) from None
+            raise OpenWebUIUnavailable(
+                what, f"not JSON: {response.text[:200]!r}", response.status_code
+            ) from None
 
     def _write(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         self.writes.append((method, path))
@@ -122,30 +148,9 @@ class OpenWebUIClient:
             return False
         return isinstance(body, dict) and body.get("status") is True
 
-    def wait_ready(self, timeout: float = 60.0, interval: float = 0.5) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer"
-        while True:
-            try:
-                self._request("GET", "/ready", "readiness", timeout=min(self.timeout, 5.0))
-                return
-            except OpenWebUIError as exc:
-                last = exc.message
-            if time.monotonic() > deadline:
-                raise OpenWebUIError("readiness", f"not ready within {timeout:g} s: {last}")
-            time.sleep(interval)
-
     def config(self) -> dict[str, Any]:
         body = self._request("GET", "/api/config", "config")
         return body if isinstance(body, dict) else {}
-
-    def version(self) -> str | None:
-        version = self.config().get("version")
-        return str(version) if version else None
-
-    def auth_enabled(self) -> bool:
-        features = self.config().get("features") or {}
-        return bool(features.get("auth", True))
 
     def signin_without_auth(self) -> None:
         """With WEBUI_AUTH=False, an empty sign-in gives the built-in admin's token."""
@@ -154,7 +159,7 @@ class OpenWebUIClient:
         )
         token = body.get("token") if isinstance(body, dict) else None
         if not token:
-            raise OpenWebUIError("sign-in (no-login mode)", "no token in the answer")
+            raise OpenWebUIRefused("sign-in (no-login mode)", "no token in the answer")
         self._token = str(token)
 
     def use_token(self, token: str) -> None:
@@ -168,34 +173,30 @@ class OpenWebUIClient:
         data = body.get("data", []) if isinstance(body, dict) else body
         return [m for m in data or [] if isinstance(m, dict)]
 
-    def workspace_models(self) -> list[dict[str, Any]]:
-        """The rows of OpenWebUI's `model` table: presets and per-base-model overrides."""
+    def _paged(self, path: str, what: str) -> list[dict[str, Any]]:
+        """Every item of a paged list (`{"items": [...], "total": N}`; a plain list in older
+        versions), page by page."""
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            body = self._request("GET", "/api/v1/models/list", "workspace model list", params={"page": page})
+            body = self._request("GET", path, what, params={"page": page})
             if isinstance(body, list):
-                return [m for m in body if isinstance(m, dict)]
-            items = [m for m in (body or {}).get("items", []) if isinstance(m, dict)]
+                return [item for item in body if isinstance(item, dict)]
+            items = [item for item in (body or {}).get("items", []) if isinstance(item, dict)]
             found.extend(items)
             total = int((body or {}).get("total", len(found)))
             if not items or len(found) >= total:
                 return found
             page += 1
 
+    def workspace_models(self) -> list[dict[str, Any]]:
+        """The rows of OpenWebUI's `model` table: presets and per-base-model overrides."""
+        return self._paged("/api/v1/models/list", "workspace model list")
+
     def base_model_rows(self) -> list[dict[str, Any]]:
         """Rows that override a base model (same id, no base_model_id): hidden/renamed models."""
         body = self._request("GET", "/api/v1/models/base", "base model rows")
         return [m for m in body or [] if isinstance(m, dict)] if isinstance(body, list) else []
-
-    def model(self, model_id: str) -> dict[str, Any] | None:
-        try:
-            body = self._request("GET", "/api/v1/models/model", "model lookup", params={"id": model_id})
-        except OpenWebUIError as exc:
-            if exc.status in (401, 404):
-                return None
-            raise
-        return body if isinstance(body, dict) else None
 
     def create_model(self, form: dict[str, Any]) -> dict[str, Any]:
         body = self._write("POST", "/api/v1/models/create", f"create model {form['id']}", json=form)
@@ -211,34 +212,10 @@ class OpenWebUIClient:
     # ── knowledge ─────────────────────────────────────────────────────────────
 
     def knowledge_bases(self) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._request("GET", "/api/v1/knowledge/", "knowledge list", params={"page": page})
-            if isinstance(body, list):
-                return [k for k in body if isinstance(k, dict)]
-            items = [k for k in (body or {}).get("items", []) if isinstance(k, dict)]
-            found.extend(items)
-            total = int((body or {}).get("total", len(found)))
-            if not items or len(found) >= total:
-                return found
-            page += 1
+        return self._paged("/api/v1/knowledge/", "knowledge list")
 
     def knowledge_files(self, knowledge_id: str) -> list[dict[str, Any]]:
-        found: list[dict[str, Any]] = []
-        page = 1
-        while True:
-            body = self._request(
-                "GET", f"/api/v1/knowledge/{knowledge_id}/files", "knowledge files", params={"page": page}
-            )
-            if isinstance(body, list):
-                return [f for f in body if isinstance(f, dict)]
-            items = [f for f in (body or {}).get("items", []) if isinstance(f, dict)]
-            found.extend(items)
-            total = int((body or {}).get("total", len(found)))
-            if not items or len(found) >= total:
-                return found
-            page += 1
+        return self._paged(f"/api/v1/knowledge/{knowledge_id}/files", "knowledge files")
 
     def create_knowledge(self, name: str, description: str) -> dict[str, Any]:
         body = self._write(
@@ -248,7 +225,7 @@ class OpenWebUIClient:
             json={"name": name, "description": description, "access_grants": []},
         )
         if not isinstance(body, dict) or "id" not in body:
-            raise OpenWebUIError(f"create knowledge base {name}", "no id in the answer")
+            raise OpenWebUIUnavailable(f"create knowledge base {name}", "no id in the answer")
         return body
 
     def update_knowledge(self, knowledge_id: str, name: str, description: str) -> None:
@@ -282,7 +259,7 @@ class OpenWebUIClient:
         )
         file_id = body.get("id") if isinstance(body, dict) else None
         if not file_id:
-            raise OpenWebUIError(f"upload {filename}", "no file id in the answer")
+            raise OpenWebUIUnavailable(f"upload {filename}", "no file id in the answer")
         self._wait_processed(str(file_id), filename)
         return str(file_id)
 
@@ -297,9 +274,11 @@ class OpenWebUIClient:
                 return
             if state == "failed":
                 error = body.get("error") if isinstance(body, dict) else None
-                raise OpenWebUIError(f"process {filename}", str(error or "processing failed"))
+                raise OpenWebUIUnavailable(f"process {filename}", str(error or "processing failed"))
             if time.monotonic() > deadline:
-                raise OpenWebUIError(f"process {filename}", f"still {state} after {self.upload_timeout:g} s")
+                raise OpenWebUIUnavailable(
+                    f"process {filename}", f"still {state} after {self.upload_timeout:g} s"
+                )
             time.sleep(0.2)
 
     def add_file(self, knowledge_id: str, file_id: str) -> None:
@@ -319,9 +298,6 @@ class OpenWebUIClient:
             json={"file_id": file_id},
         )
 
-    def delete_file(self, file_id: str) -> None:
-        self._write("DELETE", f"/api/v1/files/{file_id}", "delete file", ok=(200, 404))
-
 
 def connect(
     base_url: str,
@@ -336,8 +312,28 @@ def connect(
     client = OpenWebUIClient(base_url, timeout=timeout, http=http)
     if auth:
         if not token:
-            raise OpenWebUIError("sign-in", "login is on and no admin_token is configured")
+            raise OpenWebUIRefused("sign-in", "login is on and no admin_token is configured")
         client.use_token(token)
     else:
         client.signin_without_auth()
     return client
+
+
+def default_url(desired: DesiredState) -> str:
+    """Where the reconciler (on the server) reaches OpenWebUI: the published port on loopback, or
+    kamal-proxy on loopback (HTTPS with the LAN CA when TLS is on)."""
+    assert desired.openwebui is not None
+    exposure = desired.openwebui.exposure
+    if exposure.mode == "published":
+        return f"http://127.0.0.1:{exposure.port}"
+    return "https://127.0.0.1" if exposure.tls.enabled else "http://127.0.0.1"
+
+
+def connect_desired(desired: DesiredState, url: str | None = None, timeout: float = 15.0) -> OpenWebUIClient:
+    """A client signed in as the desired state says: without login as the built-in admin, else
+    with the admin API key, resolved for the OpenWebUI address it is sent to."""
+    webui = desired.openwebui
+    assert webui is not None
+    base = url or default_url(desired)
+    token = resolve_secret(webui.admin_token, (host_of(base),)) if webui.auth and webui.admin_token else None
+    return connect(base, auth=webui.auth, token=token, timeout=timeout)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from reconciler.desired.refs import canonical
+from reconciler.desired.schema import Scalar
+from reconciler.observed import ModelRow
+from reconciler.plan.notes import Note
 from reconciler.units import format_bytes
 
 
@@ -28,12 +34,42 @@ class ContainerSpec(_Frozen):
     restart: str
 
 
+OLLAMA = "ollama"  # what the container provides: every action that talks to Ollama needs it
+OPENWEBUI = "openwebui"  # what a deploy provides: every change through OpenWebUI's API needs it
+TLS = "tls"  # what a certificate renewal provides: the deploy that hands it to kamal-proxy needs it
+
+
+def model_key(name: str) -> str:
+    return f"model:{name}"
+
+
 class _Action(_Frozen):
     reason: str
 
-    @property
-    def mutating(self) -> bool:
-        return True
+    def needs(self) -> frozenset[str]:
+        """What must not have failed earlier in the run for this action to make sense."""
+        return frozenset({OLLAMA})
+
+    def provides(self) -> frozenset[str]:
+        """What this action's failure (or its being blocked) leaves broken for later ones."""
+        return frozenset()
+
+    def details(self) -> tuple[str, ...]:
+        """Lines `plan` shows under the action (the fields an update changes, before → after)."""
+        return ()
+
+
+class _ModelAction(_Action):
+    """An action on one model: it needs that model not to have failed, and breaks it if it fails."""
+
+    def subject(self) -> str:
+        raise NotImplementedError
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OLLAMA, model_key(self.subject())})
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({model_key(self.subject())})
 
 
 class EnsureContainer(_Action):
@@ -42,22 +78,34 @@ class EnsureContainer(_Action):
     spec: ContainerSpec
     spec_hash: str
 
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({OLLAMA})
+
     def title(self) -> str:
         return f"{self.op} container {self.spec.name} ({self.spec.image})"
 
 
-class PullModel(_Action):
+class PullModel(_ModelAction):
     kind: Literal["pull"] = "pull"
     model: str  # as the user wrote it
     canonical: str
     download_bytes: int
     insecure: bool = False
 
+    def subject(self) -> str:
+        return self.canonical
+
     def title(self) -> str:
         return f"pull {self.model} ({format_bytes(self.download_bytes)} to download)"
 
 
-class CreateDerived(_Action):
+class CreateDerived(_ModelAction):
+    """`ollama create`: a derived model needs its base (a failed pull of it blocks the create);
+    its own failure breaks only itself, never its base (whose warm load goes on)."""
+
     kind: Literal["create"] = "create"
     model: str
     canonical: str
@@ -68,22 +116,31 @@ class CreateDerived(_Action):
     spec_hash: str
     layer_bytes: int = 0
 
+    def subject(self) -> str:
+        return self.canonical
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {model_key(canonical(self.from_model))}
+
     def title(self) -> str:
         return f"create {self.model} from {self.from_model}"
 
 
-class RemoveModel(_Action):
+class RemoveModel(_ModelAction):
     kind: Literal["remove"] = "remove"
     model: str  # canonical
     frees_bytes: int
     eviction: bool = False  # True: evicted from the rollback cache for space
+
+    def subject(self) -> str:
+        return self.model
 
     def title(self) -> str:
         verb = "evict" if self.eviction else "remove"
         return f"{verb} {self.model} (frees {format_bytes(self.frees_bytes)})"
 
 
-class UpdateModel(_Action):
+class UpdateModel(_ModelAction):
     """Pull a present model's new upstream digest, keeping the old manifest under `rollback`
     (an `ollama cp` first, so a re-pull's prune leaves its blobs: server/images.go PullModel
     deletes only layers no manifest references)."""
@@ -98,6 +155,9 @@ class UpdateModel(_Action):
     insecure: bool = False
     unload_first: bool = False  # loaded: unloaded while its name still reaches the old weights
 
+    def subject(self) -> str:
+        return self.canonical
+
     def title(self) -> str:
         return (
             f"update {self.model} sha256:{self.old_digest[:12]} → sha256:{self.new_digest[:12]} "
@@ -105,7 +165,7 @@ class UpdateModel(_Action):
         )
 
 
-class RecordUpdate(_Action):
+class RecordUpdate(_ModelAction):
     """Commit the new digest as the model's pin (`record: commit`); the pinned model then
     moves to it in the reconcile of that commit."""
 
@@ -115,6 +175,9 @@ class RecordUpdate(_Action):
     old_digest: str
     new_digest: str
 
+    def subject(self) -> str:
+        return self.canonical
+
     def title(self) -> str:
         return (
             f"commit {self.model}@sha256:{self.new_digest[:12]} to the desired-state repo "
@@ -122,7 +185,7 @@ class RecordUpdate(_Action):
         )
 
 
-class RestoreModel(_Action):
+class RestoreModel(_ModelAction):
     """Point a model's name at a manifest kept on disk (a rollback entry): `ollama cp`, no download."""
 
     kind: Literal["restore"] = "restore"
@@ -132,11 +195,14 @@ class RestoreModel(_Action):
     digest: str
     unload_first: bool = False
 
+    def subject(self) -> str:
+        return self.canonical
+
     def title(self) -> str:
         return f"restore {self.model} to sha256:{self.digest[:12]} from {self.source} (no download)"
 
 
-class LoadModel(_Action):
+class LoadModel(_ModelAction):
     kind: Literal["load"] = "load"
     model: str
     canonical: str
@@ -144,6 +210,9 @@ class LoadModel(_Action):
     vram_estimate: int
     embedding: bool = False  # an embedding model: loaded through /api/embed (it cannot generate)
     shared_with: tuple[str, ...] = ()  # pinned models on the same weights: one loaded copy
+
+    def subject(self) -> str:
+        return self.canonical
 
     def title(self) -> str:
         shared = f", shared with {', '.join(self.shared_with)}" if self.shared_with else ""
@@ -153,31 +222,274 @@ class LoadModel(_Action):
         )
 
 
-class UnloadModel(_Action):
+class UnloadModel(_ModelAction):
     kind: Literal["unload"] = "unload"
     model: str  # canonical
+
+    def subject(self) -> str:
+        return self.model
 
     def title(self) -> str:
         return f"unload {self.model}"
 
 
+# ─────────────────── Kamal: OpenWebUI's versions, its certificate, the networks ───────────────────
+
+
+class NetworkLink(_Frozen):
+    container: str
+    network: str
+    alias: str | None = None
+
+
+class LinkNetworks(_Action):
+    """OpenWebUI reaches Ollama as `http://ollama:11434`: Ollama on Kamal's network under that
+    alias, OpenWebUI's containers on Ollama's network (where it always has the alias)."""
+
+    kind: Literal["networks"] = "networks"
+    links: tuple[NetworkLink, ...]
+
+    def title(self) -> str:
+        shown = ", ".join(
+            f"{x.container} → {x.network}" + (f" as {x.alias}" if x.alias else "") for x in self.links
+        )
+        return f"link networks: {shown}"
+
+
+class RenewCertificate(_Action):
+    kind: Literal["tls_renew"] = "tls_renew"
+    expires: datetime  # the certificate's expiry now
+    new_ca: bool = False  # the CA itself is near its end: devices must trust the new one
+
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({TLS})
+
+    def title(self) -> str:
+        return "renew OpenWebUI's LAN TLS certificate" + (" and its CA" if self.new_ca else "")
+
+
 class KamalDeploy(_Action):
+    """`kamal setup` (the first time) or `kamal deploy` of a version (the wrapper image built
+    and pushed first)."""
+
     kind: Literal["kamal_deploy"] = "kamal_deploy"
-    spec_hash: str
+    version: str  # plan/kamal.py deploy_hash
     first: bool = False
-    renew_tls: bool = False  # same version, new certificate: a deploy, never a rollback
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OLLAMA, TLS})
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
 
     def title(self) -> str:
         verb = "kamal setup" if self.first else "kamal deploy"
-        return f"{verb} OpenWebUI version {self.spec_hash}"
+        return f"{verb} OpenWebUI version {self.version}"
 
 
-class ApplyWebUISettings(_Action):
-    kind: Literal["openwebui_settings"] = "openwebui_settings"
-    settings_hash: str
+class KamalRollback(_Action):
+    """`kamal rollback`: the version's container is still on the server (a `git revert` of an
+    OpenWebUI change takes seconds, not a deploy)."""
+
+    kind: Literal["kamal_rollback"] = "kamal_rollback"
+    version: str
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
 
     def title(self) -> str:
-        return f"apply OpenWebUI settings {self.settings_hash} (knowledge, presets)"
+        return f"kamal rollback OpenWebUI to version {self.version}"
+
+
+class FreePort(_Action):
+    """Published mode, in Kamal's pre-app-boot hook: stop the running OpenWebUI containers so
+    the new version can bind the same addresses and port (Docker refuses a second binding)."""
+
+    kind: Literal["free_port"] = "free_port"
+    containers: tuple[str, ...]
+    port: int
+
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def title(self) -> str:
+        return f"stop {', '.join(self.containers)} to free port {self.port} for the new version"
+
+
+# ───────────────────────── OpenWebUI: knowledge, presets, the model picker ─────────────────────────
+
+
+def knowledge_key(name: str) -> str:
+    return f"knowledge:{name}"
+
+
+class OpenWebUIAction(_Action):
+    """A change made through OpenWebUI's API: it needs OpenWebUI (a failed deploy blocks it)."""
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI})
+
+
+class CreateKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_create"] = "openwebui_knowledge_create"
+    name: str
+    description: str = ""
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({knowledge_key(self.name)})
+
+    def title(self) -> str:
+        return f"create knowledge base {self.name}"
+
+
+class FieldChange(_Frozen):
+    """One field that differs: what OpenWebUI has, what the desired state wants."""
+
+    field: str
+    before: JsonValue
+    after: JsonValue
+
+    def line(self, width: int = 60) -> str:
+        return f"{self.field}: {_short(self.before, width)} → {_short(self.after, width)}"
+
+
+def _short(value: JsonValue, width: int) -> str:
+    if value is None:
+        return "(unset)"
+    text = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class UpdateKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_update"] = "openwebui_knowledge_update"
+    name: str
+    id: str
+    description: str = ""
+    changed: tuple[str, ...]  # the fields that differ: name, description
+    diff: tuple[FieldChange, ...] = ()  # each of them, before → after
+
+    def title(self) -> str:
+        return f"update knowledge base {self.name}: {', '.join(self.changed)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
+
+
+class DeleteKnowledge(OpenWebUIAction):
+    kind: Literal["openwebui_knowledge_delete"] = "openwebui_knowledge_delete"
+    name: str
+    id: str
+
+    def title(self) -> str:
+        return f"remove knowledge base {self.name}"
+
+
+class _FileAction(OpenWebUIAction):
+    base: str  # the knowledge base (folder) name
+    path: str  # under knowledge/<base>/
+    embedding_model: str | None = None  # canonical: Ollama embeds the file with it
+
+    def needs(self) -> frozenset[str]:
+        embed = {model_key(self.embedding_model)} if self.embedding_model else set()
+        return super().needs() | {knowledge_key(self.base)} | embed
+
+
+class AddKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_add"] = "openwebui_file_add"
+    sha256: str
+
+    def title(self) -> str:
+        return f"add {self.path} to knowledge base {self.base}"
+
+
+class ReplaceKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_replace"] = "openwebui_file_replace"
+    sha256: str
+    old_file_id: str
+
+    def title(self) -> str:
+        return f"replace {self.path} in knowledge base {self.base}"
+
+
+class RemoveKnowledgeFile(_FileAction):
+    kind: Literal["openwebui_file_remove"] = "openwebui_file_remove"
+    file_id: str
+
+    def needs(self) -> frozenset[str]:
+        return frozenset({OPENWEBUI, knowledge_key(self.base)})
+
+    def title(self) -> str:
+        return f"remove {self.path} from knowledge base {self.base}"
+
+
+class PresetForm(_Frozen):
+    """A preset as OpenWebUI stores it, with its knowledge by name (ids are OpenWebUI's, known
+    once the base exists: the executor fills them in)."""
+
+    id: str
+    name: str
+    base_model_id: str
+    params: dict[str, Scalar] = Field(default_factory=dict)  # the system prompt as `system`
+    knowledge: tuple[str, ...] = ()
+
+
+class _PresetAction(OpenWebUIAction):
+    preset: PresetForm
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {knowledge_key(k) for k in self.preset.knowledge}
+
+
+class CreatePreset(_PresetAction):
+    kind: Literal["openwebui_preset_create"] = "openwebui_preset_create"
+
+    def title(self) -> str:
+        return f"create preset {self.preset.id} on {self.preset.base_model_id}"
+
+
+class UpdatePreset(_PresetAction):
+    kind: Literal["openwebui_preset_update"] = "openwebui_preset_update"
+    changed: tuple[str, ...]  # the fields that differ
+    diff: tuple[FieldChange, ...] = ()  # each of them, before → after
+
+    def title(self) -> str:
+        return f"update preset {self.preset.id}: {', '.join(self.changed)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
+
+
+class DeletePreset(OpenWebUIAction):
+    kind: Literal["openwebui_preset_delete"] = "openwebui_preset_delete"
+    id: str
+
+    def title(self) -> str:
+        return f"remove preset {self.id}"
+
+
+class HideModel(OpenWebUIAction):
+    """Hide a model from the chat picker: a row of its own (made by the reconciler, marked) or
+    `meta.hidden` on the row a person made."""
+
+    kind: Literal["openwebui_hide"] = "openwebui_hide"
+    id: str  # OpenWebUI's model id (Ollama's name for it)
+    row: ModelRow | None = None  # the row there is, or None: one is created
+
+    def title(self) -> str:
+        return f"hide {self.id} from the model picker"
+
+
+class ShowModel(OpenWebUIAction):
+    kind: Literal["openwebui_show"] = "openwebui_show"
+    id: str
+    row: ModelRow
+    delete_row: bool  # the reconciler made the row only to hide it: delete it
+
+    def title(self) -> str:
+        return f"show {self.id} in the model picker again"
 
 
 Action = Annotated[
@@ -190,8 +502,22 @@ Action = Annotated[
     | UpdateModel
     | RecordUpdate
     | RestoreModel
+    | LinkNetworks
+    | RenewCertificate
     | KamalDeploy
-    | ApplyWebUISettings,
+    | KamalRollback
+    | FreePort
+    | CreateKnowledge
+    | UpdateKnowledge
+    | DeleteKnowledge
+    | AddKnowledgeFile
+    | ReplaceKnowledgeFile
+    | RemoveKnowledgeFile
+    | CreatePreset
+    | UpdatePreset
+    | DeletePreset
+    | HideModel
+    | ShowModel,
     Field(discriminator="kind"),
 ]
 
@@ -268,7 +594,7 @@ class Plan(_Frozen):
     revision: str | None = None
     actions: tuple[Action, ...] = ()
     violations: tuple[Violation, ...] = ()
-    notes: tuple[str, ...] = ()
+    notes: tuple[Note, ...] = ()
     budget: Budget = Field(default_factory=Budget)
     updates: tuple[UpdateState, ...] = ()
 

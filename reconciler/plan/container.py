@@ -1,11 +1,14 @@
-"""The Ollama container's concrete spec, derived from the desired state (pure)."""
+"""The Ollama container: its concrete spec, derived from the desired state, and what to do
+about the one observed (pure). The planner and the Kamal hooks decide it here alike."""
 
 from __future__ import annotations
 
 import ipaddress
 
 from reconciler.desired.schema import DesiredState
-from reconciler.plan.actions import ContainerSpec
+from reconciler.observed import ContainerObs
+from reconciler.plan.actions import ContainerSpec, EnsureContainer
+from reconciler.plan.hashing import spec_hash
 
 LOOPBACK = "127.0.0.1"
 
@@ -43,3 +46,24 @@ def ready_url(spec: ContainerSpec) -> str:
         ip = ipaddress.ip_address("::1" if ip.version == 6 else "127.0.0.1")
     host = f"[{ip}]" if ip.version == 6 else str(ip)
     return f"http://{host}:{spec.port}/api/version"
+
+
+def container_action(desired: DesiredState, seen: ContainerObs | None) -> EnsureContainer | None:
+    spec = container_spec(desired)
+    wanted = spec_hash(spec)
+    if seen is None:
+        return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
+    if seen.spec_hash != wanted:
+        why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
+        return EnsureContainer(
+            op="recreate",
+            spec=spec,
+            spec_hash=wanted,
+            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
+        )
+    if not seen.running:
+        why = f"container is {seen.status or 'stopped'}"
+        return EnsureContainer(op="start", spec=spec, spec_hash=wanted, reason=why)
+    if seen.health == "unhealthy":
+        return EnsureContainer(op="recreate", spec=spec, spec_hash=wanted, reason="container is unhealthy")
+    return None

@@ -14,32 +14,12 @@ import re
 from dataclasses import dataclass
 
 from reconciler.desired.schema import OllamaEnv
-
-Version = tuple[int, int, int]
+from reconciler.versions import Version, image_version, parse_version, show
 
 OLDEST_SUPPORTED: Version = (0, 6, 8)
 NEWEST_KNOWN: Version = (0, 32, 15)
 DEFAULT_LOAD_TIMEOUT_S = 300.0  # envconfig LoadTimeout: 5m (both 0.6.8 and 0.32.15)
 _GIB = 2**30
-
-
-def parse_version(text: str | None) -> Version | None:
-    """`0.32.15`, `v0.9.7-rc1` or an image tag such as `0.32.15-rocm` → (0, 32, 15)."""
-    if not text:
-        return None
-    m = re.match(r"^v?(\d+)\.(\d+)\.(\d+)", text.strip())
-    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else None
-
-
-def show(version: Version) -> str:
-    return ".".join(map(str, version))
-
-
-def image_version(image: str) -> Version | None:
-    """The version an image reference pins by its tag (`ollama/ollama:0.32.15`), if any."""
-    name = image.split("@", 1)[0]
-    _, sep, tag = name.rpartition(":")
-    return parse_version(tag) if sep and "/" not in tag else None
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,9 @@ from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, M
 from reconciler.plan import vram
 from reconciler.plan.actions import (
     Action,
-    ApplyWebUISettings,
     Budget,
     CreateDerived,
     EnsureContainer,
-    KamalDeploy,
     LoadModel,
     Plan,
     PullModel,
@@ -30,14 +28,17 @@ from reconciler.plan.actions import (
     Violation,
     VramEstimate,
 )
-from reconciler.plan.container import container_spec
+from reconciler.plan.container import container_action
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
-from reconciler.plan.ollama_version import ServerDefaults, defaults_for, show, support
+from reconciler.plan.kamal import kamal_actions, link_actions
+from reconciler.plan.notes import Note, note
+from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
+from reconciler.plan.openwebui import plan_openwebui
 from reconciler.plan.updates import DiskRoom, pinned_missing, plan_updates
-from reconciler.plan.webui import deploy_hash, settings_hash
 from reconciler.units import format_bytes
+from reconciler.versions import show
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EVICTION_LIMIT = 3  # evictions of one pinned model within an hour before we stop re-warming it
@@ -68,19 +69,24 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
     ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys())
-    container = _container_action(ctx)
+    container = container_action(desired, observed.container)
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
     ctx = replace(ctx, defaults=defaults_for(version, image))
-    notes: list[str] = []
+    notes: list[Note] = []
     supported = support(version)
     if observed.ollama_reachable and not supported.supported and supported.message:
-        notes.append(supported.message)
+        notes.append(note("ollama_unsupported", supported.message))
     if not observed.ollama_reachable and container is None:
-        notes.append("Ollama's API does not answer: models are planned once it does")
+        notes.append(
+            note("ollama_unreachable", "Ollama's API does not answer: models are planned once it does")
+        )
+    first = ([container] if container else []) + link_actions(desired, observed, container)
+    kamal = kamal_actions(desired, observed, since)
+    webui, webui_notes = _openwebui(ctx, container, kamal)
+    notes += webui_notes
     if not observed.ollama_reachable:
-        actions: list[Action] = [container] if container else []
-        return Plan(revision=rev, actions=tuple(actions + _webui_actions(ctx)), notes=tuple(notes))
+        return Plan(revision=rev, actions=tuple(first + kamal + webui), notes=tuple(notes))
     violations: list[Violation] = []
     states: list[UpdateState] = []
     model_actions, budget = _model_actions(ctx, container is not None, violations, notes, states)
@@ -89,34 +95,8 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
         return Plan(
             revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget, updates=updates
         )
-    actions = ([container] if container else []) + model_actions + _webui_actions(ctx)
+    actions = first + model_actions + kamal + webui
     return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget, updates=updates)
-
-
-def _container_action(ctx: _Ctx) -> EnsureContainer | None:
-    spec = container_spec(ctx.desired)
-    wanted = spec_hash(spec)
-    seen = ctx.observed.container
-    if seen is None:
-        return EnsureContainer(op="create", spec=spec, spec_hash=wanted, reason="no Ollama container")
-    if seen.spec_hash != wanted:
-        why = "its spec changed" if seen.spec_hash else "it was not created by the reconciler"
-        return EnsureContainer(
-            op="recreate",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"{why} ({seen.spec_hash or 'no label'} → {wanted}); the models volume is kept",
-        )
-    if not seen.running:
-        return EnsureContainer(
-            op="start",
-            spec=spec,
-            spec_hash=wanted,
-            reason=f"container is {seen.status or 'stopped'}",
-        )
-    if seen.health == "unhealthy":
-        return EnsureContainer(op="recreate", spec=spec, spec_hash=wanted, reason="container is unhealthy")
-    return None
 
 
 def _derived_hash(d: DerivedModel) -> str:
@@ -133,40 +113,61 @@ def derived_layer(d: DerivedModel) -> Blob:
     return Blob(digest=f"derived:{_derived_hash(d)}", size=size)
 
 
-def _model_actions(
-    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[str], states: list[UpdateState]
-) -> tuple[list[Action], Budget]:
-    desired, observed = ctx.desired, ctx.observed
-    present, inventory = ctx.present, ctx.inventory
-    wanted = {canonical(m.name): m for m in desired.ollama.models}
-    derived = {canonical(d.name): d for d in desired.ollama.derived}
-    remote = {r.name: r for r in observed.remote}
-    insecure = {r.host.lower() for r in desired.ollama.registries if r.insecure}
+@dataclass(frozen=True)
+class _ModelWork:
+    """What the models need, before any budget is checked."""
 
-    broken = {n: m for n, m in present.items() if m.broken is not None}
+    wanted: dict[str, ModelSpec]
+    derived: dict[str, DerivedModel]
+    broken: dict[str, ModelObs]  # present, but Ollama cannot use them
+    to_pull: dict[str, tuple[Blob, ...]]
+    to_create: dict[str, DerivedModel]
+    corrupt: list[str]  # a blob Ollama cannot read: removed first, then pulled again
+    undesired: list[str]
+    managed: set[str]
+    remove_now: list[str]
+    cache: list[str]
+    restores: list[Action]  # missing models pinned to a digest a rollback entry holds
+
+
+def _to_pull(
+    ctx: _Ctx,
+    wanted: dict[str, ModelSpec],
+    broken: dict[str, ModelObs],
+    violations: list[Violation],
+    restores: list[Action],
+) -> dict[str, tuple[Blob, ...]]:
+    remote = {r.name: r for r in ctx.observed.remote}
     to_pull: dict[str, tuple[Blob, ...]] = {}
-    restores: list[Action] = []
     for name, spec in wanted.items():
-        if name in present and name not in broken:
+        if name in ctx.present and name not in broken:
             continue
         if spec.digest is not None:
-            restore, refused = pinned_missing(spec, remote.get(name), present)
-            if refused is not None:
-                violations.append(refused)
+            restore, refused = pinned_missing(spec, remote.get(name), ctx.present)
+            violations += [refused] if refused else []
+            restores += [restore] if restore else []
             if restore is not None or refused is not None:
-                restores += [restore] if restore else []
                 continue
         if name in remote:
             to_pull[name] = remote[name].blobs
-        else:
-            why = observed.remote_errors.get(name, "not looked up")
-            violations.append(
-                Violation(
-                    budget="download_size",
-                    message=f"download size of {spec.name} is unknown ({why}); cannot check the disk budget",
-                )
+            continue
+        why = ctx.observed.remote_errors.get(name, "not looked up")
+        violations.append(
+            Violation(
+                budget="download_size",
+                message=f"download size of {spec.name} is unknown ({why}); cannot check the disk budget",
             )
+        )
+    return to_pull
 
+
+def _model_work(ctx: _Ctx, violations: list[Violation]) -> _ModelWork:
+    desired, present, inventory = ctx.desired, ctx.present, ctx.inventory
+    wanted = {canonical(m.name): m for m in desired.ollama.models}
+    derived = {canonical(d.name): d for d in desired.ollama.derived}
+    broken = {n: m for n, m in present.items() if m.broken is not None}
+    restores: list[Action] = []
+    to_pull = _to_pull(ctx, wanted, broken, violations, restores)
     removal = desired.ollama.removal
     managed = set(inventory) | (set(present) if removal.adopt_unmanaged else set())
     undesired = [n for n in present if n not in wanted and n not in derived]
@@ -183,28 +184,44 @@ def _model_actions(
     # A blob Ollama has but cannot read is skipped by a pull (download.go: a cache hit), so a
     # model with one is removed first; a model with missing blobs only needs the pull.
     corrupt = sorted(n for n, m in broken.items() if not m.missing_blobs and (n in wanted or n in derived))
-    new_blobs = dict(to_pull)
-    for name, d in to_create.items():
-        base = canonical(d.from_)
-        base_blobs = present[base].blobs if base in present else to_pull.get(base, ())
-        new_blobs[name] = (*base_blobs, derived_layer(d))
+    return _ModelWork(
+        wanted, derived, broken, to_pull, to_create, corrupt, undesired, managed, remove_now, cache, restores
+    )
 
-    disk_budget = desired.server.budgets.disk
-    disk = plan_disk(
+
+def _disk_plan(ctx: _Ctx, work: _ModelWork) -> DiskPlan:
+    present, observed = ctx.present, ctx.observed
+    new_blobs = dict(work.to_pull)
+    for name, d in work.to_create.items():
+        base = canonical(d.from_)
+        base_blobs = present[base].blobs if base in present else work.to_pull.get(base, ())
+        new_blobs[name] = (*base_blobs, derived_layer(d))
+    disk_budget = ctx.desired.server.budgets.disk
+    return plan_disk(
         {n: _on_disk(m) for n, m in present.items()},
         new_blobs,
-        remove_now + [n for n in corrupt if n not in remove_now],
-        cache,
+        work.remove_now + [n for n in work.corrupt if n not in work.remove_now],
+        work.cache,
         budget=disk_budget.models,
         free=observed.disk.free if observed.disk else None,
         min_free=disk_budget.min_free,
         partial=observed.disk.partial if observed.disk else None,
     )
-    if observed.disk is None:
-        notes.append("free disk space was not observed: only the models budget is checked")
-    _disk_violations(ctx, disk, undesired, managed, violations, notes)
-    groups = _groups(ctx, to_pull, notes)
+
+
+def _model_actions(
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note], states: list[UpdateState]
+) -> tuple[list[Action], Budget]:
+    work = _model_work(ctx, violations)
+    disk = _disk_plan(ctx, work)
+    if ctx.observed.disk is None:
+        notes.append(
+            note("disk_unobserved", "free disk space was not observed: only the models budget is checked")
+        )
+    _disk_violations(ctx, disk, work.undesired, work.managed, violations, notes)
+    groups = _groups(ctx, work.to_pull, notes)
     estimates, vram_limit = _vram_check(ctx, groups, violations, notes)
+    disk_budget = ctx.desired.server.budgets.disk
     budget = Budget(
         disk_models_after=disk.models_after,
         disk_models_limit=disk_budget.models,
@@ -216,29 +233,42 @@ def _model_actions(
         vram_estimates=tuple(estimates.values()),
         cached_models=tuple(disk.cached),
     )
-    busy = f"pulls of this commit run first ({', '.join(sorted(to_pull))})" if to_pull else None
+    # Updates of present models: never while this plan pulls others, within what is left of the budget.
+    busy = f"pulls of this commit run first ({', '.join(sorted(work.to_pull))})" if work.to_pull else None
     room = DiskRoom(disk.models_after, disk_budget.models, disk.free_after, disk_budget.min_free)
-    updates = plan_updates(desired, observed, room, busy)
+    updates = plan_updates(ctx.desired, ctx.observed, room, busy)
     violations.extend(updates.violations)
     states.extend(updates.states)
     if violations:
         return [], budget
-
     removed = {name for name, _, _ in disk.removed}
-    actions: list[Action] = []
     unloads = _unload_actions(ctx, groups, removed, restarting)
-    actions += unloads
+    actions = [*unloads, *_removals(work, disk), *_pulls(ctx, work, disk), *_creates(ctx, work)]
+    actions += work.restores + updates.actions
+    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
+    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
+    return actions, budget
+
+
+def _removals(work: _ModelWork, disk: DiskPlan) -> list[Action]:
+    actions: list[Action] = []
     for name, frees, evicted in disk.removed:
-        if name in corrupt:
-            reason = f"{broken[name].broken}; removed to be pulled again"
+        if name in work.corrupt:
+            reason = f"{work.broken[name].broken}; removed to be pulled again"
         elif evicted:
             reason = "evicted from the rollback cache (least recently used) to make room"
         else:
             reason = "no longer desired; removal policy is `remove`"
         actions.append(RemoveModel(model=name, frees_bytes=frees, eviction=evicted, reason=reason))
-    for name in sorted(to_pull, key=lambda n: not wanted[n].keep_loaded):
-        spec = wanted[name]
-        why = "not present" if name not in broken else f"present but unusable: {broken[name].broken}"
+    return actions
+
+
+def _pulls(ctx: _Ctx, work: _ModelWork, disk: DiskPlan) -> list[Action]:
+    insecure = {r.host.lower() for r in ctx.desired.ollama.registries if r.insecure}
+    actions: list[Action] = []
+    for name in sorted(work.to_pull, key=lambda n: not work.wanted[n].keep_loaded):
+        spec, broken = work.wanted[name], work.broken.get(name)
+        why = "not present" if broken is None else f"present but unusable: {broken.broken}"
         actions.append(
             PullModel(
                 model=spec.name,
@@ -248,11 +278,16 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    for name, d in to_create.items():
-        if name in broken:
-            why = f"present but unusable: {broken[name].broken}"
+    return actions
+
+
+def _creates(ctx: _Ctx, work: _ModelWork) -> list[Action]:
+    actions: list[Action] = []
+    for name, d in work.to_create.items():
+        if name in work.broken:
+            why = f"present but unusable: {work.broken[name].broken}"
         else:
-            why = "not present" if name not in present else "its spec changed"
+            why = "not present" if name not in ctx.present else "its spec changed"
         actions.append(
             CreateDerived(
                 model=d.name,
@@ -266,10 +301,7 @@ def _model_actions(
                 reason=f"{ctx.since}, {why}",
             )
         )
-    actions += restores + updates.actions
-    unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
-    actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
-    return actions, budget
+    return actions
 
 
 def _derived_ok(ctx: _Ctx, name: str, d: DerivedModel) -> bool:
@@ -289,7 +321,7 @@ def _disk_violations(
     undesired: list[str],
     managed: set[str],
     violations: list[Violation],
-    notes: list[str],
+    notes: list[Note],
 ) -> None:
     """A plan that downloads nothing cannot break a budget; over budget already is a note."""
     budget = ctx.desired.server.budgets.disk
@@ -317,7 +349,7 @@ def _disk_violations(
         text = f"pulling {pulling} would leave {left} free, minimum {minimum}"
         messages.append(("free_space", budget.min_free - disk.free_after, budget.min_free, text + tail))
     if disk.download == 0:
-        notes.extend(f"over budget already (nothing to pull): {m[3]}" for m in messages)
+        notes.extend(note("over_budget", f"over budget already (nothing to pull): {m[3]}") for m in messages)
         return
     pulls = tuple(sorted(disk.downloads.items(), key=lambda e: -e[1]))
     for kind, needed, limit, text in messages:
@@ -380,7 +412,7 @@ def _asked_ctx(ctx: _Ctx, m: ModelSpec | DerivedModel) -> int:
     return ctx.defaults.default_num_ctx(ctx.desired.ollama.container.env, _vram_total(ctx))
 
 
-def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -> list[_Group]:
+def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[Note]) -> list[_Group]:
     keys, present = ctx.keys, ctx.present
     remote = {r.name: r for r in ctx.observed.remote}
     by_key: dict[str, list[ModelSpec | DerivedModel]] = {}
@@ -415,21 +447,27 @@ def _groups(ctx: _Ctx, to_pull: dict[str, tuple[Blob, ...]], notes: list[str]) -
         groups.append(group)
         if group.num_ctx < asked:
             notes.append(
-                f"{lead.name} was trained on {trained} tokens: Ollama {show(ctx.defaults.version)} caps "
-                f"num_ctx {asked} to {trained}, so it is planned and loaded with num_ctx {trained}"
+                note(
+                    "num_ctx_capped",
+                    f"{lead.name} was trained on {trained} tokens: Ollama {show(ctx.defaults.version)} caps "
+                    f"num_ctx {asked} to {trained}, so it is planned and loaded with num_ctx {trained}",
+                )
             )
         for other in members[1:]:
             if _asked_ctx(ctx, other) != asked:
                 notes.append(
-                    f"{other.name} shares one loaded copy with {lead.name} (one weights file): it runs "
-                    f"with num_ctx {group.num_ctx}, not the {_asked_ctx(ctx, other)} it asks for; "
-                    "give them the same num_ctx"
+                    note(
+                        "shared_copy_options",
+                        f"{other.name} shares one loaded copy with {lead.name} (one weights file): it "
+                        f"runs with num_ctx {group.num_ctx}, not the {_asked_ctx(ctx, other)} it asks for; "
+                        "give them the same num_ctx",
+                    )
                 )
     return groups
 
 
 def _vram_check(
-    ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[str]
+    ctx: _Ctx, groups: list[_Group], violations: list[Violation], notes: list[Note]
 ) -> tuple[dict[str, VramEstimate], int | None]:
     env = ctx.desired.ollama.container.env
     estimates: dict[str, VramEstimate] = {}
@@ -448,12 +486,17 @@ def _vram_check(
     for e in estimates.values():
         if not e.architecture_known:
             notes.append(
-                f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled"
+                note(
+                    "vram_estimate_partial",
+                    f"VRAM estimate of {e.model} leaves out its KV cache: architecture unknown until pulled",
+                )
             )
     limit = _vram_limit(ctx)
     if limit is None:
         if estimates:
-            notes.append("no GPU observed and no VRAM budget set: the VRAM check was skipped")
+            notes.append(
+                note("vram_unchecked", "no GPU observed and no VRAM budget set: the VRAM check was skipped")
+            )
         return estimates, None
     total = vram.pinned_total(estimates.values())
     if total > limit:
@@ -513,7 +556,7 @@ def _load_actions(
     estimates: dict[str, VramEstimate],
     restarting: bool,
     unloading: set[str],
-    notes: list[str],
+    notes: list[Note],
 ) -> list[Action]:
     """Loads for pinned copies not loaded as wanted. A copy about to be unloaded (its name is
     being removed: `/api/ps` would go on listing it under the deleted name, which no longer
@@ -560,7 +603,7 @@ def _load_actions(
 
 
 def _why_load(
-    ctx: _Ctx, g: _Group, seen: LoadedObs | None, restarting: bool, notes: list[str]
+    ctx: _Ctx, g: _Group, seen: LoadedObs | None, restarting: bool, notes: list[Note]
 ) -> tuple[str, bool] | None:
     """Why pinned group `g` needs a load request and whether that takes fresh VRAM (a first
     load or a reload with another num_ctx); None when it is loaded as wanted or left alone."""
@@ -568,9 +611,12 @@ def _why_load(
     if seen is None and not restarting and evicted and evicted.count >= EVICTION_LIMIT:
         by = ", ".join(evicted.suspects) or "an unknown model"
         notes.append(
-            f"{g.label} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
-            "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
-            "fewer models so they fit beside what people use"
+            note(
+                "eviction_loop",
+                f"{g.label} was evicted {evicted.count} times in the last hour (pushed out by {by}); "
+                "not re-warming it to avoid a load/unload loop — unpin it, lower num_ctx, or pin "
+                "fewer models so they fit beside what people use",
+            )
         )
         return None
     if seen is None:
@@ -590,15 +636,16 @@ def _holders(room: vram.GpuRoom) -> str:
     return f" ({shown})" if shown else ""
 
 
-def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> str:
-    return (
+def _no_room(model: str, need: int, left: int, room: vram.GpuRoom) -> Note:
+    return note(
+        "no_room",
         f"not warming {model}: it needs ~{format_bytes(need)} of VRAM and only {format_bytes(left)} "
         f"of the GPU's {format_bytes(room.total)} is left for Ollama; other processes hold "
-        f"{format_bytes(room.others)}{_holders(room)} — it is warmed once they free the memory"
+        f"{format_bytes(room.others)}{_holders(room)} — it is warmed once they free the memory",
     )
 
 
-def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]:
+def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[Note]:
     """Pinned models Ollama could only partly fit on the GPU: reported, never reloaded
     (a reload into the same shortage would only churn)."""
     keys = ctx.keys
@@ -608,36 +655,25 @@ def _offloaded(ctx: _Ctx, groups: list[_Group], room: vram.GpuRoom) -> list[str]
         if m is None or not m.pinned or m.size <= 0 or m.size_vram >= m.size:
             continue
         notes.append(
-            f"{g.label} runs {'partly ' if m.size_vram else ''}on the CPU: "
-            f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
-            f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
-            f"— once they free memory, unload it "
-            f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully"
+            note(
+                "offloaded",
+                f"{g.label} runs {'partly ' if m.size_vram else ''}on the CPU: "
+                f"{format_bytes(m.size_vram)} of {format_bytes(m.size)} is in VRAM; other processes hold "
+                f"{format_bytes(room.others)} of the GPU's {format_bytes(room.total)}{_holders(room)} "
+                f"— once they free memory, unload it "
+                f"(`ollama stop {g.lead.name}`) and the reconciler warms it fully",
+            )
         )
     return notes
 
 
-def _webui_actions(ctx: _Ctx) -> list[Action]:
-    wanted_deploy, wanted_settings = deploy_hash(ctx.desired), settings_hash(ctx.desired)
-    deployed = ctx.observed.deployed
-    actions: list[Action] = []
-    if wanted_deploy is not None and wanted_deploy != deployed.openwebui_spec_hash:
-        first = deployed.openwebui_spec_hash is None
-        why = (
-            "OpenWebUI was never deployed"
-            if first
-            else f"OpenWebUI's spec changed ({deployed.openwebui_spec_hash} → {wanted_deploy})"
-        )
-        actions.append(KamalDeploy(spec_hash=wanted_deploy, first=first, reason=f"{ctx.since}, {why}"))
-    elif wanted_deploy is not None and ctx.observed.tls_renewal_due:
-        reason = f"OpenWebUI's LAN TLS certificate {ctx.observed.tls_renewal_due}: renewing it"
-        actions.append(KamalDeploy(spec_hash=wanted_deploy, renew_tls=True, reason=reason))
-    drift = ctx.observed.webui.drift if ctx.observed.webui else ()
-    if wanted_settings is not None and wanted_settings != deployed.openwebui_settings_hash:
-        reason = f"{ctx.since}, knowledge/presets/models changed"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
-    elif wanted_settings is not None and drift:
-        shown = "; ".join(drift[:3]) + (f" (+{len(drift) - 3} more)" if len(drift) > 3 else "")
-        reason = f"{ctx.since}, changed in OpenWebUI by hand: {shown}"
-        actions.append(ApplyWebUISettings(settings_hash=wanted_settings, reason=reason))
-    return actions
+def _openwebui(
+    ctx: _Ctx, container: EnsureContainer | None, kamal: list[Action]
+) -> tuple[list[Action], list[Note]]:
+    """OpenWebUI's settings, unless this pass deploys it or (re)starts Ollama."""
+    waiting = None
+    if kamal:
+        waiting = "once the new version answers"
+    elif container is not None or not ctx.observed.ollama_reachable:
+        waiting = "once Ollama answers (its files are embedded through Ollama)"
+    return plan_openwebui(ctx.desired, ctx.observed, ctx.since, waiting=waiting)

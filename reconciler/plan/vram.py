@@ -34,13 +34,13 @@ free (`total` + `margin`, the margin once per GPU, see `pinned_total`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from reconciler.observed import Architecture, Blob, GpuObs, LoadedObs
 from reconciler.plan.actions import VramEstimate
+from reconciler.versions import parse_version
 
 MIB = 2**20
 CUDA_MINIMUM = 457 * MIB  # discover/gpu.go cudaMinimumMemory (rocm the same)
@@ -86,16 +86,6 @@ _ENGINE_SINCE: dict[str, tuple[int, int, int]] = {
 _ENGINE_FLASH_ATTENTION = frozenset(
     {"bert", "gemma3", "gemma4", "gptoss", "gpt-oss", "mistral3", "olmo3", "qwen3", "qwen3moe", "qwen3vl"}
 )
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-def parse_version(version: str | None) -> tuple[int, int, int] | None:
-    """`0.12.11`, `v0.6.8`, `0.5.9-3-g2629a7a`, `0.30.0-rc2` → a comparable triple."""
-    match = _VERSION.match(version or "")
-    if match is None:
-        return None
-    major, minor, patch = match.groups()
-    return int(major), int(minor), int(patch or 0)
 
 
 def on_ollama_engine(family: str, version: tuple[int, int, int] | None) -> bool:
@@ -246,14 +236,6 @@ def kv_cache_layers(arch: Architecture, load: Load, model: MemoryModel) -> list[
     full = ctx * parallel
     swa = parallel * _pad(min(ctx, window + batch))
     return [int((swa if s else full) * per_token) for s in swa_layers(arch, model)]
-
-
-def kv_cache_bytes(
-    arch: Architecture, num_ctx: int, num_parallel: int, kv_type: str, flash_attention: bool
-) -> int:
-    """The classic KV cache (num_ctx × parallel tokens on every layer but gemma3's sliding ones)."""
-    load = Load(num_ctx=num_ctx, num_parallel=num_parallel, kv_type=kv_type, flash_attention=flash_attention)
-    return sum(kv_cache_layers(arch, load, MemoryModel.CLASSIC))
 
 
 def classic_graph_bytes(

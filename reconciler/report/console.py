@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
@@ -11,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from reconciler.desired.redact import printable
-from reconciler.report.events import Event, kamal_line
+from reconciler.report.events import Event, EventName, kamal_line, note_text
 from reconciler.units import format_bytes
 
 _QUIET = {"ts"}
@@ -57,45 +58,70 @@ def structured(stream: TextIO = sys.stderr) -> Any:
     return write
 
 
+def _plan_lines(event: Event) -> list[str]:
+    return [f"  [cyan]•[/] {esc(line)}" for line in event.get("actions", [])] + [
+        f"  [red]✗ refused[/]: {esc(line)}" for line in event.get("violations", [])
+    ]
+
+
+def _pull_progress(event: Event) -> list[str]:
+    if not event.get("total"):
+        return []
+    eta = f", ETA {event['eta_s']:.0f} s" if event.get("eta_s", -1) >= 0 else ""
+    return [
+        f"    {esc(event['model'])}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
+        f"at {format_bytes(event['rate_bps'])}/s{eta}"
+    ]
+
+
+def _load_progress(event: Event) -> list[str]:
+    limit = f" (waiting up to {event['timeout_s']:.0f} s)" if event.get("timeout_s", -1) >= 0 else ""
+    return [f"    {esc(event['model'])}: loading, {event['elapsed_s']:.0f} s{limit}"]
+
+
+def _done(event: Event) -> list[str]:
+    style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
+    lines = [f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))"]
+    return lines + [f"  [yellow]note[/]: {esc(note_text(note))}" for note in event.get("notes", [])]
+
+
+def _start(event: Event) -> list[str]:
+    step = esc(f"[{event['step']}/{event['of']}]")
+    return [f"[bold]→[/] {step} {esc(event['action'])}"]
+
+
+def _kamal(event: Event) -> list[str]:
+    line = kamal_line(event)
+    return [esc(line)] if line else []
+
+
+# The event each line is for → its lines (rich markup); an event not here is not shown.
+_HUMAN: dict[EventName, Callable[[Event], list[str]]] = {
+    "plan": _plan_lines,
+    "action.start": _start,
+    "action.done": lambda e: [f"  [green]✓[/] {esc(e['action'])}"],
+    "action.failed": lambda e: [f"  [red]✗ {esc(e['action'])}[/]: {esc(e['error'])}"],
+    "pull.progress": _pull_progress,
+    "load.progress": _load_progress,
+    "load.done": lambda e: [f"    {esc(e['model'])}: loaded in {e['elapsed_s']:.1f} s"],
+    "reconcile.done": _done,
+}
+
+
+def human_lines(event: Event) -> list[str]:
+    """An event as the lines a person reads (rich markup)."""
+    name = event["event"]
+    if name.startswith("kamal."):
+        return _kamal(event)
+    render = _HUMAN.get(name)
+    return render(event) if render else []
+
+
 def human(console: Console) -> Any:
     """Readable lines for a person at a terminal; pull progress overwrites itself."""
 
-    def show(markup: str) -> None:
-        say(console, markup)
-
     def write(event: Event) -> None:
-        name = event["event"]
-        if name == "plan":
-            for line in event.get("actions", []):
-                show(f"  [cyan]•[/] {esc(line)}")
-            for line in event.get("violations", []):
-                show(f"  [red]✗ refused[/]: {esc(line)}")
-        elif name == "action.start":
-            step = esc(f"[{event['step']}/{event['of']}]")
-            show(f"[bold]→[/] {step} {esc(event['action'])}")
-        elif name == "action.done":
-            show(f"  [green]✓[/] {esc(event['action'])}")
-        elif name == "action.failed":
-            show(f"  [red]✗ {esc(event['action'])}[/]: {esc(event['error'])}")
-        elif name == "pull.progress" and event.get("total"):
-            eta = f", ETA {event['eta_s']:.0f} s" if event.get("eta_s", -1) >= 0 else ""
-            show(
-                f"    {esc(event['model'])}: {event['percent']:5.1f}% of {format_bytes(event['total'])} "
-                f"at {format_bytes(event['rate_bps'])}/s{eta}"
-            )
-        elif name == "load.progress":
-            limit = f" (waiting up to {event['timeout_s']:.0f} s)" if event.get("timeout_s", -1) >= 0 else ""
-            show(f"    {esc(event['model'])}: loading, {event['elapsed_s']:.0f} s{limit}")
-        elif name == "load.done":
-            show(f"    {esc(event['model'])}: loaded in {event['elapsed_s']:.1f} s")
-        elif name.startswith("kamal."):
-            line = kamal_line(event)
-            if line:
-                show(esc(line))
-        elif name == "reconcile.done":
-            style = {"converged": "green", "degraded": "yellow"}.get(event["result"], "red")
-            show(f"[{style}]{esc(event['result'])}[/] ({esc(event['actions'])} action(s))")
-            for note in event.get("notes", []):
-                show(f"  [yellow]note[/]: {esc(note)}")
+        for line in human_lines(event):
+            say(console, line)
 
     return write

@@ -61,6 +61,28 @@ def _parse(line: bytes) -> dict[str, Any] | None:
     return value
 
 
+def _open_at(path: Path, from_offset: int | None) -> tuple[BinaryIO, int] | None:
+    """`path` open at a whole line at or after `from_offset` (None: its end), and its inode."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return None
+    stat = os.fstat(handle.fileno())
+    offset = stat.st_size if from_offset is None else min(max(from_offset, 0), stat.st_size)
+    if offset > 0:
+        handle.seek(offset - 1)
+        if handle.read(1) != b"\n":
+            handle.readline()  # start at a whole line
+    return handle, stat.st_ino
+
+
+def _rotated(path: Path, inode: int) -> bool:
+    try:
+        return os.stat(path).st_ino != inode
+    except FileNotFoundError:
+        return True
+
+
 def follow(
     path: Path,
     *,
@@ -76,36 +98,22 @@ def follow(
     buffer = b""
     while not stop():
         if handle is None:
-            try:
-                handle = path.open("rb")
-            except FileNotFoundError:
+            opened = _open_at(path, from_offset)
+            if opened is None:
                 if not forever:
                     return
                 time.sleep(poll)
                 continue
-            stat = os.fstat(handle.fileno())
-            inode = stat.st_ino
-            offset = stat.st_size if from_offset is None else min(max(from_offset, 0), stat.st_size)
-            if offset > 0:
-                handle.seek(offset - 1)
-                if handle.read(1) != b"\n":
-                    handle.readline()  # start at a whole line
+            handle, inode = opened
             from_offset = 0  # after a rotation, read the new file from its start
         chunk = handle.read()
         if chunk:
             *lines, buffer = (buffer + chunk).split(b"\n")
-            for line in lines:
-                event = _parse(line)
-                if event is not None:
-                    yield event
+            yield from (event for event in map(_parse, lines) if event is not None)
             continue
         if not forever:
             break
-        try:
-            rotated = os.stat(path).st_ino != inode
-        except FileNotFoundError:
-            rotated = True
-        if rotated:
+        if _rotated(path, inode):
             handle.close()
             handle = None
             continue

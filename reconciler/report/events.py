@@ -7,27 +7,86 @@ Secrets never reach here: actions and specs carry references, not values.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
+
+from reconciler.clock import SYSTEM, Clock
 
 Event = dict[str, Any]
 Subscriber = Callable[[Event], None]
 
+# Every event the reconciler emits (the `event` field of events.jsonl): one closed set, so a
+# renderer or a test that matches a name matches one that exists.
+EventName = Literal[
+    "reconcile.start",
+    "reconcile.done",
+    "reconcile.preempted",
+    "reconcile.rejected",
+    "plan",
+    "action.start",
+    "action.done",
+    "action.failed",
+    "action.blocked",
+    "action.unsupported",
+    "pull.progress",
+    "pull.done",
+    "load.progress",
+    "load.done",
+    "container.network_created",
+    "container.volume_created",
+    "container.image_pulled",
+    "container.container_removed",
+    "container.container_created",
+    "container.container_started",
+    "container.container_ready",
+    "container.gpu_passthrough",
+    "kamal.start",
+    "kamal.done",
+    "kamal.output",
+    "kamal.image_built",
+    "kamal.image_pushed",
+    "kamal.lock_wait",
+    "kamal.interrupted_wait",
+    "kamal.stale_lock_released",
+    "kamal.restored_previous",
+    "kamal.restore_failed",
+    "kamal.rollback_unavailable",
+    "tls.renewed",
+    "trigger",
+    "retry.scheduled",
+    "requeue.scheduled",
+    "serve.started",
+    "serve.stopped",
+    "serve.stuck",
+    "serve.recovered",
+    "update.rollback_kept",
+    "update.recorded",
+    "notify.sent",
+    "notify.failed",
+]
+EventSink = Callable[[EventName, dict[str, Any]], None]  # an executor's way to report progress
+
+
+def notify(sink: EventSink | None, event: EventName, **data: Any) -> None:
+    """Tell `sink` (when there is one) that `event` happened."""
+    if sink is not None:
+        sink(event, data)
+
 
 class EventBus:
-    def __init__(self, *subscribers: Subscriber, **context: Any) -> None:
+    def __init__(self, *subscribers: Subscriber, clock: Clock = SYSTEM, **context: Any) -> None:
         self._subscribers = list(subscribers)
+        self._clock = clock
         self._context = context
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
 
     def bind(self, **context: Any) -> EventBus:
-        bus = EventBus(*self._subscribers, **{**self._context, **context})
+        bus = EventBus(*self._subscribers, clock=self._clock, **{**self._context, **context})
         return bus
 
-    def emit(self, event: str, **fields: Any) -> None:
-        record: Event = {"event": event, "ts": datetime.now(UTC).isoformat(), **self._context, **fields}
+    def emit(self, event: EventName, **fields: Any) -> None:
+        record: Event = {"event": event, "ts": self._clock.now().isoformat(), **self._context, **fields}
         for subscriber in self._subscribers:
             subscriber(record)
 
@@ -45,7 +104,7 @@ class Recorder:
         return [e for e in self.events if e["event"] == name]
 
 
-_KAMAL_LINES = {
+_KAMAL_LINES: dict[EventName, str] = {
     "kamal.start": "  kamal {command} --version={version}",
     "kamal.output": "  kamal| {line}",
     "kamal.lock_wait": "  kamal: the deploy lock is held; waiting {wait_s} s (try {attempt})",
@@ -53,6 +112,13 @@ _KAMAL_LINES = {
     "kamal.stale_lock_released": "  kamal: released the deploy lock `{interrupted}` left when interrupted",
     "kamal.restored_previous": "  kamal: the new version failed; restarted {version} (healthy: {healthy})",
 }
+
+
+def note_text(value: object) -> str:
+    """A note of an event (`{"kind", "message"}`; a plain string in logs of older versions)."""
+    if isinstance(value, dict):
+        return str(value.get("message", ""))
+    return str(value)
 
 
 class _Fields(dict[str, Any]):

@@ -35,7 +35,8 @@ def print_plan(plan: Plan, console: Console) -> None:
         table.add_column("action")
         table.add_column("reason")
         for index, action in enumerate(plan.actions, 1):
-            table.add_row(str(index), esc(action.title()), esc(action.reason))
+            why = "\n".join([action.reason, *(f"  {line}" for line in action.details())])
+            table.add_row(str(index), esc(action.title()), esc(why))
         say(console, table)
     _print_budget(plan, console)
     for note in plan.notes:

@@ -8,23 +8,44 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.observed import AppliedUpdate, Observed
-from reconciler.plan.actions import Plan, UpdateState
+from reconciler.plan.actions import OpenWebUIAction, Plan, UpdateState
 from reconciler.plan.image_tags import image_states
-from reconciler.plan.ollama_version import OLDEST_SUPPORTED, show, support
+from reconciler.plan.notes import Note
+from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
-from reconciler.state.store import Memory, read_model, write_atomic
-
-if TYPE_CHECKING:
-    from reconciler.reconcile import ReconcileReport
+from reconciler.state.store import read_model, write_atomic
+from reconciler.versions import show
 
 ConditionType = Literal["Ready", "Reconciling", "Stalled", "Degraded"]
+# Every reason a condition can carry (like Flux's condition_types.go): programs match these,
+# people read the message beside them.
+ConditionReason = Literal[
+    "Converged",  # Ready, Stalled: the server matches the commit
+    "Idle",  # Reconciling: nothing in progress
+    "Reconciling",  # Reconciling: a reconcile runs now
+    "Healthy",  # Degraded: nothing is short of what the commit asks for
+    "Warnings",  # Degraded: some notes say the server is short of the commit (a model not warmed…)
+    "BudgetExceeded",  # the plan was refused: a budget would break
+    "InvalidDesiredState",  # the commit does not validate, or is not signed as required
+    "PermanentFailure",  # an action failed in a way no retry of this commit can fix
+    "WaitingForFix",  # Reconciling: stalled until the fix the error names is made
+    "WaitingForNewCommit",  # Reconciling: stalled until a new commit
+    "NewerCommit",  # a newer commit preempted this reconcile
+    "Progressing",  # Stalled: not stalled, a reconcile is on its way
+    "ActionFailed",  # an action (or observing the server) failed; a retry may help
+    "RetryScheduled",  # Reconciling: a retry is scheduled
+    "Failed",  # Reconciling: failed, with no retry scheduled (a one-off `apply`)
+    "Retrying",  # Stalled: not stalled, the failure is retried
+]
+# How a reconcile (or a rejected commit) ended, as status records it.
+StatusResult = Literal["converged", "degraded", "refused", "invalid", "stalled", "preempted", "failed"]
+Wanted = dict[ConditionType, tuple[bool, ConditionReason, str]]
 
 
 class Condition(BaseModel):
@@ -32,7 +53,7 @@ class Condition(BaseModel):
 
     type: ConditionType
     status: bool
-    reason: str
+    reason: ConditionReason
     message: str = ""
     last_transition: datetime
 
@@ -81,7 +102,7 @@ class Status(BaseModel):
     models: list[ModelStatus] = Field(default_factory=list)
     disk: dict[str, int | None] = Field(default_factory=dict)
     vram: dict[str, int | None] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
+    notes: list[Note] = Field(default_factory=list)
     last_error: str | None = None
     ollama_version: str | None = None
     ollama_supported: bool | None = None  # False: older than the oldest version supported
@@ -106,9 +127,7 @@ def save_status(state_dir: Path, status: Status) -> None:
     write_atomic(status_path(state_dir), status.model_dump_json(indent=1))
 
 
-def set_conditions(
-    previous: list[Condition], wanted: dict[ConditionType, tuple[bool, str, str]], at: datetime
-) -> list[Condition]:
+def set_conditions(previous: list[Condition], wanted: Wanted, at: datetime) -> list[Condition]:
     """New conditions; lastTransitionTime moves only when a status flips."""
     before = {c.type: c for c in previous}
     result = []
@@ -171,32 +190,93 @@ def _update_line(update: UpdateState | None, applied: AppliedUpdate | None) -> s
     return None
 
 
-# Plan notes that mean the server works but is short of what the commit asks for.
-DEGRADED_MARKERS = (
-    "evicted",
-    "over budget",
-    "not implemented",
-    "not warming",
-    "on the CPU: ",
-    "the oldest version the reconciler supports",
-    "shares one loaded copy",
-)
-
-
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def _degraded(notes: list[Note]) -> tuple[bool, ConditionReason, str]:
+    messages = [n.message for n in notes if n.degraded]
+    return (bool(messages), "Warnings" if messages else "Healthy", "; ".join(messages))
+
+
+def _ready(head: str | None, notes: list[Note]) -> Wanted:
+    return {
+        "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),
+        "Reconciling": (False, "Idle", ""),
+        "Stalled": (False, "Converged", ""),
+        "Degraded": _degraded(notes),
+    }
+
+
+_STALLED: dict[StatusResult, ConditionReason] = {
+    "refused": "BudgetExceeded",
+    "invalid": "InvalidDesiredState",
+    "stalled": "PermanentFailure",
+}
+
+
+def _stalled(result: StatusResult, errors: str, notes: list[Note]) -> Wanted:
+    reason = _STALLED[result]
+    waiting: tuple[bool, ConditionReason, str] = (
+        (
+            False,
+            "WaitingForFix",
+            "fix what the error says (then SIGHUP, or wait for the resync) or push a new commit",
+        )
+        if result == "stalled"
+        else (False, "WaitingForNewCommit", "push a fixed commit or free resources")
+    )
+    return {
+        "Ready": (False, reason, errors),
+        "Reconciling": waiting,
+        "Stalled": (True, reason, errors),
+        "Degraded": _degraded(notes),
+    }
+
+
+def _preempted() -> Wanted:
+    return {
+        "Ready": (False, "NewerCommit", "a newer commit arrived; reconciling it"),
+        "Reconciling": (True, "NewerCommit", ""),
+        "Stalled": (False, "Progressing", ""),
+        "Degraded": (False, "Healthy", ""),
+    }
+
+
+def _failed(errors: str, retry_in: float | None) -> Wanted:
+    retry = f"retrying in {retry_in:.0f} s" if retry_in is not None else ""
+    return {
+        "Ready": (False, "ActionFailed", errors),
+        "Reconciling": (retry_in is not None, "RetryScheduled" if retry_in is not None else "Failed", retry),
+        "Stalled": (False, "Retrying", ""),
+        "Degraded": (True, "ActionFailed", "; ".join(x for x in (errors, retry) if x)),
+    }
+
+
+def conditions_for(
+    result: StatusResult, head: str | None, errors: list[str], notes: list[Note], retry_in: float | None
+) -> Wanted:
+    """The four conditions a result sets (their reasons from `ConditionReason`, never free text)."""
+    text = "; ".join(errors)
+    if result in ("converged", "degraded"):
+        return _ready(head, notes)
+    if result in _STALLED:
+        return _stalled(result, text, notes)
+    if result == "preempted":
+        return _preempted()
+    return _failed(text, retry_in)
 
 
 def build(
     previous: Status,
     *,
     head: str | None,
-    result: str,
+    result: StatusResult,
     desired_pinned: dict[str, bool],
     observed: Observed | None,
     plan: Plan | None,
     errors: list[str],
-    notes: list[str],
+    notes: list[Note],
     applied: str | None,
     ollama_version: str | None,
     retry_in: float | None = None,
@@ -205,47 +285,7 @@ def build(
 ) -> Status:
     """The status after a reconcile (or a rejected commit)."""
     at = at or now()
-    degraded_notes = [n for n in notes if any(marker in n for marker in DEGRADED_MARKERS)]
-    wanted: dict[ConditionType, tuple[bool, str, str]]
-    if result in ("converged", "degraded"):
-        degraded = bool(degraded_notes)
-        wanted = {
-            "Ready": (True, "Converged", f"the server matches {(head or '')[:12]}"),
-            "Reconciling": (False, "Idle", ""),
-            "Stalled": (False, "Converged", ""),
-            "Degraded": (degraded, "Warnings" if degraded else "Healthy", "; ".join(degraded_notes)),
-        }
-    elif result in ("refused", "invalid"):
-        reason = "BudgetExceeded" if result == "refused" else "InvalidDesiredState"
-        wanted = {
-            "Ready": (False, reason, "; ".join(errors)),
-            "Reconciling": (False, "WaitingForNewCommit", "push a fixed commit or free resources"),
-            "Stalled": (True, reason, "; ".join(errors)),
-            "Degraded": (
-                bool(degraded_notes),
-                "Warnings" if degraded_notes else "Healthy",
-                "; ".join(degraded_notes),
-            ),
-        }
-    elif result == "preempted":
-        wanted = {
-            "Ready": (False, "NewerCommit", "a newer commit arrived; reconciling it"),
-            "Reconciling": (True, "NewerCommit", ""),
-            "Stalled": (False, "Progressing", ""),
-            "Degraded": (False, "Healthy", ""),
-        }
-    else:
-        retry = f"; retrying in {retry_in:.0f} s" if retry_in is not None else ""
-        wanted = {
-            "Ready": (False, "ActionFailed", "; ".join(errors)),
-            "Reconciling": (
-                retry_in is not None,
-                "RetryScheduled" if retry_in else "Failed",
-                retry.lstrip("; "),
-            ),
-            "Stalled": (False, "Retrying", ""),
-            "Degraded": (True, "ActionFailed", "; ".join(errors) + retry),
-        }
+    wanted = conditions_for(result, head, errors, notes, retry_in)
     return Status(
         desired_revision=head,
         last_attempted_revision=head,
@@ -258,23 +298,24 @@ def build(
         last_error="; ".join(errors) or None,
         ollama_version=ollama_version,
         ollama_supported=support(ollama_version).supported if ollama_version else None,
-        openwebui=_webui(observed, settings_hash),
+        openwebui=_webui(observed, plan, settings_hash),
         updated_at=at,
     )
 
 
-def _webui(observed: Observed | None, settings_hash: str | None) -> dict[str, Any] | None:
-    webui = observed.webui if observed else None
+def _webui(observed: Observed | None, plan: Plan | None, settings_hash: str | None) -> dict[str, Any] | None:
+    webui = observed.openwebui if observed else None
     if webui is None:
         return None
+    pending = [a.title() for a in plan.actions if isinstance(a, OpenWebUIAction)] if plan else []
     return {
         "healthy": webui.reachable,
         "version": webui.version,
         "error": webui.error,
         "applied_settings_hash": settings_hash,
-        "knowledge": {name: files for name, files in webui.knowledge},
-        "presets": list(webui.presets),
-        "drift": list(webui.drift),
+        "knowledge": {k.name: k.file_count for k in webui.knowledge},
+        "presets": sorted(r.id for r in webui.rows if r.base_model_id and r.managed),
+        "drift": pending,  # what the last plan would still change in OpenWebUI
     }
 
 
@@ -302,46 +343,12 @@ def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
     }
 
 
-def after_reconcile(
-    previous: Status,
-    *,
-    result: str,
-    head: str | None,
-    desired: DesiredState | None,
-    report: ReconcileReport | None,
-    errors: list[str],
-    memory: Memory,
-    retry_in: float | None = None,
-) -> Status:
-    """The status once a reconcile (`serve`'s or `apply`'s) ended, or a commit was rejected."""
-    pinned = {canonical(m.name): m.keep_loaded for m in desired.ollama.all_models()} if desired else {}
-    observed = report.last_observed if report else None
-    images = [
+def image_rows(desired: DesiredState | None, observed: Observed | None) -> list[ImageStatus]:
+    """Newer releases of the desired images (`updates.images: notify`)."""
+    if desired is None or observed is None:
+        return []
+    return [
         ImageStatus(image=i.image, current=i.current, newer=list(i.newer), checked_at=i.checked_at,
                     error=i.error, update=i.message() or None)
-        for i in (image_states(desired, observed) if desired and observed else [])
+        for i in image_states(desired, observed)
     ]  # fmt: skip
-    status = build(
-        previous,
-        head=head,
-        result=result,
-        desired_pinned=pinned,
-        observed=observed,
-        plan=report.plans[-1] if report and report.plans else None,
-        errors=errors,
-        notes=list(report.notes) if report else [],
-        applied=memory.last_applied,
-        ollama_version=observed.ollama_version if observed else None,
-        retry_in=retry_in,
-        settings_hash=memory.deployed.openwebui_settings_hash,
-    )
-    return status.model_copy(update={"images": images})
-
-
-def report_errors(report: ReconcileReport) -> list[str]:
-    """What went wrong, for `last_error`: the failed actions (or why the pass failed), the
-    budget violations of a refused plan."""
-    if report.result == "failed":
-        failed = [f"{title}: {error}" for o in report.outcomes for title, error in o.failed]
-        return failed or list(report.notes)
-    return [v.message for p in report.plans for v in p.violations]

@@ -30,6 +30,36 @@ def _version(status: Status) -> str:
     return f"{status.ollama_version} (supported; oldest supported: {status.oldest_supported})"
 
 
+def _model_state(m: ModelStatus) -> str:
+    state = []
+    if m.pulling_percent is not None and not m.present:
+        state.append(f"pulling {m.pulling_percent:.0f}%")
+    state.append("present" if m.present else "missing")
+    if m.unusable:
+        state.append(f"unusable ({m.unusable})")
+    if m.loading_seconds is not None and not m.loaded:
+        state.append(f"loading {m.loading_seconds:.0f} s")
+    if m.loaded:
+        state.append(f"loaded as {_short(m.loaded_as)}" if m.loaded_as else "loaded")
+    if m.pinned:
+        state.append("pinned")
+    if m.cached:
+        state.append("cached for rollback")
+    elif not m.desired:
+        state.append("not managed")
+    return ", ".join(state)
+
+
+def _conditions(status: Status, console: Console) -> None:
+    for c in status.conditions:
+        mark = "[green]True[/]" if c.status else "False"
+        text = f"  {esc(c.type):<12} {mark:<5} {esc(c.reason)}"
+        say(
+            console,
+            text + (f": {esc(c.message)}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})",
+        )
+
+
 def _digests(m: ModelStatus) -> str:
     """`sha256:1a2b3c4d5e6f (upstream same, 03:00)` — what runs and what the registry served."""
     if not m.digest:
@@ -41,48 +71,29 @@ def _digests(m: ModelStatus) -> str:
     return f"{text} (upstream {same}, {m.upstream_checked_at:%Y-%m-%d %H:%M})"
 
 
-def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
-    running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
-    say(console, f"[bold]reconciler[/] — {running}")
-    say(console, f"desired commit:      {esc((status.desired_revision or '—')[:12])}")
-    say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
-    if status.updated_at:
-        say(console, f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
-    say(console, f"ollama:              {esc(_version(status))}")
-    for c in status.conditions:
-        mark = "[green]True[/]" if c.status else "False"
-        text = f"  {esc(c.type):<12} {mark:<5} {esc(c.reason)}"
-        say(
-            console,
-            text + (f": {esc(c.message)}" if c.message else "") + f"  (since {c.last_transition:%H:%M:%S})",
+def _models(status: Status, console: Console) -> None:
+    if not status.models:
+        return
+    table = Table("model", "state", "size", "VRAM", "digest (upstream, checked)")
+    table.columns[0].overflow = "fold"
+    for m in status.models:
+        table.add_row(
+            esc(_short(m.name)), esc(_model_state(m)), _b(m.size or None), _b(m.vram), esc(_digests(m))
         )
-    if status.models:
-        table = Table("model", "state", "size", "VRAM", "digest (upstream, checked)")
-        table.columns[0].overflow = "fold"
-        for m in status.models:
-            state = []
-            if m.pulling_percent is not None and not m.present:
-                state.append(f"pulling {m.pulling_percent:.0f}%")
-            state.append("present" if m.present else "missing")
-            if m.unusable:
-                state.append(f"unusable ({m.unusable})")
-            if m.loading_seconds is not None and not m.loaded:
-                state.append(f"loading {m.loading_seconds:.0f} s")
-            if m.loaded:
-                state.append(f"loaded as {_short(m.loaded_as)}" if m.loaded_as else "loaded")
-            if m.pinned:
-                state.append("pinned")
-            if m.cached:
-                state.append("cached for rollback")
-            elif not m.desired:
-                state.append("not managed")
-            table.add_row(
-                esc(_short(m.name)), esc(", ".join(state)), _b(m.size or None), _b(m.vram), esc(_digests(m))
-            )
-        say(console, table)
-        for m in status.models:
-            if m.update:
-                say(console, f"  [cyan]{esc(_short(m.name))}[/]: {esc(m.update)}")
+    say(console, table)
+    for m in status.models:
+        if m.update:
+            say(console, f"  [cyan]{esc(_short(m.name))}[/]: {esc(m.update)}")
+
+
+def _images(status: Status, console: Console) -> None:
+    for image in status.images:
+        seen = f"checked {image.checked_at:%Y-%m-%d %H:%M}" if image.checked_at else "not checked yet"
+        what = image.update or (f"check failed: {image.error}" if image.error else "no newer release")
+        say(console, f"image {esc(image.image)}: {esc(what)} ({seen})")
+
+
+def _budgets(status: Status, console: Console) -> None:
     d, v = status.disk, status.vram
     say(
         console,
@@ -94,23 +105,38 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
         f"in use {_b(v.get('gpu_used'))}"
         + (f", other processes {_b(v['other_processes'])}" if v.get("other_processes") else ""),
     )
+
+
+def _openwebui(status: Status, console: Console) -> None:
     webui = status.openwebui
-    if webui is not None:
-        health = "healthy" if webui.get("healthy") else f"NOT answering ({webui.get('error')})"
-        say(
-            console,
-            esc(
-                f"openwebui: {health}, version {webui.get('version') or '?'}, "
-                f"settings {str(webui.get('applied_settings_hash') or '—')[:12]}"
-            ),
-        )
-        bases = ", ".join(f"{n} ({c} files)" for n, c in (webui.get("knowledge") or {}).items())
-        say(console, f"  knowledge: {esc(bases or '—')}")
-        say(console, f"  presets: {esc(', '.join(webui.get('presets') or []) or '—')}")
-    for image in status.images:
-        seen = f"checked {image.checked_at:%Y-%m-%d %H:%M}" if image.checked_at else "not checked yet"
-        what = image.update or (f"check failed: {image.error}" if image.error else "no newer release")
-        say(console, f"image {esc(image.image)}: {esc(what)} ({seen})")
+    if webui is None:
+        return
+    health = "healthy" if webui.get("healthy") else f"NOT answering ({webui.get('error')})"
+    say(
+        console,
+        esc(
+            f"openwebui: {health}, version {webui.get('version') or '?'}, "
+            f"settings {str(webui.get('applied_settings_hash') or '—')[:12]}"
+        ),
+    )
+    bases = ", ".join(f"{n} ({c} files)" for n, c in (webui.get("knowledge") or {}).items())
+    say(console, f"  knowledge: {esc(bases or '—')}")
+    say(console, f"  presets: {esc(', '.join(webui.get('presets') or []) or '—')}")
+
+
+def print_status(status: Status, serve_pid: int | None, console: Console) -> None:
+    running = f"serve running (pid {serve_pid})" if serve_pid else "serve is NOT running"
+    say(console, f"[bold]reconciler[/] — {running}")
+    say(console, f"desired commit:      {esc((status.desired_revision or '—')[:12])}")
+    say(console, f"last applied commit: {esc((status.last_applied_revision or '—')[:12])}")
+    if status.updated_at:
+        say(console, f"updated:             {status.updated_at:%Y-%m-%d %H:%M:%S %Z}")
+    say(console, f"ollama:              {esc(_version(status))}")
+    _conditions(status, console)
+    _models(status, console)
+    _budgets(status, console)
+    _openwebui(status, console)
+    _images(status, console)
     for note in status.notes:
         say(console, f"[yellow]note[/]: {esc(note)}")
     if status.last_error:

@@ -1,8 +1,6 @@
 """The state directory: small JSON files written atomically.
 
-What is kept here is memory, not truth: the inventory of models the reconciler pulled
-(so it never touches models pulled by hand, and knows the LRU order of its rollback
-cache), what was last deployed, and the eviction history of pinned models. A missing,
+What is kept here is the reconciler's memory (`reconciler.memory`), not truth. A missing,
 truncated or corrupted file is rebuilt from observation with a warning — never a crash.
 """
 
@@ -11,38 +9,15 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from reconciler.observed import AppliedUpdate, DeployedObs, ImageTagsObs, InventoryEntry, UpstreamObs
+from reconciler.memory import Memory
+from reconciler.observed import Ledger
 
 T = TypeVar("T", bound=BaseModel)
-EVICTION_WINDOW = timedelta(hours=1)
-
-
-class Eviction(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    at: datetime
-    suspects: tuple[str, ...] = ()  # models loaded when the pinned one was found gone
-
-
-class Memory(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    inventory: tuple[InventoryEntry, ...] = ()
-    deployed: DeployedObs = Field(default_factory=DeployedObs)
-    warmed: dict[str, str] = Field(default_factory=dict)  # pinned model → container id it was loaded in
-    evictions: dict[str, tuple[Eviction, ...]] = Field(default_factory=dict)
-    last_applied: str | None = None
-    upstream: dict[str, UpstreamObs] = Field(default_factory=dict)  # model → its last registry check
-    notified: dict[str, str] = Field(default_factory=dict)  # notice key → the state last told
-    recorded: dict[str, str] = Field(default_factory=dict)  # model → digest committed by record: commit
-    image_tags: dict[str, ImageTagsObs] = Field(default_factory=dict)  # image → its last tag-list check
-    applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
 
 
 def write_atomic(path: Path, text: str) -> None:
@@ -91,6 +66,16 @@ class StateStore:
         self.save(memory)
         return memory
 
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "openwebui.json"
 
-def recent(evictions: tuple[Eviction, ...], at: datetime) -> tuple[Eviction, ...]:
-    return tuple(e for e in evictions if at - e.at <= EVICTION_WINDOW)
+    def load_ledger(self) -> Ledger:
+        """What the reconciler made in OpenWebUI (`reconciler.observed.Ledger`)."""
+        return read_model(self.ledger_path, Ledger, self.warn) or Ledger()
+
+    def update_ledger(self, change: Callable[[Ledger], Ledger]) -> Ledger:
+        """Saved after every write to OpenWebUI: a crash leaves nothing unowned."""
+        ledger = change(self.load_ledger())
+        write_atomic(self.ledger_path, ledger.model_dump_json(indent=1))
+        return ledger

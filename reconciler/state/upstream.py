@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from reconciler.memory import Memory
 from reconciler.observed import Observed, UpstreamObs
-from reconciler.state.store import Memory
 
 
 def record_lookups(memory: Memory, observed: Observed, at: datetime) -> Memory:

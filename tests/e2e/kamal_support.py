@@ -21,7 +21,7 @@ from reconciler.desired.schema import (
     Publish,
     ServerSpec,
 )
-from reconciler.kamal.render import KAMAL_NETWORK
+from reconciler.labels import KAMAL_NETWORK
 from tests.harness.kamal_fixtures import Sshd
 from tests.harness.registry import Registry, free_port
 
@@ -76,7 +76,7 @@ def cleanup(client: docker.DockerClient, desired: DesiredState) -> None:
         client.containers.get(c.name).remove(force=True)
     for image in client.images.list(filters={"label": f"service={k.service}"}):
         with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(image.id, force=True)
+            client.images.remove(str(image.id), force=True)
     for volume in (k.data_volume, c.volume):
         with contextlib.suppress(docker.errors.APIError):
             client.volumes.get(volume).remove(force=True)

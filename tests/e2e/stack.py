@@ -11,7 +11,8 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,22 @@ from tests.harness.registry import Registry, free_port
 
 MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat|copy)|DELETE /api/delete)')
 KiB = 1024
+
+
+class ShiftedClock:
+    """The system clock moved by `offset`: a reconcile that runs at another time of day."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, waiter: Callable[[float | None], bool], timeout: float | None) -> bool:
+        return waiter(timeout)
 
 
 class Stack:
@@ -85,11 +102,17 @@ class Stack:
         self.write()
 
     def apply(self, dry_run: bool = False, at: datetime | None = None) -> ReconcileReport:
-        """One reconcile; `at`: the time it runs at (update checks and windows follow it)."""
+        """One reconcile; `at`: the wall-clock time it runs at (update checks and windows follow
+        it; waits and timeouts stay real)."""
         self.recorder.events.clear()
         desired = load_desired(DirSource(self.repo, revision=f"test{uuid.uuid4().hex[:8]}"))
-        clock = {"now": (lambda: at)} if at is not None else {}
-        return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run, **clock)
+        before = self.runtime.clock
+        if at is not None:
+            self.runtime.clock = ShiftedClock(at - datetime.now(UTC))
+        try:
+            return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run)
+        finally:
+            self.runtime.clock = before
 
     # -- observing the seams ------------------------------------------------------------------
     def container(self) -> Any:

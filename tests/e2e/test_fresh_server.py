@@ -52,7 +52,9 @@ def readme_block() -> tuple[list[str], list[str]]:
     text = (ROOT / "README.md").read_text()
     section = text.split("## How you use it", 1)[1]
     block = section.split("```sh\n", 1)[1].split("```", 1)[0]
-    server, laptop, current = [], [], None
+    server: list[str] = []
+    laptop: list[str] = []
+    current: list[str] | None = None
     for line in block.splitlines():
         if line.startswith("# on the server"):
             current = server
@@ -126,7 +128,7 @@ class FreshServer:
             *[f"-e{k}={v}" for k, v in (env or {}).items()],
             "-w",
             "/root",
-            self.container.name,
+            str(self.container.name),
             "bash",
             "-lc",
             script,
@@ -379,4 +381,4 @@ def cleanup(client: docker.DockerClient, names: dict[str, Any]) -> None:
             client.volumes.get(volume).remove(force=True)
     for image in client.images.list(name=f"127.0.0.1:5000/{names['service']}"):
         with contextlib.suppress(docker.errors.APIError):
-            client.images.remove(image.id, force=True)
+            client.images.remove(str(image.id), force=True)

@@ -11,9 +11,11 @@ import yaml
 from reconciler.desired.load import load_desired
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import DirSource
-from reconciler.kamal.executor import kamal_binary
+from reconciler.kamal.cli import kamal_binary
 from reconciler.kamal.project import write_project
 from reconciler.kamal.render import render
+
+pytestmark = pytest.mark.e2e  # the real kamal binary
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,11 +18,15 @@ import httpx
 import pytest
 
 from reconciler.desired.schema import DesiredState
-from reconciler.errors import KamalFailed
-from reconciler.kamal import executor
-from reconciler.kamal.hooks import HookFailed, SshConfig, ensure_ollama_on_hosts
-from reconciler.kamal.render import KAMAL_NETWORK, Timing
-from reconciler.plan.webui import deploy_hash
+from reconciler.ensure_ollama import HookFailed, SshConfig, ensure_ollama_on_hosts
+from reconciler.errors import Conflict, KamalFailed
+from reconciler.kamal import deploy as kamal
+from reconciler.kamal.cli import kamal_binary
+from reconciler.kamal.render import Timing
+from reconciler.labels import KAMAL_NETWORK
+from reconciler.observe.kamal import app_containers, running_versions
+from reconciler.observed import KamalObs
+from reconciler.plan.kamal import deploy_hash
 from tests.e2e.kamal_support import cleanup, make_desired
 from tests.harness.kamal_fixtures import Sshd
 from tests.harness.registry import Registry
@@ -55,19 +59,19 @@ class Deployment:
     def deploy(self, desired: DesiredState, *, first: bool = False) -> str:
         version = deploy_hash(desired)
         assert version is not None
-        executor.deploy(
-            desired,
-            version,
+        kamal.deploy(desired, version, self.target(), first=first)
+        self.desired = desired
+        return version
+
+    def target(self) -> kamal.Target:
+        return kamal.Target(
             workdir=self.workdir,
-            first=first,
-            events_emit=self.emit,
-            docker_client=self.client,
+            docker=self.client,
+            emit=self.emit,
             timing=TIMING,
             lock_retries=1,
             lock_wait_s=1,
         )
-        self.desired = desired
-        return version
 
     def get(self, path: str) -> httpx.Response:
         return httpx.get(self.url + path, timeout=5)
@@ -102,7 +106,7 @@ def _step_1_setup_serves_health_and_reaches_ollama(deployment: Deployment) -> No
     assert deployment.get("/health").json() == {"status": True}
     # OpenWebUI reaches the Ollama container the hooks created, by name, over Docker networks.
     assert "version" in deployment.get("/ollama").json()
-    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    assert running_versions(deployment.client, deployment.service) == (version,)
     outputs = [d["line"] for e, d in deployment.events if e == "kamal.output"]
     assert any("docker-setup" in line for line in outputs) and any("post-deploy" in line for line in outputs)
     ollama = deployment.client.containers.get(deployment.desired.ollama.container.name)
@@ -112,11 +116,11 @@ def _step_1_setup_serves_health_and_reaches_ollama(deployment: Deployment) -> No
 def _step_2_env_change_deploys_new_version_and_keeps_data(deployment: Deployment) -> None:
     put = httpx.put(deployment.url + "/data/notes.txt", content=b"kept across deploys", timeout=5)
     assert put.status_code == 201
-    old = executor.running_versions(deployment.client, deployment.service)
+    old = running_versions(deployment.client, deployment.service)
     changed = _with_webui(deployment.desired, task_model="phi3:mini")
     version = deployment.deploy(changed)
     assert version not in old
-    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    assert running_versions(deployment.client, deployment.service) == (version,)
     assert deployment.get("/env").json()["TASK_MODEL"] == "phi3:mini"
     assert deployment.get("/data/notes.txt").content == b"kept across deploys"
     assert "version" in deployment.get("/ollama").json()
@@ -128,7 +132,7 @@ def _step_3_hand_typed_deploy_brings_ollama_back(deployment: Deployment) -> None
     version = deploy_hash(deployment.desired)
     # What an operator types in the project directory (no reconciler environment).
     done = subprocess.run(
-        [executor.kamal_binary(), "deploy", "--skip-push", f"--version={version}"],
+        [kamal_binary(), "deploy", "--skip-push", f"--version={version}"],
         cwd=deployment.workdir,
         capture_output=True,
         text=True,
@@ -145,7 +149,7 @@ def _step_3_hand_typed_deploy_brings_ollama_back(deployment: Deployment) -> None
 def _step_4_broken_image_fails_and_old_version_keeps_serving(
     deployment: Deployment, openwebui_standin: tuple[str, str]
 ) -> None:
-    good = executor.running_versions(deployment.client, deployment.service)
+    good = running_versions(deployment.client, deployment.service)
     broken = _with_webui(deployment.desired, image=openwebui_standin[1])
     with pytest.raises(KamalFailed) as info:
         deployment.deploy(broken)
@@ -153,39 +157,28 @@ def _step_4_broken_image_fails_and_old_version_keeps_serving(
     assert "ERROR" in text and ("unhealthy" in text or "not ready" in text), text
     # Published mode stopped the old version to free its port; the executor started it again.
     assert any(e == "kamal.restored_previous" and d["healthy"] for e, d in deployment.events)
-    assert executor.running_versions(deployment.client, deployment.service) == good
+    assert running_versions(deployment.client, deployment.service) == good
     assert deployment.get("/health").json() == {"status": True}
 
 
 def _step_5_rollback_to_previous_version(deployment: Deployment, openwebui_standin: tuple[str, str]) -> None:
-    current = executor.running_versions(deployment.client, deployment.service)
+    current = running_versions(deployment.client, deployment.service)
     previous = _with_webui(deployment.desired, task_model=None)  # the state of test 2's first version
     version = deploy_hash(previous)
     assert version is not None and version not in current
-    assert version in executor.available_versions(deployment.client, deployment.service)
-    assert executor.rollback(
-        previous,
-        version,
-        workdir=deployment.workdir,
-        events_emit=deployment.emit,
-        docker_client=deployment.client,
-        timing=TIMING,
-    )
+    assert version in KamalObs(apps=app_containers(deployment.client, deployment.service)).retained
+    kamal.rollback(previous, version, deployment.target())
     deployment.desired = previous
-    assert executor.running_versions(deployment.client, deployment.service) == (version,)
+    assert running_versions(deployment.client, deployment.service) == (version,)
     assert "TASK_MODEL" not in deployment.get("/env").json()
-    assert not executor.rollback(
-        previous,
-        "never-deployed",
-        workdir=deployment.workdir,
-        events_emit=deployment.emit,
-        docker_client=deployment.client,
-    )
+    with pytest.raises(Conflict, match="no container of OpenWebUI version never-deployed"):
+        kamal.rollback(previous, "never-deployed", deployment.target())  # Kamal pruned it: deploy it
+    assert any(e == "kamal.rollback_unavailable" for e, _ in deployment.events)
 
 
 def _step_6_someone_elses_lock_is_waited_for_never_released(deployment: Deployment) -> None:
     def kamal(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([executor.kamal_binary(), *args], cwd=deployment.workdir, capture_output=True,
+        return subprocess.run([kamal_binary(), *args], cwd=deployment.workdir, capture_output=True,
                               text=True, timeout=120, check=False)  # fmt: skip
 
     version = deploy_hash(deployment.desired)
@@ -229,7 +222,7 @@ def test_ensure_ollama_over_ssh(
         port=sshd.port,
         keys=(str(sshd.key),),
         options=sshd.ssh_options(),
-        remote_command=(sys.executable, "-m", "reconciler.kamal.hooks"),
+        remote_command=(sys.executable, "-m", "reconciler.ensure_ollama"),
     )
     try:
         results = ensure_ollama_on_hosts(desired, ["127.0.0.1"], ssh, force_remote=True)

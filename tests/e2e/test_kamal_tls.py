@@ -9,7 +9,7 @@ import pytest
 
 from reconciler.desired.load import load_desired
 from reconciler.desired.source import DirSource
-from reconciler.kamal.executor import kamal_binary
+from reconciler.kamal.cli import kamal_binary
 from reconciler.kamal.project import write_project
 from reconciler.kamal.render import TLS_CERT_SECRET, TLS_KEY_SECRET, render
 

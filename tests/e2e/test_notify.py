@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from reconciler.desired.refs import canonical
+from reconciler.loop.queue import Trigger
 from reconciler.loop.serve import ServeConfig, Server
 from reconciler.report.events import EventBus
 from tests.e2e.stack import Stack
@@ -64,7 +65,7 @@ def test_failing_then_recovering_and_an_update_are_each_told_once_without_the_se
     _commit(stack)
     recorded: list[dict[str, object]] = []
     server = Server(ServeConfig(repo=stack.repo), stack.runtime, EventBus(recorded.append))
-    assert server.reconcile_once({"test"}) is not None
+    assert server.reconcile_once({Trigger("push")}) is not None
     assert sink.received == []  # a first healthy reconcile is not news
 
     # The new model's pull fails every time: told once, after the retries, then recovery.
@@ -73,7 +74,7 @@ def test_failing_then_recovering_and_an_update_are_each_told_once_without_the_se
     fault = {"status": 500, "error": "disk I/O error", "paths": ["/api/pull"], "count": 100}
     httpx.post(f"{stack.url}/__fake/fault", json=fault, timeout=10).raise_for_status()
     for _ in range(4):
-        server.reconcile_once({"retry"})
+        server.reconcile_once({Trigger("retry")})
     assert sink.titles() == ["reconciler: failing"]
     assert (
         "failed 3 times in a row" in sink.received[0]["message"]
@@ -81,7 +82,7 @@ def test_failing_then_recovering_and_an_update_are_each_told_once_without_the_se
     )
     httpx.delete(f"{stack.url}/__fake/fault", timeout=10).raise_for_status()
     head = subprocess.run(["git", "-C", str(stack.repo), "rev-parse", "HEAD"], capture_output=True, text=True)
-    assert server.reconcile_once({"retry"}).result == "converged"  # type: ignore[union-attr]
+    assert server.reconcile_once({Trigger("retry")}).result == "converged"  # type: ignore[union-attr]
     assert sink.titles() == ["reconciler: failing", "reconciler: recovered"]
     assert head.stdout.strip()[:12] in sink.received[1]["message"]
 
@@ -90,16 +91,16 @@ def test_failing_then_recovering_and_an_update_are_each_told_once_without_the_se
     stack.ollama["updates"] = {"policy": "notify", "check_every": "5m"}
     _commit(stack)
     _age_checks(stack)
-    server.reconcile_once({"resync"})
-    server.reconcile_once({"resync"})  # not due again: nothing more is said
+    server.reconcile_once({Trigger("resync")})
+    server.reconcile_once({Trigger("resync")})  # not due again: nothing more is said
     assert sink.titles()[2:] == ["reconciler: update available"]
     assert f"sha256:{new.manifest_digest[:12]}" in sink.received[2]["message"]
     stack.ollama["updates"] = {"policy": "auto", "check_every": "5m", "window": _window(1, 1)}
     _commit(stack)
-    server.reconcile_once({"push"})
+    server.reconcile_once({Trigger("push")})
     assert sink.titles()[3:] == ["reconciler: update applied"]
     assert f"{canonical(b.name)}@sha256:" in sink.received[3]["message"]  # how to go back
-    server.reconcile_once({"resync"})
+    server.reconcile_once({Trigger("resync")})
     assert len(sink.received) == 4
 
     leaked = [r for r in sink.received if TOKEN in r["raw"]]

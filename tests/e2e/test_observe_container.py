@@ -158,11 +158,11 @@ def test_create_then_observe(docker_client: docker.DockerClient, container_spec:
     assert seen.spec_hash == "hash-one"
     assert seen.image == spec.image
     assert events == [
-        "network_created",
-        "volume_created",
-        "container_created",
-        "container_started",
-        "container_ready",
+        "container.network_created",
+        "container.volume_created",
+        "container.container_created",
+        "container.container_started",
+        "container.container_ready",
     ]
     attrs = docker_client.containers.get(spec.name).attrs
     assert attrs["Config"]["Labels"][MANAGED] == "1"
@@ -192,8 +192,8 @@ def test_recreate_keeps_the_volume_and_its_files(
     second = ensure(docker_client, "recreate", changed, "hash-two", on_event=lambda e, _d: events.append(e))
     assert second.id != first.id
     assert second.spec_hash == "hash-two"
-    assert "container_removed" in events
-    assert "volume_created" not in events
+    assert "container.container_removed" in events
+    assert "container.volume_created" not in events
     container = docker_client.containers.get(spec.name)
     assert "OLLAMA_KEEP_ALIVE=24h" in container.attrs["Config"]["Env"]
     assert container.exec_run(["cat", "/root/.ollama/keep"]).output == b"x"

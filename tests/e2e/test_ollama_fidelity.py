@@ -14,6 +14,7 @@ import httpx
 import ollama
 import pytest
 
+from reconciler.apply.models import ModelActionRefused
 from reconciler.desired.refs import canonical
 from reconciler.errors import InvalidDesiredState
 from tests.e2e.stack import Stack
@@ -125,7 +126,8 @@ def test_a_template_ollama_refuses_fails_only_that_models_create(stack: Stack) -
     assert report.result == "failed"
     ((title, error),) = [f for o in report.outcomes for f in o.failed]
     assert title.startswith("create fid-bad")
-    assert error.endswith("template error: template: :1: unclosed action")  # Ollama's own words
+    assert str(error).endswith("template error: template: :1: unclosed action")  # Ollama's own words
+    assert isinstance(error, ModelActionRefused) and report.stalled  # 400: the same create fails again
     assert base.name in stack.loaded()  # the base's warm load was not blocked
     assert "fid-bad:latest" not in stack.tags()
 
@@ -180,7 +182,7 @@ def test_num_ctx_above_the_trained_context_is_planned_capped_and_said(stack: Sta
     stack.set_models(pinned(model.name, num_ctx=8192))
     converged_twice(stack)
     assert stack.loaded()[model.name]["context_length"] == 2048
-    notes = " ".join(stack.apply().notes)
+    notes = " ".join(n.message for n in stack.apply().notes if n.kind == "num_ctx_capped")
     assert "8192" in notes and "2048" in notes
 
 

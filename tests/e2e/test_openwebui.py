@@ -1,4 +1,5 @@
-"""The settings executor against the real OpenWebUI from PyPI (0.12.4), offline on loopback.
+"""OpenWebUI's reader, planner and executors against the real OpenWebUI from PyPI (0.12.4),
+offline on loopback: observe → plan → apply, as a reconcile pass runs them.
 
 OpenWebUI runs with the environment the reconciler renders for Kamal (`clear_env`), pointed at
 the fake Ollama running on the host (it answers /api/tags for the model list and /api/embed
@@ -12,24 +13,27 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
+import docker
 import httpx
 import pytest
 
+from reconciler.apply.context import ExecContext
+from reconciler.apply.runner import Runner
 from reconciler.desired.load import load_desired
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import DirSource
 from reconciler.kamal.render import clear_env
-from reconciler.observe.server import observe_webui_state
-from reconciler.observed import DeployedObs, Observed
+from reconciler.observe.openwebui import observe_openwebui
+from reconciler.observed import DeployedObs, Observed, OpenWebUIObs
 from reconciler.openwebui.client import OpenWebUIClient, connect
-from reconciler.openwebui.converge import ConvergeResult, converge, load_ledger
-from reconciler.openwebui.observe import observe_webui
-from reconciler.plan.planner import plan
-from reconciler.plan.webui import deploy_hash, settings_hash
+from reconciler.plan.actions import Action, Plan, UpdateKnowledge, UpdatePreset
+from reconciler.plan.openwebui import plan_openwebui, settings_hash
+from reconciler.report.events import EventBus
 from reconciler.state.store import StateStore
 from tests.harness.dockerd import apt_install
 from tests.harness.openwebui import HostOllama, OpenWebUIServer, openwebui_process
@@ -78,9 +82,45 @@ def _reader(root: Path):  # type: ignore[no-untyped-def]
     return read
 
 
-def _converge(server: OpenWebUIServer, root: Path, state: Path) -> tuple[ConvergeResult, OpenWebUIClient]:
+@dataclass
+class Pass:
+    actions: list[Action]
+    writes: int  # mutating API calls made
+
+
+def _observe(client: OpenWebUIClient, store: StateStore) -> OpenWebUIObs:
+    return observe_openwebui(client, store.load_ledger().own_ids())
+
+
+def _plan(desired: DesiredState, client: OpenWebUIClient, store: StateStore) -> list[Action]:
+    """What the planner plans for OpenWebUI once its settings were converged before (so a
+    difference is a hand edit) — the planner's own part for OpenWebUI."""
+    deployed = DeployedObs(openwebui_settings_hash=settings_hash(desired))
+    seen = Observed(openwebui=_observe(client, store), ledger=store.load_ledger(), deployed=deployed)
+    actions, _ = plan_openwebui(desired, seen, "desired", waiting=None)
+    return actions
+
+
+def _converge(server: OpenWebUIServer, root: Path, state: Path) -> tuple[Pass, OpenWebUIClient]:
+    """One pass for OpenWebUI: observe, plan, run each action through its executor."""
+    desired, store = _desired(root), StateStore(state)
     client = connect(server.url, auth=False, timeout=30)
-    return converge(_desired(root), client, _reader(root), state), client
+    actions = _plan(desired, client, store)
+    ctx = ExecContext(
+        desired=desired,
+        docker=docker.DockerClient(base_url="unix:///run/docker.sock"),  # not used by these executors
+        state=store,
+        events=EventBus(),
+        now=lambda: datetime.now(UTC),
+        read_knowledge=_reader(root),
+        openwebui_url=server.url,
+        api_timeout=30,
+    )
+    ctx._openwebui = client
+    before = len(client.writes)
+    outcome = Runner(ctx).run(Plan(actions=tuple(actions)))
+    assert outcome.ok, [str(f.error) for f in outcome.failed]
+    return Pass(actions, len(client.writes) - before), client
 
 
 def test_api_answers_without_login(server: OpenWebUIServer) -> None:
@@ -99,7 +139,8 @@ def test_converge_knowledge_presets_and_visibility(
     assert desired.openwebui is not None
     started = time.monotonic()
     _, client = _converge(server, repo, state_dir)  # other tests of the module may have run first
-    view = observe_webui(client)
+    store = StateStore(state_dir)
+    view = observe_openwebui(client)
 
     # the picker shows exactly the desired chat models (+ presets); the rest is hidden
     visible_base = {
@@ -110,7 +151,7 @@ def test_converge_knowledge_presets_and_visibility(
     assert any(m.id == UNDESIRED and m.hidden for m in view.offered)
 
     # the knowledge folder is a base with its files
-    ledger = load_ledger(state_dir)
+    ledger = store.load_ledger()
     kb_id = ledger.knowledge["work"].id
     kb = view.knowledge_by_id()[kb_id]
     files = {f.path: f for f in kb.files or ()}
@@ -118,8 +159,9 @@ def test_converge_knowledge_presets_and_visibility(
     assert {p: f.sha256 for p, f in files.items()} == desired.knowledge_files["work"]
 
     # presets: base model, prompt, knowledge
+    rows = view.rows_by_id()
     for preset in desired.openwebui.presets:
-        row = view.rows[preset.id]
+        row = rows[preset.id]
         assert row.base_model_id == preset.base
         assert row.params.get("system") == preset.system
         assert [k["id"] for k in row.meta["knowledge"]] == [kb_id]
@@ -127,12 +169,12 @@ def test_converge_knowledge_presets_and_visibility(
     offered_presets = {m.id for m in view.offered if m.preset}
     assert {p.id for p in desired.openwebui.presets} <= offered_presets
 
-    # a second converge makes no API writes
+    # a second pass plans nothing and makes no API writes
     second, _ = _converge(server, repo, state_dir)
-    assert second.writes == 0, [str(op) for op in second.ops]
+    assert second.writes == 0 and second.actions == [], [a.title() for a in second.actions]
 
     # a preset and a knowledge base changed by hand are put back
-    row = view.rows["phi3-fast"]
+    row = rows["phi3-fast"]
     client.update_model(
         {
             "id": row.id,
@@ -145,25 +187,18 @@ def test_converge_knowledge_presets_and_visibility(
     )
     client.update_knowledge(kb_id, "work", "edited in the UI")
     hand_kb = client.create_knowledge("family", "made by hand")  # never touched
-    # the reconcile's observation sees the drift and the planner plans a settings apply
-    runtime = SimpleNamespace(state=StateStore(state_dir), openwebui_url=server.url, api_timeout=30.0)
-    seen = observe_webui_state(desired, runtime)  # type: ignore[arg-type]
-    assert seen.reachable and len(seen.drift) == 2, seen.drift
-    deployed = DeployedObs(
-        openwebui_spec_hash=deploy_hash(desired), openwebui_settings_hash=settings_hash(desired)
-    )
-    actions = [
-        a
-        for a in plan(desired, Observed(ollama_reachable=False, webui=seen, deployed=deployed)).actions
-        if a.kind == "openwebui_settings"
-    ]
-    assert len(actions) == 1 and "changed in OpenWebUI by hand" in actions[0].reason
+    # the observation sees both edits and the planner plans one action for each, with the fields
+    drift = _plan(desired, client, store)
+    assert {type(a) for a in drift} == {UpdatePreset, UpdateKnowledge}, [a.title() for a in drift]
+    assert all("changed in OpenWebUI by hand" in a.reason for a in drift)
+    (preset_edit,) = [a for a in drift if isinstance(a, UpdatePreset)]
+    assert set(preset_edit.changed) == {"name", "system"}
     third, _ = _converge(server, repo, state_dir)
-    assert {op.kind for op in third.ops} == {"model_update", "kb_update"}
-    assert observe_webui_state(desired, runtime).drift == ()  # type: ignore[arg-type]
-    after = observe_webui(client)
-    assert after.rows["phi3-fast"].params["system"] == "Answer briefly."
-    assert after.rows["phi3-fast"].name == "Phi3 mini (fast)"
+    assert {type(a) for a in third.actions} == {UpdatePreset, UpdateKnowledge}
+    assert _plan(desired, client, store) == []
+    after = observe_openwebui(client)
+    assert after.rows_by_id()["phi3-fast"].params["system"] == "Answer briefly."
+    assert after.rows_by_id()["phi3-fast"].name == "Phi3 mini (fast)"
     assert after.knowledge_by_id()[kb_id].description == desired.openwebui.knowledge[0].description
 
     # editing a file replaces it (new file id, new hash); adding one adds it
@@ -172,9 +207,9 @@ def test_converge_knowledge_presets_and_visibility(
     (repo / "knowledge" / "work" / "extra.md").write_text("# Extra\nThe secret word is heliotrope.\n")
     old_id = ledger.knowledge["work"].files["conventions.md"].file_id
     fourth, _ = _converge(server, repo, state_dir)
-    kinds = sorted(op.kind for op in fourth.ops)
-    assert kinds == ["file_add", "file_add", "file_remove"], kinds
-    ledger = load_ledger(state_dir)
+    titles = sorted(a.title() for a in fourth.actions)
+    assert titles == ["add extra.md to knowledge base work", "replace conventions.md in knowledge base work"]
+    ledger = store.load_ledger()
     new = ledger.knowledge["work"].files["conventions.md"]
     assert new.file_id != old_id
     kb_files = {f["id"]: f for f in client.knowledge_files(kb_id)}
@@ -191,13 +226,13 @@ def test_converge_knowledge_presets_and_visibility(
     )
     (repo / "openwebui.yaml").write_text(text)
     fifth, _ = _converge(server, repo, state_dir)
-    assert "kb_delete" in {op.kind for op in fifth.ops}
+    assert "remove knowledge base work" in {a.title() for a in fifth.actions}
     ids = {k["id"] for k in client.knowledge_bases()}
     assert kb_id not in ids
     assert hand_kb["id"] in ids  # what a person made stays
-    assert load_ledger(state_dir).knowledge == {}
+    assert store.load_ledger().knowledge == {}
     sixth, _ = _converge(server, repo, state_dir)
-    assert sixth.writes == 0, [str(op) for op in sixth.ops]
+    assert sixth.writes == 0 and sixth.actions == [], [a.title() for a in sixth.actions]
 
     # restore the seed's full setup for the browser check
     shutil.rmtree(repo)

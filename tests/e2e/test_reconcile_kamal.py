@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from reconciler.desired.schema import DesiredState
-from reconciler.kamal import executor
 from reconciler.kamal.render import Timing
-from reconciler.plan.webui import deploy_hash
+from reconciler.observe.kamal import running_versions
+from reconciler.plan.kamal import deploy_hash
 from reconciler.reconcile import ReconcileReport, reconcile
 from reconciler.report.events import EventBus, Recorder
 from reconciler.runtime import Runtime
@@ -93,7 +93,9 @@ def test_kamal_runs_only_when_openwebui_changes_and_a_revert_rolls_back(server: 
 
     ollama_only = _ollama_env(first, OLLAMA_NUM_PARALLEL=2)
     report = server.reconcile(ollama_only)
-    assert [a.kind for a in report.plans[0].actions if a.kind != "openwebui_settings"] == ["container"]
+    # the container and the link it needs to Kamal's network (planned since the link became an
+    # action); OpenWebUI's settings wait for Ollama to answer again
+    assert [a.kind for a in report.plans[0].actions] == ["container", "networks"]
     assert server.kamal_commands() == []  # no Kamal at all
     assert "version" in server.get("/ollama")  # still linked after Ollama was recreated
 
@@ -104,7 +106,5 @@ def test_kamal_runs_only_when_openwebui_changes_and_a_revert_rolls_back(server: 
 
     server.reconcile(ollama_only)  # `git revert` of the OpenWebUI change
     assert server.kamal_commands() == ["rollback"]
-    assert executor.running_versions(server.client, first.openwebui.kamal.service) == (
-        deploy_hash(ollama_only),
-    )  # type: ignore[union-attr]
+    assert running_versions(server.client, first.openwebui.kamal.service) == (deploy_hash(ollama_only),)  # type: ignore[union-attr]
     assert "TASK_MODEL" not in server.get("/env") or server.get("/env")["TASK_MODEL"] != "phi3:mini"

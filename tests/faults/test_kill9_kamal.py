@@ -24,8 +24,9 @@ import yaml
 from reconciler.desired.load import load_desired
 from reconciler.desired.secrets import image_repository
 from reconciler.desired.source import DirSource
-from reconciler.kamal import executor, runs
-from reconciler.plan.webui import deploy_hash
+from reconciler.kamal import runs
+from reconciler.observe.kamal import running_versions
+from reconciler.plan.kamal import deploy_hash
 from tests.e2e.gitops import GitOps, dump_state
 from tests.e2e.kamal_support import cleanup
 from tests.faults.support import Tail, assert_converged, kill_when
@@ -73,7 +74,7 @@ class WebUI:
 
     def assert_serving(self, version: str | None, notes: bool) -> None:
         client = self.ops.stack.client
-        assert executor.running_versions(client, self.service) == (version,)
+        assert running_versions(client, self.service) == (version,)
         running = client.containers.list(filters={"label": f"service={self.service}"})
         assert len(running) == 1, [c.name for c in running]  # no orphan of an interrupted deploy
         assert httpx.get(self.url + "/health", timeout=5).json() == {"status": True}
@@ -119,7 +120,7 @@ def _push_and_kill(ops: GitOps, tail: Tail, k: int, group: bool, outputs: list[s
     pusher.start()
 
     def hit(_: dict[str, Any]) -> bool:  # polled over and over: count, do not accumulate
-        return sum(e["event"] == "kamal.output" for e in tail.events[start:]) >= k
+        return sum(1 for e in tail.events[start:] if e["event"] == "kamal.output") >= k
 
     kill_when(ops, tail, start, hit, group=group, timeout=120)
     mid_kamal = runs.interrupted(ops.state_dir / "kamal") != []

@@ -11,6 +11,7 @@ from typing import Any
 import docker.errors
 import pytest
 
+from reconciler.loop.queue import Trigger
 from reconciler.loop.serve import ServeConfig, Server
 from reconciler.reconcile import ReconcileReport
 from reconciler.report.eventlog import EventLog, log_path
@@ -68,7 +69,8 @@ def _server(ops: GitOps) -> Server:
 def _bounded(server: Server, seconds: float) -> ReconcileReport | None:
     """One reconcile in a thread that must finish within `seconds`."""
     box: dict[str, ReconcileReport | None] = {}
-    worker = threading.Thread(target=lambda: box.update(r=server.reconcile_once({"test"})), daemon=True)
+    once = {Trigger("sighup")}
+    worker = threading.Thread(target=lambda: box.update(r=server.reconcile_once(once)), daemon=True)
     began = time.monotonic()
     worker.start()
     worker.join(seconds)

@@ -79,7 +79,12 @@ def remote(name: str, *pairs: tuple[str, int], arch: Architecture | None = LLAMA
 def running_container(state: DesiredState) -> ContainerObs:
     spec = container_spec(state)
     return ContainerObs(
-        name=spec.name, running=True, status="running", image=spec.image, spec_hash=spec_hash(spec)
+        name=spec.name,
+        running=True,
+        status="running",
+        image=spec.image,
+        spec_hash=spec_hash(spec),
+        networks=(spec.network,),
     )
 
 

@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from reconciler.apply.table import simulate
+from reconciler.desired.load import load_desired
+from reconciler.desired.source import DirSource
+from reconciler.observed import Observed, OpenWebUIObs
+from reconciler.plan.planner import plan
+from reconciler.report.status import Status
+
 ROOT = Path(__file__).resolve().parents[2]
 OBSERVED = ROOT / "tests" / "fixtures" / "seed_server.observed.json"
 
@@ -75,3 +82,64 @@ def test_validate_reads_a_commit_of_a_git_repo(tmp_path: Path) -> None:
     (repo / "server.yaml").write_text("broken: [\n")  # the working tree is broken, the commit is not
     assert run("validate", str(repo), "--rev", "HEAD").returncode == 0
     assert run("validate", str(repo)).returncode == 2
+
+
+def test_a_recorded_observation_that_does_not_validate_is_an_error_not_a_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "observed.json"
+    bad.write_text('{"container": {"name": 1}}')
+    result = run("plan", "--repo", "desired_state", "--observed", str(bad))
+    assert result.returncode == 4 and "Traceback" not in result.stderr
+    assert f"{bad}: not a recorded observation (container.name:" in result.stderr
+
+
+def test_plan_lists_each_openwebui_and_kamal_action_with_its_reason(tmp_path: Path) -> None:
+    """The example, deployed, with OpenWebUI's database empty and its app off Ollama's network:
+    `plan` shows one typed action per change, each with its reason (never one settings hash)."""
+    desired = load_desired(DirSource(ROOT / "desired_state"))
+    seed = Observed.model_validate_json(OBSERVED.read_text())
+    deployed = simulate(plan(desired, seed), seed)
+    assert deployed.kamal is not None
+    apps = tuple(a.model_copy(update={"networks": ("kamal",)}) for a in deployed.kamal.apps)
+    stale = deployed.model_copy(
+        update={
+            "openwebui": OpenWebUIObs(reachable=True),
+            "kamal": deployed.kamal.model_copy(update={"apps": apps}),
+        }
+    )
+    recorded = tmp_path / "observed.json"
+    recorded.write_text(stale.model_dump_json())
+    result = run("plan", "--repo", "desired_state", "--observed", str(recorded), "--json")
+    assert result.returncode == 1, result.stderr
+    actions = {(a["kind"], a["title"]): a["reason"] for a in json.loads(result.stdout)["actions"]}
+    assert actions[("networks", "link networks: openwebui-402e4c172fe1b7c2 → llm")] == (
+        "OpenWebUI reaches Ollama as http://ollama:11434"
+    )
+    assert (
+        actions[("openwebui_knowledge_create", "create knowledge base work")] == "desired, not in OpenWebUI"
+    )
+    assert actions[("openwebui_file_add", "add conventions.md to knowledge base work")] == (
+        "desired, not in the knowledge base"
+    )
+    presets = sorted(title for kind, title in actions if kind == "openwebui_preset_create")
+    assert presets == [
+        "create preset deepseek-reasoning on deepseek-r1:7b",
+        "create preset llama3-work on llama3:8b-instruct-q4_K_M",
+        "create preset phi3-fast on phi3:mini",
+    ]
+    shown = run("plan", "--repo", "desired_state", "--observed", str(recorded))
+    assert "create knowledge base work" in shown.stdout and "settings" not in shown.stdout
+
+
+def test_an_apply_that_cannot_observe_exits_4_with_its_status_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-docker.sock")
+    state = tmp_path / "state"
+    result = run("apply", "--repo", "desired_state", "--state-dir", str(state))
+    assert result.returncode == 4 and "cannot reach the Docker engine" in result.stderr, result.stderr
+    status = Status.model_validate_json((state / "status.json").read_text())
+    ready = status.condition("Ready")
+    assert ready is not None and not ready.status and ready.reason == "ActionFailed"
+    assert status.last_error is not None and "cannot reach the Docker engine" in status.last_error
+    dry = run("apply", "--repo", "desired_state", "--state-dir", str(tmp_path / "dry"), "--dry-run")
+    assert dry.returncode == 4 and not (tmp_path / "dry" / "status.json").exists()  # a dry run writes nothing

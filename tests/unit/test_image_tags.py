@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from reconciler.desired.images import ImageRef, parse_image
 from reconciler.notify.decide import decide
 from reconciler.observed import ImageTagsObs
-from reconciler.plan.image_tags import ImageRef, image_states, images_due, newer_releases, parse_image
+from reconciler.plan.image_tags import image_states, images_due, newer_releases
 from reconciler.report.status import ImageStatus, Status
 from tests.unit.factories import desired, observed
 

@@ -20,7 +20,7 @@ def status(
         "degraded": (True, False, True),
     }[kind]
     conditions = [
-        Condition(type=t, status=s, reason="r", message=f"{t} message", last_transition=AT)
+        Condition(type=t, status=s, reason="Converged", message=f"{t} message", last_transition=AT)
         for t, s in zip(("Ready", "Stalled", "Degraded"), flags, strict=True)
     ]
     return Status(
@@ -92,8 +92,8 @@ def test_updates_are_told_per_digest_and_disk_low_once_until_it_recovers() -> No
         "update_failed",
     ]
 
-    low = {"free": 1, "min_free": 2, "models_bytes": 1, "models_budget": 100}
-    near = {"free": 10, "min_free": 2, "models_bytes": 95, "models_budget": 100}
-    fine = {"free": 10, "min_free": 2, "models_bytes": 1, "models_budget": 100}
+    low: dict[str, int | None] = {"free": 1, "min_free": 2, "models_bytes": 1, "models_budget": 100}
+    near: dict[str, int | None] = {"free": 10, "min_free": 2, "models_bytes": 95, "models_budget": 100}
+    fine: dict[str, int | None] = {"free": 10, "min_free": 2, "models_bytes": 1, "models_budget": 100}
     steps = [(status("ready", disk=d), 0) for d in (low, near, fine, near)]
     assert run(steps) == [["disk_low"], [], [], ["disk_low"]]

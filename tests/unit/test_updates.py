@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import ModelSpec, OllamaSpec
+from reconciler.memory import Memory
 from reconciler.observed import LoadedObs, ModelObs, UpstreamObs
-from reconciler.plan.actions import RestoreModel, UpdateModel
+from reconciler.plan.actions import Plan, RestoreModel, UpdateModel
 from reconciler.plan.planner import plan
 from reconciler.plan.update_policy import checks_due, in_window, next_check, resolve, rollback_name
-from reconciler.state.store import Memory
 from reconciler.state.upstream import record_lookups
 from tests.unit.factories import GiB, blobs, desired, observed
 
@@ -27,14 +28,14 @@ def present(name: str = "phi3:mini", digest: str = OLD, size: int = 2 * GiB) -> 
 
 
 def upstream(
-    name: str = "phi3:mini", digest: str | None = NEW, size: int = 2 * GiB, **kw: object
+    name: str = "phi3:mini", digest: str | None = NEW, size: int = 2 * GiB, **kw: Any
 ) -> UpstreamObs:
     return UpstreamObs(
         name=canonical(name),
         checked_at=AT - timedelta(minutes=5),
         digest=digest,
         blobs=blobs((f"w-{(digest or 'none')[:4]}", size)),
-        **kw,  # type: ignore[arg-type]
+        **kw,
     )
 
 
@@ -100,7 +101,9 @@ def test_a_pinned_model_is_checked_only_while_its_digest_differs() -> None:
 
 
 def test_windows_include_the_start_exclude_the_end_and_may_wrap_past_midnight() -> None:
-    at = lambda h, m: datetime(2026, 1, 1, h, m)  # noqa: E731
+    def at(hour: int, minute: int) -> datetime:
+        return datetime(2026, 1, 1, hour, minute)
+
     assert in_window("02:00-06:00", at(2, 0)) and not in_window("02:00-06:00", at(6, 0))
     assert in_window("23:00-01:30", at(0, 45)) and in_window("23:00-01:30", at(23, 5))
     assert not in_window("23:00-01:30", at(12, 0))
@@ -114,8 +117,8 @@ def test_a_failed_check_keeps_the_last_digest_and_counts_the_failure() -> None:
 
 
 # -- notify / auto --------------------------------------------------------------------------------
-def _plan(updates: dict[str, object], clock: datetime = LOCAL_3AM, **kw: object):  # type: ignore[no-untyped-def]
-    state = desired(["phi3:mini"], updates=updates, disk=kw.pop("disk", "100GiB"))  # type: ignore[arg-type]
+def _plan(updates: dict[str, object], clock: datetime = LOCAL_3AM, disk: str = "100GiB", **kw: Any) -> Plan:
+    state = desired(["phi3:mini"], updates=updates, disk=disk)
     seen = observed(state, models=[present()], upstream=(upstream(),), clock=clock, **kw)
     return plan(state, seen)
 
