@@ -22,11 +22,11 @@ from reconciler.errors import InvalidDesiredState, PermanentError, ReconcilerErr
 from reconciler.loop.lock import serve_running
 from reconciler.report.eventlog import end_offset, follow, log_path
 from reconciler.report.events import Event, EventName, kamal_line, note_text
+from reconciler.report.progress import PullSteps, pull_line
 from reconciler.resources import git_hooks
 from reconciler.seed import SeedSettings, customize
 from reconciler.serverconfig import load_policy
 from reconciler.signing import CONFIG_KEY, unverified
-from reconciler.units import format_bytes
 
 ZERO = "0" * 40
 TAIL_BACK = 256 * 1024  # the reconcile may have started before the hook began to follow
@@ -296,7 +296,8 @@ def _seen_after(repo: Path, other: str, new: str) -> bool:
         return False
 
 
-_pulled: dict[str, int] = {}
+_pull_steps = PullSteps()  # one line per model per 10 %
+_pulled: dict[str, int] = {}  # loads: the last 10 s step shown per model
 
 
 def _push_plan(event: Event) -> str | None:
@@ -314,10 +315,7 @@ def _once_per_step(key: str, step: int) -> bool:
 
 
 def _push_pull(event: Event) -> str | None:
-    model = str(event.get("model"))
-    if not event.get("total") or not _once_per_step(model, int(float(event.get("percent", 0)) // 10)):
-        return None
-    return f"  pulling {model}: {event.get('percent')}% of {format_bytes(int(event['total']))}"
+    return f"  {pull_line(event)}" if _pull_steps.wanted(event) else None
 
 
 def _push_load(event: Event) -> str | None:

@@ -200,6 +200,9 @@ class DeployedObs(Obs):
 
     openwebui_spec_hash: str | None = None
     openwebui_settings_hash: str | None = None
+    # a version whose container did not become healthy when deployed: not deployed again
+    # until the desired spec changes (each retry would stop the serving version for nothing)
+    openwebui_failed_hash: str | None = None
 
 
 class KnowledgeFile(Obs):
@@ -291,7 +294,12 @@ class KamalApp(Obs):
     name: str
     version: str | None  # our image label, else from the container name
     running: bool = False
+    health: str | None = None  # Docker's health status, when the container has a check
     networks: tuple[str, ...] = ()
+
+    @property
+    def unhealthy(self) -> bool:
+        return not self.running or self.health not in (None, "healthy")
 
 
 class CertificateObs(Obs):

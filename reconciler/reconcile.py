@@ -158,20 +158,22 @@ class _Passes:
             report.result = "refused"
             return False
         if not plan.actions:
-            self._nothing_planned(observed)
+            self._nothing_planned(observed, plan)
             return False
         if self.dry_run:
             report.result = "planned"
             return False
         return self._execute(plan, observed)
 
-    def _nothing_planned(self, observed: Observed) -> None:
+    def _nothing_planned(self, observed: Observed, plan: Plan) -> None:
         if not observed.ollama_reachable and observed.container is not None:
             # Nothing could be planned for the models: that is not convergence.
             self.report.result = "failed"
             self.report.notes += (
                 note("models_unchecked", "Ollama's API does not answer; the models were not checked"),
             )
+        elif any(n.kind == "openwebui_held_back" for n in plan.notes):
+            self.report.result = "degraded"  # all that can be done is done; not the commit's state
 
     def _execute(self, plan: Plan, observed: Observed) -> bool:
         report = self.report

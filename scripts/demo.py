@@ -1,112 +1,189 @@
-"""The main job, on this machine: the reconciler converging the example desired state.
+"""The main job, on this machine: the reconciler converging the whole example desired state.
 
-It brings up the test harness (the real Docker engine, a real registry on loopback holding
-small generated copies of the example's models, the Ollama-compatible server image), makes
-the bare desired-state repo with `reconciler init` from `desired_state/` (model names point
-at the local registry, the GPU is simulated), starts `reconciler serve`, pushes a change
-with `git push` so you see the reconcile stream back, and prints `reconciler status`.
-Everything it started is removed at the end. OpenWebUI's Kamal deploy needs an SSH server
-and an image registry: it is exercised by the Kamal tests, so this demo leaves
-openwebui.yaml out.
+    ./scripts/demo.sh           converge, push a change, roll it back, then remove everything
+    ./scripts/demo.sh --keep    the same, then leave the stack running for a browser (Ctrl-C,
+                                or `./scripts/demo.sh --down` from another terminal, removes it)
+    ./scripts/demo.sh --down    remove what a kept (or killed) demo left
+
+It brings up the harness (`tests/harness/fullstack.py`): the real Docker engine, small copies of
+the example's models in a local registry, the Ollama-compatible server image, the real
+OpenWebUI image (built from the `open-webui` package the first time, ~6 min, then reused),
+an SSH server on loopback so the real Kamal deploys to this machine as to a server, and the
+bare desired-state repo made by `reconciler init` from `desired_state/`. Then:
+`reconciler apply` converges everything (the Ollama container, models, the derived model,
+OpenWebUI through `kamal setup`, the knowledge base and presets through OpenWebUI's API),
+`reconciler serve` starts, a `git push` streams its reconcile back, OpenWebUI answers a chat
+through a preset on the printed URL, and `git revert` (`reconciler rollback`) goes back.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
+from types import FrameType
 
+import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.gitops import GitOps, git  # noqa: E402
-from tests.harness.standalone import harness_stack  # noqa: E402
+from tests.e2e.gitops import git  # noqa: E402
+from tests.harness.fullstack import FullStack, full_stack, teardown_manifest  # noqa: E402
+from tests.harness.openwebui import CACHE  # noqa: E402
 
-KiB, MiB, GiB = 1024, 2**20, 2**30
-# name, tag, architecture (as in the real models' GGUF headers), file size of the small copy
-MODELS = {
-    "llama3:8b-instruct-q4_K_M": ("llama3", "8b-instruct-q4_K_M", "llama", 32, 32, 8, 4096, 6 * MiB),
-    "phi3:mini": ("phi3", "mini", "phi3", 32, 32, 32, 3072, 3 * MiB),
-    "deepseek-r1:7b": ("deepseek-r1", "7b", "qwen2", 28, 28, 4, 3584, 5 * MiB),
-    "nomic-embed-text": ("nomic-embed-text", "latest", "nomic-bert", 12, 12, 12, 768, 1 * MiB),
-}
+# what a running (or killed) demo started, for `--down`
+MANIFEST = Path(os.environ.get("RECONCILER_DEMO_MANIFEST", str(CACHE / "demo" / "manifest.json")))
+STARTED = time.monotonic()
+TTY = sys.stdout.isatty()
 
 
 def say(text: str) -> None:
-    print(f"\n\033[1m== {text}\033[0m", flush=True)
+    print(f"\n\033[1m== {text}\033[0m" if TTY else f"\n== {text}", flush=True)
 
 
-def run(*args: str) -> None:
-    print("$ reconciler " + " ".join(args[3:] if args[0] == sys.executable else args), flush=True)
-    subprocess.run(list(args), check=False)
+def progress(line: str) -> None:
+    print(f"  [{time.monotonic() - STARTED:5.0f} s] {line}", flush=True)
+
+
+def run(fs: FullStack, *args: str) -> None:
+    print("$ reconciler " + " ".join(args), flush=True)
+    subprocess.run(fs.cli(*args), env={**os.environ, **fs.env}, check=False)
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _stop(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def down() -> int:
+    if not MANIFEST.exists():
+        print("nothing to remove: no demo left anything running")
+        return 0
+    owner = int(json.loads(MANIFEST.read_text()).get("owner_pid") or 0)
+    if owner and owner != os.getpid() and _alive(owner):
+        print(f"stopping the demo (pid {owner}); it removes what it started")
+        os.kill(owner, signal.SIGTERM)
+        deadline = time.monotonic() + 120
+        while _alive(owner) and time.monotonic() < deadline:
+            time.sleep(0.5)
+    if MANIFEST.exists():
+        for line in teardown_manifest(MANIFEST):
+            print(f"  removed {line}")
+    print("done: everything the demo started is gone")
+    return 0
+
+
+def _push_a_change(fs: FullStack) -> None:
+    # (pinning a third model would be refused: the example allows 2 loaded, both pinned)
+    say("git push: give the Phi3 preset a new prompt (through OpenWebUI's API, no redeploy)")
+    webui = yaml.safe_load((fs.ops.work / "openwebui.yaml").read_text())
+    for preset in webui["presets"]:
+        if preset["id"] == "phi3-fast":
+            preset["system"] = "Answer briefly, in one sentence."
+    fs.ops.commit("A shorter Phi3 preset", {"openwebui.yaml": yaml.safe_dump(webui, sort_keys=False)})
+    print("$ git push origin main", flush=True)
+    subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=fs.ops.work, check=False)
+
+
+def _show_openwebui(fs: FullStack) -> None:
+    say(f"OpenWebUI on {fs.webui_url}")
+    print(f"$ curl {fs.webui_url}/health")
+    print(httpx.get(f"{fs.webui_url}/health", timeout=10).text)
+    client = fs.webui()
+    models = [m["id"] for m in client.models() if not (m.get("info") or {}).get("meta", {}).get("hidden")]
+    print(f"OpenWebUI {client.version()} offers: {', '.join(models)}")
+    answer = fs.chat("phi3-fast", [{"role": "user", "content": "What is this server for?"}])
+    print(f"a chat through the preset phi3-fast -> {answer!r} (the Ollama-compatible server's answer)")
+
+
+def demo(keep: bool) -> int:
+    if MANIFEST.exists():
+        owner = int(json.loads(MANIFEST.read_text()).get("owner_pid") or 0)
+        if owner and _alive(owner):
+            print(f"a demo runs (pid {owner}): ./scripts/demo.sh --down stops it first", file=sys.stderr)
+            return 1
+        say("removing what an earlier demo left")
+        for line in teardown_manifest(MANIFEST):
+            print(f"  removed {line}")
+    signal.signal(signal.SIGTERM, _stop)
+    # Ctrl-C removes the stack even where SIGINT came in ignored (started in the background by
+    # a shell, under nohup): Python keeps an inherited SIG_IGN, and the demo would never end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    say("the harness: Docker, the model registry, the OpenWebUI image, an SSH server for Kamal")
+    port = 3000 if _free(3000) else None  # the example's port when it is free
+    try:
+        with full_stack(progress, manifest_path=MANIFEST, webui_port=port) as fs:
+            say(f"reconciler init {fs.ops.bare}  (seeded from desired_state/, hooks installed)")
+            print(git("log", "--oneline", "-1", "main", cwd=fs.ops.bare).stdout.strip())
+            say("reconciler apply: Ollama, models, derived model, OpenWebUI by Kamal, knowledge, presets")
+            applied = fs.apply(capture=False)
+            if applied.returncode != 0:
+                print(f"reconciler apply exited {applied.returncode}", file=sys.stderr)
+                return applied.returncode
+            say("reconciler serve  (in the background; its events also go to reconciler logs -f)")
+            fs.start_serve()
+            fs.ops.wait_event(lambda e: e["event"] == "reconcile.done", timeout=120)
+            run(fs, "status", "--state-dir", str(fs.state_dir))
+            _push_a_change(fs)
+            run(fs, "status", "--state-dir", str(fs.state_dir))
+            _show_openwebui(fs)
+            say("git revert + push (reconciler rollback): the prompt goes back")
+            subprocess.run(fs.cli("rollback", "--repo", str(fs.ops.bare)), check=False)
+            print(git("log", "--oneline", "-3", "main", cwd=fs.ops.bare).stdout)
+            run(fs, "status", "--state-dir", str(fs.state_dir))
+            elapsed = time.monotonic() - STARTED
+            say(f"OpenWebUI is answering at {fs.webui_url}  (demo took {elapsed:.0f} s)")
+            if keep:
+                print(
+                    "The stack is running: open the URL in a browser. Ctrl-C here, or "
+                    "./scripts/demo.sh --down from another terminal, removes everything.",
+                    flush=True,
+                )
+                with contextlib.suppress(KeyboardInterrupt):
+                    while True:
+                        time.sleep(3600)
+            say("removing everything the demo started")
+    except KeyboardInterrupt:
+        say("interrupted: everything the demo started was removed")
+        return 130
+    return 0
 
 
 def main() -> int:
-    with harness_stack() as stack, tempfile.TemporaryDirectory(prefix="rcl-demo-") as tmp:
-        say("pushing small copies of the example's models to the local registry")
-        local = {}
-        for name, (model, tag, arch, blocks, heads, kv, emb, size) in MODELS.items():
-            pushed = stack.registry.push_model(
-                model,
-                tag,
-                arch=arch,
-                block_count=blocks,
-                head_count=heads,
-                head_count_kv=kv,
-                embedding_length=emb,
-                size_bytes=size,
-                seed=model,
-            )
-            local[name] = pushed.name
-            print(f"  {name} -> {pushed.name} ({pushed.total_size / MiB:.1f} MiB)")
-        seed = Path(tmp) / "seed"
-        seed.mkdir()
-        ollama = yaml.safe_load((ROOT / "desired_state" / "ollama.yaml").read_text())
-        for entry in ollama["models"]:
-            entry["name"] = local[entry["name"]]
-        for entry in ollama["derived"]:
-            entry["from"] = local[entry["from"]]
-        container = stack.ollama["container"]
-        container["env"] = {
-            **ollama["container"]["env"],
-            "OLLAMA_CONTEXT_LENGTH": 4096,
-            "extra": {"FAKE_OLLAMA_GPU_VRAM": str(8 * GiB)},
-        }  # an RTX 3070
-        ollama["container"] = container
-        ollama["registries"] = stack.ollama["registries"]
-        stack.ollama = ollama
-        stack.server = yaml.safe_load((ROOT / "desired_state" / "server.yaml").read_text())
-        stack.server["lan_addresses"] = []
-        stack.write()
-        ops = GitOps(stack, Path(tmp) / "gitops")
-        say(f"reconciler init {ops.bare}  (seeded from desired_state/, hooks installed)")
-        say("reconciler serve  (in the background; events also go to reconciler logs -f)")
-        ops.start_serve()
-        ops.wait_event(lambda e: e["event"] == "reconcile.done", timeout=300)
-        cli = [sys.executable, "-m", "reconciler.cli"]
-        run(*cli, "status", "--state-dir", str(ops.state_dir))
-
-        say("git push: pin phi3:mini as well, so it stays in VRAM beside Llama3")
-        text = (ops.work / "ollama.yaml").read_text()
-        doc = yaml.safe_load(text)
-        for entry in doc["models"]:
-            if entry["name"] == local["phi3:mini"]:
-                entry["keep_loaded"] = True
-        ops.commit("Pin phi3:mini", {"ollama.yaml": yaml.safe_dump(doc, sort_keys=False)})
-        print("$ git push origin main", flush=True)
-        subprocess.run(["git", "push", "origin", "HEAD:main"], cwd=ops.work, check=False)
-        run(*cli, "status", "--state-dir", str(ops.state_dir))
-
-        say("git revert + push: roll the pin back (the model stays on disk, nothing is downloaded)")
-        subprocess.run([*cli, "rollback", "--repo", str(ops.bare)], check=False)
-        log = git("log", "--oneline", "-3", "main", cwd=ops.bare).stdout
-        print(log)
-        run(*cli, "status", "--state-dir", str(ops.state_dir))
-        ops.stop_serve()
-    return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--keep", action="store_true", help="leave the stack running (Ctrl-C removes it)")
+    parser.add_argument("--down", action="store_true", help="remove what a kept or killed demo left")
+    args = parser.parse_args()
+    if args.down:
+        return down()
+    return demo(args.keep)
 
 
 if __name__ == "__main__":

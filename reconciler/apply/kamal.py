@@ -12,10 +12,11 @@ import docker.errors
 
 from reconciler.apply.context import ExecContext
 from reconciler.apply.world import World
-from reconciler.errors import Conflict, EngineBusy
+from reconciler.errors import Conflict, EngineBusy, KamalFailed
 from reconciler.kamal import deploy
 from reconciler.kamal.tls import CA_DAYS, SERVER_DAYS, ensure_tls, tls_hosts
 from reconciler.labels import KAMAL_NETWORK
+from reconciler.observe.kamal import version_unhealthy
 from reconciler.observed import CertificateObs, KamalApp, KamalObs
 from reconciler.plan.actions import FreePort, KamalDeploy, KamalRollback, LinkNetworks, RenewCertificate
 from reconciler.report.events import EventName
@@ -29,12 +30,19 @@ def _target(ctx: ExecContext) -> deploy.Target:
 
 
 def _remember_version(ctx: ExecContext, version: str) -> None:
-    update = {"openwebui_spec_hash": version}
+    update = {"openwebui_spec_hash": version, "openwebui_failed_hash": None}
     ctx.remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=update)}))
 
 
 def run_deploy(action: KamalDeploy, ctx: ExecContext) -> None:
-    deploy.deploy(ctx.desired, action.version, _target(ctx), first=action.first)
+    try:
+        deploy.deploy(ctx.desired, action.version, _target(ctx), first=action.first)
+    except KamalFailed:
+        webui = ctx.desired.openwebui
+        if webui is not None and version_unhealthy(ctx.docker, webui.kamal.service, action.version):
+            failed = {"openwebui_failed_hash": action.version}
+            ctx.remember(lambda m: m.model_copy(update={"deployed": m.deployed.model_copy(update=failed)}))
+        raise
     _remember_version(ctx, action.version)
 
 

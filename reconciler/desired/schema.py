@@ -18,7 +18,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -618,6 +620,13 @@ class Parameters(Frozen):
     logits_all: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
     vocab_only: FlagOption = Field(default=None, description="Ollama before 0.7.0.")
     use_mlock: FlagOption = Field(default=None, description="Lock the weights in RAM (Ollama before 0.7.0).")
+
+    @model_serializer(mode="wrap")
+    def _set_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Only the parameters that are set: an unset one is left out, since `null` is no value
+        the loader takes back, so a dumped desired state loads again (the Kamal hooks read the
+        one the executor writes)."""
+        return {k: v for k, v in handler(self).items() if v is not None}
 
     def as_options(self) -> dict[str, int | float | bool | list[str]]:
         """The parameters that are set, as Ollama's JSON options."""

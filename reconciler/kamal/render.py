@@ -9,8 +9,10 @@ How OpenWebUI reaches Ollama: Kamal runs every app container on its own Docker n
 refuses a second `--network` at create time. So the Ollama container is attached to `kamal`
 with the alias `ollama`, and OpenWebUI's containers are attached to Ollama's own network,
 where Ollama always has that alias (see `reconciler.plan.kamal.link_actions`, run by the
-Kamal hooks). `OLLAMA_BASE_URL=http://ollama:11434` therefore resolves whichever of the two
-containers was recreated last.
+Kamal hooks). OpenWebUI is pointed at Ollama's container NAME (`http://ollama:11434` for the
+example), which Docker resolves on both networks and which is unique on the engine: the alias
+is not, once a second Ollama (a leftover, another stack on the same engine) sits on `kamal`,
+and Docker then answers for either.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, Literal
 import yaml
 
 from reconciler.desired.schema import DesiredState, OpenWebUISpec, SecretRef
-from reconciler.labels import OLLAMA_ALIAS, ROLE, VERSION_LABEL
+from reconciler.labels import ROLE, VERSION_LABEL
 from reconciler.plan.container import bind_addresses
 
 APP_PORT = 8080
@@ -53,12 +55,20 @@ class SecretNeed:
 
 @dataclass(frozen=True)
 class Timing:
-    """How long Kamal waits for a new container; tests make these small."""
+    """How long Kamal waits for a new container; tests make these small.
+
+    `health_interval` / `health_start_period`: in published mode Kamal waits until Docker calls
+    the new container healthy, and OpenWebUI's image checks `/health` at Docker's default
+    30 s interval, so every deploy (with the old version already stopped to free the port)
+    would last at least 30 s however fast OpenWebUI boots; checked every 5 s it is ready as
+    soon as it answers, and failures while it boots (20-30 s) do not count."""
 
     readiness_delay: int = 3
     deploy_timeout: int = 180
     drain_timeout: int = 10
     retain_containers: int = 3
+    health_interval: int = 5
+    health_start_period: int = 120
 
 
 @dataclass(frozen=True)
@@ -86,8 +96,9 @@ def _webui(desired: DesiredState) -> OpenWebUISpec:
     return desired.openwebui
 
 
-def ollama_base_url() -> str:
-    return f"http://{OLLAMA_ALIAS}:{OLLAMA_INNER_PORT}"
+def ollama_base_url(desired: DesiredState) -> str:
+    """The managed Ollama by its container name (unique on the engine, unlike the alias)."""
+    return f"http://{desired.ollama.container.name}:{OLLAMA_INNER_PORT}"
 
 
 def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str, str]:
@@ -97,7 +108,7 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
     the managed container's address (tests run OpenWebUI outside Docker)."""
     w = _webui(desired)
     env: dict[str, str] = {
-        "OLLAMA_BASE_URL": ollama_url or ollama_base_url(),
+        "OLLAMA_BASE_URL": ollama_url or ollama_base_url(desired),
         "ENABLE_OLLAMA_API": "True",
         "WEBUI_AUTH": "True" if w.auth else "False",
         "ENABLE_PERSISTENT_CONFIG": "True" if w.persistent_config else "False",
@@ -232,7 +243,11 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         config["proxy"] = proxy
     else:
         role["proxy"] = False
-        role["options"] = {"publish": publish_args(desired)}
+        role["options"] = {
+            "publish": publish_args(desired),
+            "health-interval": f"{timing.health_interval}s",
+            "health-start-period": f"{timing.health_start_period}s",
+        }
     return config
 
 

@@ -47,6 +47,7 @@ def parse_app(attrs: Mapping[str, Any], service: str) -> KamalApp | None:
         name=str(attrs.get("Name") or "").lstrip("/"),
         version=app_version(attrs, service),
         running=as_mapping(attrs.get("State")).get("Running") is True,
+        health=as_mapping(as_mapping(attrs.get("State")).get("Health")).get("Status"),
         networks=tuple(sorted(as_mapping(as_mapping(attrs.get("NetworkSettings")).get("Networks")))),
     )
 
@@ -89,6 +90,12 @@ def app_containers(client: docker.DockerClient, service: str) -> tuple[KamalApp,
 def running_versions(client: docker.DockerClient, service: str) -> tuple[str, ...]:
     """Versions of the service's running app containers."""
     return KamalObs(apps=app_containers(client, service)).running
+
+
+def version_unhealthy(client: docker.DockerClient, service: str, version: str) -> bool:
+    """A failed deploy got as far as a container of `version`, and it is not running healthy:
+    the image (or its settings) is at fault, not the way there (SSH, the registry, a lock)."""
+    return any(a.unhealthy for a in app_containers(client, service) if a.version == version)
 
 
 def observe_kamal(client: docker.DockerClient, desired: DesiredState, tls_dir: Path) -> KamalObs | None:

@@ -25,6 +25,7 @@ from reconciler.plan.actions import (
     RenewCertificate,
 )
 from reconciler.plan.hashing import spec_hash
+from reconciler.plan.notes import Note, note
 
 RENEW_BEFORE = timedelta(days=30)  # renew the server certificate when less is left
 CA_RENEW_BEFORE = RENEW_BEFORE + timedelta(days=1)  # the CA must outlive the certificate it signs
@@ -59,9 +60,23 @@ def renewal_due(cert: CertificateObs, at: datetime) -> RenewCertificate | None:
     return RenewCertificate(expires=cert.not_after, new_ca=new_ca, reason=f"{why}: renewing it")
 
 
+def held_back(desired: DesiredState, observed: Observed) -> Note | None:
+    """A version whose container did not become healthy is not deployed again for the same
+    desired spec: in published mode every try stops the serving version first."""
+    wanted, deployed = deploy_hash(desired), observed.deployed
+    if wanted is None or wanted != deployed.openwebui_failed_hash or wanted == deployed.openwebui_spec_hash:
+        return None
+    serving = deployed.openwebui_spec_hash or "no version"
+    return note(
+        "openwebui_held_back",
+        f"OpenWebUI version {wanted} held back: its container did not become healthy when it was "
+        f"deployed, so {serving} keeps serving; fix openwebui.yaml (or `git revert`) and push",
+    )
+
+
 def _version_action(desired: DesiredState, observed: Observed, since: str) -> Action | None:
     wanted, deployed = deploy_hash(desired), observed.deployed.openwebui_spec_hash
-    if wanted is None or wanted == deployed:
+    if wanted is None or wanted == deployed or held_back(desired, observed) is not None:
         return None
     if deployed is None:
         return KamalDeploy(version=wanted, first=True, reason=f"{since}, OpenWebUI was never deployed")
@@ -80,6 +95,8 @@ def kamal_actions(desired: DesiredState, observed: Observed, since: str) -> list
     renew = renewal_due(cert, observed.at) if cert is not None and observed.at is not None else None
     wanted = deploy_hash(desired)
     if renew is None or wanted is None or observed.deployed.openwebui_spec_hash is None:
+        return [version] if version else []
+    if held_back(desired, observed) is not None:  # renewed with the next deploy of a fixed spec
         return [version] if version else []
     if version is None or isinstance(version, KamalRollback):
         version = KamalDeploy(version=wanted, reason="kamal-proxy serves the renewed certificate")

@@ -29,6 +29,7 @@ NoteKind = Literal[
     # plan: OpenWebUI
     "openwebui_unreachable",  # deployed but not answering: its settings are planned once it does
     "openwebui_waiting",  # its settings wait for the pass after a deploy, or for Ollama
+    "openwebui_held_back",  # a version that did not become healthy is not deployed again
     # reconcile
     "not_implemented",  # an action this installation cannot carry out
     "models_unchecked",  # the container runs but Ollama's API does not answer
@@ -60,6 +61,7 @@ POLICY: dict[NoteKind, NotePolicy] = {
     "offloaded": NotePolicy(degraded=True),
     "openwebui_unreachable": NotePolicy(degraded=True, requeue_after=RECHECK_OPENWEBUI_S),
     "openwebui_waiting": NotePolicy(requeue_after=RECHECK_OPENWEBUI_S),
+    "openwebui_held_back": NotePolicy(degraded=True),
     "not_implemented": NotePolicy(degraded=True),
     "models_unchecked": NotePolicy(),
     "passes_exhausted": NotePolicy(),

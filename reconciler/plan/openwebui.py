@@ -110,6 +110,14 @@ def preset_form(webui: OpenWebUISpec, preset: Preset) -> PresetForm:
     params: dict[str, Any] = dict(preset.params)
     if preset.system:
         params["system"] = preset.system
+    if preset.knowledge:
+        # OpenWebUI 0.12 retrieves a model's attached knowledge into the prompt only with
+        # `function_calling: legacy` (utils/middleware.py process_chat_payload); its default,
+        # `native`, offers it as tools instead, which only tool-calling models use (Ollama
+        # refuses tools for phi3 or deepseek-r1). Legacy RAG works with every base model, local
+        # or cloud, which is what sharing knowledge across presets is for. A preset's own
+        # `params.function_calling` wins.
+        params.setdefault("function_calling", "legacy")
     return PresetForm(
         id=preset.id,
         name=preset.name,

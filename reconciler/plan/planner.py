@@ -32,7 +32,7 @@ from reconciler.plan.container import container_action
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
-from reconciler.plan.kamal import kamal_actions, link_actions
+from reconciler.plan.kamal import held_back, kamal_actions, link_actions
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.openwebui import plan_openwebui
@@ -83,6 +83,9 @@ def plan(desired: DesiredState, observed: Observed) -> Plan:
         )
     first = ([container] if container else []) + link_actions(desired, observed, container)
     kamal = kamal_actions(desired, observed, since)
+    held = held_back(desired, observed)
+    if held is not None:
+        notes.append(held)
     webui, webui_notes = _openwebui(ctx, container, kamal)
     notes += webui_notes
     if not observed.ollama_reachable:

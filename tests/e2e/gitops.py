@@ -20,10 +20,10 @@ IDENT = ["-c", "user.name=owner", "-c", "user.email=owner@example.lan"]
 
 
 def git(
-    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None
+    *args: str, cwd: Path, check: bool = True, env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *IDENT, *args], cwd=cwd, capture_output=True, text=True, check=check,
-                          env={**os.environ, **(env or {})}, timeout=120)  # fmt: skip
+                          env={**os.environ, **(env or {})}, timeout=timeout)  # fmt: skip
 
 
 class GitOps:
@@ -38,11 +38,12 @@ class GitOps:
         self.stderr_path = root / "serve.stderr"
 
     # -- serve ----------------------------------------------------------------------------------
-    def start_serve(self, *extra: str) -> None:
+    def start_serve(self, *extra: str, env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-m", "reconciler.cli", "serve", "--repo", str(self.bare),
                "--state-dir", str(self.state_dir), *extra]  # fmt: skip
         self.proc = subprocess.Popen(  # a session of its own: kill_serve(group=True) is systemd's kill
             cmd,
+            env={**os.environ, **(env or {})},
             stdout=subprocess.DEVNULL,
             stderr=self.stderr_path.open("w"),
             text=True,
@@ -83,7 +84,7 @@ class GitOps:
 
     def push(self, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         return git("push", "origin", "HEAD:main", cwd=self.work, check=False,
-                   env={"RECONCILER_PUSH_TIMEOUT": str(timeout)})  # fmt: skip
+                   env={"RECONCILER_PUSH_TIMEOUT": str(timeout)}, timeout=timeout + 60)  # fmt: skip
 
     def head(self) -> str:
         return git("rev-parse", "main", cwd=self.bare).stdout.strip()

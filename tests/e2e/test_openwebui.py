@@ -9,7 +9,6 @@ for RAG). The first run builds the venv (~2 min); afterwards the module takes we
 from __future__ import annotations
 
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -35,13 +34,12 @@ from reconciler.plan.actions import Action, Plan, UpdateKnowledge, UpdatePreset
 from reconciler.plan.openwebui import plan_openwebui, settings_hash
 from reconciler.report.events import EventBus
 from reconciler.state.store import StateStore
-from tests.harness.dockerd import apt_install
+from tests.harness.browser import ARTIFACTS, open_page, selected_model
 from tests.harness.openwebui import HostOllama, OpenWebUIServer, openwebui_process
 
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 UNDESIRED = "old-model:1b"  # on disk for rollback, not desired: must be hidden
 
 
@@ -241,45 +239,16 @@ def test_converge_knowledge_presets_and_visibility(
     assert time.monotonic() - started < 150
 
 
-def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        apt_install("chromium")
-        found = shutil.which("chromium")
-    assert found, "Debian chromium is not installed"
-    return found
-
-
 def test_browser_loads_without_login(
     server: OpenWebUIServer, repo: Path, state_dir: Path, tmp_path: Path
 ) -> None:
     _converge(server, repo, state_dir)
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "openwebui.png"
-    shot.unlink(missing_ok=True)
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--window-size=1280,800",
-        "--virtual-time-budget=15000",
-    ]
-    dom = subprocess.run(
-        [_chromium(), *flags, "--dump-dom", server.url + "/"], capture_output=True, text=True, timeout=120
-    )
-    subprocess.run(
-        [_chromium(), *flags, f"--screenshot={shot}", server.url + "/"], capture_output=True, timeout=120
-    )
+    page = open_page(server.url + "/", shot, tmp_path / "profile")
     assert shot.is_file() and shot.stat().st_size > 10_000
-    page = dom.stdout
     assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
     (ARTIFACTS / "openwebui.html").write_text(page)
-    # the chat page offers the desired default model (the selector shows it behind the pop-up)
+    # the chat page has the desired default model selected (behind the release notes pop-up)
     desired = _desired(repo)
     assert desired.openwebui is not None
-    assert desired.openwebui.default_models[0] in page, "the default model is not on the page"
+    assert selected_model(page) == desired.openwebui.default_models[0], "the default model is not selected"

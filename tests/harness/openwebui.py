@@ -5,7 +5,11 @@
     openwebui                session: `open-webui serve` on 127.0.0.1:<free port>
 
 The venv: `pip install torch==2.13.0` first (the CPU build available here), then `open-webui`;
-a marker file says it is complete; an fcntl lock serialises concurrent builds. OpenWebUI runs
+a marker file says it is complete (and with what); an fcntl lock serialises concurrent builds.
+It is made with Debian's python3.11 (`/usr/bin/python3.11`), the interpreter of the harness
+base image, because the OpenWebUI image (`openwebui_image.py`) is these very packages: pip
+resolves environment markers against the running interpreter (redis needs `async-timeout`
+only below Python 3.11.3), so a venv made with another 3.11 would lack packages there. OpenWebUI runs
 with the environment the reconciler renders (`clear_env`: WEBUI_AUTH=False,
 ENABLE_PERSISTENT_CONFIG=False, OFFLINE_MODE, the embedding engine pointed at the fake Ollama).
 """
@@ -30,12 +34,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.harness.dockerd import apt_install
 from tests.harness.fake_ollama.store import MT_CONFIG, MT_MODEL, Name, Store, go_json
 from tests.harness.gguf import GGUFSpec, make_gguf
 
 CACHE = Path(os.environ.get("RECONCILER_TEST_CACHE", "/var/cache/reconciler-tests"))
-VENV = CACHE / "openwebui-venv"
+VENV = CACHE / "openwebui-0.12.4-debian-py311"
 MARKER = ".reconciler-ready"
+DEBIAN_PYTHON = Path("/usr/bin/python3.11")  # bookworm's, as in local/pybase:bookworm
 TORCH = "torch==2.13.0"
 OPENWEBUI = "open-webui==0.12.4"
 FAKE_SERVER = Path(__file__).resolve().parent / "fake_ollama" / "server.py"
@@ -47,22 +53,52 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _interpreter() -> Path:
+    if (
+        not DEBIAN_PYTHON.exists()
+        or subprocess.run(
+            [str(DEBIAN_PYTHON), "-c", "import ensurepip, venv"], capture_output=True, check=False
+        ).returncode
+    ):
+        apt_install("python3.11", "python3.11-venv")
+    return DEBIAN_PYTHON
+
+
+def _run(command: list[str], timeout: float) -> None:
+    """Quietly (pip warns about this machine's local indexes on every package); the output only
+    when it fails."""
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"{' '.join(command)} exited {done.returncode}:\n{(done.stdout + done.stderr)[-4000:]}"
+        )
+
+
+def _marker_text() -> str:
+    return f"{OPENWEBUI} {TORCH} {DEBIAN_PYTHON}\n"
+
+
+def venv_ready(venv: Path = VENV) -> bool:
+    marker = venv / MARKER
+    return marker.exists() and marker.read_text() == _marker_text() and (venv / "bin" / "open-webui").exists()
+
+
 def ensure_openwebui_venv(venv: Path = VENV) -> Path:
     """The venv with open-webui, built when missing or incomplete. Returns the `open-webui` path."""
     binary = venv / "bin" / "open-webui"
-    if (venv / MARKER).exists() and binary.exists():
+    if venv_ready(venv):
         return binary
     venv.parent.mkdir(parents=True, exist_ok=True)
     with open(venv.parent / ".openwebui-venv.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (venv / MARKER).exists() and binary.exists():
+        if venv_ready(venv):
             return binary
         shutil.rmtree(venv, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        _run([str(_interpreter()), "-m", "venv", str(venv)], 120)
         pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
-        subprocess.run([*pip, TORCH], check=True, timeout=900)
-        subprocess.run([*pip, OPENWEBUI, TORCH], check=True, timeout=1800)
-        (venv / MARKER).write_text(OPENWEBUI + "\n")
+        _run([*pip, TORCH], 900)
+        _run([*pip, OPENWEBUI, TORCH], 1800)
+        (venv / MARKER).write_text(_marker_text())
     return binary
 
 

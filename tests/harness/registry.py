@@ -173,6 +173,7 @@ class Registry:
         *,
         name: str | None = None,
         login: RegistryLogin | None = None,
+        storage: Path | None = None,
     ) -> None:
         self.client = client
         self.network_name: str = network if isinstance(network, str) else str(network.name)
@@ -182,7 +183,9 @@ class Registry:
         alias = LOGIN_REGISTRY_ALIAS if login else REGISTRY_ALIAS
         self.host = f"{alias}:{self.port}"
         self.url = f"http://127.0.0.1:{self.port}"
-        self.storage = Path(tempfile.mkdtemp(prefix="rcl-registry-", dir="/tmp"))
+        # `storage`: a directory kept after stop (a cache across runs); default a temporary one
+        self._own_storage = storage is None
+        self.storage = storage or Path(tempfile.mkdtemp(prefix="rcl-registry-", dir="/tmp"))
         self.auth_dir: Path | None = self._write_auth(login) if login else None
         volumes = {str(self.storage): {"bind": "/var/lib/registry", "mode": "rw"}}
         run: dict[str, Any] = {"environment": {"REGISTRY_HTTP_ADDR": f"0.0.0.0:{self.port}"}}
@@ -289,7 +292,8 @@ class Registry:
         self.http.close()
         with contextlib.suppress(docker.errors.NotFound):
             self.container.remove(force=True)
-        shutil.rmtree(self.storage, ignore_errors=True)
+        if self._own_storage:
+            shutil.rmtree(self.storage, ignore_errors=True)
         if self.auth_dir is not None:
             shutil.rmtree(self.auth_dir, ignore_errors=True)
 

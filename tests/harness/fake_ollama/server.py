@@ -19,6 +19,10 @@ Environment:
   FAKE_OLLAMA_GRAPH_BYTES     fixed graph size per model (default: formula in scheduler.py)
   FAKE_OLLAMA_PULL_RATE       bytes/s download throttle (default unlimited)
   FAKE_OLLAMA_LOAD_RATE       bytes/s a model's weights load at (default 2 GiB/s)
+  FAKE_OPENAI_API_KEY         when set, /v1 demands `Authorization: Bearer <it>` (a cloud
+                              provider's check, not Ollama's; see openai_compat.py)
+
+OpenAI-compatible API: POST /v1/chat/completions, GET /v1/models (openai_compat.py).
 
 Test-only endpoints (not Ollama's):
   GET    /__fake/events            {"events": [...]} scheduler and pull events
@@ -53,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 # The container runs this file as a script (/app/server.py) with its siblings on sys.path;
 # type checkers see the same modules through the package path.
 if TYPE_CHECKING:
-    from tests.harness.fake_ollama import ed25519, gotemplate
+    from tests.harness.fake_ollama import ed25519, gotemplate, openai_compat
     from tests.harness.fake_ollama.gguf_reader import (
         GGUFError,
         file_type_name,
@@ -89,6 +93,7 @@ else:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import ed25519
     import gotemplate
+    import openai_compat
     from gguf_reader import GGUFError, file_type_name, human_number, read_gguf_metadata
     from scheduler import (
         DurationError,
@@ -796,7 +801,13 @@ class Handler(BaseHTTPRequestHandler):
         self._chatlike(chat=False)
 
     def h_chat(self) -> None:
-        self._chatlike(chat=True)
+        openai_compat.native_chat(self, lambda: self._chatlike(chat=True), STATE.event)
+
+    def h_v1_chat(self) -> None:
+        openai_compat.chat_completions(self, lambda: self._chatlike(chat=True), STATE.event)
+
+    def h_v1_models(self) -> None:
+        openai_compat.models(self, self.h_tags, STATE.event)
 
     def h_embed(self) -> None:
         """POST /api/embed {model, input: str | [str], keep_alive, options} (routes.go
@@ -1233,6 +1244,8 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("POST", "/api/generate"): Handler.h_generate,
     ("POST", "/api/chat"): Handler.h_chat,
     ("POST", "/api/embed"): Handler.h_embed,
+    ("POST", "/v1/chat/completions"): Handler.h_v1_chat,
+    ("GET", "/v1/models"): Handler.h_v1_models,
     ("POST", "/api/pull"): Handler.h_pull,
     ("POST", "/api/create"): Handler.h_create,
     ("POST", "/api/copy"): Handler.h_copy,

@@ -60,6 +60,9 @@ def test_published_mode_binds_loopback_and_lan_only() -> None:
     assert web["options"]["publish"] == ["127.0.0.1:3000:8080", "192.168.1.50:3000:8080"]
     assert "proxy" not in config
     assert not any("0.0.0.0" in p for p in web["options"]["publish"])
+    # Kamal waits for Docker's `healthy`: checked every 5 s, not the image's default 30 s
+    assert web["options"]["health-interval"] == "5s"
+    assert web["options"]["health-start-period"] == "120s"
 
 
 def test_published_mode_explicit_addresses_and_ipv6() -> None:
@@ -266,3 +269,33 @@ def test_every_setting_the_reconciler_renders_is_managed_or_a_documented_default
     rendered = set(clear_env(desired)) | set(clear_env(seed()))
     assert rendered - set(MANAGED_WEBUI_ENV) == overridable
     assert clear_env(desired)["ENABLE_PERSISTENT_CONFIG"] == "True"
+
+
+def test_the_desired_state_written_for_the_hooks_loads_back(tmp_path: Path) -> None:
+    """The Kamal hooks run `ensure-ollama` from the snapshot `write_project` leaves in the
+    project; the example (a derived model with typed parameters) must load from it."""
+    from reconciler.desired.load import load_desired
+    from reconciler.desired.schema import DesiredState
+    from reconciler.desired.source import DirSource
+    from reconciler.kamal.project import DESIRED_SNAPSHOT, write_project
+
+    example = load_desired(DirSource(Path(__file__).resolve().parents[3] / "desired_state"))
+    assert example.ollama.derived and example.ollama.derived[0].parameters.temperature == 0.4
+    write_project(render(example, "v1"), example, tmp_path, environ={})
+    again = DesiredState.model_validate_json((tmp_path / DESIRED_SNAPSHOT).read_text())
+    assert again == example
+
+
+def test_openwebui_reaches_ollama_by_its_container_name() -> None:
+    """The name is unique on the engine; the `ollama` alias on the shared `kamal` network is
+    not once a second Ollama sits there (Docker then answers with either)."""
+    from reconciler.kamal.render import clear_env
+
+    desired = seed()
+    container = desired.ollama.container.model_copy(update={"name": "gpu-ollama"})
+    renamed = desired.model_copy(
+        update={"ollama": desired.ollama.model_copy(update={"container": container})}
+    )
+    assert clear_env(desired)["OLLAMA_BASE_URL"] == "http://ollama:11434"
+    env = clear_env(renamed)
+    assert env["OLLAMA_BASE_URL"] == env["RAG_OLLAMA_BASE_URL"] == "http://gpu-ollama:11434"

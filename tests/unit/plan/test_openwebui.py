@@ -98,7 +98,10 @@ def test_a_fresh_openwebui_gets_each_knowledge_base_file_preset_and_hidden_model
         model_key(canonical(EMBED)),
     }  # a failed pull of it blocks the add
     preset = p.actions[3]
-    assert isinstance(preset, CreatePreset) and preset.preset.params == {"system": "Be brief."}
+    assert isinstance(preset, CreatePreset) and preset.preset.params == {
+        "system": "Be brief.",
+        "function_calling": "legacy",
+    }
     assert preset.needs() >= {"knowledge:work"}
     assert plan(state, simulate(p, _seen(state, FRESH))).empty
 
@@ -198,3 +201,26 @@ def test_a_base_deleted_by_hand_is_made_again_with_its_files() -> None:
     kinds = [type(a) for a in p.actions[:3]]
     assert kinds == [CreateKnowledge, AddKnowledgeFile, AddKnowledgeFile]
     assert not any(isinstance(a, HideModel) and a.id == "phi3:mini" for a in p.actions)
+
+
+def test_a_preset_with_knowledge_retrieves_it_into_the_prompt_whatever_its_model() -> None:
+    from reconciler.plan.openwebui import form_json, preset_form
+
+    webui = {
+        "knowledge": [{"name": "work"}],
+        "presets": [
+            {"id": "fast", "name": "Fast", "base": PHI, "system": "Be brief.", "knowledge": ["work"]},
+            {"id": "bare", "name": "Bare", "base": PHI},
+            {"id": "tools", "name": "Tools", "base": "llama3", "knowledge": ["work"],
+             "params": {"function_calling": "native"}},
+        ],
+    }  # fmt: skip
+    state = desired([PHI, "llama3"], openwebui=webui)
+    assert state.openwebui is not None
+    fast, bare, tools = (preset_form(state.openwebui, p) for p in state.openwebui.presets)
+    assert fast.params == {"system": "Be brief.", "function_calling": "legacy"}
+    assert form_json(fast, {"work": "kb-1"})["meta"]["knowledge"] == [
+        {"id": "kb-1", "name": "work", "type": "collection"}
+    ]
+    assert bare.params == {}  # no knowledge: OpenWebUI's default stays
+    assert tools.params == {"function_calling": "native"}  # the preset's own choice wins

@@ -390,3 +390,28 @@ def test_a_lan_certificate_near_expiry_is_renewed_by_a_deploy_never_a_rollback()
     )  # retained, yet deployed
     assert deploy.needs() >= renew.provides()  # a failed renewal blocks the deploy
     assert plan(state, simulate(plan(state, seen), seen)).empty
+
+
+def test_a_version_that_did_not_become_healthy_is_held_back_until_the_spec_changes() -> None:
+    from reconciler.observed import DeployedObs
+    from reconciler.plan.kamal import deploy_hash
+    from reconciler.plan.openwebui import settings_hash
+
+    good = desired([PHI], openwebui={"default_models": [PHI]})
+    broken = desired([PHI], openwebui={"default_models": [PHI], "image": "example/openwebui:bad"})
+    deployed = DeployedObs(
+        openwebui_spec_hash=deploy_hash(good),
+        openwebui_settings_hash=settings_hash(good),
+        openwebui_failed_hash=deploy_hash(broken),
+    )
+    seen = observed(broken, models=[model(PHI, ("p", GiB))], deployed=deployed)
+    p = plan(broken, seen)
+    assert not [a for a in p.actions if a.kind in ("kamal_deploy", "kamal_rollback")]
+    (why,) = [n for n in p.notes if n.kind == "openwebui_held_back"]
+    assert why.degraded and f"{deploy_hash(good)} keeps serving" in why.message and "push" in why.message
+    fixed = desired([PHI], openwebui={"default_models": [PHI], "image": "example/openwebui:fixed"})
+    (deploy,) = [a for a in plan(fixed, seen).actions if a.kind == "kamal_deploy"]
+    assert isinstance(deploy, KamalDeploy) and deploy.version == deploy_hash(fixed)
+    assert not [n for n in plan(fixed, seen).notes if n.kind == "openwebui_held_back"]
+    reverted = plan(good, seen)
+    assert not [a for a in reverted.actions if a.kind in ("kamal_deploy", "kamal_rollback")]
