@@ -261,13 +261,15 @@ def _observe(
     from reconciler.analytics.history import with_benchmarks
     from reconciler.memory import with_memory
     from reconciler.reconcile import observe
+    from reconciler.state.upstream import record_lookups
 
     at = datetime.now(UTC)
     runtime = _runtime(state_dir, url)
     memory, seen = observe(desired, runtime, at)
-    return with_benchmarks(
-        with_memory(seen, memory, at), desired, runtime.state.root, at
-    )  # `plan` shows a due benchmark
+    # The look-ups just made are what `plan` reports (not saved: a plan changes nothing), and a
+    # due benchmark is shown.
+    observed = with_memory(seen, record_lookups(memory, seen, at), at)
+    return with_benchmarks(observed, desired, runtime.state.root, at)
 
 
 @main.command()

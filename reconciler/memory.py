@@ -12,7 +12,15 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.observed import DeployedObs, EvictionObs, InventoryEntry, Observed
+from reconciler.observed import (
+    AppliedUpdate,
+    DeployedObs,
+    EvictionObs,
+    ImageTagsObs,
+    InventoryEntry,
+    Observed,
+    UpstreamObs,
+)
 
 EVICTION_WINDOW = timedelta(hours=1)
 
@@ -33,6 +41,11 @@ class Memory(_Frozen):
     warmed_at: dict[str, datetime] = Field(default_factory=dict)  # pinned model → when its load returned
     evictions: dict[str, tuple[Eviction, ...]] = Field(default_factory=dict)
     last_applied: str | None = None
+    upstream: dict[str, UpstreamObs] = Field(default_factory=dict)  # model → its last registry check
+    notified: dict[str, str] = Field(default_factory=dict)  # notice key → the state last told
+    recorded: dict[str, str] = Field(default_factory=dict)  # model → digest committed by record: commit
+    image_tags: dict[str, ImageTagsObs] = Field(default_factory=dict)  # image → its last tag-list check
+    applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
 
 
 def recent(evictions: tuple[Eviction, ...], at: datetime) -> tuple[Eviction, ...]:
@@ -52,5 +65,9 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "deployed": memory.deployed,
             "evictions": evictions,
             "warmed": tuple(sorted(memory.warmed)),
+            "upstream": tuple(memory.upstream[name] for name in sorted(memory.upstream)),
+            "recorded": memory.recorded,
+            "image_tags": tuple(memory.image_tags[key] for key in sorted(memory.image_tags)),
+            "applied_updates": memory.applied_updates,
         }
     )

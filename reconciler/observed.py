@@ -141,6 +141,7 @@ class RemoteManifest(Obs):
 
     name: str  # canonical
     blobs: tuple[Blob, ...]
+    digest: str = ""  # sha256 (hex) of the manifest bytes: what /api/tags lists once pulled
     architecture: Architecture | None = None
 
     @property
@@ -160,6 +161,37 @@ class InventoryEntry(Obs):
     last_used: datetime | None = None  # last time it was desired or seen loaded
     spec_hash: str | None = None  # derived models: hash of the spec it was created from
     digest: str | None = None  # derived models: manifest digest right after creation
+
+
+class UpstreamObs(Obs):
+    """The last look-up of a model's tag in its registry (the reconciler's memory): the digest
+    the registry served then, and when. A failed check keeps the digest of the last good one."""
+
+    name: str  # canonical
+    checked_at: datetime
+    digest: str | None = None
+    blobs: tuple[Blob, ...] = ()
+    error: str | None = None  # why the last check failed
+    failures: int = Field(default=0, ge=0)  # consecutive failed checks (they back off)
+
+
+class ImageTagsObs(Obs):
+    """The last look at an image's tag list (the reconciler's memory)."""
+
+    image: str  # host/repository
+    checked_at: datetime
+    tags: tuple[str, ...] = ()  # release tags seen (pre-releases and other tags left out)
+    error: str | None = None
+    failures: int = Field(default=0, ge=0)
+
+
+class AppliedUpdate(Obs):
+    """The last update the reconciler made to a model (its memory)."""
+
+    old: str
+    new: str
+    at: datetime
+    rollback: str = ""  # where the old manifest is kept
 
 
 class DeployedObs(Obs):
@@ -333,6 +365,12 @@ class Observed(Obs):
     host_addresses: tuple[str, ...] | None = None  # this machine's IP addresses (None: not observed)
     bench: BenchObs | None = None  # the benchmark history (only with benchmarks.on_change)
     at: datetime | None = None  # when it was observed: what the planner's time windows count from
+    upstream: tuple[UpstreamObs, ...] = ()  # the last registry check of each model (memory)
+    recorded: dict[str, str] = Field(default_factory=dict)  # model → digest last committed (record: commit)
+    image_tags: tuple[ImageTagsObs, ...] = ()  # the last tag-list check of each image (memory)
+    image_checks: tuple[ImageTagsObs, ...] = ()  # the tag-list looks of this observation
+    applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
+    clock: datetime | None = None  # `at` in the server's time zone (update windows are in it)
 
     def weights_keys(self) -> dict[str, str]:
         """Name → what Ollama keys its loaded copy by: the weights file (digest) when known,

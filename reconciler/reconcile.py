@@ -14,22 +14,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from reconciler.analytics.history import with_benchmarks
-from reconciler.desired.refs import canonical
+from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.memory import Eviction, Memory, with_memory
 from reconciler.observe.server import observe_server
 from reconciler.observed import Observed
 from reconciler.plan.actions import OpenWebUIAction, Plan
+from reconciler.plan.image_tags import images_due
 from reconciler.plan.notes import Note, note, requeue_after
 from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan as make_plan
+from reconciler.plan.update_policy import checks_due
 from reconciler.report import status as status_mod
 from reconciler.report.events import EventBus
 from reconciler.report.render import plan_to_json
 from reconciler.report.status import StatusResult
 from reconciler.runtime import Runtime
 from reconciler.state.suspend import load_suspension
+from reconciler.state.upstream import record_lookups
 
 if TYPE_CHECKING:  # the executors are imported only when there is something to do
     from reconciler.apply.context import ExecContext
@@ -205,7 +208,15 @@ def observe(desired: DesiredState, runtime: Runtime, at: datetime) -> tuple[Memo
     ledger = runtime.state.load_ledger()
     deployed = desired.openwebui is not None and memory.deployed.openwebui_spec_hash is not None
     seen = observe_server(
-        desired, runtime.readers(desired), at, openwebui=ledger.own_ids() if deployed else None
+        desired,
+        runtime.readers(desired),
+        at,
+        openwebui=ledger.own_ids() if deployed else None,
+        due_checks=lambda present: [
+            parse_ref(m.name) for m in checks_due(desired, present, memory.upstream, at)
+        ],
+        images=images_due(desired, memory.image_tags, at),
+        image_tags=memory.image_tags,
     )
     return memory, seen.model_copy(update={"ledger": ledger})
 
@@ -235,6 +246,8 @@ def exec_context(
         read_knowledge=runtime.read_knowledge,
         openwebui_url=runtime.openwebui_url,
         container_id=observed.container.id if observed.container else "",
+        desired_repo=runtime.desired_repo,
+        desired_branch=runtime.desired_branch,
     )
 
 
@@ -295,7 +308,8 @@ def _bookkeep(memory: Memory, observed: Observed, desired: DesiredState, at: dat
             if container_id and loaded_in == container_id and name in wanted:
                 suspects = tuple(sorted(m.name for m in observed.loaded))
                 evictions[name] = (*evictions.get(name, ()), Eviction(at=at, suspects=suspects))
-    return memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})
+    memory = memory.model_copy(update={"inventory": inventory, "warmed": warmed, "evictions": evictions})
+    return record_lookups(memory, observed, at)
 
 
 # ───────────────────────────── status: one writer for serve and apply ─────────────────────────────
@@ -333,6 +347,7 @@ def write_status(
         at=at,
         settings_hash=memory.deployed.openwebui_settings_hash,
     ).model_copy(update={"suspended": load_suspension(state_dir)})
+    status = status.model_copy(update={"images": status_mod.image_rows(desired, observed)})
     status_mod.save_status(state_dir, status)
     return status
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import docker
 import httpx
@@ -36,6 +37,9 @@ class Runtime:
     read_knowledge: Callable[[str, str], bytes | None] | None = None
     openwebui_url: str | None = None
     clock: Clock = SYSTEM  # what observe, the events' times, the journal and serve read
+    # `record: commit`: the desired-state repo and branch updates are committed to (set by serve).
+    desired_repo: Path | None = None
+    desired_branch: str = "main"
     _clients: dict[tuple[str, float | None], ollama.Client] = field(default_factory=dict, repr=False)
     _registry_http: httpx.Client | None = field(default=None, repr=False)
     _http: httpx.Client | None = field(default=None, repr=False)

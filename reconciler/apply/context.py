@@ -52,6 +52,8 @@ class ExecContext:
     read_knowledge: ReadFile | None = None
     openwebui_url: str | None = None
     container_id: str = ""  # where pinned models are warmed (eviction tracking); set by the container
+    desired_repo: Path | None = None  # `record: commit`: the desired-state repo (serve's)
+    desired_branch: str = "main"
     _openwebui: OpenWebUIClient | None = field(default=None, repr=False)
 
     @property

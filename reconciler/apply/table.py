@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from reconciler.apply import bench, container, kamal, models, openwebui
+from reconciler.apply import bench, container, kamal, models, openwebui, updates
 from reconciler.apply.context import ExecContext
 from reconciler.apply.world import World
 from reconciler.observed import DiskObs, ModelObs, Observed
@@ -30,14 +30,17 @@ from reconciler.plan.actions import (
     LoadModel,
     Plan,
     PullModel,
+    RecordUpdate,
     RemoveKnowledgeFile,
     RemoveModel,
     RenewCertificate,
     ReplaceKnowledgeFile,
+    RestoreModel,
     RunBenchmark,
     ShowModel,
     UnloadModel,
     UpdateKnowledge,
+    UpdateModel,
     UpdatePreset,
 )
 from reconciler.plan.disk_budget import BlobLedger
@@ -64,6 +67,9 @@ TABLE: dict[type, Row[Any]] = {
     CreateDerived: _row(CreateDerived, models.run_create, models.created),
     LoadModel: _row(LoadModel, models.run_load, models.loaded),
     UnloadModel: _row(UnloadModel, models.run_unload, models.unloaded),
+    UpdateModel: _row(UpdateModel, updates.run_update, updates.updated),
+    RestoreModel: _row(RestoreModel, updates.run_restore, updates.restored),
+    RecordUpdate: _row(RecordUpdate, updates.run_record, updates.recorded),
     LinkNetworks: _row(LinkNetworks, kamal.run_links, kamal.linked),
     RenewCertificate: _row(RenewCertificate, kamal.run_renew, kamal.renewed),
     KamalDeploy: _row(KamalDeploy, kamal.run_deploy, kamal.version_deployed),

@@ -304,12 +304,14 @@ def _secret_checks(parsed: dict[str, _Parsed], policy: SecretPolicy) -> list[Pro
     webui = parsed.get("openwebui")
     problems = []
     uses = secret_uses(
-        _spec(parsed, "ollama", OllamaSpec), _spec(parsed, "openwebui", OpenWebUISpec) if webui else None
+        _spec(parsed, "ollama", OllamaSpec),
+        _spec(parsed, "openwebui", OpenWebUISpec) if webui else None,
+        _spec(parsed, "server", ServerSpec),
     )
     for use in uses:
         why = use_refusal(policy, use)
         if why is not None:
-            section = "ollama" if use.file == OLLAMA_FILE else "openwebui"
+            section = {OLLAMA_FILE: "ollama", SERVER_FILE: "server"}.get(use.file, "openwebui")
             problems.append(parsed[section].problem(use.path, *why))
     return problems
 

@@ -185,10 +185,49 @@ class Budgets(Frozen):
     vram: VramBudget = Field(default_factory=VramBudget, description="VRAM budget per GPU.")
 
 
+NotifyEvent = Literal[
+    "failing", "stalled", "degraded", "recovered", "update_available", "update_applied", "update_failed",
+    "disk_low",
+]  # fmt: skip
+NOTIFY_EVENTS: tuple[NotifyEvent, ...] = (
+    "failing", "stalled", "degraded", "recovered", "update_available", "update_applied", "update_failed",
+    "disk_low",
+)  # fmt: skip
+
+
+class NotifyTarget(Frozen):
+    """Where notifications go: an Apprise URL, by secret reference (it carries the token)."""
+
+    to: str = Field(
+        description="The host the notifications are sent to (e.g. ntfy.lan, 127.0.0.1): the "
+        "secrets policy must allow the URL's secret there, and the URL must point at it."
+    )
+    url: SecretRef = Field(
+        description="The Apprise URL (ntfys://, gotify://, matrixs://, mailtos://, tgram://, "
+        "json://…), by reference: {env: NAME} or {file: NAME}."
+    )
+    events: list[NotifyEvent] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS),
+        description="What is sent: failing (a reconcile failing after retries), stalled, degraded, "
+        "recovered, update_available, update_applied, update_failed, disk_low. Default: all.",
+    )
+
+    @field_validator("to")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        if not re.fullmatch(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$", value):
+            raise ValueError("must be a host name or address, without scheme, port or path")
+        return value.lower()
+
+
 class ServerSpec(Frozen):
     """`server.yaml`: the machine's budgets and network."""
 
     budgets: Budgets = Field(description="Disk and VRAM budgets the plan must respect.")
+    notify: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="Notifications (Apprise URLs by secret reference), each sent once per change of state.",
+    )
     lan_addresses: list[IPAddress] = Field(
         default_factory=list,
         description="The server's LAN addresses. Services are published on loopback plus "
@@ -385,6 +424,78 @@ class Registry(Frozen):
         return value
 
 
+_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
+_INTERVAL = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+UpdateMode = Literal["never", "notify", "auto"]
+
+
+def _window(value: str) -> str:
+    found = _WINDOW.fullmatch(value)
+    if found is None:
+        raise ValueError('must be "HH:MM-HH:MM" in the server\'s time zone, e.g. "02:00-06:00"')
+    if found.group(1, 2) == found.group(3, 4):
+        raise ValueError(
+            "the window is empty: it starts and ends at the same time, so it would never be open"
+        )
+    return value
+
+
+def _interval(value: str) -> str:
+    found = _INTERVAL.fullmatch(value)
+    if found is None:
+        raise ValueError("must be a whole number of minutes, hours or days, e.g. 30m, 6h or 1d")
+    if interval_seconds(value) < 300:
+        raise ValueError("checks run at most every 5 minutes (5m): registries rate-limit look-ups")
+    return value
+
+
+def interval_seconds(value: str) -> int:
+    """`30m` / `6h` / `1d` → seconds (the value is validated by the schema)."""
+    found = _INTERVAL.fullmatch(value)
+    if found is None:
+        raise ValueError(value)
+    return int(found.group(1)) * {"m": 60, "h": 3600, "d": 86400}[found.group(2)]
+
+
+Window = Annotated[str, AfterValidator(_window)]
+Interval = Annotated[str, AfterValidator(_interval)]
+
+
+class UpdatePolicy(Frozen):
+    """`updates:` in ollama.yaml (every model) or on one model (overrides those fields)."""
+
+    policy: UpdateMode | None = Field(
+        default=None,
+        description="`never`: a present model is never looked at again; `notify`: check the "
+        "registry on a schedule and report an update (changes nothing); `auto`: pull the new "
+        "digest inside `window`, keeping the old one as a rollback entry. Default: never.",
+    )
+    check_every: Interval | None = Field(
+        default=None,
+        description="How often the registry is asked at most (30m, 6h, 1d; at least 5m). A "
+        "failed look-up waits twice as long each time (up to 8x). Default: 24h.",
+    )
+    window: Window | None = Field(
+        default=None,
+        description='When `auto` may update, "HH:MM-HH:MM" in the server\'s time zone (may '
+        "wrap past midnight). Unset: `auto` waits (an update needs a window).",
+    )
+    images: Literal["never", "notify"] | None = Field(
+        default=None,
+        description="The Ollama and OpenWebUI images (ollama.yaml only): `notify` reports newer "
+        "release tags (semantic versions from the registry's tag list, pre-releases ignored) on the "
+        "same schedule; the image itself changes only by a commit. Default: never.",
+    )
+    record: Literal["none", "commit"] | None = Field(
+        default=None,
+        description="`commit`: an `auto` update is made as a commit to the desired-state repo that "
+        "pins the new digest (name@sha256:…), by the reconciler's own identity and validated like "
+        "any push; the pinned model then moves to it, so `git revert` of that commit restores the "
+        "previous digest from its rollback entry. Default: none (the update is made directly).",
+    )
+
+
 class ModelSpec(Frozen):
     name: ModelName = Field(
         description="Ollama reference: model[:tag], namespace/model[:tag] or "
@@ -401,6 +512,40 @@ class ModelSpec(Frozen):
         description="Context length the model is loaded with; sizes its KV cache. Unset: "
         "OLLAMA_CONTEXT_LENGTH or 4096.",
     )
+    digest: str | None = Field(
+        default=None,
+        description="Pin the manifest digest (sha256:<64 hex>; also written name@sha256:...). "
+        "Ollama pulls by tag only, so the model is pulled only while the registry serves this "
+        "digest for the tag, and a pinned model is never updated.",
+    )
+    updates: UpdatePolicy | None = Field(
+        default=None, description="Override ollama.yaml `updates:` for this model."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_digest(cls, data: Any) -> Any:
+        """`name@sha256:…` is the name and its pinned digest."""
+        if isinstance(data, dict) and isinstance(data.get("name"), str) and "@" in data["name"]:
+            name, _, digest = data["name"].partition("@")
+            if "digest" in data and data["digest"] != digest:
+                raise ValueError("the digest in `name` and `digest` differ: write it once")
+            data = {**data, "name": name, "digest": digest}
+        return data
+
+    @field_validator("updates")
+    @classmethod
+    def _no_images(cls, value: UpdatePolicy | None) -> UpdatePolicy | None:
+        if value is not None and value.images is not None:
+            raise ValueError("`images` is a setting of ollama.yaml's top-level `updates:`, not of one model")
+        return value
+
+    @field_validator("digest")
+    @classmethod
+    def _digest(cls, value: str | None) -> str | None:
+        if value is not None and not _DIGEST.fullmatch(value):
+            raise ValueError("must be sha256: followed by 64 lower-case hex digits")
+        return value
 
 
 Scalar = str | int | float | bool
@@ -541,20 +686,9 @@ class RemovalPolicy(Frozen):
     )
 
 
-_WINDOW = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])$")
-
-
 def _go_duration(value: str) -> str:
     if not _DURATION.fullmatch(value) or value.startswith("-"):
         raise ValueError("not a Go duration: write e.g. 30s, 5m or 1h")
-    return value
-
-
-def _window(value: str) -> str:
-    if not _WINDOW.fullmatch(value):
-        raise ValueError("not a time window: write HH:MM-HH:MM in the server's local time, e.g. 01:00-06:00")
-    if value[:5] == value[6:]:
-        raise ValueError("the window starts and ends at the same minute: it would never be open")
     return value
 
 
@@ -607,7 +741,7 @@ class Benchmarks(Frozen):
         description="Benchmark a listed model after it is pulled or its settings change: a "
         "reconcile (serve, apply) plans it within `window`.",
     )
-    window: Annotated[str, AfterValidator(_window)] | None = Field(
+    window: Window | None = Field(
         default=None,
         description="When on_change benchmarks may run, HH:MM-HH:MM in the server's local time "
         "(may wrap midnight). Unset: any time.",
@@ -643,6 +777,10 @@ class OllamaSpec(Frozen):
     removal: RemovalPolicy = Field(default_factory=RemovalPolicy)
     benchmarks: Benchmarks = Field(
         default_factory=Benchmarks, description="Benchmarks and the quantization advisor."
+    )
+    updates: UpdatePolicy = Field(
+        default_factory=UpdatePolicy,
+        description="When present models are checked for a new upstream digest, and what is done then.",
     )
 
     def all_models(self) -> list[ModelSpec | DerivedModel]:

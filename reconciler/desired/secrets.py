@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel
 
 from reconciler.desired.redact import shown
-from reconciler.desired.schema import DesiredState, OllamaSpec, OpenWebUISpec, SecretRef
+from reconciler.desired.schema import DesiredState, OllamaSpec, OpenWebUISpec, SecretRef, ServerSpec
 
 Path = tuple[str | int, ...]
 DEFAULT_CONFIG = "/etc/reconciler/reconciler.toml"
@@ -139,11 +139,23 @@ def _ollama_destinations(ollama: OllamaSpec, path: Path) -> tuple[str, ...] | No
     return None
 
 
-def secret_uses(ollama: OllamaSpec, webui: OpenWebUISpec | None) -> list[SecretUse]:
+def _server_destinations(server: ServerSpec, path: Path) -> tuple[str, ...] | None:
+    match path:
+        case ("notify", int(index), "url"):
+            return (server.notify[index].to,)
+    return None
+
+
+def secret_uses(
+    ollama: OllamaSpec, webui: OpenWebUISpec | None, server: ServerSpec | None = None
+) -> list[SecretUse]:
     """Every secret reference of the state with its destinations. A reference in a field
     this table does not know gets no destination, so `refusal` refuses it: a new secret
     field is allowed only once it says where its value goes."""
     uses: list[SecretUse] = []
+    if server is not None:
+        for path, ref in _refs(server, ()):
+            uses.append(SecretUse("server.yaml", path, ref, _dedupe(_server_destinations(server, path))))
     for path, ref in _refs(ollama, ()):
         uses.append(SecretUse("ollama.yaml", path, ref, _dedupe(_ollama_destinations(ollama, path))))
     if webui is not None:
@@ -153,7 +165,7 @@ def secret_uses(ollama: OllamaSpec, webui: OpenWebUISpec | None) -> list[SecretU
 
 
 def uses_of(desired: DesiredState) -> list[SecretUse]:
-    return secret_uses(desired.ollama, desired.openwebui)
+    return secret_uses(desired.ollama, desired.openwebui, desired.server)
 
 
 def destinations_of(desired: DesiredState, ref: SecretRef) -> tuple[str, ...]:

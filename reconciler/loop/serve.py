@@ -13,7 +13,7 @@ from reconciler.apply.runner import RunHooks
 from reconciler.clock import Clock
 from reconciler.desired.load import load_desired
 from reconciler.desired.refs import canonical
-from reconciler.desired.schema import DesiredState
+from reconciler.desired.schema import DesiredState, NotifyTarget
 from reconciler.desired.source import GitCommitSource, knowledge_reader
 from reconciler.errors import InvalidDesiredState
 from reconciler.loop.journal import Journal
@@ -21,6 +21,9 @@ from reconciler.loop.lock import ServeLock
 from reconciler.loop.queue import Backoff, Trigger, TriggerKind, TriggerQueue
 from reconciler.loop.sources import resync_timer, watch_docker, watch_refs
 from reconciler.loop.systemd import Liveness, Systemd
+from reconciler.notify.decide import decide
+from reconciler.notify.outcomes import updates_done
+from reconciler.notify.send import send
 from reconciler.reconcile import ReconcileReport, reconcile, result_of, write_status
 from reconciler.report import status as status_mod
 from reconciler.report.bench_metrics import BenchCollector
@@ -61,6 +64,7 @@ class Server:
     def __init__(self, config: ServeConfig, runtime: Runtime, events: EventBus) -> None:
         self.config, self.runtime, self.events = config, runtime, events
         self.clock: Clock = runtime.clock
+        runtime.desired_repo, runtime.desired_branch = config.repo, config.branch  # record: commit
         self.state_dir = runtime.state.root
         self.queue = TriggerQueue(self.clock)
         self.stop = threading.Event()
@@ -74,6 +78,7 @@ class Server:
         self.container_name: str | None = None  # of the newest desired state, for Docker events
         self.liveness = Liveness(config.stuck_after, self.clock.monotonic)
         self.systemd = Systemd()
+        self.notify_targets: list[NotifyTarget] = []
         events.subscribe(self._on_event)
 
     def run(self) -> None:
@@ -235,6 +240,24 @@ class Server:
             at=self.clock.now(),
         )
         self.metrics.conditions(self.status)
+        if desired is not None:
+            self.notify_targets = list(desired.server.notify)  # an invalid commit keeps the last ones
+        self._notify(report)
+
+    def _notify(self, report: ReconcileReport | None) -> None:
+        """Tell the owner what changed (each state once); a notice that could not be sent is
+        tried again after the next reconcile."""
+        if not self.notify_targets:
+            return
+        memory = self.runtime.state.load()
+        notices = decide(
+            self.status, failures=self.backoff.failures, done=updates_done(report), sent=memory.notified
+        )
+        if not notices:
+            return
+        delivered = send(self.notify_targets, notices, lambda name, **data: self.events.emit(name, **data))
+        told = {n.key: n.state for n in delivered}
+        self.runtime.state.update(lambda m: m.model_copy(update={"notified": {**m.notified, **told}}))
 
     def _on_event(self, event: Event) -> None:
         """Keep status.json live while pulling (throttled) and while reconciling; every event

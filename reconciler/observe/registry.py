@@ -5,12 +5,17 @@ Docker Registry HTTP API v2): `GET /v2/<ns>/<model>/manifests/<tag>` with the Do
 manifest media type, a bearer token fetched from the `WWW-Authenticate` challenge on 401
 (anonymous first, then with the registry's `login` for a private repository), blobs by digest
 under `/v2/<ns>/<model>/blobs/<digest>` (often a redirect to a CDN).
+The manifest's digest is the sha256 of the bytes served: Ollama writes those bytes to disk as
+they came (v0.32.15 server/images.go PullModel, `os.WriteFile(fp, manifestData)`), and
+`/api/tags` lists the sha256 of that file in hex (manifest/manifest.go ParseNamedManifest),
+so the two compare.
 The architecture comes from the first bytes of the GGUF model layer, fetched with a Range
 request so a multi-GB blob is never downloaded here.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -242,7 +247,8 @@ def lookup(
             architecture = session.architecture(f"{repo}/blobs/{model.digest}", header_limit)
         except httpx.HTTPError:
             architecture = None  # sizes are what matter; the VRAM estimate says "unknown"
-    return RemoteManifest(name=ref.canonical, blobs=blobs, architecture=architecture)
+    digest = hashlib.sha256(body).hexdigest()  # hex, as /api/tags lists it (manifest.go)
+    return RemoteManifest(name=ref.canonical, blobs=blobs, architecture=architecture, digest=digest)
 
 
 def _unique(refs: Iterable[ModelRef]) -> Iterator[ModelRef]:

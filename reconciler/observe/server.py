@@ -6,7 +6,7 @@ memory: the reconcile adds that (`reconciler.memory.with_memory`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,18 +15,27 @@ import docker
 import httpx
 import ollama
 
-from reconciler.desired.refs import canonical, parse_ref
+from reconciler.desired.images import ImageRef
+from reconciler.desired.refs import ModelRef, canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState
 from reconciler.errors import ReconcilerError
 from reconciler.observe.disk import blob_sizes, gguf_magic_ok, observe_disk, read_manifests
 from reconciler.observe.docker import observe_container, volume_mountpoint
 from reconciler.observe.gpu import observe_gpus
 from reconciler.observe.host import observe_addresses
+from reconciler.observe.image_tags import check_images
 from reconciler.observe.kamal import observe_kamal
 from reconciler.observe.ollama import OllamaView, observe_ollama
 from reconciler.observe.openwebui import observe_openwebui
 from reconciler.observe.registry import lookup_all
-from reconciler.observed import ContainerObs, Observed, OpenWebUIObs, RemoteManifest
+from reconciler.observed import (
+    ContainerObs,
+    ImageTagsObs,
+    ModelObs,
+    Observed,
+    OpenWebUIObs,
+    RemoteManifest,
+)
 from reconciler.openwebui.client import OpenWebUIClient
 
 
@@ -99,16 +108,21 @@ def _ollama(
     )
 
 
+DueChecks = Callable[[dict[str, ModelObs]], list[ModelRef]]  # present models → those to look up
+
+
 def _remote(
-    desired: DesiredState, readers: Readers, view: OllamaView
+    desired: DesiredState, readers: Readers, view: OllamaView, due_checks: DueChecks | None
 ) -> tuple[tuple[RemoteManifest, ...], dict[str, str]]:
-    """The registry's manifests of the desired models Ollama does not have (usable)."""
-    present = {m.name for m in view.models if m.broken is None}
+    """The registry's manifests of the desired models Ollama does not have (usable), and of the
+    present ones whose update check is due (looked up the same way; never drift)."""
+    present = {m.name: m for m in view.models if m.broken is None}
     missing = [parse_ref(m.name) for m in desired.ollama.models if canonical(m.name) not in present]
-    if not view.reachable or not missing:
+    due = due_checks(present) if due_checks is not None else []
+    if not view.reachable or not (missing or due):
         return (), {}
     return lookup_all(
-        missing, desired.ollama.registries, readers.registry_timeout, client=readers.registry_http
+        missing + due, desired.ollama.registries, readers.registry_timeout, client=readers.registry_http
     )
 
 
@@ -122,17 +136,29 @@ def observe_webui(readers: Readers, own_bases: set[str]) -> OpenWebUIObs:
 
 
 def observe_server(
-    desired: DesiredState, readers: Readers, at: datetime, *, openwebui: set[str] | None = None
+    desired: DesiredState,
+    readers: Readers,
+    at: datetime,
+    *,
+    openwebui: set[str] | None = None,
+    due_checks: DueChecks | None = None,
+    images: Sequence[ImageRef] = (),
+    image_tags: dict[str, ImageTagsObs] | None = None,
 ) -> Observed:
     """Everything the planner compares with `desired`. `openwebui`: the ids of the reconciler's
-    own knowledge bases, when OpenWebUI is deployed and to be looked at (None: it is not)."""
+    own knowledge bases, when OpenWebUI is deployed and to be looked at (None: it is not).
+    `due_checks`: which present models' registry check is due (the update policy's, given by the
+    caller); `images`: the images whose tag lists to look at, `image_tags` the last looks."""
     spec = desired.ollama.container
     container = observe_container(readers.docker, spec.name)
     volume = _Volume(volume_mountpoint(readers.docker, spec.volume))
     disk_path = volume.mount or str(readers.docker.info().get("DockerRootDir", "/"))
     gpus, gpu_error = observe_gpus()
     view = _ollama(desired, readers, container, volume, at)
-    remote, remote_errors = _remote(desired, readers, view)
+    remote, remote_errors = _remote(desired, readers, view, due_checks)
+    image_checks = check_images(
+        images, desired.ollama.registries, readers.registry_http, image_tags or {}, at
+    )
     return Observed(
         container=container,
         ollama_reachable=view.reachable,
@@ -148,4 +174,6 @@ def observe_server(
         remote_errors=remote_errors,
         host_addresses=observe_addresses(),
         at=at,
+        clock=at.astimezone(),  # the server's time zone: update windows are in it
+        image_checks=image_checks,
     )

@@ -141,6 +141,68 @@ class RemoveModel(_ModelAction):
         return f"{verb} {self.model} (frees {format_bytes(self.frees_bytes)})"
 
 
+class UpdateModel(_ModelAction):
+    """Pull a present model's new upstream digest, keeping the old manifest under `rollback`
+    (an `ollama cp` first, so a re-pull's prune leaves its blobs: server/images.go PullModel
+    deletes only layers no manifest references)."""
+
+    kind: Literal["update"] = "update"
+    model: str  # as the user wrote it, without a digest (Ollama pulls by tag)
+    canonical: str
+    old_digest: str
+    new_digest: str
+    download_bytes: int
+    rollback: str  # canonical name the old manifest is copied to
+    insecure: bool = False
+    unload_first: bool = False  # loaded: unloaded while its name still reaches the old weights
+
+    def subject(self) -> str:
+        return self.canonical
+
+    def title(self) -> str:
+        return (
+            f"update {self.model} sha256:{self.old_digest[:12]} → sha256:{self.new_digest[:12]} "
+            f"({format_bytes(self.download_bytes)} to download)"
+        )
+
+
+class RecordUpdate(_ModelAction):
+    """Commit the new digest as the model's pin (`record: commit`); the pinned model then
+    moves to it in the reconcile of that commit."""
+
+    kind: Literal["record_update"] = "record_update"
+    model: str  # as written, without a digest
+    canonical: str
+    old_digest: str
+    new_digest: str
+
+    def subject(self) -> str:
+        return self.canonical
+
+    def title(self) -> str:
+        return (
+            f"commit {self.model}@sha256:{self.new_digest[:12]} to the desired-state repo "
+            f"(was sha256:{self.old_digest[:12]})"
+        )
+
+
+class RestoreModel(_ModelAction):
+    """Point a model's name at a manifest kept on disk (a rollback entry): `ollama cp`, no download."""
+
+    kind: Literal["restore"] = "restore"
+    model: str
+    canonical: str
+    source: str  # canonical name of the rollback entry
+    digest: str
+    unload_first: bool = False
+
+    def subject(self) -> str:
+        return self.canonical
+
+    def title(self) -> str:
+        return f"restore {self.model} to sha256:{self.digest[:12]} from {self.source} (no download)"
+
+
 class LoadModel(_ModelAction):
     kind: Literal["load"] = "load"
     model: str
@@ -469,6 +531,9 @@ Action = Annotated[
     | RemoveModel
     | LoadModel
     | UnloadModel
+    | UpdateModel
+    | RecordUpdate
+    | RestoreModel
     | LinkNetworks
     | RenewCertificate
     | KamalDeploy
@@ -493,7 +558,7 @@ Action = Annotated[
 class Violation(_Frozen):
     """One broken budget, with the numbers and the entries responsible."""
 
-    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses"]
+    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses", "digest"]
     message: str
     needed: int = 0
     limit: int = 0
@@ -529,12 +594,43 @@ class Budget(_Frozen):
     cached_models: tuple[str, ...] = ()  # kept on disk for rollback, not desired
 
 
+UpdateStateKind = Literal[
+    "current", "available", "waiting", "updating", "pinned", "unchecked", "check_failed"
+]
+
+
+class UpdateState(_Frozen):
+    """Where a present model stands against its registry: never drift, only reported."""
+
+    model: str  # canonical
+    policy: Literal["never", "notify", "auto", "pinned"]
+    state: UpdateStateKind
+    local: str | None = None  # digest (hex) on the server
+    upstream: str | None = None  # digest (hex) the registry served at the last check
+    download_bytes: int = 0  # what the update would download
+    reason: str = ""  # why it waits / why the check failed
+
+    def message(self) -> str:
+        old, new = f"sha256:{(self.local or '')[:12]}", f"sha256:{(self.upstream or '')[:12]}"
+        size = format_bytes(self.download_bytes)
+        if self.state == "available":
+            return f"update available: {old} → {new}, {size} to download"
+        if self.state == "waiting":
+            return f"update {old} → {new} ({size}) waits: {self.reason}"
+        if self.state == "updating":
+            return f"updating {old} → {new}, {size} to download"
+        if self.state == "check_failed":
+            return f"update check failed: {self.reason}"
+        return self.state
+
+
 class Plan(_Frozen):
     revision: str | None = None
     actions: tuple[Action, ...] = ()
     violations: tuple[Violation, ...] = ()
     notes: tuple[Note, ...] = ()
     budget: Budget = Field(default_factory=Budget)
+    updates: tuple[UpdateState, ...] = ()
 
     @property
     def refused(self) -> bool:

@@ -26,6 +26,7 @@ from reconciler.plan.actions import (
     RemoveModel,
     RunBenchmark,
     UnloadModel,
+    UpdateState,
     Violation,
     VramEstimate,
 )
@@ -37,6 +38,7 @@ from reconciler.plan.kamal import held_back, kamal_actions, link_actions
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.openwebui import plan_openwebui
+from reconciler.plan.updates import DiskRoom, pinned_missing, plan_updates
 from reconciler.units import format_bytes
 from reconciler.versions import show
 
@@ -102,14 +104,18 @@ def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     if not observed.ollama_reachable:
         return Plan(revision=rev, actions=tuple(first + kamal + webui), notes=tuple(notes))
     violations: list[Violation] = []
-    model_actions, budget = _model_actions(ctx, container is not None, violations, notes)
+    states: list[UpdateState] = []
+    model_actions, budget = _model_actions(ctx, container is not None, violations, notes, states)
+    updates = tuple(states)
     if violations:
-        return Plan(revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget)
+        return Plan(
+            revision=rev, violations=tuple(violations), notes=tuple(notes), budget=budget, updates=updates
+        )
     actions = first + model_actions + kamal + webui
     if not actions:  # converged: a benchmark that is due may run now
         benchmark = _bench_action(ctx, notes)
         actions = [benchmark] if benchmark else []
-    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget)
+    return Plan(revision=rev, actions=tuple(actions), notes=tuple(notes), budget=budget, updates=updates)
 
 
 def _derived_hash(d: DerivedModel) -> str:
@@ -140,16 +146,27 @@ class _ModelWork:
     managed: set[str]
     remove_now: list[str]
     cache: list[str]
+    restores: list[Action]  # missing models pinned to a digest a rollback entry holds
 
 
 def _to_pull(
-    ctx: _Ctx, wanted: dict[str, ModelSpec], broken: dict[str, ModelObs], violations: list[Violation]
+    ctx: _Ctx,
+    wanted: dict[str, ModelSpec],
+    broken: dict[str, ModelObs],
+    violations: list[Violation],
+    restores: list[Action],
 ) -> dict[str, tuple[Blob, ...]]:
     remote = {r.name: r for r in ctx.observed.remote}
     to_pull: dict[str, tuple[Blob, ...]] = {}
     for name, spec in wanted.items():
         if name in ctx.present and name not in broken:
             continue
+        if spec.digest is not None:
+            restore, refused = pinned_missing(spec, remote.get(name), ctx.present)
+            violations += [refused] if refused else []
+            restores += [restore] if restore else []
+            if restore is not None or refused is not None:
+                continue
         if name in remote:
             to_pull[name] = remote[name].blobs
             continue
@@ -168,7 +185,8 @@ def _model_work(ctx: _Ctx, violations: list[Violation]) -> _ModelWork:
     wanted = {canonical(m.name): m for m in desired.ollama.models}
     derived = {canonical(d.name): d for d in desired.ollama.derived}
     broken = {n: m for n, m in present.items() if m.broken is not None}
-    to_pull = _to_pull(ctx, wanted, broken, violations)
+    restores: list[Action] = []
+    to_pull = _to_pull(ctx, wanted, broken, violations, restores)
     removal = desired.ollama.removal
     managed = set(inventory) | (set(present) if removal.adopt_unmanaged else set())
     undesired = [n for n in present if n not in wanted and n not in derived]
@@ -186,7 +204,7 @@ def _model_work(ctx: _Ctx, violations: list[Violation]) -> _ModelWork:
     # model with one is removed first; a model with missing blobs only needs the pull.
     corrupt = sorted(n for n, m in broken.items() if not m.missing_blobs and (n in wanted or n in derived))
     return _ModelWork(
-        wanted, derived, broken, to_pull, to_create, corrupt, undesired, managed, remove_now, cache
+        wanted, derived, broken, to_pull, to_create, corrupt, undesired, managed, remove_now, cache, restores
     )
 
 
@@ -211,7 +229,7 @@ def _disk_plan(ctx: _Ctx, work: _ModelWork) -> DiskPlan:
 
 
 def _model_actions(
-    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note]
+    ctx: _Ctx, restarting: bool, violations: list[Violation], notes: list[Note], states: list[UpdateState]
 ) -> tuple[list[Action], Budget]:
     work = _model_work(ctx, violations)
     disk = _disk_plan(ctx, work)
@@ -234,11 +252,18 @@ def _model_actions(
         vram_estimates=tuple(estimates.values()),
         cached_models=tuple(disk.cached),
     )
+    # Updates of present models: never while this plan pulls others, within what is left of the budget.
+    busy = f"pulls of this commit run first ({', '.join(sorted(work.to_pull))})" if work.to_pull else None
+    room = DiskRoom(disk.models_after, disk_budget.models, disk.free_after, disk_budget.min_free)
+    updates = plan_updates(ctx.desired, ctx.observed, room, busy)
+    violations.extend(updates.violations)
+    states.extend(updates.states)
     if violations:
         return [], budget
     removed = {name for name, _, _ in disk.removed}
     unloads = _unload_actions(ctx, groups, removed, restarting)
     actions = [*unloads, *_removals(work, disk), *_pulls(ctx, work, disk), *_creates(ctx, work)]
+    actions += work.restores + updates.actions
     unloading = {a.model for a in unloads if isinstance(a, UnloadModel)}
     actions += _load_actions(ctx, groups, estimates, restarting, unloading, notes)
     return actions, budget

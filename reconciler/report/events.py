@@ -68,6 +68,10 @@ EventName = Literal[
     "bench.warning",
     "bench.done",
     "bench.deferred",
+    "update.rollback_kept",
+    "update.recorded",
+    "notify.sent",
+    "notify.failed",
 ]
 EventSink = Callable[[EventName, dict[str, Any]], None]  # an executor's way to report progress
 

@@ -59,6 +59,24 @@ class Metrics:
             ["model"],
             registry=self.registry,
         )
+        self.model_info = Gauge(
+            "reconciler_model_digest_info",
+            "A present model's manifest digest and the one its registry served at the last check",
+            ["model", "digest", "upstream_digest"],
+            registry=self.registry,
+        )
+        self.upstream_checked = Gauge(
+            "reconciler_model_upstream_checked_timestamp_seconds",
+            "When a model's registry was last checked",
+            ["model"],
+            registry=self.registry,
+        )
+        self.update_available = Gauge(
+            "reconciler_model_update_available",
+            "1 while the registry serves another digest than the server has",
+            ["model"],
+            registry=self.registry,
+        )
 
     def conditions(self, status: Status) -> None:
         for c in status.conditions:
@@ -94,3 +112,16 @@ class Metrics:
             self.model_disk.labels(model=m.name).set(m.size)
         for run in observed.loaded:
             self.model_vram.labels(model=run.name).set(run.size_vram)
+        self._digests(observed)
+
+    def _digests(self, observed: Observed) -> None:
+        for gauge in (self.model_info, self.upstream_checked, self.update_available):
+            gauge.clear()
+        upstream = {u.name: u for u in observed.upstream}
+        for m in observed.models:
+            last = upstream.get(m.name)
+            far = last.digest if last and last.digest else ""
+            self.model_info.labels(model=m.name, digest=m.digest, upstream_digest=far).set(1)
+            if last is not None:
+                self.upstream_checked.labels(model=m.name).set(last.checked_at.timestamp())
+                self.update_available.labels(model=m.name).set(int(bool(far) and far != m.digest))

@@ -41,6 +41,9 @@ def print_plan(plan: Plan, console: Console) -> None:
     _print_budget(plan, console)
     for note in plan.notes:
         say(console, f"  [yellow]note[/]: {esc(note)}")
+    for update in plan.updates:
+        if update.state in ("available", "waiting", "updating", "check_failed"):
+            say(console, f"  [cyan]update[/] {esc(update.model)}: {esc(update.message())}")
 
 
 def _print_budget(plan: Plan, console: Console) -> None:

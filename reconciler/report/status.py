@@ -12,8 +12,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from reconciler.observed import Observed
-from reconciler.plan.actions import OpenWebUIAction, Plan
+from reconciler.desired.schema import DesiredState
+from reconciler.observed import AppliedUpdate, Observed
+from reconciler.plan.actions import OpenWebUIAction, Plan, UpdateState
+from reconciler.plan.image_tags import image_states
 from reconciler.plan.notes import Note
 from reconciler.plan.ollama_version import OLDEST_SUPPORTED, support
 from reconciler.plan.vram import gpu_room
@@ -76,6 +78,25 @@ class ModelStatus(BaseModel):
     loaded_as: str | None = None  # the name /api/ps lists its shared loaded copy under
     loading_seconds: float | None = None  # a load in progress, and how long it has taken
     unusable: str | None = None  # why Ollama cannot use it (blobs missing or corrupt)
+    digest: str | None = None  # its manifest digest on the server (hex, as /api/tags lists it)
+    upstream_digest: str | None = None  # what the registry served at the last check
+    upstream_checked_at: datetime | None = None  # when that check ran
+    update_policy: str | None = None  # never / notify / auto / pinned
+    update_state: str | None = (
+        None  # current / available / waiting / updating / pinned / unchecked / check_failed
+    )
+    update: str | None = None  # "update available: old → new, N GB to download", or why it waits
+
+
+class ImageStatus(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    image: str
+    current: str | None = None
+    newer: list[str] = Field(default_factory=list)  # newer release tags, newest first
+    checked_at: datetime | None = None
+    error: str | None = None
+    update: str | None = None  # "newer release: 0.32.15 → 0.33.1; change the tag in git to take it"
 
 
 class Status(BaseModel):
@@ -93,6 +114,7 @@ class Status(BaseModel):
     oldest_supported: str = show(OLDEST_SUPPORTED)
     openwebui: dict[str, Any] | None = None  # health, version, applied settings, knowledge, presets
     suspended: Suspension | None = None  # `reconciler suspend`: commits recorded, not applied
+    images: list[ImageStatus] = Field(default_factory=list)  # newer releases of the images (updates.images)
     updated_at: datetime | None = None
 
     def condition(self, kind: ConditionType) -> Condition | None:
@@ -133,10 +155,13 @@ def model_rows(
     present = {m.name: m for m in observed.models}
     keys = observed.weights_keys()
     cached = set(plan.budget.cached_models) if plan else set()
+    upstream = {u.name: u for u in observed.upstream}
+    updates = {u.model: u for u in plan.updates} if plan else {}
     names = list(desired_names) + [n for n in present if n not in desired_names]
     rows = []
     for name in names:
         seen, run = present.get(name), observed.runner_of(name, keys)
+        last, update = upstream.get(name), updates.get(name)
         rows.append(
             ModelStatus(
                 name=name,
@@ -149,9 +174,26 @@ def model_rows(
                 cached=name in cached,
                 loaded_as=run.name if run is not None and run.name != name else None,
                 unusable=seen.broken if seen else None,
+                digest=seen.digest or None if seen else None,
+                upstream_digest=last.digest if last else None,
+                upstream_checked_at=last.checked_at if last else None,
+                update_policy=update.policy if update else None,
+                update_state=update.state if update else None,
+                update=_update_line(update, observed.applied_updates.get(name)),
             )
         )
     return rows
+
+
+def _update_line(update: UpdateState | None, applied: AppliedUpdate | None) -> str | None:
+    """What `status` says of a model's updates: one available or waiting, else the last applied."""
+    if update is not None and update.state not in ("current", "pinned", "unchecked"):
+        return update.message()
+    if applied is not None and (update is None or update.local == applied.new):
+        kept = f"; the old version is kept as {applied.rollback}" if applied.rollback else ""
+        when = f"{applied.at:%Y-%m-%d %H:%M} UTC"
+        return f"updated sha256:{applied.old[:12]} → sha256:{applied.new[:12]} at {when}{kept}"
+    return None
 
 
 def now() -> datetime:
@@ -324,3 +366,14 @@ def _vram(observed: Observed | None, plan: Plan | None) -> dict[str, int | None]
         "other_processes": room.others if room else None,
         "loaded_vram": sum(m.size_vram for m in observed.loaded) if observed else None,
     }
+
+
+def image_rows(desired: DesiredState | None, observed: Observed | None) -> list[ImageStatus]:
+    """Newer releases of the desired images (`updates.images: notify`)."""
+    if desired is None or observed is None:
+        return []
+    return [
+        ImageStatus(image=i.image, current=i.current, newer=list(i.newer), checked_at=i.checked_at,
+                    error=i.error, update=i.message() or None)
+        for i in image_states(desired, observed)
+    ]  # fmt: skip

@@ -60,14 +60,37 @@ def _conditions(status: Status, console: Console) -> None:
         )
 
 
+def _digests(m: ModelStatus) -> str:
+    """`sha256:1a2b3c4d5e6f (upstream same, 03:00)` — what runs and what the registry served."""
+    if not m.digest:
+        return "—"
+    text = f"sha256:{m.digest[:12]}"
+    if m.upstream_digest is None or m.upstream_checked_at is None:
+        return text + (f" ({m.update_policy})" if m.update_policy else "")
+    same = "same" if m.upstream_digest == m.digest else f"sha256:{m.upstream_digest[:12]}"
+    return f"{text} (upstream {same}, {m.upstream_checked_at:%Y-%m-%d %H:%M})"
+
+
 def _models(status: Status, console: Console) -> None:
     if not status.models:
         return
-    table = Table("model", "state", "size", "VRAM")
+    table = Table("model", "state", "size", "VRAM", "digest (upstream, checked)")
     table.columns[0].overflow = "fold"
     for m in status.models:
-        table.add_row(esc(_short(m.name)), esc(_model_state(m)), _b(m.size or None), _b(m.vram))
+        table.add_row(
+            esc(_short(m.name)), esc(_model_state(m)), _b(m.size or None), _b(m.vram), esc(_digests(m))
+        )
     say(console, table)
+    for m in status.models:
+        if m.update:
+            say(console, f"  [cyan]{esc(_short(m.name))}[/]: {esc(m.update)}")
+
+
+def _images(status: Status, console: Console) -> None:
+    for image in status.images:
+        seen = f"checked {image.checked_at:%Y-%m-%d %H:%M}" if image.checked_at else "not checked yet"
+        what = image.update or (f"check failed: {image.error}" if image.error else "no newer release")
+        say(console, f"image {esc(image.image)}: {esc(what)} ({seen})")
 
 
 def _budgets(status: Status, console: Console) -> None:
@@ -116,6 +139,7 @@ def print_status(status: Status, serve_pid: int | None, console: Console) -> Non
     _models(status, console)
     _budgets(status, console)
     _openwebui(status, console)
+    _images(status, console)
     for note in status.notes:
         say(console, f"[yellow]note[/]: {esc(note)}")
     if status.last_error:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from reconciler.state.store import StateStore
 from tests.harness.plugin import blob_files
 from tests.harness.registry import Registry, free_port
 
-MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat)|DELETE /api/delete)')
+MUTATING = re.compile(r'"(POST /api/(pull|create|generate|chat|copy)|DELETE /api/delete)')
 KiB = 1024
 EXAMPLE = Path(__file__).resolve().parents[2] / "desired_state"
 # (architecture, blocks, heads, kv heads, embedding, trained context, pooling) of the real models
@@ -41,6 +42,22 @@ REAL = {
     "deepseek-r1": ("qwen2", 28, 28, 4, 3584, 131072, None),
     "nomic-embed-text": ("nomic-bert", 12, 12, 12, 768, 2048, 0),
 }
+
+
+class ShiftedClock:
+    """The system clock moved by `offset`: a reconcile that runs at another time of day."""
+
+    def __init__(self, offset: timedelta) -> None:
+        self.offset = offset
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def wait(self, waiter: Callable[[float | None], bool], timeout: float | None) -> bool:
+        return waiter(timeout)
 
 
 class Stack:
@@ -93,10 +110,18 @@ class Stack:
         self.ollama["models"] = [{"name": m} if isinstance(m, str) else m for m in models]
         self.write()
 
-    def apply(self, dry_run: bool = False) -> ReconcileReport:
+    def apply(self, dry_run: bool = False, at: datetime | None = None) -> ReconcileReport:
+        """One reconcile; `at`: the wall-clock time it runs at (update checks and windows follow
+        it; waits and timeouts stay real)."""
         self.recorder.events.clear()
         desired = load_desired(DirSource(self.repo, revision=f"test{uuid.uuid4().hex[:8]}"))
-        return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run)
+        before = self.runtime.clock
+        if at is not None:
+            self.runtime.clock = ShiftedClock(at - datetime.now(UTC))
+        try:
+            return reconcile(desired, self.runtime, EventBus(self.recorder), dry_run=dry_run)
+        finally:
+            self.runtime.clock = before
 
     # -- observing the seams ------------------------------------------------------------------
     def container(self) -> Any:
@@ -170,14 +195,14 @@ def wait_until(predicate: Any, timeout: float = 20.0, every: float = 0.1) -> Non
     raise AssertionError("condition not met in time")
 
 
-def stand_in(stack: Stack, name: str) -> str:
+def stand_in(stack: Stack, name: str, version: str = "") -> str:
     """Push a model with the real one's architecture (and a tiny file) to the test registry."""
     ref = parse_ref(name)
     arch, blocks, heads, kv, emb, ctx, pooling = REAL[ref.model]
     pushed = stack.registry.push_model(
         ref.model, ref.tag, arch=arch, block_count=blocks, head_count=heads, head_count_kv=kv,
         embedding_length=emb, context_length=ctx, pooling_type=pooling, size_bytes=192 * KiB,
-        seed=name,
+        seed=name + version,
     )  # fmt: skip
     return pushed.name
 

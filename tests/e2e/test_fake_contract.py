@@ -302,3 +302,40 @@ def test_stream_errors_before_any_output_by_version(fake_ollama: FakeOllamaFacto
     old = fake_ollama({"FAKE_OLLAMA_VERSION": OLD})
     resp = post(old, "/api/create", body)
     assert resp.status_code == 200 and resp.text.strip() == '{"error":"model \'missing:base\' not found"}'
+
+
+# -- copy: a second name on the same manifest keeps its blobs through a re-pull ---------------
+@pytest.mark.parametrize("version", [OLD, NEW])
+def test_copy_keeps_the_old_manifest_and_its_blobs_through_a_re_pull_of_new_bytes(
+    fake_ollama: FakeOllamaFactory, registry: Registry, version: str
+) -> None:
+    """routes.go CopyHandler / images.go CopyModel (the same in v0.6.8 and v0.32.15) + PullModel's
+    prune of layers no manifest references (deleteUnusedLayers)."""
+    repo = f"c-upd-{version.replace('.', '-')}"
+    old = registry.push_model(repo, "v1", size_bytes=64 * KiB, seed=f"{repo}-old")
+    fake = fake_ollama({"FAKE_OLLAMA_VERSION": version})
+    pull(fake, old)
+    keep = old.name.replace(":v1", ":v1-sha256-" + old.manifest_digest[:12])
+    fake.client.copy(old.name, keep)
+    new = registry.push_model(repo, "v1", size_bytes=64 * KiB, seed=f"{repo}-new")
+    assert new.model_layer.digest != old.model_layer.digest
+    pull(fake, new)
+    listed = {m.model: m.digest for m in fake.client.list().models}
+    assert listed[old.name] == new.manifest_digest
+    assert listed[keep] == old.manifest_digest  # the copy is the old manifest, byte for byte
+    on_disk = fake.blob_files()
+    assert "sha256-" + old.model_layer.digest.split(":")[1] in on_disk  # still referenced: not pruned
+    fake.client.generate(model=keep, keep_alive="1m")  # the copy loads the old weights
+    assert [(r["name"], r["digest"]) for r in ps(fake)] == [(keep, old.manifest_digest)]
+
+    missing = post(fake, "/api/copy", {"source": "nope:v9", "destination": "x:y"})
+    assert (missing.status_code, missing.json()["error"]) == (404, 'model "nope:v9" not found')
+    bad = post(fake, "/api/copy", {"source": old.name, "destination": "a@b"})
+    assert (bad.status_code, bad.json()["error"]) == (400, 'destination "a@b" is invalid')
+    # No pull by digest: a name with one is invalid (types/model/name.go has no digest part).
+    by_digest = post(
+        fake, "/api/pull", {"model": f"{old.name}@sha256:{old.manifest_digest}", "stream": False}
+    )
+    assert by_digest.status_code == 400
+    empty = post(fake, "/api/copy", {})
+    assert (empty.status_code, empty.json()["error"]) == (400, 'source "" is invalid')

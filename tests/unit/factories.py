@@ -39,6 +39,7 @@ def desired(
     openwebui: dict[str, Any] | None = None,
     benchmarks: dict[str, Any] | None = None,
     revision: str | None = "abc1234def",
+    updates: dict[str, Any] | None = None,
 ) -> DesiredState:
     entries = [{"name": m} if isinstance(m, str) else m for m in (models or [])]
     return DesiredState(
@@ -52,6 +53,7 @@ def desired(
                 "removal": removal or {},
                 "container": container or {},
                 "benchmarks": benchmarks or {},
+                "updates": updates or {},
             }
         ),
         openwebui=OpenWebUISpec.model_validate(openwebui) if openwebui is not None else None,

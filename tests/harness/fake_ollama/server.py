@@ -637,6 +637,39 @@ class Handler(BaseHTTPRequestHandler):
         STATE.event("delete", model=m.name.display_shortest(), removed_blobs=removed)
         self.send_bytes(200, b"", "text/plain; charset=utf-8")
 
+    def h_copy(self) -> None:
+        """CopyHandler (v0.32.15 server/routes.go) and CopyModel (server/images.go): both names
+        must be valid (400 ``source "x" is invalid`` / ``destination "x" is invalid``), each is
+        matched case-insensitively to an existing name (getExistingName), the source's manifest
+        file is copied byte for byte (so the copy lists the same digest and references the same
+        blobs), a copy onto itself does nothing, a missing source is 404 ``model "x" not found``;
+        success is 200 with an empty body."""
+        req = self._json_body()
+        if req is None:
+            return
+        raw_src, raw_dst = str(req.get("source") or ""), str(req.get("destination") or "")
+        src, dst = Name.parse(raw_src), Name.parse(raw_dst)
+        if not src.is_valid():
+            self.send_json(400, {"error": f'source "{raw_src}" is invalid'})
+            return
+        if not dst.is_valid():
+            self.send_json(400, {"error": f'destination "{raw_dst}" is invalid'})
+            return
+        store = STATE.store
+        m = store.read_manifest(src)
+        if m is None:
+            self.send_json(404, {"error": f'model "{raw_src}" not found'})
+            return
+        existing = store.read_manifest(dst)
+        target = existing.path if existing is not None else store.manifest_path(dst)
+        if target != m.path:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            tmp.write_bytes(m.raw)
+            os.replace(tmp, target)
+        STATE.event("copy", source=m.name.display_shortest(), destination=dst.display_shortest())
+        self.send_bytes(200, b"", "text/plain; charset=utf-8")
+
     def h_ps(self) -> None:
         """PsHandler: one entry per runner, under the name of the model that loaded it;
         ``context_length`` only from 0.9.7; ``expires_at`` as the scheduler keeps it (left as
@@ -1306,6 +1339,7 @@ ROUTES: dict[tuple[str, str], Any] = {
     ("GET", "/v1/models"): Handler.h_v1_models,
     ("POST", "/api/pull"): Handler.h_pull,
     ("POST", "/api/create"): Handler.h_create,
+    ("POST", "/api/copy"): Handler.h_copy,
     ("GET", "/__fake/events"): Handler.h_events,
     ("DELETE", "/__fake/events"): Handler.h_events,
     ("GET", "/__fake/fault"): Handler.h_fault,

@@ -47,12 +47,12 @@ class Name:
 
     @classmethod
     def parse(cls, text: str) -> Name:
-        """``model.ParseName``: ``ParseNameBare`` merged with the defaults."""
+        """``model.ParseName``: ``ParseNameBare`` merged with the defaults. No digest part: Name
+        has none since "types/model: remove knowledge of digest" (#5500; v0.6.8 and v0.32.15
+        types/model/name.go), so ``m:t@sha256:x`` is a tag ``x`` of a model ``m:t@sha256`` —
+        invalid (name_test.go: ``"m@d": false``), and a model cannot be pulled by digest."""
         s = text
         scheme = ""
-        # A digest suffix ("@sha256:...") is split off first and ignored here.
-        if "@" in s:
-            s = s.split("@", 1)[0]
         tag = ""
         # "/" is illegal in a tag, so a ':' after the last '/' starts the tag.
         if s.rfind(":") > s.rfind("/"):
