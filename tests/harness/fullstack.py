@@ -439,6 +439,17 @@ def _ollama_yaml(stack: Stack, local: dict[str, str]) -> dict[str, Any]:
         entry["name"] = local[entry["name"]]
     for entry in ollama["derived"]:
         entry["from"] = local[entry["from"]]
+    bench = ollama.get("benchmarks") or {}
+    host = stack.registry.host
+
+    def elsewhere(name: str) -> str:
+        return local.get(name) or f"{host}/library/{name}"
+
+    bench["models"] = [elsewhere(n) for n in bench.get("models", [])]
+    bench["candidates"] = {
+        elsewhere(k): [elsewhere(v) for v in vs] for k, vs in (bench.get("candidates") or {}).items()
+    }
+    bench["on_change"] = False  # the demo and tests must not depend on the hour: no night benchmark
     container = dict(stack.ollama["container"])  # the harness's fake, named for this run
     container["env"] = {
         **ollama["container"]["env"],
