@@ -326,7 +326,8 @@ fi
 
 # ── 11. the first reconcile ───────────────────────────────────────────────────────────────────
 step "reconcile of ${head:0:12}"
-applied=$("$reconciler" status --json --state-dir "$STATE" | "$VENV/bin/python" -c '
+# `status` exits non-zero while not Ready (its documented codes): the JSON is what counts here
+applied=$({ "$reconciler" status --json --state-dir "$STATE" || true; } | "$VENV/bin/python" -c '
 import json, sys
 s = json.load(sys.stdin)
 ready = any(c["type"] == "Ready" and c["status"] for c in s.get("conditions", []))
