@@ -293,7 +293,7 @@ head=$(git --git-dir "$REPO" rev-parse refs/heads/main)
 step "reconciler serve"
 unit_src=$("$VENV/bin/python" -c 'from reconciler.resources import systemd_unit; print(systemd_unit())')
 serve_up() { [[ -n "$(serve_pid)" ]]; }
-serve_pid() { "$reconciler" status --json --state-dir "$STATE" 2>/dev/null | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin).get("serve_pid") or "")'; }
+serve_pid() { { "$reconciler" status --json --state-dir "$STATE" 2>/dev/null || true; } | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin).get("serve_pid") or "")'; }
 if systemd_running; then
     restart=${PACKAGE_CHANGED:-0}
     if ! cmp -s "$unit_src" "$UNIT"; then

@@ -358,7 +358,8 @@ def test_a_fresh_clone_runs_the_demo_to_a_working_openwebui(tmp_path: Path) -> N
         (ARTIFACTS / "demo-timing.txt").write_text(f"fresh clone to OpenWebUI answering: {seconds:.0f} s\n")
         transcript = "".join(lines)
         assert "remote: reconciler: ✔ converged" in transcript  # the push streamed back
-        assert "a chat through the preset phi3-fast -> 'ok'" in transcript
+        # the fake's reply is its performance model's pieces (never empty), not a fixed word
+        assert re.search(r"a chat through the preset phi3-fast -> '[^']+'", transcript), transcript[-3000:]
     finally:
         os.killpg(demo.pid, signal.SIGINT)
         rest, _ = demo.communicate(timeout=300)
