@@ -11,4 +11,4 @@ echo "== mypy (strict)"; mypy
 echo "== import contracts"; lint-imports
 echo "== generated schema and docs are current"; python -m reconciler.desired.docs --check
 echo "== pytest"
-pytest -q -p randomly -m "" "$@"  # -m "": the e2e and fault tests too
+pytest -q -p randomly --durations=25 -m "" "$@"  # -m "": the e2e and fault tests too

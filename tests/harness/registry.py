@@ -213,7 +213,10 @@ class Registry:
         if login:
             user, password = next(iter(login.users.items()))
             auth = _TokenAuth(user, password, self.url, self.host)
-        self.http = httpx.Client(base_url=self.url, timeout=30, auth=auth)
+        # Connects are retried (with backoff): under a loaded engine the published port has
+        # been seen to refuse a connect right after the readiness probe answered (CI, 2 cores).
+        transport = httpx.HTTPTransport(retries=4)
+        self.http = httpx.Client(base_url=self.url, timeout=30, auth=auth, transport=transport)
         self._wait_ready()
 
     def _write_auth(self, login: RegistryLogin) -> Path:
