@@ -214,10 +214,36 @@ class KnowledgeFile(Obs):
     path: str | None = None  # the reconciler's mark (meta.data.reconciler_path), when it uploaded it
 
 
+class Grant(Obs):
+    """One of OpenWebUI's access grants: a principal (`user` id, `group` id, or user `*` for
+    every user) may `read` or `write` a model or a knowledge base."""
+
+    principal_type: str
+    principal_id: str
+    permission: str = "read"
+
+
+class Person(Obs):
+    """An OpenWebUI account (the admin's `/api/v1/users/` list)."""
+
+    id: str
+    email: str
+    name: str = ""
+    role: str = "pending"
+    group_ids: tuple[str, ...] = ()
+
+
+class GroupObs(Obs):
+    id: str
+    name: str
+    description: str = ""
+
+
 class KnowledgeBase(Obs):
     id: str
     name: str
     description: str = ""
+    access: tuple[Grant, ...] = ()
     file_count: int = 0
     files: tuple[KnowledgeFile, ...] | None = None  # listed only for the reconciler's own bases
 
@@ -232,6 +258,7 @@ class ModelRow(Obs):
     params: dict[str, Any] = Field(default_factory=dict)
     meta: dict[str, Any] = Field(default_factory=dict)
     is_active: bool = True
+    access: tuple[Grant, ...] = ()
 
     @property
     def managed(self) -> bool:
@@ -260,6 +287,14 @@ class OpenWebUIObs(Obs):
     knowledge: tuple[KnowledgeBase, ...] = ()
     rows: tuple[ModelRow, ...] = ()
     offered: tuple[OfferedModel, ...] = ()
+    users: tuple[Person, ...] = ()
+    groups: tuple[GroupObs, ...] = ()
+
+    def user_by_email(self) -> dict[str, Person]:
+        return {u.email.lower(): u for u in self.users}
+
+    def group_by_name(self) -> dict[str, GroupObs]:
+        return {g.name: g for g in self.groups}
 
     def knowledge_by_id(self) -> dict[str, KnowledgeBase]:
         return {k.id: k for k in self.knowledge}
@@ -285,6 +320,7 @@ class Ledger(Obs):
     knowledge: dict[str, LedgerKnowledge] = Field(default_factory=dict)  # base name → id and files
     presets: tuple[str, ...] = ()
     hidden: dict[str, bool] = Field(default_factory=dict)  # model id → True if it created the row
+    groups: dict[str, str] = Field(default_factory=dict)  # group name → id, the groups it created
 
     def own_ids(self) -> set[str]:
         return {entry.id for entry in self.knowledge.values()}

@@ -250,14 +250,18 @@ def file_removed(action: RemoveKnowledgeFile, world: World) -> None:
     _file_change(world, action.base, action.path, action.file_id, None)
 
 
-def _row(form: dict[str, object]) -> ModelRow:
-    return ModelRow.model_validate(form)
+def _row(form: dict[str, object], before: ModelRow | None = None) -> ModelRow:
+    """The row a write leaves: the form, with the grants it had (writes of the row itself do not
+    touch them in OpenWebUI 0.12.4: models/models.py `_write_model` updates only the columns)."""
+    row = ModelRow.model_validate(form)
+    return row.model_copy(update={"access": before.access}) if before is not None else row
 
 
 def preset_written(action: CreatePreset | UpdatePreset, world: World) -> None:
     ids = {name: entry.id for name, entry in world.ledger.knowledge.items()}
     rows = _view(world).rows_by_id()
-    rows[action.preset.id] = _row(form_json(action.preset, ids))
+    before = rows.get(action.preset.id) if isinstance(action, UpdatePreset) else None
+    rows[action.preset.id] = _row(form_json(action.preset, ids), before)
     _set_rows(world, rows)
     world.ledger = _presets(world.ledger, add=action.preset.id)
 
@@ -271,7 +275,7 @@ def preset_deleted(action: DeletePreset, world: World) -> None:
 
 def hidden(action: HideModel, world: World) -> None:
     rows = _view(world).rows_by_id()
-    rows[action.id] = _row(hide_form(action.id, action.row, hidden=True))
+    rows[action.id] = _row(hide_form(action.id, action.row, hidden=True), rows.get(action.id))
     _set_rows(world, rows)
     world.ledger = _hidden(world.ledger, action.id, created=action.row is None)
 
@@ -281,6 +285,6 @@ def shown(action: ShowModel, world: World) -> None:
     if action.delete_row:
         rows.pop(action.id, None)
     else:
-        rows[action.id] = _row(hide_form(action.id, action.row, hidden=False))
+        rows[action.id] = _row(hide_form(action.id, action.row, hidden=False), rows.get(action.id))
     _set_rows(world, rows)
     world.ledger = _hidden(world.ledger, action.id, created=None)

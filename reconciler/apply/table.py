@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from reconciler.apply import bench, container, kamal, models, openwebui, updates
+from reconciler.apply import bench, container, kamal, models, openwebui, people, updates
 from reconciler.apply.context import ExecContext
 from reconciler.apply.world import World
 from reconciler.observed import DiskObs, ModelObs, Observed
@@ -17,10 +17,14 @@ from reconciler.plan.actions import (
     Action,
     AddKnowledgeFile,
     CreateDerived,
+    CreateGroup,
     CreateKnowledge,
     CreatePreset,
+    CreateUser,
+    DeleteGroup,
     DeleteKnowledge,
     DeletePreset,
+    DeleteUser,
     EnsureContainer,
     FreePort,
     HideModel,
@@ -37,11 +41,14 @@ from reconciler.plan.actions import (
     ReplaceKnowledgeFile,
     RestoreModel,
     RunBenchmark,
+    SetAccess,
     ShowModel,
     UnloadModel,
+    UpdateGroup,
     UpdateKnowledge,
     UpdateModel,
     UpdatePreset,
+    UpdateUser,
 )
 from reconciler.plan.disk_budget import BlobLedger
 
@@ -86,6 +93,13 @@ TABLE: dict[type, Row[Any]] = {
     DeletePreset: _row(DeletePreset, openwebui.run_delete_preset, openwebui.preset_deleted),
     HideModel: _row(HideModel, openwebui.run_hide, openwebui.hidden),
     ShowModel: _row(ShowModel, openwebui.run_show, openwebui.shown),
+    CreateUser: _row(CreateUser, people.run_create_user, people.user_created),
+    UpdateUser: _row(UpdateUser, people.run_update_user, people.user_updated),
+    DeleteUser: _row(DeleteUser, people.run_delete_user, people.user_deleted),
+    CreateGroup: _row(CreateGroup, people.run_create_group, people.group_created),
+    UpdateGroup: _row(UpdateGroup, people.run_update_group, people.group_updated),
+    DeleteGroup: _row(DeleteGroup, people.run_delete_group, people.group_deleted),
+    SetAccess: _row(SetAccess, people.run_set_access, people.access_set),
     RunBenchmark: _row(RunBenchmark, bench.run_benchmark, bench.benchmarked),
 }
 

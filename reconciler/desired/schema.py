@@ -52,7 +52,11 @@ MANAGED_WEBUI_ENV: dict[str, str] = {
     "ENABLE_OLLAMA_API": "the managed Ollama container",
     "RAG_OLLAMA_BASE_URL": "the managed Ollama container",
     "WEBUI_AUTH": "`auth`",
-    "ENABLE_SIGNUP": "`auth`",
+    "ENABLE_SIGNUP": "`signup.enabled`",
+    "DEFAULT_USER_ROLE": "`signup.default_role`",
+    "WEBUI_ADMIN_EMAIL": "the admin of `users`",
+    "WEBUI_ADMIN_NAME": "the admin of `users`",
+    "WEBUI_ADMIN_PASSWORD": "the admin of `users`",
     "ENABLE_PERSISTENT_CONFIG": "`persistent_config`",
     "ENABLE_OPENAI_API": "`cloud`",
     "OPENAI_API_BASE_URLS": "`cloud`",
@@ -914,9 +918,69 @@ class Rag(Frozen):
         return self
 
 
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252})$")
+
+
+class Access(Frozen):
+    """Who may use a preset, a base model or a knowledge base (OpenWebUI's read grants).
+    Admins always may; an empty `access: {}` leaves it to admins only."""
+
+    everyone: bool = Field(default=False, description="Every signed-in user may use it.")
+    groups: list[Slug] = Field(default_factory=list, description="Groups (of `groups`) that may use it.")
+    users: list[str] = Field(default_factory=list, description="Users (e-mails of `users`) who may use it.")
+
+
+class User(Frozen):
+    """A person with an OpenWebUI account. With `password` the reconciler creates the account
+    (the password is only the initial one: never reset afterwards); without it the person is
+    invited: they sign up themselves (`signup.enabled`), and their role and groups follow git."""
+
+    name: str = Field(min_length=1, max_length=100, description="Display name.")
+    email: str = Field(description="Sign-in e-mail; the key the reconciler matches accounts by.")
+    role: Literal["admin", "user", "pending"] = Field(default="user", description="OpenWebUI role.")
+    password: SecretRef | None = Field(
+        default=None,
+        description="Initial password by reference ({env: NAME} / {file: NAME}); unset = invited. "
+        "The first admin with a password is created when OpenWebUI first starts and is the "
+        "account the reconciler signs in as.",
+    )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not _EMAIL.fullmatch(value):
+            raise ValueError("not an e-mail address (name@host)")
+        return value.lower()
+
+
+class Group(Frozen):
+    name: Slug = Field(description="Group name in OpenWebUI (the key it is matched by).")
+    description: str = Field(default="", description="Shown in OpenWebUI.")
+    members: list[str] = Field(default_factory=list, description="E-mails of `users` in the group.")
+
+    @field_validator("members")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [m.lower() for m in value]
+
+
+class Signup(Frozen):
+    enabled: bool = Field(
+        default=False, description="ENABLE_SIGNUP: people may create their own account (invited users)."
+    )
+    default_role: Literal["pending", "user"] = Field(
+        default="pending",
+        description="DEFAULT_USER_ROLE of a new account: pending (waits for an admin, or for git to "
+        "name its role) or user.",
+    )
+
+
 class Knowledge(Frozen):
     name: Slug = Field(description="Knowledge base name; its documents are in knowledge/<name>/.")
     description: str = Field(default="", description="Shown in OpenWebUI.")
+    access: Access | None = Field(
+        default=None, description="Who may use it; unset = the reconciler leaves its grants alone."
+    )
 
 
 class Preset(Frozen):
@@ -930,6 +994,11 @@ class Preset(Frozen):
         default_factory=list, description="Knowledge bases attached (shared across presets)."
     )
     params: dict[str, Scalar] = Field(default_factory=dict, description="temperature, ...")
+    access: Access | None = Field(
+        default=None,
+        description="Who may use it (they need access to its base model too: `model_access`); "
+        "unset = the reconciler leaves its grants alone.",
+    )
 
 
 _DNS_NAME = re.compile(
@@ -1110,6 +1179,19 @@ class OpenWebUISpec(Frozen):
         "OpenWebUI's API when `auth` is true. Unused without login (the reconciler signs in as the "
         "built-in admin).",
     )
+    users: list[User] = Field(default_factory=list, description="People with an account (needs `auth`).")
+    groups: list[Group] = Field(default_factory=list, description="Groups of `users`.")
+    signup: Signup = Field(default_factory=Signup, description="Whether people may sign up themselves.")
+    model_access: dict[str, Access] = Field(
+        default_factory=dict,
+        description="Who may use each base model (its OpenWebUI id, e.g. phi3:mini); a model not "
+        "named here is left alone (OpenWebUI shows a base model with no grants to admins only).",
+    )
+    prune: bool = Field(
+        default=False,
+        description="Also remove the users (never an admin) and groups a person made by hand that "
+        "git does not name. Off: what a person made is left alone.",
+    )
     default_models: list[str] = Field(default_factory=list, description="Picker defaults.")
     task_model: str | None = Field(default=None, description="Model for titles/tags tasks.")
     voice: Voice = Field(default_factory=Voice)
@@ -1131,12 +1213,26 @@ class OpenWebUISpec(Frozen):
 
     @model_validator(mode="after")
     def _token_with_auth(self) -> OpenWebUISpec:
-        if self.auth and (self.knowledge or self.presets) and self.admin_token is None:
+        if self.auth and self.manages_content() and self.admin_token is None and self.admin() is None:
             raise ValueError(
-                "with auth: true the reconciler needs an admin API key to manage knowledge and "
-                "presets: set admin_token: {env: NAME} or {file: PATH}"
+                "with auth: true the reconciler signs in as an admin to manage people, knowledge "
+                "and presets: add a user with role: admin and a password: {env: NAME} / {file: NAME}, "
+                "or set admin_token: {env: NAME} to an admin's API key"
             )
         return self
+
+    @model_validator(mode="after")
+    def _people(self) -> OpenWebUISpec:
+        for problem in people_problems(self):
+            raise ValueError(problem)
+        return self
+
+    def manages_content(self) -> bool:
+        return bool(self.knowledge or self.presets or self.users or self.groups or self.model_access)
+
+    def admin(self) -> User | None:
+        """The account the reconciler signs in as: the first admin with a password."""
+        return next((u for u in self.users if u.role == "admin" and u.password is not None), None)
 
     @field_validator("env", mode="wrap")
     @classmethod
@@ -1154,6 +1250,43 @@ class OpenWebUISpec(Frozen):
     def env_secrets(self) -> dict[str, SecretRef]:
         """The `env` settings given by reference, by name."""
         return {k: v for k, v in self.env.items() if isinstance(v, SecretRef)}
+
+
+def people_problems(webui: OpenWebUISpec) -> list[str]:
+    """What is wrong with `users`, `groups` and the `access` lists (each a sentence)."""
+    emails = [u.email for u in webui.users]
+    names = {g.name for g in webui.groups}
+    problems: list[str] = []
+    if webui.users and not webui.auth:
+        problems.append("users need auth: true (without login everyone is the one built-in admin)")
+    if len(set(emails)) != len(emails):
+        problems.append("two users have the same e-mail")
+    if len(names) != len(webui.groups):
+        problems.append("two groups have the same name")
+    if any(u.password is None for u in webui.users) and not webui.signup.enabled:
+        invited = next(u.email for u in webui.users if u.password is None)
+        problems.append(f"user {invited} has no password (invited): set signup: {{enabled: true}}")
+    for group in webui.groups:
+        problems += [
+            f"group {group.name}: member {m} is not one of users" for m in group.members if m not in emails
+        ]
+    grants = [(f"preset {p.id}", p.access) for p in webui.presets]
+    grants += [(f"knowledge {k.name}", k.access) for k in webui.knowledge]
+    grants += [(f"model_access {m}", a) for m, a in webui.model_access.items()]
+    for where, access in grants:
+        if access is None:
+            continue
+        problems += [
+            f"{where}: access names group {g}, which is not in groups"
+            for g in access.groups
+            if g not in names
+        ]
+        problems += [
+            f"{where}: access names user {u}, which is not one of users"
+            for u in access.users
+            if u.lower() not in emails
+        ]
+    return problems
 
 
 class DesiredState(Frozen):

@@ -123,6 +123,11 @@ def _webui_destinations(webui: OpenWebUISpec, path: Path) -> tuple[str, ...] | N
             return in_container
         case ("env", str(name)):
             return (*in_container, SETTING_PREFIX + name)
+        case ("users", int(index), "password"):
+            admin = webui.admin() if webui.auth else None
+            if admin is not None and webui.users[index] is admin:
+                return (*in_container, "127.0.0.1")  # WEBUI_ADMIN_PASSWORD, and the sign-in
+            return ("127.0.0.1",)  # the reconciler creates the account through the API on loopback
         case ("admin_token",):
             return ("127.0.0.1",)  # the reconciler calls OpenWebUI's API on loopback
     return None

@@ -37,6 +37,7 @@ WEBUI_SECRET = "WEBUI_SECRET_KEY"  # noqa: S105
 OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
 TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
 TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
+ADMIN_PASSWORD_SECRET = "WEBUI_ADMIN_PASSWORD"  # noqa: S105
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
 
 
@@ -131,6 +132,15 @@ def clear_env(desired: DesiredState, ollama_url: str | None = None) -> dict[str,
         env["RAG_OLLAMA_BASE_URL"] = env["OLLAMA_BASE_URL"]
     if not w.auth:
         env["ENABLE_SIGNUP"] = "False"  # nobody creates accounts: they would lock the no-login mode
+    else:
+        env["ENABLE_SIGNUP"] = "True" if w.signup.enabled else "False"
+        env["DEFAULT_USER_ROLE"] = w.signup.default_role
+    admin = w.admin() if w.auth else None
+    if admin is not None:
+        # OpenWebUI 0.12.4 creates this admin at start-up while it has no users
+        # (main.py lifespan → utils/auth.py create_admin_user): no one can sign up first.
+        env["WEBUI_ADMIN_EMAIL"] = admin.email
+        env["WEBUI_ADMIN_NAME"] = admin.name
     if w.default_models:
         env["DEFAULT_MODELS"] = ",".join(w.default_models)
     if w.task_model:
@@ -187,6 +197,9 @@ def secret_needs(desired: DesiredState) -> tuple[SecretNeed, ...]:
         needs.append(SecretNeed(OPENAI_KEYS_SECRET, tuple(c.api_key for c in w.cloud)))
     for name, ref in sorted(w.env_secrets().items()):
         needs.append(SecretNeed(name, (ref,)))
+    admin = w.admin() if w.auth else None
+    if admin is not None and admin.password is not None:
+        needs.append(SecretNeed(ADMIN_PASSWORD_SECRET, (admin.password,)))
     if tls_enabled(desired):
         needs.append(SecretNeed(TLS_CERT_SECRET, (), "tls_certificate"))
         needs.append(SecretNeed(TLS_KEY_SECRET, (), "tls_private_key"))

@@ -1,8 +1,9 @@
 """What OpenWebUI holds, read through its REST API (a reader: it never writes).
 
 Read step: `OpenWebUIClient`'s GETs (config, knowledge bases and their files, the `model`
-table, the picker's model list). Parse step: `parse_*` turn OpenWebUI's JSON into the frozen
-`OpenWebUIObs` the planner compares with the desired state; tested without OpenWebUI.
+table, the picker's model list, the accounts and groups, the access grants of each). Parse
+step: `parse_*` turn OpenWebUI's JSON into the frozen `OpenWebUIObs` the planner compares with
+the desired state; tested without OpenWebUI.
 """
 
 from __future__ import annotations
@@ -12,8 +13,31 @@ from typing import Any
 
 from reconciler.labels import PATH_KEY
 from reconciler.observe._json import as_mapping
-from reconciler.observed import KnowledgeBase, KnowledgeFile, ModelRow, OfferedModel, OpenWebUIObs
+from reconciler.observed import (
+    Grant,
+    GroupObs,
+    KnowledgeBase,
+    KnowledgeFile,
+    ModelRow,
+    OfferedModel,
+    OpenWebUIObs,
+    Person,
+)
 from reconciler.openwebui.client import OpenWebUIClient, OpenWebUIError
+
+
+def parse_grants(data: Any) -> tuple[Grant, ...]:
+    """OpenWebUI's `access_grants` (models/access_grants.py), sorted: their order means nothing."""
+    grants = {
+        Grant(
+            principal_type=str(g.get("principal_type", "")),
+            principal_id=str(g.get("principal_id", "")),
+            permission=str(g.get("permission", "read")),
+        )
+        for g in (data if isinstance(data, list) else [])
+        if isinstance(g, Mapping)
+    }
+    return tuple(sorted(grants, key=lambda g: (g.principal_type, g.principal_id, g.permission)))
 
 
 def parse_row(data: Mapping[str, Any]) -> ModelRow:
@@ -24,6 +48,26 @@ def parse_row(data: Mapping[str, Any]) -> ModelRow:
         params=dict(as_mapping(data.get("params"))),
         meta=dict(as_mapping(data.get("meta"))),
         is_active=bool(data.get("is_active", True)),
+        access=parse_grants(data.get("access_grants")),
+    )
+
+
+def parse_user(data: Mapping[str, Any]) -> Person:
+    groups = data.get("group_ids")
+    return Person(
+        id=str(data.get("id", "")),
+        email=str(data.get("email", "")).lower(),
+        name=str(data.get("name", "")),
+        role=str(data.get("role", "pending")),
+        group_ids=tuple(sorted(str(g) for g in groups)) if isinstance(groups, list) else (),
+    )
+
+
+def parse_group(data: Mapping[str, Any]) -> GroupObs:
+    return GroupObs(
+        id=str(data.get("id", "")),
+        name=str(data.get("name", "")),
+        description=str(data.get("description") or ""),
     )
 
 
@@ -58,6 +102,7 @@ def parse_knowledge(data: Mapping[str, Any], files: Iterable[Mapping[str, Any]] 
         description=str(data.get("description") or ""),
         file_count=len(listed) if listed is not None else int(data.get("file_count") or 0),
         files=listed,
+        access=parse_grants(data.get("access_grants")),
     )
 
 
@@ -74,6 +119,8 @@ def observe_openwebui(client: OpenWebUIClient, files_of: set[str] | None = None)
         rows = {r.id: r for r in map(parse_row, client.workspace_models())}
         rows.update({r.id: r for r in map(parse_row, client.base_model_rows())})
         offered = tuple(parse_offered(m) for m in client.models())
+        users = tuple(parse_user(u) for u in client.users())
+        groups = tuple(parse_group(g) for g in client.groups())
     except OpenWebUIError as exc:
         return OpenWebUIObs(reachable=False, error=exc.message[:300])
     version = config.get("version")
@@ -83,4 +130,6 @@ def observe_openwebui(client: OpenWebUIClient, files_of: set[str] | None = None)
         knowledge=tuple(bases),
         rows=tuple(rows.values()),
         offered=offered,
+        users=users,
+        groups=groups,
     )

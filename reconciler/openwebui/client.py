@@ -165,6 +165,108 @@ class OpenWebUIClient:
     def use_token(self, token: str) -> None:
         self._token = token
 
+    def signin(self, email: str, password: str) -> dict[str, Any]:
+        """Sign in with an account's password; the client then acts as that account. The
+        answer (id, email, role) has no password; an error never carries one."""
+        body = self._request(
+            "POST", "/api/v1/auths/signin", f"sign-in as {email}", json={"email": email, "password": password}
+        )
+        token = body.get("token") if isinstance(body, dict) else None
+        if not token:
+            raise OpenWebUIRefused(f"sign-in as {email}", "no token in the answer")
+        self._token = str(token)
+        return {k: v for k, v in body.items() if k != "token"}
+
+    # ── users and groups ──────────────────────────────────────────────────────
+
+    def users(self) -> list[dict[str, Any]]:
+        """Every account, with its group ids (`GET /api/v1/users/`, paged as `{users, total}`)."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = self._request("GET", "/api/v1/users/", "user list", params={"page": page})
+            items = [u for u in (body or {}).get("users", []) if isinstance(u, dict)]
+            found.extend(items)
+            if not items or len(found) >= int((body or {}).get("total", len(found))):
+                return found
+            page += 1
+
+    def add_user(self, name: str, email: str, password: str, role: str) -> str:
+        body = self._write(
+            "POST",
+            "/api/v1/auths/add",
+            f"create user {email}",
+            json={"name": name, "email": email, "password": password, "role": role},
+        )
+        user_id = body.get("id") if isinstance(body, dict) else None
+        if not user_id:
+            raise OpenWebUIUnavailable(f"create user {email}", "no id in the answer")
+        return str(user_id)
+
+    def update_user(self, user_id: str, email: str, name: str, role: str) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/users/{user_id}/update",
+            f"update user {email}",
+            json={"name": name, "email": email, "role": role},
+        )
+
+    def delete_user(self, user_id: str, email: str) -> None:
+        self._write("DELETE", f"/api/v1/users/{user_id}", f"delete user {email}")
+
+    def groups(self) -> list[dict[str, Any]]:
+        body = self._request("GET", "/api/v1/groups/", "group list")
+        return [g for g in body or [] if isinstance(g, dict)] if isinstance(body, list) else []
+
+    def create_group(self, name: str, description: str) -> str:
+        body = self._write(
+            "POST",
+            "/api/v1/groups/create",
+            f"create group {name}",
+            json={"name": name, "description": description},
+        )
+        group_id = body.get("id") if isinstance(body, dict) else None
+        if not group_id:
+            raise OpenWebUIUnavailable(f"create group {name}", "no id in the answer")
+        return str(group_id)
+
+    def update_group(self, group_id: str, name: str, description: str) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/groups/id/{group_id}/update",
+            f"update group {name}",
+            json={"name": name, "description": description},
+        )
+
+    def group_members(self, group_id: str, user_ids: list[str], *, add: bool) -> None:
+        verb = "add" if add else "remove"
+        self._write(
+            "POST",
+            f"/api/v1/groups/id/{group_id}/users/{verb}",
+            f"{verb} group members",
+            json={"user_ids": user_ids},
+        )
+
+    def delete_group(self, group_id: str, name: str) -> None:
+        self._write("DELETE", f"/api/v1/groups/id/{group_id}/delete", f"delete group {name}")
+
+    def set_model_access(self, model_id: str, grants: list[dict[str, str]]) -> None:
+        """The grants of a model: a preset, or a base model (OpenWebUI makes its row if needed)."""
+        self._write(
+            "POST",
+            "/api/v1/models/model/access/update",
+            f"set access to model {model_id}",
+            json={"id": model_id, "access_grants": grants},
+        )
+
+    def set_knowledge_access(self, knowledge_id: str, name: str, grants: list[dict[str, str]]) -> None:
+        self._write(
+            "POST",
+            f"/api/v1/knowledge/{knowledge_id}/access/update",
+            f"set access to knowledge base {name}",
+            json={"access_grants": grants},
+        )
+
     # ── models ────────────────────────────────────────────────────────────────
 
     def models(self) -> list[dict[str, Any]]:
@@ -335,5 +437,12 @@ def connect_desired(desired: DesiredState, url: str | None = None, timeout: floa
     webui = desired.openwebui
     assert webui is not None
     base = url or default_url(desired)
+    admin = webui.admin() if webui.auth else None
+    if admin is not None and admin.password is not None:
+        # The admin's own password (the secret that made the account) signs the reconciler in:
+        # no second secret to keep, no API key to enable, and the session token stays in memory.
+        client = OpenWebUIClient(base, timeout=timeout)
+        client.signin(admin.email, resolve_secret(admin.password, (host_of(base),)))
+        return client
     token = resolve_secret(webui.admin_token, (host_of(base),)) if webui.auth and webui.admin_token else None
     return connect(base, auth=webui.auth, token=token, timeout=timeout)

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from reconciler.analytics.results import Setting, settings_key
 from reconciler.desired.refs import canonical
-from reconciler.desired.schema import Scalar
+from reconciler.desired.schema import Scalar, SecretRef
 from reconciler.observed import ModelRow
 from reconciler.plan.notes import Note
 from reconciler.units import format_bytes
@@ -524,6 +524,137 @@ class ShowModel(OpenWebUIAction):
         return f"show {self.id} in the model picker again"
 
 
+# ───────────────────────── OpenWebUI: people, groups, who may use what ─────────────────────────
+
+
+def user_key(email: str) -> str:
+    return f"user:{email}"
+
+
+def group_key(name: str) -> str:
+    return f"group:{name}"
+
+
+class CreateUser(OpenWebUIAction):
+    """An account made through the admin API with its initial password, which the executor
+    resolves from `password` (a reference: the value is in no plan, log or output)."""
+
+    kind: Literal["openwebui_user_create"] = "openwebui_user_create"
+    email: str
+    name: str
+    role: str
+    password: SecretRef
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({user_key(self.email)})
+
+    def title(self) -> str:
+        return f"create user {self.email} ({self.role}), initial password from {self.password.describe()}"
+
+
+class UpdateUser(OpenWebUIAction):
+    kind: Literal["openwebui_user_update"] = "openwebui_user_update"
+    id: str
+    email: str
+    name: str
+    role: str
+    diff: tuple[FieldChange, ...]
+
+    def title(self) -> str:
+        return f"update user {self.email}: {', '.join(c.field for c in self.diff)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
+
+
+class DeleteUser(OpenWebUIAction):
+    kind: Literal["openwebui_user_delete"] = "openwebui_user_delete"
+    id: str
+    email: str
+
+    def title(self) -> str:
+        return f"remove user {self.email} (prune: true)"
+
+
+class CreateGroup(OpenWebUIAction):
+    kind: Literal["openwebui_group_create"] = "openwebui_group_create"
+    name: str
+    description: str = ""
+    members: tuple[str, ...] = ()  # e-mails
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {user_key(m) for m in self.members}
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({group_key(self.name)})
+
+    def title(self) -> str:
+        return f"create group {self.name} with {len(self.members)} member(s)"
+
+
+class UpdateGroup(OpenWebUIAction):
+    kind: Literal["openwebui_group_update"] = "openwebui_group_update"
+    id: str
+    name: str
+    description: str = ""
+    add: tuple[str, ...] = ()  # e-mails to add
+    remove: tuple[str, ...] = ()  # user ids to remove (people git does not name in the group)
+    diff: tuple[FieldChange, ...]
+
+    def needs(self) -> frozenset[str]:
+        return super().needs() | {user_key(m) for m in self.add}
+
+    def title(self) -> str:
+        return f"update group {self.name}: {', '.join(c.field for c in self.diff)}"
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
+
+
+class DeleteGroup(OpenWebUIAction):
+    kind: Literal["openwebui_group_delete"] = "openwebui_group_delete"
+    id: str
+    name: str
+
+    def title(self) -> str:
+        return f"remove group {self.name}"
+
+
+class Principal(_Frozen):
+    """Who a grant is for, by the names git uses: a group name, a user's e-mail, or everyone."""
+
+    type: Literal["group", "user", "everyone"]
+    name: str = ""
+
+    def label(self) -> str:
+        return "everyone" if self.type == "everyone" else f"{self.type} {self.name}"
+
+
+class SetAccess(OpenWebUIAction):
+    """Replace the read grants of a model (a preset or a base model) or a knowledge base."""
+
+    kind: Literal["openwebui_access"] = "openwebui_access"
+    target: Literal["model", "knowledge"]
+    id: str  # the model id, or the knowledge base's name (its id is the ledger's)
+    principals: tuple[Principal, ...]
+    diff: tuple[FieldChange, ...]
+
+    def needs(self) -> frozenset[str]:
+        named = {group_key(p.name) for p in self.principals if p.type == "group"}
+        named |= {user_key(p.name) for p in self.principals if p.type == "user"}
+        own = {knowledge_key(self.id)} if self.target == "knowledge" else set()
+        return super().needs() | named | own
+
+    def title(self) -> str:
+        who = ", ".join(p.label() for p in self.principals) or "admins only"
+        return (
+            f"set who may use {'knowledge base' if self.target == 'knowledge' else 'model'} {self.id}: {who}"
+        )
+
+    def details(self) -> tuple[str, ...]:
+        return tuple(c.line() for c in self.diff)
+
+
 Action = Annotated[
     EnsureContainer
     | PullModel
@@ -550,6 +681,13 @@ Action = Annotated[
     | DeletePreset
     | HideModel
     | ShowModel
+    | CreateUser
+    | UpdateUser
+    | DeleteUser
+    | CreateGroup
+    | UpdateGroup
+    | DeleteGroup
+    | SetAccess
     | RunBenchmark,
     Field(discriminator="kind"),
 ]

@@ -40,7 +40,14 @@ def deploy_hash(desired: DesiredState) -> str | None:
     webui = desired.openwebui
     if webui is None:
         return None
-    spec = webui.model_dump(mode="json", exclude={"knowledge", "presets"})
+    database_only = {"knowledge", "presets", "users", "groups", "model_access", "prune", "signup"}
+    spec = webui.model_dump(mode="json", exclude=database_only)
+    if webui.auth:  # what of the people reaches the container: signup, the first admin's env
+        admin = webui.admin()
+        spec["_people"] = {
+            "signup": webui.signup.model_dump(mode="json"),
+            "admin": admin.model_dump(mode="json") if admin else None,
+        }
     c = desired.ollama.container
     spec["_ollama"] = {"name": c.name, "network": c.network}
     spec["_lan"] = list(desired.server.lan_addresses)

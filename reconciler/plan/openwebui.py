@@ -55,6 +55,7 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.notes import Note, note
+from reconciler.plan.people import grant_actions, group_actions, user_actions
 
 
 def settings_hash(desired: DesiredState) -> str | None:
@@ -70,6 +71,10 @@ def settings_hash(desired: DesiredState) -> str | None:
             "files": desired.knowledge_files,
             "presets": [p.model_dump(mode="json") for p in webui.presets],
             "models": models,
+            "people": [u.model_dump(mode="json") for u in webui.users],
+            "groups": [g.model_dump(mode="json") for g in webui.groups],
+            "model_access": {k: v.model_dump(mode="json") for k, v in webui.model_access.items()},
+            "prune": webui.prune,
         }
     )
 
@@ -209,7 +214,13 @@ def plan_openwebui(
         return [], [note("openwebui_unreachable", message)]
     by_hand = observed.deployed.openwebui_settings_hash == settings_hash(desired)
     ctx = _Ctx(desired, webui, view, observed.ledger, since, by_hand)
-    return [*_knowledge_actions(ctx), *_preset_actions(ctx), *_picker_actions(ctx)], []
+    admin = webui.admin()
+    people = [
+        *user_actions(webui, view, since, ctx.why, admin.email if admin else None),
+        *group_actions(webui, view, ctx.ledger, since, ctx.why),
+    ]
+    grants = grant_actions(webui, view, ctx.ledger, ctx.why)
+    return [*people, *_knowledge_actions(ctx), *_preset_actions(ctx), *_picker_actions(ctx), *grants], []
 
 
 # ───────────────────────────── knowledge ─────────────────────────────
