@@ -1223,8 +1223,12 @@ class OpenWebUISpec(Frozen):
 
     @model_validator(mode="after")
     def _people(self) -> OpenWebUISpec:
-        for problem in people_problems(self):
-            raise ValueError(problem)
+        problems = [
+            InitErrorDetails(type=PydanticCustomError("value_error", why), loc=loc, input=None)
+            for loc, why in people_problems(self)
+        ]
+        if problems:  # each at its own field (file:line of that line)
+            raise ValidationError.from_exception_data("openwebui", problems)
         return self
 
     def manages_content(self) -> bool:
@@ -1252,40 +1256,52 @@ class OpenWebUISpec(Frozen):
         return {k: v for k, v in self.env.items() if isinstance(v, SecretRef)}
 
 
-def people_problems(webui: OpenWebUISpec) -> list[str]:
-    """What is wrong with `users`, `groups` and the `access` lists (each a sentence)."""
+Loc = tuple[str | int, ...]
+
+
+def people_problems(webui: OpenWebUISpec) -> list[tuple[Loc, str]]:
+    """What is wrong with `users`, `groups` and the `access` lists, each at its own field."""
     emails = [u.email for u in webui.users]
-    names = {g.name for g in webui.groups}
-    problems: list[str] = []
+    names = [g.name for g in webui.groups]
+    problems: list[tuple[Loc, str]] = []
     if webui.users and not webui.auth:
-        problems.append("users need auth: true (without login everyone is the one built-in admin)")
-    if len(set(emails)) != len(emails):
-        problems.append("two users have the same e-mail")
-    if len(names) != len(webui.groups):
-        problems.append("two groups have the same name")
-    if any(u.password is None for u in webui.users) and not webui.signup.enabled:
-        invited = next(u.email for u in webui.users if u.password is None)
-        problems.append(f"user {invited} has no password (invited): set signup: {{enabled: true}}")
-    for group in webui.groups:
-        problems += [
-            f"group {group.name}: member {m} is not one of users" for m in group.members if m not in emails
-        ]
-    grants = [(f"preset {p.id}", p.access) for p in webui.presets]
-    grants += [(f"knowledge {k.name}", k.access) for k in webui.knowledge]
-    grants += [(f"model_access {m}", a) for m, a in webui.model_access.items()]
-    for where, access in grants:
-        if access is None:
-            continue
-        problems += [
-            f"{where}: access names group {g}, which is not in groups"
-            for g in access.groups
-            if g not in names
-        ]
-        problems += [
-            f"{where}: access names user {u}, which is not one of users"
-            for u in access.users
-            if u.lower() not in emails
-        ]
+        problems.append(
+            (("users",), "users need auth: true (without login everyone is the one built-in admin)")
+        )
+    for index, user in enumerate(webui.users):
+        if emails.index(user.email) != index:
+            problems.append(
+                (("users", index, "email"), f"{user.email} is already the e-mail of another user")
+            )
+        if user.password is None and not webui.signup.enabled:
+            problems.append(
+                (("users", index, "password"), "no password means invited: set signup: {enabled: true}")
+            )
+    for index, group in enumerate(webui.groups):
+        if names.index(group.name) != index:
+            problems.append((("groups", index, "name"), f"there is already a group {group.name}"))
+        for m, member in enumerate(group.members):
+            if member not in emails:
+                problems.append(
+                    (("groups", index, "members", m), f"{member} is not the e-mail of one of users")
+                )
+    return problems + _access_problems(webui, emails, names)
+
+
+def _access_problems(webui: OpenWebUISpec, emails: list[str], names: list[str]) -> list[tuple[Loc, str]]:
+    grants: list[tuple[Loc, Access | None]] = [
+        (("presets", i, "access"), p.access) for i, p in enumerate(webui.presets)
+    ]
+    grants += [(("knowledge", i, "access"), k.access) for i, k in enumerate(webui.knowledge)]
+    grants += [(("model_access", m), a) for m, a in webui.model_access.items()]
+    problems: list[tuple[Loc, str]] = []
+    for loc, access in grants:
+        for i, g in enumerate(access.groups if access else ()):
+            if g not in names:
+                problems.append(((*loc, "groups", i), f"{g} is not one of groups"))
+        for i, u in enumerate(access.users if access else ()):
+            if u.lower() not in emails:
+                problems.append(((*loc, "users", i), f"{u} is not the e-mail of one of users"))
     return problems
 
 
