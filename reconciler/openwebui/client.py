@@ -177,6 +177,11 @@ class OpenWebUIClient:
         self._token = str(token)
         return {k: v for k, v in body.items() if k != "token"}
 
+    def permissions(self) -> dict[str, Any]:
+        """What the signed-in account may do (its role's defaults and its groups' permissions)."""
+        body = self._request("GET", "/api/v1/users/permissions", "permissions")
+        return body if isinstance(body, dict) else {}
+
     # ── users and groups ──────────────────────────────────────────────────────
 
     def users(self) -> list[dict[str, Any]]:
