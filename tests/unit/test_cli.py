@@ -143,3 +143,9 @@ def test_an_apply_that_cannot_observe_exits_4_with_its_status_written(
     assert status.last_error is not None and "cannot reach the Docker engine" in status.last_error
     dry = run("apply", "--repo", "desired_state", "--state-dir", str(tmp_path / "dry"), "--dry-run")
     assert dry.returncode == 4 and not (tmp_path / "dry" / "status.json").exists()  # a dry run writes nothing
+
+
+def test_the_family_example_validates_through_the_cli() -> None:
+    result = run("validate", "examples/family")
+    assert result.returncode == 0, result.stderr
+    assert "examples/family is a valid desired state (3 models)" in result.stdout
