@@ -38,6 +38,7 @@ OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
 TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
 TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
+RESPONSE_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -280,6 +281,10 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         proxy: dict[str, Any] = {
             "app_port": APP_PORT,
             "healthcheck": {"path": "/health", "interval": 1, "timeout": 5},
+            # kamal-proxy waits 30 s for a response's headers by default (target.go
+            # ResponseHeaderTimeout): too short for a non-streamed answer of a model that must
+            # load first, or a knowledge file OpenWebUI embeds before it answers
+            "response_timeout": RESPONSE_TIMEOUT_S,
             "ssl": (
                 {"certificate_pem": TLS_CERT_SECRET, "private_key_pem": TLS_KEY_SECRET}
                 if tls_enabled(desired)

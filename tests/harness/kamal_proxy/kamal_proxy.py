@@ -28,7 +28,8 @@ from this file. It behaves as kamal-proxy's source at tag v0.9.2 for what Kamal 
   unless `--tls-redirect=false` (service.go `redirectURLIfNeeded`; the port is dropped as
   there); proxied with X-Forwarded-For/Host/Proto set from this request (target.go
   `forwardHeaders`: `--forward-headers` defaults to `!tls` and keeps the client's);
-  `--target-timeout` bounds the wait for the target's answer (504). WebSocket upgrades are
+  `--target-timeout` bounds the wait for the target's response headers (504; target.go
+  `ResponseHeaderTimeout`), not a streamed body. WebSocket upgrades are
   tunnelled (target.go hijacks the connection the same way).
 - `remove <service>` (router.go `RemoveService`, `service not found`), `list`
   (internal/cmd/list.go: Service, Host, Path, Target, State, TLS), `stop [--message]` /
@@ -398,6 +399,8 @@ class ProxyHandler(BaseHTTPRequestHandler):
                 conn.putheader("Content-Length", str(len(body)))
             conn.endheaders(body or None)
             answer = conn.getresponse()
+            if conn.sock is not None:
+                conn.sock.settimeout(None)  # --target-timeout bounds the headers only (ResponseHeaderTimeout)
         except TimeoutError:
             conn.close()
             return self._error(504)

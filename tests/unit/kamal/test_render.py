@@ -101,6 +101,7 @@ def test_the_example_serves_https_on_every_name_and_address_its_certificate_cove
         "private_key_pem": "OPENWEBUI_TLS_PRIVATE_KEY_PEM",
     }
     assert proxy["run"] == {"bind_ips": ["127.0.0.1", "192.168.1.50"], "http_port": 80, "https_port": 443}
+    assert proxy["response_timeout"] == 600  # kamal-proxy's 30 s is shorter than a model load
     moved = with_webui(seed(), exposure__https_port=8443, exposure__http_port=8080)
     assert yaml.safe_load(render(moved, "v1").deploy_yml)["proxy"]["run"]["https_port"] == 8443
 
