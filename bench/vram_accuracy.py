@@ -17,9 +17,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reconciler.observed import Architecture, Blob
+from reconciler.observed import Blob
 from reconciler.plan import vram
 from reconciler.units import format_bytes
+from tests.architectures import LLAMA3_8B, LLAMA3_VOCAB
 from tests.ps_rows import Row, Score, load_rows, relative_error, score
 
 OLD_MINIMUM = 457 * 2**20
@@ -80,17 +81,13 @@ def readme_block() -> str:
     return "\n".join(lines)
 
 
-EXAMPLE = Architecture(  # llama3:8b-instruct-q4_K_M, the example's pinned model
-    family="llama",
-    block_count=32,
-    head_count=32,
-    head_count_kv=8,
-    embedding_length=4096,
-    context_length=8192,
-    vocab_size=128256,
-    tied_embeddings=False,
-    token_embd_bytes=128256 * 4096 * 144 // 256,  # q4_K
-    output_bytes=128256 * 4096 * 210 // 256 + 4096 * 4,  # q6_K + output_norm
+EXAMPLE = LLAMA3_8B.model_copy(  # llama3:8b-instruct-q4_K_M, the example's pinned model
+    update={
+        "vocab_size": LLAMA3_VOCAB,
+        "tied_embeddings": False,
+        "token_embd_bytes": LLAMA3_VOCAB * 4096 * 144 // 256,  # q4_K
+        "output_bytes": LLAMA3_VOCAB * 4096 * 210 // 256 + 4096 * 4,  # q6_K + output_norm
+    }
 )
 EXAMPLE_FILE = 4_920_734_016  # 4.9 GB
 

@@ -11,4 +11,6 @@ echo "== mypy (strict)"; mypy
 echo "== import contracts"; lint-imports
 echo "== generated schema and docs are current"; python -m reconciler.desired.docs --check
 echo "== pytest"
-pytest -q -p randomly --durations=25 -m "" "$@"  # -m "": the e2e and fault tests too
+# -m "": the e2e and fault tests too. -n 2 --dist loadgroup: the engine tests one after another
+# on one worker (tests/conftest.py groups them), the unit tests beside them on the other.
+pytest -q -p randomly -n 2 --dist loadgroup --durations=25 -m "" "$@"

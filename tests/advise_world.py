@@ -20,20 +20,13 @@ from reconciler.observed import (
     Observed,
     RemoteManifest,
 )
+from tests.architectures import LLAMA3_8B, LLAMA3_VOCAB
 
 LIB = "registry.ollama.ai/library/"
 GIB = 2**30
 MODEL = "application/vnd.ollama.image.model"
-LLAMA3 = Architecture(
-    family="llama",
-    block_count=32,
-    head_count=32,
-    head_count_kv=8,
-    embedding_length=4096,
-    context_length=8192,
-    vocab_size=128256,
-    parameter_count=8_030_261_248,
-    tied_embeddings=False,
+LLAMA3 = LLAMA3_8B.model_copy(
+    update={"vocab_size": LLAMA3_VOCAB, "parameter_count": 8_030_261_248, "tied_embeddings": False}
 )
 PHI3 = Architecture(
     family="phi3",

@@ -2,9 +2,9 @@
 machine, talking to the fake Ollama in the container the reconciler creates, converged from
 `desired_state/` through the bare repo (tests/harness/fullstack.py).
 
-All run in CI. `test_one_reconcile_brings_up_the_whole_example` is marked `e2e`; the life of
-the deployment through git and the README's demo from a fresh clone are marked `fullstack` too
-(`./scripts/test.sh -m 'not fullstack'` leaves them out of a quick local run).
+All run in CI, marked `e2e` and `fullstack` (`./scripts/test.sh -m 'not fullstack'` leaves them
+out of a quick local run): the first reconcile from an empty server followed by the life of
+that deployment through git (one bring-up), and the README's demo from a fresh clone.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def _version(container: Any) -> str:
 OPENWEBUI_API_ACTIONS = ("create knowledge base ", "add ", "create preset ", "hide ")
 
 
-def test_one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path) -> None:
+def _one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path) -> None:
     applied = fs.apply("--json")
     assert applied.returncode == 0, applied.stdout[-3000:] + applied.stderr[-3000:]
     events = _events(applied.stdout)
@@ -236,8 +236,17 @@ def _data(fs: FullStack, chat_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.fullstack
-def test_openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack) -> None:
-    assert fs.apply().returncode == 0
+def test_the_whole_example_from_empty_then_openwebui_through_git_keeping_its_data(
+    fs: FullStack, tmp_path: Path
+) -> None:
+    """One bring-up for both (it is the slowest part of the suite): the first reconcile from an
+    empty server, then OpenWebUI's life through git on that same deployment."""
+    _one_reconcile_brings_up_the_whole_example(fs, tmp_path)
+    _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs)
+
+
+def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack) -> None:
+    assert fs.apply().returncode == 0  # nothing left to do: the same deployment
     fs.start_serve()
     fs.ops.wait_event(lambda e: e["event"] == "reconcile.done", timeout=180)
     (first,) = fs.running_webui()

@@ -36,7 +36,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if not _cases:
+    # Under xdist the worker that ran the cases writes the record; the controller only saw
+    # their reports (no `survived` detail) and would overwrite it.
+    if not _cases or session.config.pluginmanager.hasplugin("dsession"):
         return
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(

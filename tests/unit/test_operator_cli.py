@@ -151,7 +151,14 @@ def test_status_watch_prints_again_on_each_change_and_exits_with_the_last_code(t
 
     save_status(tmp_path, Status(conditions=conditions(Ready=(False, "Reconciling"))))
     cmd = [sys.executable, "-m", "reconciler.cli", "status", "--watch", "--json", "--interval", "0.1"]
-    proc = subprocess.Popen([*cmd, "--state-dir", str(tmp_path)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    # Ctrl-C as a terminal sends it, whatever this run inherited (a background job ignores SIGINT)
+    proc = subprocess.Popen(
+        [*cmd, "--state-dir", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert proc.stdout is not None
     first = json.loads(proc.stdout.readline())
     save_status(tmp_path, Status(conditions=conditions(Ready=(True, "Converged"))))

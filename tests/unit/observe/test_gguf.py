@@ -10,6 +10,7 @@ import pytest
 
 from reconciler.observe.gguf import parse_architecture
 from reconciler.observed import Architecture
+from tests.architectures import LLAMA3_8B
 
 U8, I8, U16, I16, U32, I32, F32, BOOL, STR, ARR, U64, I64, F64 = range(13)
 _FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F32: "<f", BOOL: "<?"}
@@ -75,15 +76,7 @@ LLAMA = [
     ("tokenizer.ggml.tokens", ARR, (STR, [f"tok{i}" for i in range(2000)])),
     ("tokenizer.ggml.scores", ARR, (F32, [0.0] * 2000)),
 ]
-LLAMA_ARCH = Architecture(
-    family="llama",
-    block_count=32,
-    head_count=32,
-    head_count_kv=8,
-    embedding_length=4096,
-    context_length=8192,
-    vocab_size=2000,  # the length of tokenizer.ggml.tokens
-)
+LLAMA_ARCH = LLAMA3_8B.model_copy(update={"vocab_size": 2000})  # the length of tokenizer.ggml.tokens
 
 
 def chunked(data: bytes, size: int) -> Iterator[bytes]:

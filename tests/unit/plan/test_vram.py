@@ -8,22 +8,19 @@ from reconciler.observed import Architecture, Blob, VisionTower
 from reconciler.plan import vram
 from reconciler.plan.actions import VramEstimate
 from reconciler.plan.vram import MemoryModel, memory_model
+from tests.architectures import LLAMA3_8B, LLAMA3_VOCAB
 
 MiB = 2**20
 GiB = 2**30
 CLASSIC, ENGINE, NEWEST = "0.6.8", "0.13.0", "0.32.15"
 
-LLAMA3 = Architecture(
-    family="llama",
-    block_count=32,
-    head_count=32,
-    head_count_kv=8,
-    embedding_length=4096,
-    context_length=8192,
-    vocab_size=128256,
-    tied_embeddings=False,
-    token_embd_bytes=295_501_824,
-    output_bytes=430_981_120,
+LLAMA3 = LLAMA3_8B.model_copy(
+    update={
+        "vocab_size": LLAMA3_VOCAB,
+        "tied_embeddings": False,
+        "token_embd_bytes": 295_501_824,
+        "output_bytes": 430_981_120,
+    }
 )
 FILE = 4_661_224_676  # llama3:8b Q4_0
 WEIGHTS = (Blob(digest="sha256:w", size=FILE, media_type="application/vnd.ollama.image.model"),)
