@@ -12,7 +12,9 @@ converged first (two models, one pinned in VRAM); then, interleaved in one run, 
 process beside the interpreter's own start-up (`python -c pass`, the floor no command can
 go under), `--version` (the CLI's start-up), both git hooks as git runs them (pre-receive
 validating the example's commit, post-receive of a push with no `serve` running), `validate`,
-the no-op `apply` and the in-process reconcile. Every apply must report zero actions.
+importing the three clients a no-op `apply` observes through (the Docker SDK,
+httpx and the `ollama` client: what that apply cannot go under while it uses them), the no-op
+`apply`, `status` after it and the in-process reconcile. Every apply must report zero actions.
 """
 
 from __future__ import annotations
@@ -74,10 +76,13 @@ def commands(stack: Stack, bare: Path, head: str) -> dict[str, Callable[[], floa
         "hook post-receive": lambda: timed(
             [*hook, "post-receive"], stdin=update, cwd=bare, expect="not running"
         ),
+        "import docker, httpx, ollama": lambda: timed([sys.executable, "-c", "import docker, httpx, ollama"]),
         "apply (no-op)": lambda: timed(
             [*cli, "apply", "--repo", str(stack.repo), "--state-dir", str(stack.state.root)],
             expect="no changes",
         ),
+        # after an apply, which writes the status it reads (Ready: exit 0)
+        "status": lambda: timed([*cli, "status", "--state-dir", str(stack.state.root)], expect="Ready"),
         "in-process reconcile": lambda: in_process(stack),
     }
 

@@ -27,7 +27,7 @@ EVICTION_WINDOW = timedelta(hours=1)
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Eviction(_Frozen):

@@ -11,7 +11,7 @@ from reconciler.labels import MANAGED_TAG
 
 
 class Obs(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Blob(Obs):
@@ -208,7 +208,7 @@ class DeployedObs(Obs):
     """What the Kamal executor last deployed, and the OpenWebUI settings last converged."""
 
     # Memory written by older versions holds `running_versions` too (never read): ignored.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     openwebui_spec_hash: str | None = None
     openwebui_settings_hash: str | None = None

@@ -13,7 +13,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from reconciler.analytics.history import with_benchmarks
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ReconcilerError
@@ -65,18 +64,20 @@ class ReconcileReport:
 
     @property
     def failures(self) -> list[Failure]:
-        from reconciler.apply.runner import Failure
-
         found = [f for o in self.outcomes for f in o.failed]
         if self.observe_error is not None:
+            from reconciler.apply.runner import Failure  # the executors: only once something failed
+
             found.insert(0, Failure("observe the server", self.observe_error))
         return found
 
     @property
     def stalled(self) -> bool:
         """Failed, and no retry of this commit can help: every failure is a permanent error."""
+        if self.result != "failed":
+            return False
         failures = self.failures
-        return self.result == "failed" and bool(failures) and all(f.error.permanent for f in failures)
+        return bool(failures) and all(f.error.permanent for f in failures)
 
     @property
     def retrying(self) -> bool:
@@ -153,6 +154,8 @@ class _Passes:
         memory = _bookkeep(memory, observed, desired, now())
         if not self.dry_run:  # a dry run changes nothing, the reconciler's memory included
             runtime.state.save(memory)
+        from reconciler.analytics.history import with_benchmarks  # SQLite: read only when asked
+
         observed = with_benchmarks(with_memory(observed, memory, now()), desired, runtime.state.root, now())
         plan = make_plan(desired, observed)
         if not self.dry_run:

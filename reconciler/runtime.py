@@ -86,7 +86,9 @@ class Runtime:
             http=self.http(),
             registry_http=self.registry_http(),
             registry_timeout=self.registry_timeout,
-            openwebui=lambda: connect_desired(desired, self.openwebui_url, self.api_timeout),
+            openwebui=lambda: connect_desired(
+                desired, self.openwebui_url, self.api_timeout, self.state.root / "tls"
+            ),
             tls_dir=self.state.root / "tls",
         )
 

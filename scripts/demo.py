@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from types import FrameType
 
-import httpx
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,9 +110,10 @@ def _push_a_change(fs: FullStack) -> None:
 
 
 def _show_openwebui(fs: FullStack) -> None:
-    say(f"OpenWebUI on {fs.webui_url}")
-    print(f"$ curl {fs.webui_url}/health")
-    print(httpx.get(f"{fs.webui_url}/health", timeout=10).text)
+    say(f"OpenWebUI on {fs.webui_url} (HTTPS through kamal-proxy, the reconciler's LAN CA: {fs.ca_path})")
+    print(f"$ curl --cacert {fs.ca_path} {fs.webui_url}/health")
+    with fs.http() as http:
+        print(http.get("/health").text)
     client = fs.webui()
     models = [m["id"] for m in client.models() if not (m.get("info") or {}).get("meta", {}).get("hidden")]
     print(f"OpenWebUI {client.config().get('version')} offers: {', '.join(models)}")
@@ -135,7 +135,7 @@ def demo(keep: bool) -> int:
     # a shell, under nohup): Python keeps an inherited SIG_IGN, and the demo would never end.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     say("the harness: Docker, the model registry, the OpenWebUI image, an SSH server for Kamal")
-    port = 3000 if _free(3000) else None  # the example's port when it is free
+    port = 3000 if _free(3000) else None  # kamal-proxy's HTTPS port (the example: 443) when free
     try:
         with full_stack(progress, manifest_path=MANIFEST, webui_port=port) as fs:
             say(f"reconciler init {fs.ops.bare}  (seeded from desired_state/, hooks installed)")
@@ -158,6 +158,7 @@ def demo(keep: bool) -> int:
             run(fs, "status", "--state-dir", str(fs.state_dir))
             elapsed = time.monotonic() - STARTED
             say(f"OpenWebUI is answering at {fs.webui_url}  (demo took {elapsed:.0f} s)")
+            say(f"  and on the LAN at {fs.lan_url}; trust {fs.ca_path} (desired_state/OPENWEBUI.md)")
             if keep:
                 print(
                     "The stack is running: open the URL in a browser. Ctrl-C here, or "

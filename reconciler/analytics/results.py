@@ -24,7 +24,7 @@ EMBED = "embed"  # the case name of an embedding model's throughput
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Sample(_Frozen):

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 class Stat(BaseModel):
     """A median over runs with the range it came from."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     median: float
     low: float

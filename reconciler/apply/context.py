@@ -66,7 +66,9 @@ class ExecContext:
     def openwebui(self) -> OpenWebUIClient:
         """OpenWebUI's API, signed in as the desired state says (once per pass)."""
         if self._openwebui is None:
-            self._openwebui = connect_desired(self.desired, self.openwebui_url, self.api_timeout)
+            self._openwebui = connect_desired(
+                self.desired, self.openwebui_url, self.api_timeout, self.state.root / "tls"
+            )
         return self._openwebui
 
     def clients(self) -> OllamaClients:

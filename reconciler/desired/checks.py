@@ -9,7 +9,6 @@ from reconciler.desired.yamlpos import Path
 
 Check = tuple[str, Path, str, str]  # section ("ollama"/"openwebui"), path, message, hint
 _WILDCARDS = {"0.0.0.0", "::"}  # noqa: S104 (compared with, never bound)
-PROXY_PORTS = (80, 443)
 
 
 def _binds(addresses: list[str] | None, lan: list[str]) -> set[str]:
@@ -38,8 +37,8 @@ def port_and_volume_checks(
                  "container.publish.port) on the same addresses", "give OpenWebUI another port")
             )  # fmt: skip
     else:
-        webui_ports = set(PROXY_PORTS)
-        if publish.port in PROXY_PORTS:
+        webui_ports = {exposure.http_port, exposure.https_port}
+        if publish.port in webui_ports and _overlap(ollama_binds, _binds(exposure.addresses, lan)):
             checks.append(
                 ("ollama", ("container", "publish", "port"), f"port {publish.port} is kamal-proxy's "
                  "(openwebui.yaml exposure.mode: proxy)", "publish Ollama on another port, e.g. 11434")

@@ -994,6 +994,16 @@ class Exposure(Frozen):
         "port published on `addresses`:`port` with no proxy.",
     )
     port: int = Field(default=3000, ge=1, le=65535, description="Host port when published.")
+    https_port: int = Field(
+        default=443, ge=1, le=65535, description="Host port kamal-proxy serves HTTPS on (mode `proxy`)."
+    )
+    http_port: int = Field(
+        default=80,
+        ge=1,
+        le=65535,
+        description="Host port kamal-proxy serves plain HTTP on (mode `proxy`; with TLS it redirects "
+        "to HTTPS on port 443).",
+    )
     addresses: list[IPAddress] | None = Field(
         default=None, description="Bind addresses; unset: 127.0.0.1 + lan_addresses."
     )

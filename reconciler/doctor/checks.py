@@ -27,6 +27,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.doctor.host import host_addresses, listener
 from reconciler.errors import GPU_FIX
 from reconciler.labels import MANAGED
+from reconciler.openwebui.client import default_url
 from reconciler.plan.container import bind_addresses, container_spec, ready_url
 from reconciler.state.gpu import flag, load_passthrough
 from reconciler.units import format_bytes
@@ -223,7 +224,9 @@ def published(desired: DesiredState) -> list[tuple[str, int, str]]:
             addresses = bind_addresses(w.exposure.addresses, desired.server.lan_addresses)
             out += [(a, w.exposure.port, "OpenWebUI") for a in addresses]
         else:
-            out += [("0.0.0.0", port, "kamal-proxy") for port in (80, 443)]  # noqa: S104 (kamal-proxy's)
+            addresses = bind_addresses(w.exposure.addresses, desired.server.lan_addresses)
+            ports = (w.exposure.http_port, w.exposure.https_port)
+            out += [(a, port, "kamal-proxy") for a in addresses for port in ports]
     return list(dict.fromkeys(out))
 
 
@@ -461,10 +464,7 @@ def check_openwebui(ctx: Context) -> Check:
     w = ctx.desired.openwebui
     if w is None:
         return skipped("openwebui", title, "not deployed: no openwebui.yaml")
-    if w.exposure.mode == "published":
-        url = f"http://127.0.0.1:{w.exposure.port}/health"
-    else:
-        url = f"{'https' if w.exposure.tls.enabled else 'http'}://{w.exposure.host or '127.0.0.1'}/health"
+    url = default_url(ctx.desired) + "/health"
     try:
         ok = httpx.get(url, timeout=HTTP_TIMEOUT_S, trust_env=False, verify=False).status_code == 200  # noqa: S501
     except httpx.HTTPError as exc:

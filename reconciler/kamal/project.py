@@ -62,11 +62,12 @@ def _generated_key(workdir: Path) -> str:
 
 
 def _pem_line(name: str, value: str) -> str:
-    """A PEM in Kamal's dotenv secrets file: double quotes, newlines as `\\n` (dotenv expands
-    them); PEM text has no quote, `$` or backslash, so nothing else needs escaping."""
+    """A PEM in Kamal's dotenv secrets file: a double-quoted value over several lines. Not `\\n`
+    escapes: Kamal 2.11's dotenv (3.x) no longer expands them, so kamal-proxy was handed a
+    one-line file it cannot load. PEM text has no quote, `$` or backslash: nothing to escape."""
     if not re.fullmatch(r"[A-Za-z0-9+/=\- \n]+", value):
         raise SecretUnavailable(f"secret {name} is not plain PEM text")
-    return f'{name}="{value.replace(chr(10), chr(92) + "n")}"\n'
+    return f'{name}="{value.rstrip(chr(10))}\n"\n'
 
 
 def _tls_values(desired: DesiredState, workdir: Path) -> dict[str, str]:

@@ -38,6 +38,7 @@ OPENAI_KEYS_SECRET = "OPENAI_API_KEYS"  # noqa: S105
 TLS_CERT_SECRET = "OPENWEBUI_TLS_CERTIFICATE_PEM"  # noqa: S105
 TLS_KEY_SECRET = "OPENWEBUI_TLS_PRIVATE_KEY_PEM"  # noqa: S105
 HOOKS = ("docker-setup", "pre-app-boot", "post-deploy")
+RESPONSE_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,37 @@ def tls_enabled(desired: DesiredState) -> bool:
     return w is not None and w.exposure.mode == "proxy" and w.exposure.tls.enabled
 
 
+def tls_hosts(desired: DesiredState) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(DNS names, IP addresses) the server certificate covers: the configured names, the proxy
+    host, 127.0.0.1, the LAN addresses and the explicit bind addresses (never a wildcard)."""
+    webui = desired.openwebui
+    if webui is None:
+        return (), ()
+    exposure = webui.exposure
+    names = list(exposure.tls.names)
+    if exposure.host and exposure.host not in names:
+        names.append(exposure.host)
+    addresses: list[str] = ["127.0.0.1"]
+    for a in [*desired.server.lan_addresses, *(exposure.addresses or [])]:
+        ip = ipaddress.ip_address(str(a))
+        if not ip.is_unspecified and str(ip) not in addresses:
+            addresses.append(str(ip))
+    return tuple(names), tuple(addresses)
+
+
+def proxy_hosts(desired: DesiredState) -> list[str]:
+    """The hosts kamal-proxy serves OpenWebUI on. kamal-proxy routes a request by its Host
+    header (service_map.go at v0.9.2: the exact host, then `*.domain`, then a service with no
+    host), and TLS needs at least one host (deploy.go), so with TLS it is every name and address
+    the certificate covers: a phone opening https://192.168.1.50/ or https://gpu-box.lan/ reaches
+    it. Without TLS: the one `exposure.host`, or none (every host)."""
+    webui = _webui(desired)
+    if tls_enabled(desired):
+        names, addresses = tls_hosts(desired)
+        return [*names, *addresses]
+    return [webui.exposure.host] if webui.exposure.host else []
+
+
 def _publish_host(address: str) -> str:
     ip = ipaddress.ip_address(address)
     return f"[{ip}]" if ip.version == 6 else str(ip)
@@ -249,6 +281,10 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
         proxy: dict[str, Any] = {
             "app_port": APP_PORT,
             "healthcheck": {"path": "/health", "interval": 1, "timeout": 5},
+            # kamal-proxy waits 30 s for a response's headers by default (target.go
+            # ResponseHeaderTimeout): too short for a non-streamed answer of a model that must
+            # load first, or a knowledge file OpenWebUI embeds before it answers
+            "response_timeout": RESPONSE_TIMEOUT_S,
             "ssl": (
                 {"certificate_pem": TLS_CERT_SECRET, "private_key_pem": TLS_KEY_SECRET}
                 if tls_enabled(desired)
@@ -257,11 +293,14 @@ def deploy_config(desired: DesiredState, version: str, timing: Timing | None = N
             "run": {
                 "bind_ips": [
                     str(a) for a in bind_addresses(w.exposure.addresses, desired.server.lan_addresses)
-                ]
+                ],
+                "http_port": w.exposure.http_port,
+                "https_port": w.exposure.https_port,
             },
         }
-        if w.exposure.host:
-            proxy["host"] = w.exposure.host
+        hosts = proxy_hosts(desired)
+        if hosts:
+            proxy["hosts"] = hosts
         config["proxy"] = proxy
     else:
         role["proxy"] = False

@@ -30,9 +30,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from reconciler.desired.schema import DesiredState
 from reconciler.errors import PermanentError
+from reconciler.kamal.render import tls_hosts
 from reconciler.plan.kamal import CA_RENEW_BEFORE, RENEW_BEFORE
+
+__all__ = ["TlsError", "TlsState", "ensure_tls", "tls_hosts", "trust_instructions"]
 
 SERVER_DAYS = 397  # the longest validity Apple platforms accept for a server certificate
 CA_DAYS = 3650
@@ -72,24 +74,6 @@ class TlsState:
     def fingerprint(self) -> str:
         cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         return cert.fingerprint(hashes.SHA256()).hex()[:16]
-
-
-def tls_hosts(desired: DesiredState) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(DNS names, IP addresses) the server certificate covers: the configured names, the proxy
-    host, 127.0.0.1, the LAN addresses and the explicit bind addresses (never a wildcard)."""
-    webui = desired.openwebui
-    if webui is None:
-        return (), ()
-    exposure = webui.exposure
-    names = list(exposure.tls.names)
-    if exposure.host and exposure.host not in names:
-        names.append(exposure.host)
-    addresses: list[str] = ["127.0.0.1"]
-    for a in [*desired.server.lan_addresses, *(exposure.addresses or [])]:
-        ip = ipaddress.ip_address(str(a))
-        if not ip.is_unspecified and str(ip) not in addresses:
-            addresses.append(str(ip))
-    return tuple(names), tuple(addresses)
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:
@@ -266,13 +250,15 @@ def ensure_tls(
 
 
 def trust_instructions(ca_path: Path, url: str | None = None) -> str:
-    """What to tell a person: where the CA file is and how to trust it on their devices."""
-    where = f" then open {url}" if url else ""
+    """What to tell a person: where the CA file is and how to trust it on their devices
+    (desired_state/OPENWEBUI.md says the same, step by step)."""
+    where = f"; then open {url}" if url else ""
     return (
         f"LAN HTTPS uses a local certificate authority: copy {ca_path} to each phone or laptop and "
-        "trust it once — iPhone/iPad: AirDrop or mail it, install the profile in Settings, then "
-        "Settings › General › About › Certificate Trust Settings › enable it; Android: Settings › "
-        "Security › Encryption & credentials › Install a certificate › CA certificate; macOS: open "
-        "it in Keychain Access, set 'Always Trust'; Windows: certutil -addstore Root ca.crt; Linux: "
-        f"copy to /usr/local/share/ca-certificates/ and run update-ca-certificates{where}"
+        "trust it once — iPhone/iPad: open it, Settings › General › VPN & Device Management › "
+        "Install, then Settings › General › About › Certificate Trust Settings › enable it; "
+        "Android: Settings › Security › Encryption & credentials › Install a certificate › CA "
+        "certificate; macOS: Keychain Access, 'Always Trust'; Windows: certutil -addstore Root "
+        "ca.crt; Linux Chrome/Chromium: certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n "
+        f"'reconciler LAN CA' -i ca.crt; Firefox: its own Certificates › Authorities › Import{where}"
     )

@@ -14,7 +14,6 @@ from typing import Any
 
 import docker
 import docker.errors
-from cryptography import x509
 
 from reconciler.desired.schema import DesiredState
 from reconciler.errors import ObservationFailed
@@ -53,6 +52,8 @@ def parse_app(attrs: Mapping[str, Any], service: str) -> KamalApp | None:
 
 
 def parse_certificate(cert_pem: bytes, ca_pem: bytes | None) -> CertificateObs:
+    from cryptography import x509  # only where a certificate was made: ~25 ms to import
+
     cert = x509.load_pem_x509_certificate(cert_pem)
     ca = x509.load_pem_x509_certificate(ca_pem) if ca_pem else None
     return CertificateObs(

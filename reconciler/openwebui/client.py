@@ -9,8 +9,10 @@ appears in an error, a repr or a log.
 from __future__ import annotations
 
 import json
+import ssl
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -326,14 +328,23 @@ def default_url(desired: DesiredState) -> str:
     exposure = desired.openwebui.exposure
     if exposure.mode == "published":
         return f"http://127.0.0.1:{exposure.port}"
-    return "https://127.0.0.1" if exposure.tls.enabled else "http://127.0.0.1"
+    if exposure.tls.enabled:
+        return "https://127.0.0.1" + ("" if exposure.https_port == 443 else f":{exposure.https_port}")
+    return "http://127.0.0.1" + ("" if exposure.http_port == 80 else f":{exposure.http_port}")
 
 
-def connect_desired(desired: DesiredState, url: str | None = None, timeout: float = 15.0) -> OpenWebUIClient:
+def connect_desired(
+    desired: DesiredState, url: str | None = None, timeout: float = 15.0, tls_dir: Path | None = None
+) -> OpenWebUIClient:
     """A client signed in as the desired state says: without login as the built-in admin, else
-    with the admin API key, resolved for the OpenWebUI address it is sent to."""
+    with the admin API key, resolved for the OpenWebUI address it is sent to. Over HTTPS with
+    the LAN CA under `tls_dir` (kamal-proxy's certificate), that CA is the only one trusted."""
     webui = desired.openwebui
     assert webui is not None
     base = url or default_url(desired)
     token = resolve_secret(webui.admin_token, (host_of(base),)) if webui.auth and webui.admin_token else None
-    return connect(base, auth=webui.auth, token=token, timeout=timeout)
+    ca = tls_dir / "ca.crt" if tls_dir is not None else None
+    http = None
+    if ca is not None and base.startswith("https://") and webui.exposure.tls.enabled and ca.is_file():
+        http = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=str(ca)))
+    return connect(base, auth=webui.auth, token=token, timeout=timeout, http=http)

@@ -17,7 +17,7 @@ from reconciler.units import format_bytes
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class ContainerSpec(_Frozen):

@@ -80,7 +80,7 @@ POLICY: dict[NoteKind, NotePolicy] = {
 
 
 class Note(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: NoteKind
     message: str

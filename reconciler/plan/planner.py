@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DerivedModel, DesiredState, ModelSpec
 from reconciler.observed import Architecture, Blob, InventoryEntry, LoadedObs, ModelObs, Observed
-from reconciler.plan import advise, vram
 from reconciler.plan import bench as bench_plan
+from reconciler.plan import vram
 from reconciler.plan.actions import (
     Action,
     Budget,
@@ -559,6 +559,8 @@ def _vram_alternatives(ctx: _Ctx) -> tuple[str, ...]:
     cache with flash attention, one model unpinned), with the numbers."""
     if sum(1 for m in ctx.desired.ollama.all_models() if m.keep_loaded) > REFUSAL_MAX_PINNED:
         return ()
+    from reconciler.plan import advise  # only for a refusal: a plan that fits never needs it
+
     candidates = {
         name: [advise.Candidate(c) for c in others]
         for name, others in ctx.desired.ollama.benchmarks.candidates.items()

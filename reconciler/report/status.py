@@ -54,7 +54,7 @@ Wanted = dict[ConditionType, tuple[bool, ConditionReason, str]]
 
 
 class Condition(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     type: ConditionType
     status: bool
@@ -64,7 +64,7 @@ class Condition(BaseModel):
 
 
 class ModelStatus(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     name: str
     desired: bool
@@ -89,7 +89,7 @@ class ModelStatus(BaseModel):
 
 
 class ImageStatus(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     image: str
     current: str | None = None

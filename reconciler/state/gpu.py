@@ -34,7 +34,7 @@ def flag(mode: GpuMode, gpus: str | tuple[str, ...] = "all") -> str:
 
 
 class GpuPassthrough(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     mode: GpuMode
     at: datetime

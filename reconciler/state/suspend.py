@@ -26,7 +26,7 @@ class Suspended(PermanentError):
 
 
 class Suspension(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     since: datetime
     reason: str = Field(default="", max_length=MAX_REASON)

@@ -14,6 +14,7 @@ import pytest
 from reconciler.desired.refs import canonical
 from reconciler.labels import SPEC_HASH
 from tests.e2e.stack import Stack, apply_until_pulling, wait_until
+from tests.imports_probe import probe
 
 pytestmark = pytest.mark.e2e
 KiB = 1024
@@ -62,6 +63,11 @@ def test_apply_cli_reports_a_noop(stack: Stack) -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "no changes" in result.stdout and "0 mutating calls" in result.stdout
+    # It observed the real server through the clients, and imported no executor (start-up).
+    modules, again = probe("apply", "--repo", str(stack.repo), "--state-dir", str(stack.state.root))
+    assert "no changes" in again.stdout, again.stderr
+    assert {"docker", "httpx", "pydantic"} <= modules
+    assert not modules & {"reconciler.apply", "cryptography", "apprise", "matplotlib", "git"}
 
 
 def test_changing_the_image_env_recreates_the_container_and_keeps_every_model(stack: Stack) -> None:

@@ -9,30 +9,46 @@ that deployment through git (one bring-up), and the README's demo from a fresh c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from reconciler.desired.load import load_desired
 from reconciler.desired.refs import canonical
 from reconciler.desired.schema import DesiredState
 from reconciler.desired.source import GitCommitSource
+from reconciler.kamal.tls import ensure_tls, tls_hosts
 from reconciler.observe.kamal import running_versions
 from reconciler.observe.openwebui import observe_openwebui
 from reconciler.plan.kamal import deploy_hash
 from tests.e2e.gitops import git
-from tests.harness.browser import ARTIFACTS, open_page, selected_model
+from tests.harness.browser import (
+    ARTIFACTS,
+    MEDIA_FLAGS,
+    MICROPHONE,
+    evaluate,
+    open_page,
+    selected_model,
+    trusting,
+)
 from tests.harness.fullstack import FullStack, full_stack
 from tests.harness.openwebui_image import BROKEN_TAG, OFFICIAL_TAG, VERSION, ensure_broken_openwebui_image
 
@@ -74,12 +90,12 @@ def _model_shown(dom: str) -> bool:
 
 def dismiss_whats_new(fs: FullStack) -> None:
     """The admin has seen this version's release notes (the user setting the button writes)."""
-    httpx.post(
-        f"{fs.webui_url}/api/v1/users/user/settings/update",
-        headers={"Authorization": f"Bearer {fs.token()}"},
-        json={"ui": {"version": VERSION}},
-        timeout=30,
-    ).raise_for_status()
+    with fs.http() as http:
+        http.post(
+            "/api/v1/users/user/settings/update",
+            headers={"Authorization": f"Bearer {fs.token()}"},
+            json={"ui": {"version": VERSION}},
+        ).raise_for_status()
 
 
 def _version(container: Any) -> str:
@@ -121,7 +137,8 @@ def _one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path) ->
     assert OFFICIAL_TAG in (fs.state_dir / "kamal" / "Dockerfile").read_text()
     mounts = {m["Destination"]: m.get("Name") for m in webui.attrs["Mounts"]}
     assert mounts["/app/backend/data"] == fs.data_volume
-    assert httpx.get(f"{fs.webui_url}/health", timeout=10).json() == {"status": True}
+    with fs.http() as http:
+        assert http.get("/health").json() == {"status": True}
     client = fs.webui()
     assert client.config().get("version") == VERSION
 
@@ -163,24 +180,31 @@ def _one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path) ->
     cloud_chat = _answering(fs.cloud_events("chat"), follow)
     assert first in _text(cloud_chat["messages"]) and reply in [m["content"] for m in cloud_chat["messages"]]
 
-    # headless Chromium: no login, the default model selected
+    # headless Chromium trusting only the reconciler's CA: no login, the default model selected
+    trusted = trusting(fs.ca_path, tmp_path / "home")
     page = open_page(
-        fs.webui_url + "/", ARTIFACTS / "openwebui-kamal-first.png", tmp_path / "profile", ready=_model_shown
+        fs.webui_url + "/",
+        ARTIFACTS / "openwebui-kamal-first.png",
+        tmp_path / "profile",
+        ready=_model_shown,
+        env=trusted,
     )
     assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
     assert selected_model(page) == desired.openwebui.default_models[0], page[-3000:]
     dismiss_whats_new(fs)  # what "Okay, Let's Go!" on the release notes does, for the screenshot
     shot = ARTIFACTS / "openwebui-kamal.png"
-    page = open_page(fs.webui_url + "/", shot, tmp_path / "profile", ready=_model_shown)
+    page = open_page(fs.webui_url + "/", shot, tmp_path / "profile", ready=_model_shown, env=trusted)
     (ARTIFACTS / "openwebui-kamal.html").write_text(page)
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert selected_model(page) == desired.openwebui.default_models[0]
+    _secure_context_on_the_lan(fs, trusted, tmp_path)
 
     # the cloud key was passed by reference: never in git, the logs, the events or the page
     key = fs.cloud.key
     history_text = git("log", "-p", "--all", cwd=fs.ops.bare).stdout
     assert key not in history_text and key not in applied.stdout + applied.stderr
-    assert key not in page and key not in httpx.get(f"{fs.webui_url}/api/config", timeout=10).text
+    with fs.http() as http:
+        assert key not in page and key not in http.get("/api/config").text
     secrets_file = fs.state_dir / "kamal" / ".kamal" / "secrets"
     assert key in secrets_file.read_text() and secrets_file.stat().st_mode & 0o077 == 0
     for path in fs.state_dir.rglob("*"):
@@ -188,6 +212,55 @@ def _one_reconcile_brings_up_the_whole_example(fs: FullStack, tmp_path: Path) ->
             assert key.encode() not in path.read_bytes(), path
     for container in (webui, fs.client.containers.get(fs.stack.name)):
         assert key not in container.logs().decode(errors="replace"), container.name
+
+
+def _secure_context_on_the_lan(fs: FullStack, trusted: dict[str, str], tmp_path: Path) -> None:
+    """What a phone on the LAN gets: the page over HTTPS on the LAN address, its certificate
+    verified by a browser that trusts the reconciler's CA, and the microphone there (Chromium's
+    fake device) — but not on a plain-HTTP LAN origin, and no page without the CA."""
+    https = evaluate(fs.lan_url + "/", MICROPHONE, tmp_path / "lan", env=trusted, flags=MEDIA_FLAGS)
+    assert https["error"] is None and https["href"] == fs.lan_url + "/", https
+    assert https["value"] == {
+        "origin": fs.lan_url, "secure": True, "mediaDevices": True, "audioTracks": 1
+    }, https  # fmt: skip
+    untrusted = evaluate(
+        fs.lan_url + "/", "location.href", tmp_path / "untrusted", env={"HOME": str(tmp_path)}
+    )
+    assert untrusted["error"] == "net::ERR_CERT_AUTHORITY_INVALID", untrusted
+    # kamal-proxy's plain-HTTP port only redirects to HTTPS (no OpenWebUI over HTTP on the LAN) ...
+    plain_port = _desired(fs).openwebui.exposure.http_port  # type: ignore[union-attr]
+    redirect = httpx.get(f"http://{fs.lan_address}:{plain_port}/", timeout=10)
+    assert redirect.status_code == 301 and redirect.headers["location"] == f"https://{fs.lan_address}/"
+    # ... and a page served over plain HTTP on the LAN address gets no microphone at all
+    with _plain_http_page(fs.lan_address) as plain:
+        http = evaluate(plain, MICROPHONE, tmp_path / "plain", env=trusted, flags=MEDIA_FLAGS)
+    assert http["error"] is None and http["value"]["secure"] is False, http
+    assert http["value"]["mediaDevices"] is False, http
+
+
+@contextlib.contextmanager
+def _plain_http_page(address: str) -> Iterator[str]:
+    server = ThreadingHTTPServer((address, 0), _Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{address}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Page(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = b"<!doctype html><title>plain</title>plain HTTP"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
 
 
 # ── the `fullstack` tests ────────────────────────────────────────────────────────────────────
@@ -224,7 +297,7 @@ def _rollback(fs: FullStack) -> str:
 
 def _data(fs: FullStack, chat_id: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {fs.token()}"}
-    with httpx.Client(base_url=fs.webui_url, headers=headers, timeout=30) as http:
+    with fs.http(headers=headers) as http:
         chat = http.get(f"/api/v1/chats/{chat_id}").json()
         users = http.get("/api/v1/users/all").json()
         knowledge = fs.webui().knowledge_bases()
@@ -263,21 +336,32 @@ def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack
             {"id": "4", "role": "assistant", "model": "cloud-mini", "content": "ok too"},
         ],
     }
-    created = httpx.post(
-        f"{fs.webui_url}/api/v1/chats/new",
-        headers={"Authorization": f"Bearer {fs.token()}"},
-        json={"chat": chat},
-        timeout=30,
-    )
+    with fs.http() as http:
+        created = http.post(
+            "/api/v1/chats/new", headers={"Authorization": f"Bearer {fs.token()}"}, json={"chat": chat}
+        )
     created.raise_for_status()
     chat_id = created.json()["id"]
     before = _data(fs, chat_id)
     assert before["knowledge"] == {"work": 3} and before["users"] == ["admin@localhost"]
     assert [m[1] for m in before["messages"] if m[0] == "assistant"] == ["phi3-fast", "cloud-mini"]
 
+    # the LAN certificate near its expiry (issued 380 days ago): renewed at the next reconcile,
+    # and the deploy it plans has kamal-proxy serve the new one
+    names, addresses = tls_hosts(_desired(fs))
+    old = ensure_tls(
+        fs.state_dir / "tls", names, addresses, now=datetime.now(UTC) - timedelta(days=380), renew=True
+    )
+    served = fs.served_certificate()
+    assert served.not_valid_after_utc > old.not_after  # served: the first one, until a deploy
+
     # an OpenWebUI setting changed in git: a new version through `kamal deploy`, data kept
     out = _push(fs, "Fewer RAG chunks", {"openwebui.yaml": [(("rag", "top_k"), 3)]})
     assert re.search(r"kamal deploy --version=\w+", out) and "✔ converged" in out, out[-3000:]
+    renewed = fs.served_certificate()
+    on_disk = x509.load_pem_x509_certificate((fs.state_dir / "tls" / "server.crt").read_bytes())
+    assert renewed.fingerprint(hashes.SHA256()) == on_disk.fingerprint(hashes.SHA256())
+    assert renewed.not_valid_after_utc - datetime.now(UTC) > timedelta(days=300), renewed
     (second,) = fs.running_webui()
     assert _version(second) != base_version and "RAG_TOP_K=3" in second.attrs["Config"]["Env"]
     assert _data(fs, chat_id) == before
@@ -318,7 +402,8 @@ def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack
     degraded = {c["type"]: c for c in fs.ops.status()["conditions"]}["Degraded"]
     assert degraded["status"] is True and "held back" in degraded["message"]
     assert running_versions(fs.client, fs.service) == (base_version,)  # the old one serves
-    assert httpx.get(f"{fs.webui_url}/health", timeout=10).json() == {"status": True}
+    with fs.http() as http:
+        assert http.get("/health").json() == {"status": True}
     assert _data(fs, chat_id) == before
     out = _rollback(fs)  # back to a good image
     assert "✔ converged" in out, out[-3000:]
@@ -349,19 +434,25 @@ def test_a_fresh_clone_runs_the_demo_to_a_working_openwebui(tmp_path: Path) -> N
     )
     assert demo.stdout is not None
     lines: list[str] = []
-    url = None
+    url = ca = None
     for line in demo.stdout:
         lines.append(line)
-        found = re.search(r"OpenWebUI is answering at (http://127\.0\.0\.1:\d+)", line)
+        found = re.search(r"OpenWebUI is answering at (https://127\.0\.0\.1:\d+)", line)
         if found:
             url = found.group(1)
+        found_ca = re.search(r"trust (/\S+/tls/ca\.crt)", line)
+        if found_ca:
+            ca = Path(found_ca.group(1))
             break
     try:
         assert url is not None, "".join(lines[-60:])
         seconds = time.monotonic() - started
-        assert httpx.get(f"{url}/health", timeout=10).json() == {"status": True}
+        assert url is not None and ca is not None, "".join(lines[-60:])
+        verify = ssl.create_default_context(cafile=str(ca))
+        assert httpx.get(f"{url}/health", timeout=10, verify=verify).json() == {"status": True}
         shot = ARTIFACTS / "demo-openwebui.png"
-        page = open_page(url + "/", shot, tmp_path / "profile", ready=_model_shown)
+        trusted = trusting(ca, tmp_path / "home")
+        page = open_page(url + "/", shot, tmp_path / "profile", ready=_model_shown, env=trusted)
         assert shot.is_file() and shot.stat().st_size > 10_000
         assert "Sign in" not in page and "llama3:8b-instruct-q4_K_M" in str(selected_model(page))
         (ARTIFACTS / "demo-timing.txt").write_text(f"fresh clone to OpenWebUI answering: {seconds:.0f} s\n")
@@ -375,5 +466,5 @@ def test_a_fresh_clone_runs_the_demo_to_a_working_openwebui(tmp_path: Path) -> N
     assert "removing everything the demo started" in rest, rest[-3000:]
     assert not (tmp_path / "demo-manifest.json").exists()
     with pytest.raises(httpx.HTTPError):
-        httpx.get(f"{url}/health", timeout=5)
+        httpx.get(f"{url}/health", timeout=5, verify=verify)
     print(f"demo from a fresh clone: OpenWebUI answering after {seconds:.0f} s", file=sys.stderr)

@@ -42,10 +42,12 @@ def test_kamal_config_accepts_tls_secrets(tmp_path: Path) -> None:
     output = done.stdout + done.stderr
     key_body = values[TLS_KEY_SECRET].splitlines()[1]
     assert key_body not in output and "PRIVATE KEY" not in output
-    # Kamal's dotenv parser reads the PEMs back byte for byte
+    # Kamal's dotenv parser reads the PEMs back byte for byte, newlines as newlines (what it
+    # uploads for kamal-proxy; `\\n` escapes came back as a backslash and an n)
     printed = subprocess.run(
         [kamal_binary(), "secrets", "print"], cwd=workdir, capture_output=True, text=True, timeout=60
     )
     assert printed.returncode == 0, printed.stderr
-    assert values[TLS_CERT_SECRET].strip() in printed.stdout.replace("\\n", "\n")
+    assert f"{TLS_CERT_SECRET}={values[TLS_CERT_SECRET].strip()}\n" in printed.stdout
+    assert f"{TLS_KEY_SECRET}={values[TLS_KEY_SECRET].strip()}\n" in printed.stdout
     assert (tmp_path / "tls" / "ca.crt").is_file()

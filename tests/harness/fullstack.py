@@ -19,8 +19,12 @@ What comes up, all on this machine and offline:
   reference (`{env: RCL_CLOUD_API_KEY}`);
 - the bare desired-state repo made by `reconciler init` from `desired_state/` (every file,
   knowledge included), with model names pointing at the local registry, the GPU simulated (an
-  RTX 3070's 8 GiB), OpenWebUI published on 127.0.0.1 and Kamal pointed at the sshd and the
-  registry; a clone to push from.
+  RTX 3070's 8 GiB), OpenWebUI served as the example says — HTTPS through kamal-proxy with
+  the reconciler's LAN CA (the harness's stand-in image `basecamp/kamal-proxy:v0.9.2`, which
+  Kamal boots unchanged) — on ports of its own, on 127.0.0.1 and one non-loopback address of
+  this machine (`lan_address()`, the "LAN" a phone would open), and Kamal pointed at the sshd
+  and the registry; a clone to push from. Kamal's one `kamal-proxy` container and its state
+  volume are removed before (a leftover would be started as it is) and after.
 
 Everything it starts is written to a manifest (a JSON file when a path is given) as it starts,
 and removed from that manifest at the end, or by `teardown_manifest(path)` from another
@@ -31,11 +35,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import ipaddress
 import json
 import os
 import secrets
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -49,7 +56,9 @@ from typing import Any
 import docker
 import docker.errors
 import httpx
+import psutil
 import yaml
+from cryptography import x509
 
 from reconciler.labels import KAMAL_NETWORK
 from reconciler.openwebui.client import OpenWebUIClient, connect
@@ -59,6 +68,7 @@ from tests.e2e.stack import Stack
 from tests.harness.dockerd import ensure_dockerd
 from tests.harness.images import TEST_LABEL, ensure_base_image, ensure_fake_ollama_image
 from tests.harness.kamal_fixtures import Sshd, running_sshd
+from tests.harness.kamal_proxy_image import ensure_kamal_proxy_image
 from tests.harness.openwebui import CACHE
 from tests.harness.openwebui_image import BROKEN_TAG, OFFICIAL_TAG, ensure_openwebui_image
 from tests.harness.plugin import wait_for_ollama
@@ -226,9 +236,37 @@ class FullStack:
     cloud: Cloud | None
     env: dict[str, str]  # what `serve` and `apply` run with (the cloud key's variable)
 
+    lan_address: str  # a non-loopback address of this machine kamal-proxy also serves on
+
     @property
     def webui_url(self) -> str:
-        return f"http://127.0.0.1:{self.webui_port}"
+        """OpenWebUI through kamal-proxy (the stand-in), HTTPS with the reconciler's LAN CA."""
+        return f"https://127.0.0.1:{self.webui_port}"
+
+    @property
+    def lan_url(self) -> str:
+        return f"https://{self.lan_address}:{self.webui_port}"
+
+    @property
+    def ca_path(self) -> Path:
+        return self.state_dir / "tls" / "ca.crt"
+
+    def verify(self) -> ssl.SSLContext:
+        """Trusts only the reconciler's LAN CA."""
+        return ssl.create_default_context(cafile=str(self.ca_path))
+
+    def served_certificate(self) -> x509.Certificate:
+        """The certificate kamal-proxy serves on the LAN address (verified against the CA)."""
+        with (
+            socket.create_connection((self.lan_address, self.webui_port), timeout=10) as raw,
+            self.verify().wrap_socket(raw, server_hostname=self.lan_address) as tls,
+        ):
+            der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        return x509.load_der_x509_certificate(der)
+
+    def http(self, timeout: float = 30, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.webui_url, verify=self.verify(), timeout=timeout, **kwargs)
 
     @property
     def ollama_url(self) -> str:
@@ -262,24 +300,23 @@ class FullStack:
 
     def webui(self, timeout: float = 60) -> OpenWebUIClient:
         """A client signed in as OpenWebUI's built-in admin (no-login mode)."""
-        return connect(self.webui_url, auth=False, timeout=timeout)
+        return connect(self.webui_url, auth=False, timeout=timeout, http=self.http(timeout))
 
     def token(self) -> str:
         """The built-in admin's session token (no-login mode), as the browser gets it."""
-        answer = httpx.post(
-            f"{self.webui_url}/api/v1/auths/signin", json={"email": "", "password": ""}, timeout=30
-        )
+        with self.http() as http:
+            answer = http.post("/api/v1/auths/signin", json={"email": "", "password": ""})
         answer.raise_for_status()
         return str(answer.json()["token"])
 
     def chat_completion(self, model: str, messages: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
         """One chat through OpenWebUI's own API (what its page sends), not streamed."""
-        answer = httpx.post(
-            f"{self.webui_url}/api/chat/completions",
-            headers={"Authorization": f"Bearer {self.token()}"},
-            json={"model": model, "messages": messages, "stream": False, **extra},
-            timeout=180,
-        )
+        with self.http(timeout=180) as http:
+            answer = http.post(
+                "/api/chat/completions",
+                headers={"Authorization": f"Bearer {self.token()}"},
+                json={"model": model, "messages": messages, "stream": False, **extra},
+            )
         answer.raise_for_status()
         body: dict[str, Any] = answer.json()
         return body
@@ -419,6 +456,36 @@ def _allow_cloud_key(root: Path, cloud: Cloud) -> dict[str, str]:
     return {CLOUD_KEY_ENV: cloud.key, CONFIG_ENV: str(config)}
 
 
+def lan_address() -> str:
+    """A non-loopback IPv4 address of this machine (a real interface first, else a bridge's)."""
+    found: list[tuple[bool, str]] = []
+    for name, addresses in psutil.net_if_addrs().items():
+        for a in addresses:
+            if a.family.name == "AF_INET" and not ipaddress.ip_address(a.address).is_loopback:
+                found.append((name.startswith(("docker", "br-", "veth")), a.address))
+    if not found:
+        raise RuntimeError("this machine has no non-loopback IPv4 address to serve the LAN origin on")
+    return sorted(found)[0][1]
+
+
+KAMAL_PROXY = "kamal-proxy"  # the one name Kamal gives it (configuration/proxy/boot.rb)
+KAMAL_PROXY_CONFIG = "kamal-proxy-config"  # its state volume (commands/proxy.rb)
+
+
+def _fresh_kamal_proxy(client: docker.DockerClient, manifest: Manifest) -> None:
+    """The stand-in loaded as `basecamp/kamal-proxy:v0.9.2`, and no proxy an earlier run left:
+    Kamal would start that one as it is (`start || run`), with its ports and its saved routes."""
+    ensure_kamal_proxy_image(client)
+    for old in client.containers.list(all=True, filters={"name": f"^{KAMAL_PROXY}$"}):
+        if old.labels.get("reconciler.test") != "1":
+            raise RuntimeError("a kamal-proxy that is not the harness's runs on this engine")
+        old.remove(force=True)
+    with contextlib.suppress(docker.errors.NotFound):
+        client.volumes.get(KAMAL_PROXY_CONFIG).remove(force=True)
+    manifest.add("containers", KAMAL_PROXY)
+    manifest.add("volumes", KAMAL_PROXY_CONFIG)
+
+
 def _desired_files(
     repo: Path, stack: Stack, local: dict[str, str], kamal: dict[str, Any], port: int, cloud: Cloud | None
 ) -> None:
@@ -469,7 +536,14 @@ def _openwebui_yaml(
         raise RuntimeError(
             f"desired_state/openwebui.yaml names {webui['image']}; the harness builds {OFFICIAL_TAG}"
         )
-    webui["exposure"] = {"mode": "published", "port": port, "addresses": ["127.0.0.1"]}
+    # the example's HTTPS through kamal-proxy, on ports of their own and on loopback plus one
+    # non-loopback address of this machine (the "LAN" a phone would open)
+    webui["exposure"] = {
+        **webui["exposure"],
+        "https_port": port,
+        "http_port": free_port(),
+        "addresses": ["127.0.0.1", lan_address()],
+    }
     webui["default_models"] = [local[m] for m in webui["default_models"]]
     webui["task_model"] = local[webui["task_model"]]
     webui["rag"]["embedding_model"] = local[webui["rag"]["embedding_model"]]
@@ -551,6 +625,7 @@ def _up(
         manifest.add("services", service)
         manifest.add("volumes", data_volume)
         manifest.add("networks", KAMAL_NETWORK)
+        _fresh_kamal_proxy(client, manifest)
         port = webui_port or free_port()
         kamal = {
             "service": service,
@@ -578,6 +653,7 @@ def _up(
                 service=service,
                 data_volume=data_volume,
                 webui_port=port,
+                lan_address=lan_address(),
                 cloud=the_cloud,
                 env=env,
             )

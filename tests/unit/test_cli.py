@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -111,9 +112,9 @@ def test_plan_lists_each_openwebui_and_kamal_action_with_its_reason(tmp_path: Pa
     result = run("plan", "--repo", "desired_state", "--observed", str(recorded), "--json")
     assert result.returncode == 1, result.stderr
     actions = {(a["kind"], a["title"]): a["reason"] for a in json.loads(result.stdout)["actions"]}
-    assert actions[("networks", "link networks: openwebui-402e4c172fe1b7c2 → llm")] == (
-        "OpenWebUI reaches Ollama as http://ollama:11434"
-    )
+    links = [title for kind, title in actions if kind == "networks"]
+    assert len(links) == 1 and re.fullmatch(r"link networks: openwebui-[0-9a-f]{16} → llm", links[0]), links
+    assert actions[("networks", links[0])] == "OpenWebUI reaches Ollama as http://ollama:11434"
     assert (
         actions[("openwebui_knowledge_create", "create knowledge base work")] == "desired, not in OpenWebUI"
     )

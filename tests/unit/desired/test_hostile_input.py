@@ -225,7 +225,8 @@ def test_openwebui_env_cannot_override_what_the_reconciler_manages(repo: Path, n
 
 
 def test_two_services_on_one_port(repo: Path) -> None:
-    edit(repo, "openwebui.yaml", "  port: 3000", "  port: 11434")
+    edit(repo, "openwebui.yaml", "  mode: proxy", "  mode: published\n  port: 11434")
+    edit(repo, "openwebui.yaml", "    enabled: true", "    enabled: false")
     p = one(repo, "exposure.port")
     assert "Ollama's" in p.message and p.line == line_of(repo, "openwebui.yaml", "port: 11434")
 

@@ -19,6 +19,7 @@ from reconciler.ensure_ollama import SshConfig, is_local
 from reconciler.kamal.project import SecretUnavailable, write_project
 from reconciler.kamal.render import Timing, render
 from reconciler.labels import VERSION_LABEL
+from reconciler.openwebui.client import default_url
 from reconciler.plan.kamal import deploy_hash
 from tests.harness.server_config import allow_secrets
 
@@ -54,8 +55,13 @@ def with_secrets(desired: DesiredState) -> DesiredState:
     )
 
 
+def published(**changes: Any) -> DesiredState:
+    """The example served as plain HTTP on a published port (no proxy, no TLS)."""
+    return with_webui(seed(), exposure__mode="published", exposure__tls__enabled=False, **changes)
+
+
 def test_published_mode_binds_loopback_and_lan_only() -> None:
-    config = yaml.safe_load(render(seed(), "v1").deploy_yml)
+    config = yaml.safe_load(render(published(), "v1").deploy_yml)
     web = config["servers"]["web"]
     assert web["proxy"] is False
     assert web["options"]["publish"] == ["127.0.0.1:3000:8080", "192.168.1.50:3000:8080"]
@@ -67,19 +73,37 @@ def test_published_mode_binds_loopback_and_lan_only() -> None:
 
 
 def test_published_mode_explicit_addresses_and_ipv6() -> None:
-    desired = with_webui(seed(), exposure__addresses=["::1", "10.0.0.2"], exposure__port=8088)
+    desired = published(exposure__addresses=["::1", "10.0.0.2"], exposure__port=8088)
     publish = yaml.safe_load(render(desired, "v1").deploy_yml)["servers"]["web"]["options"]["publish"]
     assert publish == ["[::1]:8088:8080", "10.0.0.2:8088:8080"]
 
 
-def test_proxy_mode() -> None:
-    desired = with_webui(seed(), exposure__mode="proxy", exposure__host="chat.lan")
+def test_proxy_mode_without_tls() -> None:
+    desired = with_webui(seed(), exposure__tls__enabled=False, exposure__host="chat.lan")
     config = yaml.safe_load(render(desired, "v1").deploy_yml)
     assert config["proxy"]["app_port"] == 8080
     assert config["proxy"]["healthcheck"]["path"] == "/health"
-    assert config["proxy"]["host"] == "chat.lan"
+    assert config["proxy"]["hosts"] == ["chat.lan"] and config["proxy"]["ssl"] is False
     assert config["proxy"]["run"]["bind_ips"] == ["127.0.0.1", "192.168.1.50"]
     assert "proxy" not in config["servers"]["web"] and "options" not in config["servers"]["web"]
+    no_host = yaml.safe_load(render(with_webui(seed(), exposure__tls__enabled=False), "v1").deploy_yml)
+    assert "hosts" not in no_host["proxy"] and "host" not in no_host["proxy"]  # every host
+
+
+def test_the_example_serves_https_on_every_name_and_address_its_certificate_covers() -> None:
+    """kamal-proxy routes by the Host header (service_map.go at v0.9.2): a phone opening the
+    LAN address must find the service, so every name and address of the certificate is a host."""
+    config = yaml.safe_load(render(seed(), "v1").deploy_yml)
+    proxy = config["proxy"]
+    assert proxy["hosts"] == ["gpu-box.lan", "127.0.0.1", "192.168.1.50"]
+    assert proxy["ssl"] == {
+        "certificate_pem": "OPENWEBUI_TLS_CERTIFICATE_PEM",
+        "private_key_pem": "OPENWEBUI_TLS_PRIVATE_KEY_PEM",
+    }
+    assert proxy["run"] == {"bind_ips": ["127.0.0.1", "192.168.1.50"], "http_port": 80, "https_port": 443}
+    assert proxy["response_timeout"] == 600  # kamal-proxy's 30 s is shorter than a model load
+    moved = with_webui(seed(), exposure__https_port=8443, exposure__http_port=8080)
+    assert yaml.safe_load(render(moved, "v1").deploy_yml)["proxy"]["run"]["https_port"] == 8443
 
 
 def test_config_core_fields() -> None:
@@ -121,7 +145,13 @@ def test_dockerfile_wraps_image_with_service_label() -> None:
 
 def test_secret_names_and_cloud() -> None:
     project = render(with_secrets(seed()), "v1")
-    assert project.secret_names == ("KAMAL_REGISTRY_PASSWORD", "WEBUI_SECRET_KEY", "OPENAI_API_KEYS")
+    assert project.secret_names == (
+        "KAMAL_REGISTRY_PASSWORD",
+        "WEBUI_SECRET_KEY",
+        "OPENAI_API_KEYS",
+        "OPENWEBUI_TLS_CERTIFICATE_PEM",
+        "OPENWEBUI_TLS_PRIVATE_KEY_PEM",
+    )
     config = yaml.safe_load(project.deploy_yml)
     assert config["env"]["secret"] == ["WEBUI_SECRET_KEY", "OPENAI_API_KEYS"]
     assert config["env"]["clear"]["ENABLE_OPENAI_API"] == "True"
@@ -154,11 +184,12 @@ def test_no_secret_value_in_rendered_text(monkeypatch: pytest.MonkeyPatch, tmp_p
     secrets_file = workdir / ".kamal" / "secrets"
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     assert stat.S_IMODE(workdir.stat().st_mode) == 0o700
-    assert secrets_file.read_text().splitlines() == [
+    assert secrets_file.read_text().splitlines()[:3] == [
         "KAMAL_REGISTRY_PASSWORD='hunter2-registry'",
         "WEBUI_SECRET_KEY='s3cr3t-session-key'",
         "OPENAI_API_KEYS='sk-live-abc;sk-file-xyz'",
     ]
+    assert secrets_file.read_text().splitlines()[3].startswith('OPENWEBUI_TLS_CERTIFICATE_PEM="-----BEGIN')
     assert values["OPENAI_API_KEYS"] == "sk-live-abc;sk-file-xyz"
     for path in workdir.rglob("*"):
         if path.is_file() and path != secrets_file:
@@ -382,3 +413,10 @@ def test_env_secret_needs_the_owner_to_allow_that_setting(
     with pytest.raises(SecretUnavailable, match="openwebui-env:RAG_OPENAI_API_KEY") as info:
         write_project(render(desired, "v1"), desired, tmp_path / "p")
     assert "sk-live-abc" not in str(info.value)
+
+
+def test_the_reconciler_reaches_openwebui_through_kamal_proxy_on_loopback() -> None:
+    assert default_url(seed()) == "https://127.0.0.1"  # 127.0.0.1 is a host and in the certificate
+    assert default_url(with_webui(seed(), exposure__https_port=8443)) == "https://127.0.0.1:8443"
+    assert default_url(with_webui(seed(), exposure__tls__enabled=False)) == "http://127.0.0.1"
+    assert default_url(published(exposure__port=3001)) == "http://127.0.0.1:3001"
