@@ -74,7 +74,7 @@ def restore_pinned(
     outcome = Runner(exec_context(desired, runtime, events, now, observed)).run(
         Plan(revision=planned.revision, actions=loads)
     )
-    return [a.model for a in loads if a.title() in outcome.done], [f"{t}: {e}" for t, e in outcome.failed]
+    return [a.model for a, _ in outcome.of(LoadModel, "done")], [f"{t}: {e}" for t, e in outcome.failed]
 
 
 def bench(

@@ -16,6 +16,7 @@ from reconciler.observed import (
     AppliedUpdate,
     DeployedObs,
     EvictionObs,
+    ImageRun,
     ImageTagsObs,
     InventoryEntry,
     Observed,
@@ -46,6 +47,7 @@ class Memory(_Frozen):
     recorded: dict[str, str] = Field(default_factory=dict)  # model → digest committed by record: commit
     image_tags: dict[str, ImageTagsObs] = Field(default_factory=dict)  # image → its last tag-list check
     applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
+    image_runs: dict[str, ImageRun] = Field(default_factory=dict)  # image as written → auto's moves
 
 
 def recent(evictions: tuple[Eviction, ...], at: datetime) -> tuple[Eviction, ...]:
@@ -69,5 +71,6 @@ def with_memory(observed: Observed, memory: Memory, at: datetime) -> Observed:
             "recorded": memory.recorded,
             "image_tags": tuple(memory.image_tags[key] for key in sorted(memory.image_tags)),
             "applied_updates": memory.applied_updates,
+            "image_runs": memory.image_runs,
         }
     )

@@ -185,6 +185,16 @@ class ImageTagsObs(Obs):
     failures: int = Field(default=0, ge=0)
 
 
+class ImageRun(Obs):
+    """Where `updates.images: auto` has moved one image as written in git (the reconciler's
+    memory, keyed by that image): a new tag in git starts afresh."""
+
+    tag: str | None = None  # the release it runs; None: the one written in git
+    previous: str | None = None  # the release before it (what a failed start falls back to)
+    failed: tuple[str, ...] = ()  # releases that did not start: never taken again
+    recorded: str | None = None  # the release last committed to git (record: commit)
+
+
 class AppliedUpdate(Obs):
     """The last update the reconciler made to a model (its memory)."""
 
@@ -406,6 +416,7 @@ class Observed(Obs):
     image_tags: tuple[ImageTagsObs, ...] = ()  # the last tag-list check of each image (memory)
     image_checks: tuple[ImageTagsObs, ...] = ()  # the tag-list looks of this observation
     applied_updates: dict[str, AppliedUpdate] = Field(default_factory=dict)  # model → its last update
+    image_runs: dict[str, ImageRun] = Field(default_factory=dict)  # image as written → auto's moves (memory)
     clock: datetime | None = None  # `at` in the server's time zone (update windows are in it)
 
     def weights_keys(self) -> dict[str, str]:

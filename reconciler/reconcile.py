@@ -20,7 +20,7 @@ from reconciler.memory import Eviction, Memory, with_memory
 from reconciler.observe.server import observe_server
 from reconciler.observed import Observed
 from reconciler.plan.actions import OpenWebUIAction, Plan
-from reconciler.plan.image_tags import images_due
+from reconciler.plan.image_tags import effective, images_due
 from reconciler.plan.notes import Note, note, requeue_after
 from reconciler.plan.openwebui import settings_hash
 from reconciler.plan.planner import plan as make_plan
@@ -186,7 +186,9 @@ class _Passes:
 
     def _execute(self, plan: Plan, observed: Observed) -> bool:
         report = self.report
-        ctx = exec_context(self.desired, self.runtime, self.events, self.runtime.clock.now, observed)
+        # The executors (and the Kamal hooks they start) work from the images `auto` moved.
+        desired = effective(self.desired, observed)
+        ctx = exec_context(desired, self.runtime, self.events, self.runtime.clock.now, observed)
         from reconciler.apply.runner import Runner
 
         outcome = Runner(ctx, self.hooks).run(plan)

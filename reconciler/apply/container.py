@@ -22,7 +22,9 @@ import docker.types
 import httpx
 
 from reconciler.apply.context import ExecContext
+from reconciler.apply.updates import image_failed
 from reconciler.apply.world import World
+from reconciler.desired.images import parse_image
 from reconciler.errors import (
     Conflict,
     ContainerFailed,
@@ -300,13 +302,20 @@ def run_container(action: EnsureContainer, ctx: ExecContext) -> None:
         load=lambda: getattr(load_passthrough(root), "mode", None),
         save=lambda mode: save_passthrough(root, mode, name),
     )
-    seen = ensure_container(
-        ctx.docker,
-        action,
-        ready_timeout=ctx.ready_timeout,
-        on_event=lambda event, data: ctx.events.emit(event, **data),
-        memory=memory,
-    )
+    try:
+        seen = ensure_container(
+            ctx.docker,
+            action,
+            ready_timeout=ctx.ready_timeout,
+            on_event=lambda event, data: ctx.events.emit(event, **data),
+            memory=memory,
+        )
+    except (ContainerFailed, ContainerNotReady, ImageNotInRegistry) as exc:
+        if action.update_of is not None:  # a release `auto` moved to: held back, never looped
+            tag = parse_image(action.spec.image).tag or ""
+            ctx.remember(lambda m: image_failed(m, action.update_of or "", tag))
+            ctx.events.emit("update.image_failed", image=action.update_of, tag=tag, error=str(exc))
+        raise
     ctx.container_id = seen.id
 
 

@@ -7,15 +7,18 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from reconciler.desired.images import with_tag
 from reconciler.desired.refs import InvalidReference, canonical
 from reconciler.desired.yamlpos import Position, YamlProblem, load_yaml
 from reconciler.errors import PermanentError, TemporaryError
-from reconciler.plan.actions import RecordUpdate
+from reconciler.plan.actions import RecordUpdate, UpdateImage
 
 IDENTITY = ("reconciler", "reconciler@localhost")
 OLLAMA_FILE = "ollama.yaml"
+OPENWEBUI_FILE = "openwebui.yaml"
 
 
 class RecordFailed(TemporaryError):
@@ -83,21 +86,59 @@ def _git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess
     )
 
 
+def image_in_text(text: str, file: str, path: tuple[str, ...], tag: str) -> str:
+    """`text` with the image at `path` moved to `tag` (only that scalar changes)."""
+    try:
+        doc = load_yaml(text)
+    except YamlProblem as exc:
+        raise RecordRefused(f"{file} cannot be read to record the update: {exc.message}") from None
+    node = doc.data
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    if not isinstance(node, str):
+        raise RecordRefused(f"{file} has no `{'.'.join(path)}` to record the update in")
+    return _replace_scalar(text, doc.position_of(path, value=True), with_tag(node, tag))
+
+
 def record_update(repo: Path, branch: str, action: RecordUpdate) -> str:
     """Commit and push the new pin; return the commit's hash."""
+    message = (
+        f"Update {action.model} to sha256:{action.new_digest[:12]}\n\n{action.reason}.\n"
+        f"Previous digest: sha256:{action.old_digest} (kept on the server as a rollback entry; "
+        "`git revert` of this commit restores it without a download)."
+    )
+    return _commit(
+        repo,
+        branch,
+        OLLAMA_FILE,
+        lambda text: pin_in_text(text, action.canonical, action.new_digest),
+        message,
+    )
+
+
+def record_image(repo: Path, branch: str, action: UpdateImage) -> str:
+    """Commit and push the image's new tag; return the commit's hash."""
+    file, path = (
+        (OLLAMA_FILE, ("container", "image"))
+        if action.component == "ollama"
+        else (OPENWEBUI_FILE, ("image",))
+    )
+    message = (
+        f"Update the {action.component} image to {action.new_tag}\n\n{action.reason}.\n"
+        f"Previous release: {action.old_tag} (`git revert` of this commit goes back to it)."
+    )
+    return _commit(repo, branch, file, lambda text: image_in_text(text, file, path, action.new_tag), message)
+
+
+def _commit(repo: Path, branch: str, file: str, edit: Callable[[str], str], message: str) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "work"
         cloned = _git("clone", "-q", "--branch", branch, str(repo), str(work), cwd=Path(tmp))
         if cloned.returncode != 0:
             raise RecordFailed(f"cannot clone {repo} to record the update: {cloned.stderr.strip()[:300]}")
-        path = work / OLLAMA_FILE
-        path.write_text(pin_in_text(path.read_text(), action.canonical, action.new_digest))
-        message = (
-            f"Update {action.model} to sha256:{action.new_digest[:12]}\n\n{action.reason}.\n"
-            f"Previous digest: sha256:{action.old_digest} (kept on the server as a rollback entry; "
-            "`git revert` of this commit restores it without a download)."
-        )
-        for step in (("add", OLLAMA_FILE), ("commit", "-q", "-m", message)):
+        path = work / file
+        path.write_text(edit(path.read_text()))
+        for step in (("add", file), ("commit", "-q", "-m", message)):
             done = _git(*step, cwd=work)
             if done.returncode != 0:
                 raise RecordFailed(f"git {step[0]} failed: {(done.stderr or done.stdout).strip()[:300]}")

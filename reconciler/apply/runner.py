@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple, TypeVar
 
 from reconciler.apply.context import ExecContext, ExecutorUnavailable
 from reconciler.apply.table import execute
 from reconciler.errors import ReconcilerError
 from reconciler.plan.actions import Action, Plan
+
+A = TypeVar("A", bound=Action)
 
 
 @dataclass
@@ -33,17 +35,38 @@ class Failure(NamedTuple):
     error: ReconcilerError
 
 
+ResultKind = Literal["done", "failed", "blocked", "unsupported"]
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What became of one action: the action itself (typed, never found again by its title)."""
+
+    action: Action
+    result: ResultKind
+    error: ReconcilerError | None = None
+
+
 @dataclass
 class Outcome:
+    """`done`, `failed`… hold titles for people; what code decides on reads `results`."""
+
     done: list[str] = field(default_factory=list)
     failed: list[Failure] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     unsupported: list[Failure] = field(default_factory=list)
     preempted: bool = False
+    results: list[ActionResult] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.failed and not self.blocked and not self.preempted
+
+    def of(self, kind: type[A], result: ResultKind) -> list[tuple[A, ReconcilerError | None]]:
+        """The actions of type `kind` that ended as `result`, with their errors."""
+        return [
+            (r.action, r.error) for r in self.results if isinstance(r.action, kind) and r.result == result
+        ]
 
 
 class Runner:
@@ -63,6 +86,7 @@ class Runner:
                 break
             if action.needs() & broken:
                 outcome.blocked.append(title)
+                outcome.results.append(ActionResult(action, "blocked"))
                 broken |= action.provides()
                 events.emit("action.blocked", action=title, reason="an earlier action it depends on failed")
                 continue
@@ -70,12 +94,15 @@ class Runner:
             failure = self._run(action, title)
             if failure is None:
                 outcome.done.append(title)
+                outcome.results.append(ActionResult(action, "done"))
                 events.emit("action.done", action=title)
             elif isinstance(failure.error, ExecutorUnavailable):
                 outcome.unsupported.append(failure)
+                outcome.results.append(ActionResult(action, "unsupported", failure.error))
                 events.emit("action.unsupported", action=title, reason=str(failure.error))
             else:
                 outcome.failed.append(failure)
+                outcome.results.append(ActionResult(action, "failed", failure.error))
                 broken |= action.provides()
                 events.emit("action.failed", action=title, error=str(failure.error))
         return outcome

@@ -18,11 +18,18 @@ import ollama
 
 from reconciler.apply.context import ExecContext, ExecutorUnavailable
 from reconciler.apply.models import ModelActionInterrupted, ModelActionRefused, pull, unload
-from reconciler.apply.record import record_update
+from reconciler.apply.record import record_image, record_update
 from reconciler.apply.world import World
 from reconciler.memory import Memory
-from reconciler.observed import AppliedUpdate, InventoryEntry, ModelObs
-from reconciler.plan.actions import PullModel, RecordUpdate, RestoreModel, UnloadModel, UpdateModel
+from reconciler.observed import AppliedUpdate, ImageRun, InventoryEntry, ModelObs
+from reconciler.plan.actions import (
+    PullModel,
+    RecordUpdate,
+    RestoreModel,
+    UnloadModel,
+    UpdateImage,
+    UpdateModel,
+)
 
 
 def copy(client: ollama.Client, source: str, destination: str) -> None:
@@ -124,3 +131,36 @@ def recorded(action: RecordUpdate, world: World) -> None:
     world.start = world.start.model_copy(
         update={"recorded": {**world.start.recorded, action.canonical: action.new_digest}}
     )
+
+
+def _image_moved(runs: dict[str, ImageRun], action: UpdateImage) -> dict[str, ImageRun]:
+    run = runs.get(action.image, ImageRun())
+    if action.record:
+        return {**runs, action.image: run.model_copy(update={"recorded": action.new_tag})}
+    return {**runs, action.image: run.model_copy(update={"tag": action.new_tag, "previous": action.old_tag})}
+
+
+def run_update_image(action: UpdateImage, ctx: ExecContext) -> None:
+    """Directly: remember the release (the next pass recreates Ollama or deploys OpenWebUI on
+    it); with `record: commit`: commit the new tag to git, whose reconcile moves it."""
+    if action.record:
+        if ctx.desired_repo is None:
+            raise ExecutorUnavailable("record: commit needs `serve` and its desired-state repo")
+        sha = record_image(ctx.desired_repo, ctx.desired_branch, action)
+        ctx.events.emit("update.recorded", image=action.image, commit=sha[:12], tag=action.new_tag)
+    else:
+        ctx.events.emit("update.image", image=action.image, old=action.old_tag, new=action.new_tag)
+    ctx.remember(lambda m: m.model_copy(update={"image_runs": _image_moved(m.image_runs, action)}))
+
+
+def image_updated(action: UpdateImage, world: World) -> None:
+    world.start = world.start.model_copy(update={"image_runs": _image_moved(world.start.image_runs, action)})
+
+
+def image_failed(memory: Memory, image: str, tag: str) -> Memory:
+    """`tag` of `image` did not start: held back, the release before it runs again."""
+    run = memory.image_runs.get(image, ImageRun())
+    if tag in run.failed:
+        return memory
+    held = run.model_copy(update={"failed": (*run.failed, tag), "tag": run.previous})
+    return memory.model_copy(update={"image_runs": {**memory.image_runs, image: held}})

@@ -38,3 +38,11 @@ def release(tag: str) -> tuple[int, int, int] | None:
     """A release's version (`0.32.15`, `v0.6.8`); None for a pre-release or another tag."""
     found = _RELEASE.fullmatch(tag)
     return (int(found.group(1)), int(found.group(2)), int(found.group(3))) if found else None
+
+
+def with_tag(image: str, tag: str) -> str:
+    """`image` on another tag (`ollama/ollama:0.32.15`, `0.32.16` → `ollama/ollama:0.32.16`)."""
+    name = image.split("@", 1)[0]
+    if name.rfind(":") > name.rfind("/"):
+        name = name.rsplit(":", 1)[0]
+    return f"{name}:{tag}"

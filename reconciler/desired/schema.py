@@ -21,6 +21,7 @@ from pydantic import (
     JsonValue,
     SerializerFunctionWrapHandler,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     field_validator,
@@ -466,6 +467,9 @@ Window = Annotated[str, AfterValidator(_window)]
 Interval = Annotated[str, AfterValidator(_interval)]
 
 
+AutoImage = Literal["ollama", "openwebui"]
+
+
 class UpdatePolicy(Frozen):
     """`updates:` in ollama.yaml (every model) or on one model (overrides those fields)."""
 
@@ -485,11 +489,18 @@ class UpdatePolicy(Frozen):
         description='When `auto` may update, "HH:MM-HH:MM" in the server\'s time zone (may '
         "wrap past midnight). Unset: `auto` waits (an update needs a window).",
     )
-    images: Literal["never", "notify"] | None = Field(
+    auto_images: list[AutoImage] | None = Field(
+        default=None,
+        description="The opt-in `images: auto` needs (ollama.yaml only): the images it may change, "
+        "`ollama` and/or `openwebui`; an image not listed is only reported.",
+    )
+    images: Literal["never", "notify", "auto"] | None = Field(
         default=None,
         description="The Ollama and OpenWebUI images (ollama.yaml only): `notify` reports newer "
         "release tags (semantic versions from the registry's tag list, pre-releases ignored) on the "
-        "same schedule; the image itself changes only by a commit. Default: never.",
+        "same schedule; `auto` also moves each image listed in `auto_images` to the newest release "
+        "inside `window` (a new container for Ollama, a Kamal deploy for OpenWebUI; a version that "
+        "does not start is held back and the previous one runs). Default: never.",
     )
     record: Literal["none", "commit"] | None = Field(
         default=None,
@@ -498,6 +509,17 @@ class UpdatePolicy(Frozen):
         "any push; the pinned model then moves to it, so `git revert` of that commit restores the "
         "previous digest from its rollback entry. Default: none (the update is made directly).",
     )
+
+    @field_validator("images")
+    @classmethod
+    def _auto_opted_in(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """`auto` changes what runs: only for the images the owner listed, never implied."""
+        if value == "auto" and not info.data.get("auto_images"):
+            raise ValueError(
+                "`auto` replaces a running image, so it needs an explicit opt-in per image: add "
+                "`auto_images: [ollama]` (and/or `openwebui`) next to it, or use `notify` to be told only"
+            )
+        return value
 
 
 class ModelSpec(Frozen):
@@ -540,8 +562,11 @@ class ModelSpec(Frozen):
     @field_validator("updates")
     @classmethod
     def _no_images(cls, value: UpdatePolicy | None) -> UpdatePolicy | None:
-        if value is not None and value.images is not None:
-            raise ValueError("`images` is a setting of ollama.yaml's top-level `updates:`, not of one model")
+        if value is not None and (value.images is not None or value.auto_images is not None):
+            raise ValueError(
+                "`images` and `auto_images` are settings of ollama.yaml's top-level `updates:`, "
+                "not of one model"
+            )
         return value
 
     @field_validator("digest")

@@ -1,4 +1,4 @@
-"""The updates a reconcile applied or failed, from its plans and their outcomes."""
+"""The updates a reconcile applied or failed, from the typed results of its runs."""
 
 from __future__ import annotations
 
@@ -12,19 +12,18 @@ if TYPE_CHECKING:
 
 
 def updates_done(report: ReconcileReport | None) -> list[UpdateDone]:
-    """Each pass that ran has its plan and outcome at the same index; an action is known in its
-    outcome by its title (the runner's record; the typed reconcile result will carry it)."""
+    """Each model update that ran, applied or failed: read from the runner's typed results
+    (the action itself and how it ended), never from its human-readable title."""
     if report is None:
         return []
     done: list[UpdateDone] = []
-    for plan, outcome in zip(report.plans, report.outcomes, strict=False):
-        failed = {f.action: str(f.error) for f in outcome.failed}
-        for action in plan.actions:
-            if not isinstance(action, UpdateModel):
-                continue
-            base = UpdateDone(action.canonical, action.old_digest, action.new_digest, action.rollback)
-            if action.title() in outcome.done:
-                done.append(base)
-            elif action.title() in failed:
-                done.append(UpdateDone(base.model, base.old, base.new, base.rollback, failed[action.title()]))
+    for outcome in report.outcomes:
+        for action, _ in outcome.of(UpdateModel, "done"):
+            done.append(UpdateDone(action.canonical, action.old_digest, action.new_digest, action.rollback))
+        for action, error in outcome.of(UpdateModel, "failed"):
+            done.append(
+                UpdateDone(
+                    action.canonical, action.old_digest, action.new_digest, action.rollback, str(error)
+                )
+            )
     return done

@@ -78,6 +78,9 @@ class EnsureContainer(_Action):
     op: Literal["create", "recreate", "start"]
     spec: ContainerSpec
     spec_hash: str
+    # The image as written in git when `spec.image` is a release `updates.images: auto` moved
+    # it to: a start that fails holds that release back (the previous one runs again).
+    update_of: str | None = None
 
     def needs(self) -> frozenset[str]:
         return frozenset()
@@ -320,6 +323,26 @@ class KamalDeploy(_Action):
     def title(self) -> str:
         verb = "kamal setup" if self.first else "kamal deploy"
         return f"{verb} OpenWebUI version {self.version}"
+
+
+class UpdateImage(_Action):
+    """`updates.images: auto`: move an image to a newer release. Directly, the reconciler
+    remembers the release and the next pass changes what runs (a new Ollama container, a Kamal
+    deploy of OpenWebUI); with `record: commit` the new tag is committed to git instead."""
+
+    kind: Literal["update_image"] = "update_image"
+    component: Literal["ollama", "openwebui"]
+    image: str  # as written in git
+    old_tag: str
+    new_tag: str
+    record: bool = False
+
+    def needs(self) -> frozenset[str]:
+        return frozenset()
+
+    def title(self) -> str:
+        how = "commit" if self.record else "update"
+        return f"{how} the {self.component} image {self.old_tag} → {self.new_tag}"
 
 
 class KamalRollback(_Action):
@@ -669,6 +692,7 @@ Action = Annotated[
     | RenewCertificate
     | KamalDeploy
     | KamalRollback
+    | UpdateImage
     | FreePort
     | CreateKnowledge
     | UpdateKnowledge

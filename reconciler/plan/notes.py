@@ -30,6 +30,9 @@ NoteKind = Literal[
     "openwebui_unreachable",  # deployed but not answering: its settings are planned once it does
     "openwebui_waiting",  # its settings wait for the pass after a deploy, or for Ollama
     "openwebui_held_back",  # a version that did not become healthy is not deployed again
+    # plan: images (updates.images: auto)
+    "image_update_waiting",  # a newer release waits (outside the window, busy, committed already)
+    "image_held_back",  # a release that did not start runs no more: the previous one does
     # plan: benchmarks
     "benchmark_waiting",  # a benchmark is due (benchmarks.on_change) and waits for benchmarks.window
     "benchmark_deferred",  # its last attempt found Ollama in use: it is tried again later
@@ -52,6 +55,8 @@ RECHECK_OPENWEBUI_S = 15.0  # how soon OpenWebUI's settings are looked at again
 
 POLICY: dict[NoteKind, NotePolicy] = {
     "ollama_unreachable": NotePolicy(),
+    "image_update_waiting": NotePolicy(),
+    "image_held_back": NotePolicy(),
     "ollama_unsupported": NotePolicy(degraded=True),
     "disk_unobserved": NotePolicy(),
     "over_budget": NotePolicy(degraded=True),

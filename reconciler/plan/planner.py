@@ -34,6 +34,7 @@ from reconciler.plan.container import container_action
 from reconciler.plan.disk_budget import DiskPlan, plan_disk
 from reconciler.plan.hashing import spec_hash
 from reconciler.plan.host import lan_violations
+from reconciler.plan.image_tags import effective, image_updates
 from reconciler.plan.kamal import held_back, kamal_actions, link_actions
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
@@ -79,14 +80,20 @@ def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     foreign = lan_violations(desired, observed)
     if foreign:
         return Plan(revision=rev, violations=tuple(foreign))
+    moves, image_notes = image_updates(desired, observed, None)  # from the images as written
+    written, desired = desired.ollama.container.image, effective(desired, observed)
+    if moves:  # the next pass works from the moved images
+        return Plan(revision=rev, actions=tuple(moves), notes=tuple(image_notes))
     image = desired.ollama.container.image
     since = f"desired since {rev[:7]}" if rev else "desired"
     ctx = _Ctx(desired, observed, since, defaults_for(None, image), observed.weights_keys(), advise)
     container = container_action(desired, observed.container)
+    if container is not None and image != written:
+        container = container.model_copy(update={"update_of": written})
     # The server's own version, unless the container is about to be (re)created from the image.
     version = observed.ollama_version if container is None or container.op == "start" else None
     ctx = replace(ctx, defaults=defaults_for(version, image))
-    notes: list[Note] = []
+    notes: list[Note] = list(image_notes)
     supported = support(version)
     if observed.ollama_reachable and not supported.supported and supported.message:
         notes.append(note("ollama_unsupported", supported.message))

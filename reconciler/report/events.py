@@ -70,6 +70,8 @@ EventName = Literal[
     "bench.deferred",
     "update.rollback_kept",
     "update.recorded",
+    "update.image",
+    "update.image_failed",
     "notify.sent",
     "notify.failed",
 ]

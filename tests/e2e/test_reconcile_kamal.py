@@ -4,6 +4,7 @@ deploys a new version; going back to the previous state uses `kamal rollback`.""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Server:
             kamal_timing=Timing(readiness_delay=1, deploy_timeout=12, drain_timeout=2),
         )
         self.recorder = Recorder()
+        self.standin: tuple[str, str] = ("", "")
 
     def reconcile(self, desired: DesiredState) -> ReconcileReport:
         self.desired = desired
@@ -65,6 +67,7 @@ def server(
         sshd=sshd, registry=registry, standin=openwebui_standin[0], ollama_image=fake_ollama_image
     )
     s = Server(docker_client, desired, tmp_path / "state")
+    s.standin = openwebui_standin
     try:
         yield s
     finally:
@@ -108,3 +111,58 @@ def test_kamal_runs_only_when_openwebui_changes_and_a_revert_rolls_back(server: 
     assert server.kamal_commands() == ["rollback"]
     assert running_versions(server.client, first.openwebui.kamal.service) == (deploy_hash(ollama_only),)  # type: ignore[union-attr]
     assert "TASK_MODEL" not in server.get("/env") or server.get("/env")["TASK_MODEL"] != "phi3:mini"
+
+    # `updates.images: auto` with OpenWebUI opted in: a newer release is deployed by Kamal; a
+    # later one whose container does not become healthy is held back (the one before it serves
+    # on) and is not deployed again.
+    _auto_openwebui_release(server, ollama_only)
+
+
+def _auto_openwebui_release(server: Server, base: DesiredState) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from reconciler.desired.schema import UpdatePolicy
+    from reconciler.observed import ImageTagsObs
+    from reconciler.plan.image_tags import effective
+
+    good, broken = (server.client.images.get(i) for i in server.standin)
+    repository = f"local/rcl-owui-release-{uuid.uuid4().hex[:6]}"
+    for image, tag in ((good, "1.0.0"), (good, "1.0.1"), (broken, "1.0.2")):
+        image.tag(repository, tag)
+    local = datetime.now(UTC).astimezone()
+    window = f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=1):%H:%M}"
+
+    def published(*tags: str) -> None:  # what the registry's tag list said at the last check
+        seen = ImageTagsObs(
+            image=f"registry-1.docker.io/{repository}", checked_at=datetime.now(UTC), tags=tags
+        )
+        server.runtime.state.update(lambda m: m.model_copy(update={"image_tags": {seen.image: seen}}))
+
+    auto = _webui(base, image=f"{repository}:1.0.0")
+    policy = UpdatePolicy(images="auto", auto_images=["openwebui"], window=window)
+    auto = auto.model_copy(update={"ollama": auto.ollama.model_copy(update={"updates": policy})})
+    try:
+        published("1.0.0", "1.0.1")
+        taken = server.reconcile(auto)
+        assert taken.result == "converged", ([p.actions for p in taken.plans], taken.failures)
+        assert [a.kind for a in taken.plans[0].actions] == ["update_image"]
+        assert server.kamal_commands() == ["deploy"]
+        moved = effective(auto, taken.last_observed)  # type: ignore[arg-type]
+        assert moved.openwebui is not None and moved.openwebui.image == f"{repository}:1.0.1"
+        assert running_versions(server.client, moved.openwebui.kamal.service) == (deploy_hash(moved),)
+
+        published("1.0.0", "1.0.1", "1.0.2")
+        failing = server.reconcile(auto)  # 1.0.2 does not become healthy
+        assert failing.result == "failed" and server.kamal_commands() == ["deploy"]
+        held = server.reconcile(auto)  # 1.0.1 serves on: nothing deployed, nothing retried
+        assert held.result == "converged" and server.kamal_commands() == []
+        # Only the link Kamal's restart of the old container dropped is made again.
+        assert {a.kind for p in held.plans for a in p.actions} <= {"networks"}
+        calm = server.reconcile(auto)
+        assert calm.actions_run == 0 and server.kamal_commands() == []
+        assert any(n.kind == "image_held_back" for n in calm.notes)
+        assert running_versions(server.client, moved.openwebui.kamal.service) == (deploy_hash(moved),)
+        assert server.get("/health") == {"status": True}
+    finally:
+        for tag in ("1.0.0", "1.0.1", "1.0.2"):
+            server.client.images.remove(f"{repository}:{tag}", noprune=True)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
+from reconciler.desired.load import load_desired
 from reconciler.desired.refs import canonical
-from reconciler.plan.actions import RestoreModel, UpdateModel
+from reconciler.desired.source import DirSource
+from reconciler.plan.actions import RestoreModel, UpdateImage, UpdateModel
 from reconciler.plan.update_policy import rollback_name
 from tests.e2e.gitops import GitOps
 from tests.e2e.stack import Stack
@@ -212,8 +214,6 @@ def _age_checks(stack: Stack) -> None:
 def test_newer_image_releases_come_from_the_registrys_tag_list(stack: Stack) -> None:
     """`updates.images: notify`: the tag list of the Ollama image's repository in the real
     registry, pre-releases and other tags left out, shown in the status."""
-    from reconciler.desired.load import load_desired
-    from reconciler.desired.source import DirSource
     from reconciler.observe.server import observe_server
     from reconciler.plan.image_tags import images_due
     from reconciler.reconcile import ReconcileReport, write_status
@@ -249,3 +249,47 @@ def test_newer_image_releases_come_from_the_registrys_tag_list(stack: Stack) -> 
     (shown,) = status.images
     assert shown.newer == ["0.33.0", "0.32.16"]
     assert shown.update == "newer release: 0.32.15 → 0.33.0 (and 1 more); change the tag in git to take it"
+
+    # `auto` with the Ollama image opted in: inside the window the container moves to the newest
+    # release; one that does not start is held back (the one before it runs) and never retried.
+    _auto_image_moves_and_a_release_that_does_not_start_is_held_back(stack, image)
+
+
+def _auto_image_moves_and_a_release_that_does_not_start_is_held_back(stack: Stack, image: str) -> None:
+    from reconciler.reconcile import write_status
+    from tests.harness.images import BASE_IMAGE
+
+    repository = image.rsplit(":", 1)[0]
+    runnable = stack.client.images.get(stack.ollama["container"]["image"])
+    for tag in ("0.32.15", "0.32.16"):
+        runnable.tag(repository, tag)
+    stack.client.images.get(BASE_IMAGE).tag(repository, "0.33.0")  # no command: it cannot start
+    try:
+        stack.ollama["container"]["image"] = image
+        stack.ollama["updates"] = {"images": "auto", "auto_images": ["ollama"],
+                                   "window": _window(datetime.now(UTC), -1, 1)}  # fmt: skip
+        stack.write()
+        broken = stack.apply()
+        assert broken.result == "failed"
+        (move,) = broken.plans[0].actions
+        assert isinstance(move, UpdateImage) and (move.old_tag, move.new_tag) == ("0.32.15", "0.33.0")
+        assert "no command specified" in str(broken.failures[0].error).lower()
+        assert stack.state.load().image_runs[image].failed == ("0.33.0",)
+
+        moved = stack.apply()
+        assert moved.result == "converged", moved.notes
+        assert [(a.old_tag, a.new_tag) for a in moved.plans[0].actions if isinstance(a, UpdateImage)] == [
+            ("0.32.15", "0.32.16")
+        ]
+        assert stack.container().attrs["Config"]["Image"] == f"{repository}:0.32.16"
+        assert any(n.kind == "image_held_back" for n in moved.notes), [p.notes for p in moved.plans]
+
+        calm = stack.apply()
+        assert calm.result == "converged" and calm.actions_run == 0  # held back: not looped
+        status = write_status(stack.state.root, result="converged", head="abc", memory=stack.state.load(),
+                              desired=load_desired(DirSource(stack.repo)), report=calm)  # fmt: skip
+        (shown,) = status.images
+        assert (shown.current, shown.newer) == ("0.32.16", [])
+    finally:
+        for tag in ("0.32.15", "0.32.16", "0.33.0"):
+            stack.client.images.remove(f"{repository}:{tag}", noprune=True)
