@@ -11,6 +11,6 @@ echo "== mypy (strict)"; mypy
 echo "== import contracts"; lint-imports
 echo "== generated schema and docs are current"; python -m reconciler.desired.docs --check
 echo "== pytest"
-# -m "": the e2e and fault tests too. -n 2 --dist loadgroup: the engine tests one after another
-# on one worker (tests/conftest.py groups them), the unit tests beside them on the other.
-pytest -q -p randomly -n 2 --dist loadgroup --durations=25 -m "" "$@"
+# -m "": the e2e and fault tests too. -n 2: the tests that hold the machine alone run one after another
+# on one worker (tests/harness/xdist_groups.py), the others beside them on the other.
+pytest -q -p randomly -n 2 --durations=25 -m "" "$@"

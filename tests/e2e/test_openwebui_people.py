@@ -33,6 +33,7 @@ from reconciler.plan.actions import Action, Plan, UpdateGroup
 from reconciler.plan.openwebui import plan_openwebui, settings_hash
 from reconciler.report.events import EventBus
 from reconciler.state.store import StateStore
+from tests.harness.browser import ARTIFACTS, open_page, selected_model
 from tests.harness.openwebui import HostOllama, OpenWebUIServer, openwebui_process
 from tests.harness.server_config import write_config
 
@@ -195,3 +196,13 @@ def test_the_reconciler_signs_in_with_the_admins_reference_not_a_stored_token(
     client = connect_desired(_desired(work), server.url, timeout=30)
     assert "Owner-Pass-1!" not in repr(client)
     assert client.users()  # an admin endpoint
+
+
+def test_with_login_on_the_browser_gets_the_sign_in_screen(server: OpenWebUIServer, tmp_path: Path) -> None:
+    """Headless Chromium on the family's OpenWebUI (login on): the sign-in form, not a chat.
+    (This instance is a process on loopback; the HTTPS origin with the local CA is the full
+    stack's, where the example has login off: tests/e2e/test_fullstack.py.)"""
+    shot = ARTIFACTS / "openwebui-signin.png"
+    page = open_page(server.url + "/", shot, tmp_path / "profile", ready=lambda dom: 'type="password"' in dom)
+    assert 'type="password"' in page and 'type="email"' in page, page[-3000:]
+    assert selected_model(page) is None  # no chat page behind it
