@@ -244,7 +244,11 @@ def test_browser_loads_without_login(
 ) -> None:
     _converge(server, repo, state_dir)
     shot = ARTIFACTS / "openwebui.png"
-    page = open_page(server.url + "/", shot, tmp_path / "profile")
+    # ready: on a loaded machine the chat page may render before its model list has come
+    # (seen in CI beside the unit tests): look again until the selector shows a model
+    page = open_page(
+        server.url + "/", shot, tmp_path / "profile", ready=lambda dom: selected_model(dom) is not None
+    )
     assert shot.is_file() and shot.stat().st_size > 10_000
     assert "Sign in" not in page and 'type="password"' not in page, page[-3000:]
     (ARTIFACTS / "openwebui.html").write_text(page)
