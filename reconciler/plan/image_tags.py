@@ -13,7 +13,7 @@ from reconciler.observed import ImageRun, ImageTagsObs, Observed
 from reconciler.plan.actions import UpdateImage
 from reconciler.plan.kamal import deploy_hash
 from reconciler.plan.notes import Note, note
-from reconciler.plan.update_policy import DEFAULT_INTERVAL, MAX_BACKOFF, in_window
+from reconciler.plan.update_policy import DEFAULT_INTERVAL, MAX_BACKOFF, window_wait
 
 Component = Literal["ollama", "openwebui"]
 
@@ -202,7 +202,7 @@ def image_updates(
         newer = [t for t in newer_releases(current, last.tags if last else ()) if t not in held]
         if not newer:
             continue
-        wait = _image_wait(top.window, observed, busy)
+        wait = window_wait(top.window, observed.clock, busy)
         record = top.record == "commit"
         if wait is None and record and run.recorded == newer[0]:
             wait = f"{newer[0]} was committed to git already; a revert of that commit keeps {current}"
@@ -226,13 +226,3 @@ def image_updates(
             )
         )
     return actions, notes
-
-
-def _image_wait(window: str | None, observed: Observed, busy: str | None) -> str | None:
-    if window is None:
-        return "`auto` needs a `window:` (HH:MM-HH:MM) in the updates policy"
-    clock = observed.clock
-    if clock is None or not in_window(window, clock):
-        at = clock.strftime("%H:%M %Z").strip() if clock else "unknown"
-        return f"outside the update window {window} (server time {at})"
-    return busy

@@ -117,3 +117,13 @@ def rollback_name(model: str, digest: str) -> str:
 
 def short(digest: str | None) -> str:
     return f"sha256:{bare(digest)[:12]}" if digest else "unknown"
+
+
+def window_wait(window: str | None, clock: datetime | None, busy: str | None) -> str | None:
+    """Why an `auto` update waits for its window or for work under way (None: it may run now)."""
+    if window is None:
+        return "`auto` needs a `window:` (HH:MM-HH:MM) in the updates policy"
+    if clock is None or not in_window(window, clock):
+        at = clock.strftime("%H:%M %Z").strip() if clock else "unknown"
+        return f"outside the update window {window} (server time {at})"
+    return busy

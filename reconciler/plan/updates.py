@@ -16,7 +16,14 @@ from reconciler.desired.refs import canonical, parse_ref
 from reconciler.desired.schema import DesiredState, ModelSpec, UpdateMode
 from reconciler.observed import Blob, ModelObs, Observed, RemoteManifest, UpstreamObs
 from reconciler.plan.actions import Action, RecordUpdate, RestoreModel, UpdateModel, UpdateState, Violation
-from reconciler.plan.update_policy import bare, in_window, resolve, rollback_name, same_content, short
+from reconciler.plan.update_policy import (
+    bare,
+    resolve,
+    rollback_name,
+    same_content,
+    short,
+    window_wait,
+)
 from reconciler.units import format_bytes
 
 
@@ -152,15 +159,8 @@ def _state(mode: UpdateMode, seen: ModelObs, last: UpstreamObs | None, have: set
 def _wait_reason(
     window: str | None, observed: Observed, busy: str | None, room: DiskRoom, download: int
 ) -> str | None:
-    if window is None:
-        return "`auto` needs a `window:` (HH:MM-HH:MM) in the updates policy"
-    clock = observed.clock
-    if clock is None or not in_window(window, clock):
-        at = clock.strftime("%H:%M %Z").strip() if clock else "unknown"
-        return f"outside the update window {window} (server time {at})"
-    if busy is not None:
-        return busy
-    return _over_disk(room, download)
+    wait = window_wait(window, observed.clock, busy)
+    return wait if wait is not None else _over_disk(room, download)
 
 
 def _over_disk(room: DiskRoom, download: int) -> str | None:
