@@ -13,7 +13,8 @@ process beside the interpreter's own start-up (`python -c pass`, the floor no co
 go under), `--version` (the CLI's start-up), both git hooks as git runs them (pre-receive
 validating the example's commit, post-receive of a push with no `serve` running), `validate`,
 importing the three clients a no-op `apply` observes through (the Docker SDK,
-httpx and the `ollama` client: what that apply cannot go under while it uses them), the no-op
+httpx and the `ollama` client), loading the example and importing those clients in one process
+(what a no-op `apply` cannot go under while it observes through them), the no-op
 `apply`, `status` after it and the in-process reconcile. Every apply must report zero actions.
 """
 
@@ -55,6 +56,17 @@ def timed(cmd: list[str], *, stdin: str = "", cwd: Path = ROOT, expect: str = ""
     return elapsed
 
 
+# What any no-op `apply` does before it observes anything: load and validate the desired state it
+# applies, and import the three clients it observes through.
+FLOOR = """
+from pathlib import Path
+from reconciler.desired.load import load_desired
+from reconciler.desired.source import DirSource
+load_desired(DirSource(Path({repo!r})))
+import docker, httpx, ollama
+"""
+
+
 def in_process(stack: Stack) -> float:
     start = time.perf_counter()
     desired = load_desired(DirSource(stack.repo, revision=f"bench{uuid.uuid4().hex[:8]}"))
@@ -77,6 +89,7 @@ def commands(stack: Stack, bare: Path, head: str) -> dict[str, Callable[[], floa
             [*hook, "post-receive"], stdin=update, cwd=bare, expect="not running"
         ),
         "import docker, httpx, ollama": lambda: timed([sys.executable, "-c", "import docker, httpx, ollama"]),
+        "load + those imports": lambda: timed([sys.executable, "-c", FLOOR.format(repo=str(stack.repo))]),
         "apply (no-op)": lambda: timed(
             [*cli, "apply", "--repo", str(stack.repo), "--state-dir", str(stack.state.root)],
             expect="no changes",
