@@ -233,6 +233,11 @@ class Grant(Obs):
     permission: str = "read"
 
 
+# The account OpenWebUI makes for its one person when login is off (WEBUI_AUTH=False) and signs
+# in as on every empty sign-in (open_webui/routers/auths.py:735-765, 0.12.4).
+BUILTIN_ADMIN_EMAIL = "admin@localhost"
+
+
 class Person(Obs):
     """An OpenWebUI account (the admin's `/api/v1/users/` list)."""
 
@@ -299,6 +304,10 @@ class OpenWebUIObs(Obs):
     offered: tuple[OfferedModel, ...] = ()
     users: tuple[Person, ...] = ()
     groups: tuple[GroupObs, ...] = ()
+    signed_in_as: str | None = None  # the account the reconciler signed in as (its e-mail)
+    login: bool | None = None  # login on (WEBUI_AUTH), as OpenWebUI says; None: not asked
+    # Login is on with accounts there: OpenWebUI would refuse every sign-in with it turned off.
+    login_locked: bool = False
 
     def user_by_email(self) -> dict[str, Person]:
         return {u.email.lower(): u for u in self.users}

@@ -132,4 +132,6 @@ def observe_openwebui(client: OpenWebUIClient, files_of: set[str] | None = None)
         offered=offered,
         users=users,
         groups=groups,
+        signed_in_as=client.signed_in_as,
+        login=client.login_on,
     )

@@ -36,7 +36,7 @@ from reconciler.observed import (
     OpenWebUIObs,
     RemoteManifest,
 )
-from reconciler.openwebui.client import OpenWebUIClient
+from reconciler.openwebui.client import LoginLocked, OpenWebUIClient
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ def observe_webui(readers: Readers, own_bases: set[str]) -> OpenWebUIObs:
     """OpenWebUI through its API, the files of the reconciler's own knowledge bases included."""
     try:
         client = readers.openwebui()
+    except LoginLocked as exc:
+        return OpenWebUIObs(reachable=False, error=exc.message[:300], login_locked=True)
     except ReconcilerError as exc:  # signing in failed (a missing admin key): it cannot be read
         return OpenWebUIObs(reachable=False, error=str(exc)[:300])
     return observe_openwebui(client, own_bases)

@@ -21,6 +21,7 @@ from reconciler.desired.schema import DesiredState
 from reconciler.desired.secrets import host_of
 from reconciler.errors import Conflict, PermanentError, ReconcilerError, TemporaryError
 from reconciler.http import http_client
+from reconciler.observed import BUILTIN_ADMIN_EMAIL
 from reconciler.secrets import resolve_secret
 
 
@@ -44,6 +45,11 @@ class OpenWebUIRefused(OpenWebUIError, PermanentError):
     """OpenWebUI refused the request as made (4xx: no or a wrong admin key, a bad form)."""
 
 
+class LoginLocked(OpenWebUIRefused):
+    """OpenWebUI has login on and accounts, and the desired state turns login off: OpenWebUI
+    would then refuse every sign-in (EXISTING_USERS, routers/auths.py:748), so it is refused."""
+
+
 class OpenWebUIGone(OpenWebUIError, Conflict):
     """What the request named is no longer there (404/409): observe again."""
 
@@ -54,6 +60,11 @@ def openwebui_error(what: str, message: str, status: int | None = None) -> OpenW
     if status is not None and 400 <= status < 500:
         return OpenWebUIRefused(what, message, status)
     return OpenWebUIUnavailable(what, message, status)
+
+
+# The built-in admin's password (routers/auths.py:738): with login turned on later, that account
+# keeps it until someone changes it.
+BUILTIN_ADMIN_PASSWORD = "admin"  # noqa: S105 - OpenWebUI's own, public default
 
 
 def _detail(response: httpx.Response) -> str:
@@ -86,6 +97,8 @@ class OpenWebUIClient:
         self._http = http or http_client(timeout)
         self.writes: list[tuple[str, str]] = []  # (method, path) of every mutating call
         self._on_write = on_write
+        self.signed_in_as: str | None = None  # the signed-in account's e-mail
+        self.login_on: bool | None = None  # as OpenWebUI said at the last `login()`
 
     def __repr__(self) -> str:
         return f"OpenWebUIClient({self.base_url!r}, token={'set' if self._token else 'unset'})"
@@ -154,6 +167,15 @@ class OpenWebUIClient:
         body = self._request("GET", "/api/config", "config")
         return body if isinstance(body, dict) else {}
 
+    def login(self) -> tuple[bool, bool]:
+        """(login is on, accounts exist), from the config OpenWebUI shows before sign-in
+        (`features.auth`; `onboarding` only while it has no account: main.py get_app_config)."""
+        config = self.config()
+        features = config.get("features")
+        auth = features.get("auth") if isinstance(features, dict) else None
+        self.login_on = auth is not False
+        return self.login_on, not config.get("onboarding")
+
     def signin_without_auth(self) -> None:
         """With WEBUI_AUTH=False, an empty sign-in gives the built-in admin's token."""
         body = self._request(
@@ -163,6 +185,7 @@ class OpenWebUIClient:
         if not token:
             raise OpenWebUIRefused("sign-in (no-login mode)", "no token in the answer")
         self._token = str(token)
+        self.signed_in_as = str(body.get("email") or BUILTIN_ADMIN_EMAIL)
 
     def use_token(self, token: str) -> None:
         self._token = token
@@ -177,6 +200,7 @@ class OpenWebUIClient:
         if not token:
             raise OpenWebUIRefused(f"sign-in as {email}", "no token in the answer")
         self._token = str(token)
+        self.signed_in_as = str(body.get("email") or email).lower()
         return {k: v for k, v in body.items() if k != "token"}
 
     def permissions(self) -> dict[str, Any]:
@@ -210,13 +234,13 @@ class OpenWebUIClient:
             raise OpenWebUIUnavailable(f"create user {email}", "no id in the answer")
         return str(user_id)
 
-    def update_user(self, user_id: str, email: str, name: str, role: str) -> None:
-        self._write(
-            "POST",
-            f"/api/v1/users/{user_id}/update",
-            f"update user {email}",
-            json={"name": name, "email": email, "role": role},
-        )
+    def update_user(
+        self, user_id: str, email: str, name: str, role: str, password: str | None = None
+    ) -> None:
+        """Name, e-mail and role as given; a password only when given (routers/users.py
+        update_user_by_id: an empty one keeps the old)."""
+        form = {"name": name, "email": email, "role": role, **({"password": password} if password else {})}
+        self._write("POST", f"/api/v1/users/{user_id}/update", f"update user {email}", json=form)
 
     def delete_user(self, user_id: str, email: str) -> None:
         self._write("DELETE", f"/api/v1/users/{user_id}", f"delete user {email}")
@@ -443,22 +467,54 @@ def default_url(desired: DesiredState) -> str:
 def connect_desired(
     desired: DesiredState, url: str | None = None, timeout: float = 15.0, tls_dir: Path | None = None
 ) -> OpenWebUIClient:
-    """A client signed in as the desired state says: without login as the built-in admin, else
-    with the admin API key, resolved for the OpenWebUI address it is sent to. Over HTTPS with
-    the LAN CA under `tls_dir` (kamal-proxy's certificate), that CA is the only one trusted."""
+    """A client signed in as the running OpenWebUI allows and the desired state says. Login off
+    there (not yet deployed with `auth: true`, or never): the built-in admin. Login on: the
+    owner's account by its password reference, else the admin API key. Over HTTPS with the LAN CA
+    under `tls_dir` (kamal-proxy's certificate), that CA is the only one trusted."""
     webui = desired.openwebui
     assert webui is not None
     base = url or default_url(desired)
+    client = OpenWebUIClient(base, timeout=timeout, http=_lan_http(desired, base, tls_dir, timeout))
+    login, accounts = client.login()
+    if not login:
+        client.signin_without_auth()
+        return client
+    if not webui.auth and accounts:
+        raise LoginLocked(
+            "sign-in",
+            "OpenWebUI has login on and accounts; with `auth: false` it would let nobody in "
+            "(it turns login off only on a fresh install): keep `auth: true`",
+        )
     admin = webui.admin() if webui.auth else None
     if admin is not None and admin.password is not None:
         # The admin's own password (the secret that made the account) signs the reconciler in:
         # no second secret to keep, no API key to enable, and the session token stays in memory.
-        client = OpenWebUIClient(base, timeout=timeout)
-        client.signin(admin.email, resolve_secret(admin.password, (host_of(base),)))
+        _signin_as_owner(client, admin.email, resolve_secret(admin.password, (host_of(base),)))
         return client
     token = resolve_secret(webui.admin_token, (host_of(base),)) if webui.auth and webui.admin_token else None
+    if not token:
+        raise OpenWebUIRefused("sign-in", "login is on and no admin_token is configured")
+    client.use_token(token)
+    return client
+
+
+def _lan_http(desired: DesiredState, base: str, tls_dir: Path | None, timeout: float) -> httpx.Client | None:
+    assert desired.openwebui is not None
     ca = tls_dir / "ca.crt" if tls_dir is not None else None
-    http = None
-    if ca is not None and base.startswith("https://") and webui.exposure.tls.enabled and ca.is_file():
-        http = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=str(ca)))
-    return connect(base, auth=webui.auth, token=token, timeout=timeout, http=http)
+    lan_tls = base.startswith("https://") and desired.openwebui.exposure.tls.enabled
+    if ca is not None and lan_tls and ca.is_file():
+        return httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=str(ca)))
+    return None
+
+
+def _signin_as_owner(client: OpenWebUIClient, email: str, password: str) -> None:
+    """The owner's account; if it does not exist yet because login was off until now, the
+    built-in admin with OpenWebUI's default password, which the plan then makes the owner's
+    (`plan/people.py`): its chats are the owner's, and that password stops working."""
+    try:
+        client.signin(email, password)
+    except OpenWebUIRefused as refused:
+        try:
+            client.signin(BUILTIN_ADMIN_EMAIL, BUILTIN_ADMIN_PASSWORD)
+        except OpenWebUIRefused:
+            raise refused from None
