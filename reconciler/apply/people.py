@@ -12,6 +12,7 @@ from reconciler.errors import Conflict
 from reconciler.observed import Grant, GroupObs, Ledger, ModelRow, OpenWebUIObs, Person
 from reconciler.openwebui.client import OpenWebUIClient
 from reconciler.plan.actions import (
+    AdoptAdmin,
     CreateGroup,
     CreateUser,
     DeleteGroup,
@@ -51,6 +52,12 @@ def run_create_user(action: CreateUser, ctx: ExecContext) -> None:
     client = ctx.openwebui()
     password = resolve_secret(action.password, (host_of(client.base_url),))
     client.add_user(action.name, action.email, password, action.role)
+
+
+def run_adopt_admin(action: AdoptAdmin, ctx: ExecContext) -> None:
+    client = ctx.openwebui()
+    password = resolve_secret(action.password, (host_of(client.base_url),))
+    client.update_user(action.id, action.email, action.name, "admin", password=password)
 
 
 def run_update_user(action: UpdateUser, ctx: ExecContext) -> None:
@@ -127,6 +134,14 @@ def _set(world: World, **fields: object) -> None:
 def user_created(action: CreateUser, world: World) -> None:
     person = Person(id=f"user-{action.email}", email=action.email, name=action.name, role=action.role)
     _set(world, users=(*_view(world).users, person))
+
+
+def admin_adopted(action: AdoptAdmin, world: World) -> None:
+    users = tuple(
+        u.model_copy(update={"email": action.email, "name": action.name}) if u.id == action.id else u
+        for u in _view(world).users
+    )
+    _set(world, users=users, signed_in_as=action.email)
 
 
 def user_updated(action: UpdateUser, world: World) -> None:

@@ -16,6 +16,7 @@ from reconciler.observed import DiskObs, ModelObs, Observed
 from reconciler.plan.actions import (
     Action,
     AddKnowledgeFile,
+    AdoptAdmin,
     CreateDerived,
     CreateGroup,
     CreateKnowledge,
@@ -96,6 +97,7 @@ TABLE: dict[type, Row[Any]] = {
     HideModel: _row(HideModel, openwebui.run_hide, openwebui.hidden),
     ShowModel: _row(ShowModel, openwebui.run_show, openwebui.shown),
     CreateUser: _row(CreateUser, people.run_create_user, people.user_created),
+    AdoptAdmin: _row(AdoptAdmin, people.run_adopt_admin, people.admin_adopted),
     UpdateUser: _row(UpdateUser, people.run_update_user, people.user_updated),
     DeleteUser: _row(DeleteUser, people.run_delete_user, people.user_deleted),
     CreateGroup: _row(CreateGroup, people.run_create_group, people.group_created),

@@ -575,6 +575,31 @@ class CreateUser(OpenWebUIAction):
         return f"create user {self.email} ({self.role}), initial password from {self.password.describe()}"
 
 
+class AdoptAdmin(OpenWebUIAction):
+    """Login turned on over a one-person OpenWebUI: its built-in admin (`admin@localhost`, whose
+    password is OpenWebUI's public default) becomes the owner's account in git, e-mail, name and
+    password (resolved by the executor from `password`), keeping its chats and settings."""
+
+    kind: Literal["openwebui_admin_adopt"] = "openwebui_admin_adopt"
+    id: str
+    was: str  # the built-in admin's e-mail
+    email: str
+    name: str
+    password: SecretRef
+
+    def provides(self) -> frozenset[str]:
+        return frozenset({user_key(self.email)})
+
+    def title(self) -> str:
+        return (
+            f"make OpenWebUI's one-person admin {self.was} the account of {self.email} "
+            f"(its chats kept), password from {self.password.describe()}"
+        )
+
+    def details(self) -> tuple[str, ...]:
+        return (f"the default password of {self.was} no longer signs in",)
+
+
 class UpdateUser(OpenWebUIAction):
     kind: Literal["openwebui_user_update"] = "openwebui_user_update"
     id: str
@@ -706,6 +731,7 @@ Action = Annotated[
     | HideModel
     | ShowModel
     | CreateUser
+    | AdoptAdmin
     | UpdateUser
     | DeleteUser
     | CreateGroup
@@ -720,7 +746,9 @@ Action = Annotated[
 class Violation(_Frozen):
     """One broken budget, with the numbers and the entries responsible."""
 
-    budget: Literal["disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses", "digest"]
+    budget: Literal[
+        "disk", "free_space", "vram", "download_size", "loaded_count", "lan_addresses", "digest", "login"
+    ]
     message: str
     needed: int = 0
     limit: int = 0

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Literal
 
-from reconciler.desired.schema import Access, OpenWebUISpec
-from reconciler.observed import Grant, Ledger, OpenWebUIObs, Person
+from reconciler.desired.schema import Access, DesiredState, OpenWebUISpec
+from reconciler.observed import BUILTIN_ADMIN_EMAIL, Grant, Ledger, Observed, OpenWebUIObs, Person
 from reconciler.plan.actions import (
     Action,
+    AdoptAdmin,
     CreateGroup,
     CreateUser,
     DeleteGroup,
@@ -31,6 +32,7 @@ from reconciler.plan.actions import (
     SetAccess,
     UpdateGroup,
     UpdateUser,
+    Violation,
 )
 
 EVERYONE = "*"  # OpenWebUI's wildcard principal: user `*` with read = every signed-in user
@@ -75,13 +77,56 @@ def access_action(
     return [SetAccess(target=target, id=subject, principals=wanted, diff=diff, reason=why)]
 
 
+def login_violations(desired: DesiredState, observed: Observed) -> list[Violation]:
+    """`auth: false` over an OpenWebUI with login on and accounts: once deployed it would let
+    nobody in (it turns login off only on a fresh install), so the plan is refused."""
+    view = observed.openwebui
+    if desired.openwebui is None or desired.openwebui.auth or view is None or not view.login_locked:
+        return []
+    message = (
+        "openwebui.yaml auth: false, but OpenWebUI has login on and accounts: OpenWebUI turns login "
+        "off only on a fresh install and would refuse every sign-in (its chats and accounts stay in "
+        "its data volume): keep `auth: true`"
+    )
+    return [Violation(budget="login", message=message)]
+
+
+def adoption(webui: OpenWebUISpec, view: OpenWebUIObs, since: str) -> AdoptAdmin | None:
+    """Login turned on over a one-person OpenWebUI: the reconciler could sign in only as the
+    built-in admin, with OpenWebUI's default password, and git's admin has no account yet. That
+    account becomes git's admin (a new one would leave the owner's chats, and a login everyone
+    knows, on an account nobody uses). Never while login is still off there (a deploy held back):
+    OpenWebUI without login signs everyone in as that account, by its e-mail."""
+    admin = webui.admin()
+    present = view.user_by_email()
+    builtin = present.get(BUILTIN_ADMIN_EMAIL)
+    if admin is None or admin.password is None or builtin is None or admin.email in present:
+        return None
+    if view.login is not True or view.signed_in_as != BUILTIN_ADMIN_EMAIL:
+        return None
+    reason = (
+        f"{since}: login is on, {admin.email} (admin) has no account, the built-in {BUILTIN_ADMIN_EMAIL} has"
+    )
+    return AdoptAdmin(
+        id=builtin.id,
+        was=builtin.email,
+        email=admin.email,
+        name=admin.name,
+        password=admin.password,
+        reason=reason,
+    )
+
+
 def user_actions(
     webui: OpenWebUISpec, view: OpenWebUIObs, since: str, why: Callable[[str], str], signed_in: str | None
 ) -> list[Action]:
     present = view.user_by_email()
-    actions: list[Action] = []
+    adopt = adoption(webui, view, since)
+    actions: list[Action] = [adopt] if adopt else []
     for user in webui.users:
         seen = present.get(user.email)
+        if seen is None and adopt is not None and adopt.email == user.email:
+            continue
         if seen is None:
             if user.password is not None:
                 reason = f"{since}, no such account in OpenWebUI"

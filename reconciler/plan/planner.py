@@ -39,6 +39,7 @@ from reconciler.plan.kamal import held_back, kamal_actions, link_actions
 from reconciler.plan.notes import Note, note
 from reconciler.plan.ollama_version import ServerDefaults, defaults_for, support
 from reconciler.plan.openwebui import plan_openwebui
+from reconciler.plan.people import login_violations
 from reconciler.plan.updates import DiskRoom, pinned_missing, plan_updates
 from reconciler.units import format_bytes
 from reconciler.versions import show
@@ -77,7 +78,7 @@ def plain_plan(desired: DesiredState, observed: Observed) -> Plan:
 
 def _plan(desired: DesiredState, observed: Observed, *, advise: bool) -> Plan:
     rev = desired.revision
-    foreign = lan_violations(desired, observed)
+    foreign = lan_violations(desired, observed) + login_violations(desired, observed)
     if foreign:
         return Plan(revision=rev, violations=tuple(foreign))
     moves, image_notes = image_updates(desired, observed, None)  # from the images as written

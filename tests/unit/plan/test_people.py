@@ -28,6 +28,7 @@ from reconciler.observed import (
 )
 from reconciler.plan.actions import (
     Action,
+    AdoptAdmin,
     CreateGroup,
     CreateUser,
     DeleteGroup,
@@ -39,6 +40,8 @@ from reconciler.plan.actions import (
 )
 from reconciler.plan.kamal import deploy_hash
 from reconciler.plan.openwebui import plan_openwebui, settings_hash
+from reconciler.plan.people import login_violations
+from reconciler.plan.planner import plan
 from tests.unit.desired.example_repo import line_of, problems
 
 FAMILY = Path(__file__).resolve().parents[3] / "examples" / "family"
@@ -240,3 +243,61 @@ def test_people_mistakes_name_file_line_and_field(
     (problem,) = problems(repo)
     assert (problem.file, problem.field, problem.message) == ("openwebui.yaml", field, message)
     assert abs(problem.line - line_of(repo, "openwebui.yaml", needle)) <= 1
+
+
+# ── login turned on over a one-person OpenWebUI, and off again ───────────────────────────────
+
+BUILTIN = Person(id="u-builtin", email="admin@localhost", name="User", role="admin")
+
+
+def _one_person_era() -> OpenWebUIObs:
+    """An OpenWebUI that ran with login off: its one account is the built-in admin, and the
+    reconciler could sign in only as that account (login on, git's admin has no account)."""
+    return OpenWebUIObs(reachable=True, users=(BUILTIN,), signed_in_as="admin@localhost", login=True)
+
+
+def test_the_built_in_admin_becomes_the_owner_when_login_is_turned_on(family: DesiredState) -> None:
+    actions = _plan(family, _one_person_era())
+    (adopt,) = [a for a in actions if isinstance(a, AdoptAdmin)]
+    assert (adopt.id, adopt.was, adopt.email, adopt.name) == (
+        "u-builtin",
+        "admin@localhost",
+        "sam@home.lan",
+        "Sam (owner)",
+    )
+    assert adopt.password.describe() == "file:openwebui-admin.password"
+    assert "its chats kept" in adopt.title() and "admin@localhost" in adopt.reason
+    assert actions[0] == adopt  # before the groups and grants that may name the owner
+    created = [a.email for a in actions if isinstance(a, CreateUser)]
+    assert created == ["alex@home.lan", "mia@home.lan", "leo@home.lan"]  # the owner is not made twice
+    # the effect it promises: the next plan, signed in as the owner, adopts nothing again
+    after = simulate(
+        Plan(actions=tuple(actions)), Observed(openwebui=_one_person_era(), deployed=DeployedObs())
+    )
+    assert after.openwebui is not None
+    assert {u.email for u in after.openwebui.users} >= {"sam@home.lan"} and "admin@localhost" not in {
+        u.email for u in after.openwebui.users
+    }
+    assert not [a for a in _plan(family, after.openwebui) if isinstance(a, (AdoptAdmin, CreateUser))]
+
+
+def test_the_built_in_admin_is_left_alone_once_the_owner_has_an_account(family: DesiredState) -> None:
+    both = OpenWebUIObs(reachable=True, users=(BUILTIN, OWNER), signed_in_as="sam@home.lan")
+    assert not [a for a in _plan(family, both) if isinstance(a, AdoptAdmin)]
+    # signed in as the owner on a fresh install: nothing to adopt either
+    assert not [a for a in _plan(family, _first_boot()) if isinstance(a, AdoptAdmin)]
+    # login still off there (its deploy held back): OpenWebUI signs everyone in by that e-mail
+    still_off = _one_person_era().model_copy(update={"login": False})
+    assert not [a for a in _plan(family, still_off) if isinstance(a, AdoptAdmin)]
+
+
+def test_turning_login_off_over_accounts_is_refused_with_the_fix(family: DesiredState) -> None:
+    assert family.openwebui is not None
+    off = family.model_copy(update={"openwebui": family.openwebui.model_copy(update={"auth": False})})
+    locked = Observed(openwebui=OpenWebUIObs(reachable=False, login_locked=True))
+    (violation,) = login_violations(off, locked)
+    assert violation.budget == "login" and "keep `auth: true`" in violation.message
+    refused = plan(off, locked)
+    assert refused.refused and refused.actions == ()  # nothing deployed, OpenWebUI as it was
+    assert login_violations(family, locked) == []  # login stays on: nothing to refuse
+    assert login_violations(off, Observed(openwebui=OpenWebUIObs(reachable=True))) == []
