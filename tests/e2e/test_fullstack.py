@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -38,6 +39,7 @@ from reconciler.desired.source import GitCommitSource
 from reconciler.kamal.tls import ensure_tls, tls_hosts
 from reconciler.observe.kamal import running_versions
 from reconciler.observe.openwebui import observe_openwebui
+from reconciler.openwebui.client import OpenWebUIClient, OpenWebUIRefused
 from reconciler.plan.kamal import deploy_hash
 from tests.e2e.gitops import git
 from tests.harness.browser import (
@@ -49,7 +51,7 @@ from tests.harness.browser import (
     selected_model,
     trusting,
 )
-from tests.harness.fullstack import FullStack, full_stack
+from tests.harness.fullstack import FullStack, family_files, full_stack
 from tests.harness.openwebui_image import BROKEN_TAG, OFFICIAL_TAG, VERSION, ensure_broken_openwebui_image
 
 pytestmark = pytest.mark.e2e
@@ -59,9 +61,24 @@ CHUNK = "NVIDIA RTX 3070, 8 GB VRAM"  # a line of knowledge/work/gpu-server.md
 QUERY_TASK = "### Task:\nAnalyze the chat history"  # OpenWebUI's query-generation prompt
 
 
+# The family's passwords: files of the server's secrets directory, never in git.
+PASSWORDS = {
+    "openwebui-admin.password": "Owner-Pass-1!",
+    "alex.password": "Alex-Pass-2!",
+    "mia.password": "Mia-Pass-3!",
+    "leo.password": "Leo-Pass-4!",
+}
+LOGINS = {
+    "sam@home.lan": "openwebui-admin.password",
+    "alex@home.lan": "alex.password",
+    "mia@home.lan": "mia.password",
+    "leo@home.lan": "leo.password",
+}
+
+
 @pytest.fixture
 def fs() -> Iterator[FullStack]:
-    with full_stack(lambda line: print(line, flush=True), cloud=True) as stack:
+    with full_stack(lambda line: print(line, flush=True), cloud=True, secret_files=PASSWORDS) as stack:
         yield stack
 
 
@@ -312,13 +329,17 @@ def _data(fs: FullStack, chat_id: str) -> dict[str, Any]:
 def test_the_whole_example_from_empty_then_openwebui_through_git_keeping_its_data(
     fs: FullStack, tmp_path: Path
 ) -> None:
-    """One bring-up for both (it is the slowest part of the suite): the first reconcile from an
-    empty server, then OpenWebUI's life through git on that same deployment."""
+    """One bring-up for all three (it is the slowest part of the suite): the first reconcile from
+    an empty server, OpenWebUI's life through git on that same deployment, then the family
+    example pushed over it."""
     _one_reconcile_brings_up_the_whole_example(fs, tmp_path)
-    _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs)
+    chat_id, messages = _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs)
+    _the_family_moves_in(fs, chat_id, messages, tmp_path)
 
 
-def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack) -> None:
+def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(
+    fs: FullStack,
+) -> tuple[str, list[tuple[str, str | None, str]]]:
     assert fs.apply().returncode == 0  # nothing left to do: the same deployment
     fs.start_serve()
     fs.ops.wait_event(lambda e: e["event"] == "reconcile.done", timeout=180)
@@ -407,6 +428,73 @@ def _openwebui_through_git_redeploys_rolls_back_and_keeps_its_data(fs: FullStack
     assert _data(fs, chat_id) == before
     out = _rollback(fs)  # back to a good image
     assert "✔ converged" in out, out[-3000:]
+    return chat_id, before["messages"]
+
+
+# ── the family moves in: examples/family/ over the running example ─────────────────────────
+
+
+def _signin(fs: FullStack, email: str, password: str) -> OpenWebUIClient:
+    client = OpenWebUIClient(fs.webui_url, timeout=30, http=httpx.Client(verify=fs.verify(), timeout=30))
+    client.signin(email, password)
+    return client
+
+
+def _token(fs: FullStack, email: str) -> str:
+    with fs.http() as http:
+        form = {"email": email, "password": PASSWORDS[LOGINS[email]]}
+        answer = http.post("/api/v1/auths/signin", json=form)
+    answer.raise_for_status()
+    return str(answer.json()["token"])
+
+
+def _the_family_moves_in(
+    fs: FullStack, chat_id: str, messages: list[tuple[str, str | None, str]], tmp_path: Path
+) -> None:
+    """One push turns the one-person example into the family's: login on, the built-in admin
+    made the owner's account (its chat kept), everyone's account from git, the kids' picker
+    down to Phi3 and their homework, and a browser on the HTTPS LAN origin at the sign-in form."""
+    shutil.rmtree(fs.ops.work / "knowledge")  # the example's `work` base goes, `homework` comes
+    fs.ops.commit("The family moves in", family_files(fs))
+    done = fs.ops.push(timeout=600)
+    out = done.stdout + done.stderr
+    assert "✔ converged" in out, out[-4000:]
+    assert re.search(r"kamal deploy --version=\w+", out), out[-4000:]
+    assert "make OpenWebUI's one-person admin admin@localhost the account of sam@home.lan" in out, out[-4000:]
+    assert not [p for p in PASSWORDS.values() if p in out]
+    webui = _desired(fs).openwebui
+    assert webui is not None and webui.auth
+    (running,) = fs.running_webui()
+    assert "WEBUI_AUTH=True" in running.attrs["Config"]["Env"]
+
+    # the one-person era's chat is the owner's now; OpenWebUI's default password lets nobody in
+    with fs.http(headers={"Authorization": f"Bearer {_token(fs, 'sam@home.lan')}"}) as http:
+        chat = http.get(f"/api/v1/chats/{chat_id}").json()
+    assert [(m["role"], m.get("model"), m["content"]) for m in chat["chat"]["messages"]] == messages
+    with pytest.raises(OpenWebUIRefused):
+        _signin(fs, "admin@localhost", "admin")
+    for email, secret in LOGINS.items():
+        assert _signin(fs, email, PASSWORDS[secret]).signed_in_as == email
+
+    # a kid sees only Phi3, the homework preset and the homework base
+    kid = _signin(fs, "mia@home.lan", PASSWORDS["mia.password"])
+    assert sorted(m["id"] for m in kid.models()) == sorted(["homework-helper", fs.local["phi3:mini"]])
+    assert [k["name"] for k in kid.knowledge_bases()] == ["homework"]
+    assert fs.apply("--dry-run").returncode == 0  # nothing left to do
+
+    # the HTTPS LAN origin, trusting only the reconciler's CA: the sign-in form, not a chat
+    trusted = trusting(fs.ca_path, tmp_path / "home-family")
+    page = open_page(
+        fs.lan_url + "/",
+        ARTIFACTS / "openwebui-family-signin.png",
+        tmp_path / "profile-family",
+        ready=lambda dom: 'type="password"' in dom,
+        env=trusted,
+    )
+    assert 'type="password"' in page and 'type="email"' in page, page[-3000:]
+    assert selected_model(page) is None
+    history = git("log", "-p", "--all", cwd=fs.ops.bare).stdout
+    assert not [p for p in PASSWORDS.values() if p in history]
 
 
 @pytest.mark.fullstack

@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,9 +73,11 @@ from tests.harness.openwebui import CACHE
 from tests.harness.openwebui_image import BROKEN_TAG, OFFICIAL_TAG, ensure_openwebui_image
 from tests.harness.plugin import wait_for_ollama
 from tests.harness.registry import Registry, free_port
+from tests.harness.server_config import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "desired_state"
+FAMILY = ROOT / "examples" / "family"
 KAMAL_REGISTRY_STORAGE = CACHE / "kamal-registry"
 WRAPPER_REPOSITORY = "openwebui-local"  # the example's default kamal.image: one repo, pushed once
 CLOUD_ALIAS = "cloud.test"
@@ -443,16 +445,13 @@ def _server_config(path: str | None) -> Iterator[None]:
             os.environ[CONFIG_ENV] = saved
 
 
-def _allow_cloud_key(root: Path, cloud: Cloud) -> dict[str, str]:
+def _allow_cloud_key(root: Path, cloud: Cloud, files: Mapping[str, str]) -> dict[str, str]:
     """The server's reconciler.toml allowing the cloud key's variable, sent to the cloud only
     (besides this machine and OpenWebUI's image, and the harness's broken twin of that image,
-    which the lifecycle test deploys); the environment `apply` and `serve` run in."""
-    config = root / "etc" / "reconciler.toml"
-    config.parent.mkdir(mode=0o700, parents=True)
-    send_to = json.dumps([CLOUD_ALIAS, "image:" + BROKEN_TAG.split(":", 1)[0]])
-    config.write_text(
-        f"[secrets]\nenv = [{json.dumps(CLOUD_KEY_ENV)}]\n[secrets.send_to]\n{CLOUD_KEY_ENV} = {send_to}\n"
-    )
+    which the lifecycle test deploys), and the secret `files` in its secrets directory; the
+    environment `apply` and `serve` run in."""
+    send_to = {CLOUD_KEY_ENV: [CLOUD_ALIAS, "image:" + BROKEN_TAG.split(":", 1)[0]]}
+    config = write_config(root / "etc" / "reconciler.toml", env=[CLOUD_KEY_ENV], files=files, send_to=send_to)
     return {CLOUD_KEY_ENV: cloud.key, CONFIG_ENV: str(config)}
 
 
@@ -500,11 +499,11 @@ def _desired_files(
     )
 
 
-def _ollama_yaml(stack: Stack, local: dict[str, str]) -> dict[str, Any]:
-    ollama: dict[str, Any] = yaml.safe_load((EXAMPLE / "ollama.yaml").read_text())
+def _ollama_yaml(stack: Stack, local: dict[str, str], example: Path = EXAMPLE) -> dict[str, Any]:
+    ollama: dict[str, Any] = yaml.safe_load((example / "ollama.yaml").read_text())
     for entry in ollama["models"]:
         entry["name"] = local[entry["name"]]
-    for entry in ollama["derived"]:
+    for entry in ollama.get("derived", []):
         entry["from"] = local[entry["from"]]
     bench = ollama.get("benchmarks") or {}
     host = stack.registry.host
@@ -529,9 +528,9 @@ def _ollama_yaml(stack: Stack, local: dict[str, str]) -> dict[str, Any]:
 
 
 def _openwebui_yaml(
-    local: dict[str, str], kamal: dict[str, Any], port: int, cloud: Cloud | None
+    local: dict[str, str], kamal: dict[str, Any], port: int, cloud: Cloud | None, example: Path = EXAMPLE
 ) -> dict[str, Any]:
-    webui: dict[str, Any] = yaml.safe_load((EXAMPLE / "openwebui.yaml").read_text())
+    webui: dict[str, Any] = yaml.safe_load((example / "openwebui.yaml").read_text())
     if webui["image"] != OFFICIAL_TAG:
         raise RuntimeError(
             f"desired_state/openwebui.yaml names {webui['image']}; the harness builds {OFFICIAL_TAG}"
@@ -549,6 +548,8 @@ def _openwebui_yaml(
     webui["rag"]["embedding_model"] = local[webui["rag"]["embedding_model"]]
     for preset in webui["presets"]:
         preset["base"] = local.get(preset["base"], preset["base"])
+    if "model_access" in webui:
+        webui["model_access"] = {local.get(k, k): v for k, v in webui["model_access"].items()}
     if cloud is not None:
         webui["cloud"] = [
             {
@@ -571,6 +572,26 @@ def _openwebui_yaml(
     return webui
 
 
+def family_files(fs: FullStack) -> dict[str, str]:
+    """examples/family/ for this machine, as one commit over the running example (the family
+    moves in): its models under their local names, its knowledge, Kamal, ports and addresses as
+    they are. The example's own knowledge folders are for the caller to remove."""
+    current = yaml.safe_load((fs.ops.work / "openwebui.yaml").read_text())
+    webui = _openwebui_yaml(fs.local, current["kamal"], fs.webui_port, None, example=FAMILY)
+    webui["exposure"] = {**webui["exposure"], "http_port": current["exposure"]["http_port"]}
+    server = yaml.safe_load((FAMILY / "server.yaml").read_text())
+    server["lan_addresses"] = []
+    files = {
+        "openwebui.yaml": yaml.safe_dump(webui, sort_keys=False),
+        "ollama.yaml": yaml.safe_dump(_ollama_yaml(fs.stack, fs.local, example=FAMILY), sort_keys=False),
+        "server.yaml": yaml.safe_dump(server, sort_keys=False),
+    }
+    for path in sorted((FAMILY / "knowledge").rglob("*")):
+        if path.is_file():
+            files[str(path.relative_to(FAMILY))] = path.read_text()
+    return files
+
+
 @contextlib.contextmanager
 def full_stack(
     progress: Progress = lambda _line: None,
@@ -578,13 +599,15 @@ def full_stack(
     cloud: bool = False,
     manifest_path: Path | None = None,
     webui_port: int | None = None,
+    secret_files: Mapping[str, str] | None = None,
 ) -> Iterator[FullStack]:
+    """`secret_files`: name → value, in the server's secrets directory (with `cloud`)."""
     ensure_dockerd()
     client = docker.from_env(timeout=600)
     manifest = Manifest(path=manifest_path)
     manifest.save()
     try:
-        with _up(client, manifest, progress, cloud, webui_port) as fs:
+        with _up(client, manifest, progress, cloud, webui_port, secret_files or {}) as fs:
             yield fs
     finally:
         manifest.teardown(client)
@@ -593,7 +616,12 @@ def full_stack(
 
 @contextlib.contextmanager
 def _up(
-    client: docker.DockerClient, manifest: Manifest, progress: Progress, cloud: bool, webui_port: int | None
+    client: docker.DockerClient,
+    manifest: Manifest,
+    progress: Progress,
+    cloud: bool,
+    webui_port: int | None,
+    secret_files: Mapping[str, str],
 ) -> Iterator[FullStack]:
     ensure_base_image(client)
     fake_image = ensure_fake_ollama_image(client)
@@ -637,7 +665,7 @@ def _up(
             "data_volume": data_volume,
         }
         _desired_files(stack.repo, stack, local, kamal, port, the_cloud)
-        env = _allow_cloud_key(root, the_cloud) if the_cloud else {}
+        env = _allow_cloud_key(root, the_cloud, secret_files) if the_cloud else {}
         with _server_config(env.get(CONFIG_ENV)):  # `init` and the git hooks read it too
             ops = GitOps(stack, root / "gitops")
             fs = FullStack(
