@@ -200,8 +200,8 @@ def test_the_reconciler_signs_in_with_the_admins_reference_not_a_stored_token(
 
 def test_with_login_on_the_browser_gets_the_sign_in_screen(server: OpenWebUIServer, tmp_path: Path) -> None:
     """Headless Chromium on the family's OpenWebUI (login on): the sign-in form, not a chat.
-    (This instance is a process on loopback; the HTTPS origin with the local CA is the full
-    stack's, where the example has login off: tests/e2e/test_fullstack.py.)"""
+    (This instance is a process on loopback; the same form on the HTTPS LAN origin with the local
+    CA, once the family example is pushed over the whole stack: tests/e2e/test_fullstack.py.)"""
     shot = ARTIFACTS / "openwebui-signin.png"
     page = open_page(server.url + "/", shot, tmp_path / "profile", ready=lambda dom: 'type="password"' in dom)
     assert 'type="password"' in page and 'type="email"' in page, page[-3000:]
