@@ -140,6 +140,28 @@ def wait_for_ollama(url: str, container: Container | None = None, timeout: float
     raise RuntimeError(f"fake ollama at {url} did not answer /api/version: {last}\n{logs}")
 
 
+_ENGINE_OWNER = pytest.StashKey[bool]()
+
+
+def _keep_dockerd() -> bool:
+    return os.environ.get("RECONCILER_KEEP_DOCKERD") == "1"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under xdist the controller owns the engine: a worker that started it would stop it when its
+    queue runs dry while the other worker is still mid-test (and restart it under the other's
+    containers), so the workers only ever find it running."""
+    config = session.config
+    if config.pluginmanager.hasplugin("dsession"):  # the xdist controller, before it starts workers
+        config.stash[_ENGINE_OWNER] = ensure_dockerd()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_ENGINE_OWNER, False) and not _keep_dockerd():
+        stop_dockerd()
+
+
 @pytest.fixture(scope="session")
 def docker_client() -> Iterator[docker.DockerClient]:
     """A client for the host engine; starts ``dockerd`` when none answers and stops it at the end
@@ -150,7 +172,7 @@ def docker_client() -> Iterator[docker.DockerClient]:
         yield client
     finally:
         client.close()
-        if started and os.environ.get("RECONCILER_KEEP_DOCKERD") != "1":
+        if started and not _keep_dockerd():
             stop_dockerd()
 
 

@@ -1,11 +1,12 @@
 """Which tests may run beside each other under pytest-xdist (`scripts/test.sh -n 2`).
 
 The tests that hold something of the machine's alone run on one worker, one after another: the
-fault tests (they kill processes, fill disks and may restart the engine), the full stack and
-every Kamal deploy over SSH (Kamal's one `kamal-proxy` container, the Kamal registry's cached
-storage, this machine's SSH), the fresh servers (bootstrap's registry on 127.0.0.1:5000, one
-apt cache) and systemd's watchdog test. Everything else (unit tests, and e2e tests whose
-containers, volumes, networks and ports are their own) runs on either worker.
+fault tests (they kill processes and fill disks; the one that restarts the engine runs after the
+rest, alone, scripts/test.sh), the full stack and every Kamal deploy over SSH (Kamal's one
+`kamal-proxy` container, the Kamal registry's cached storage, this machine's SSH), the fresh
+servers (bootstrap's registry on 127.0.0.1:5000, one apt cache) and systemd's watchdog test.
+Everything else (unit tests, and e2e tests whose containers, volumes, networks and ports are their
+own) runs on either worker.
 
 The scheduler decides by the test's module: it sees node ids only (the workers collect).
 xdist's own `--dist loadgroup` cannot be used: it marks a group by rewriting `item._nodeid`,
