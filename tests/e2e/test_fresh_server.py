@@ -151,7 +151,7 @@ class FreshServer:
             self.container.remove(force=True)
 
 
-def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, str]:
+def seed(registry: Registry, network: str, names: dict[str, Any], image: str) -> dict[str, str]:
     model = registry.push_model(
         "phi3",
         "mini",
@@ -167,7 +167,7 @@ def seed(registry: Registry, network: str, names: dict[str, Any]) -> dict[str, s
     ollama = {
         "container": {
             "name": names["ollama"],
-            "image": "local/fake-ollama:test",
+            "image": image,
             "gpus": "all",
             "volume": names["volume"],
             "network": network,
@@ -251,7 +251,7 @@ def test_a_fresh_server_from_zero_runs_the_readme_and_a_second_bootstrap_changes
     names = names_for_this_run()
     root = tmp_path / "root"
     with fresh_server(docker_client, tmp_path, systemd=True, names=names) as fresh:
-        wheel = prepare(root, tmp_path, seed(registry, test_network.name, names))
+        wheel = prepare(root, tmp_path, seed(registry, test_network.name, names, fake_ollama_image))
         laptop_key = provider_key(fresh, root, tmp_path)
         # The README's server line, as written (plus what CI must add).
         assert server_lines[0].split()[:3] == ["./bootstrap.sh", "--wheel", wheel], (
@@ -356,7 +356,8 @@ def test_without_systemd_bootstrap_says_so_and_starts_serve_itself(
     names = names_for_this_run()
     root = tmp_path / "root"
     with fresh_server(docker_client, tmp_path, systemd=False, names=names) as fresh:
-        wheel = prepare(root, tmp_path, seed(registry, test_network.name, names), webui=False)
+        seeded = seed(registry, test_network.name, names, fake_ollama_image)
+        wheel = prepare(root, tmp_path, seeded, webui=False)
         provider_key(fresh, root, tmp_path)
         command = f"./bootstrap.sh --wheel {wheel} {' '.join(CI_ADDS)}"
         rc, first = fresh.sh(command, env=OFFLINE, timeout=1200)
